@@ -1,0 +1,540 @@
+//! The WebDAV face of the mount table: dav-server's `GuardedFileSystem` over `vfs`.
+//!
+//! Every call carries a [`RequestCtx`] (user, User-Agent, client IP, `X-OC-Mtime`), so a
+//! user only ever sees and reaches the mounts they are granted.
+
+mod file;
+mod props;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use dav_server::davpath::DavPath;
+use dav_server::fs::*;
+use futures_util::{stream, FutureExt};
+
+use crate::vfs::{self, DriveError, Entry, Mount, MountTable, Resolved};
+pub use file::{ReadFile, WriteFile};
+pub use props::PropStore;
+
+/// Who is asking: handed down from the server with every request.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    /// Mount paths this user may see; `None` = all.
+    pub mounts: Option<HashSet<String>>,
+    pub read_only: bool,
+}
+
+impl User {
+    pub fn anonymous() -> User {
+        User {
+            name: "-".into(),
+            mounts: None,
+            read_only: false,
+        }
+    }
+
+    pub fn sees(&self, m: &Mount) -> bool {
+        self.mounts
+            .as_ref()
+            .is_none_or(|set| set.contains(m.path()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub user: Arc<User>,
+    pub user_agent: String,
+    pub ip: Option<IpAddr>,
+    /// From `X-OC-Mtime` (rclone, ownCloud clients): the mtime to give an uploaded file.
+    pub oc_mtime: Option<SystemTime>,
+    /// The last provider error of this request, so the server can answer 503/502 with
+    /// Retry-After where dav-server only knows "500".
+    pub error: Arc<Mutex<Option<DriveError>>>,
+    /// Set when an upload stored the `X-OC-Mtime` the client asked for.
+    pub mtime_accepted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RequestCtx {
+    pub fn new(
+        user: Arc<User>,
+        user_agent: String,
+        ip: Option<IpAddr>,
+        oc_mtime: Option<SystemTime>,
+    ) -> RequestCtx {
+        RequestCtx {
+            user,
+            user_agent,
+            ip,
+            oc_mtime,
+            error: Default::default(),
+            mtime_accepted: Default::default(),
+        }
+    }
+
+    /// Map a drive error to dav-server's status vocabulary, keeping the detail.
+    pub(crate) fn fs_err(&self, e: DriveError) -> FsError {
+        let fe = to_fs_error(&e);
+        if fe == FsError::GeneralFailure || e.is_server_side() {
+            tracing::warn!(user = %self.user.name, "{e}");
+            *self.error.lock().unwrap() = Some(e);
+        } else {
+            tracing::debug!(user = %self.user.name, "{e}");
+        }
+        fe
+    }
+}
+
+pub fn to_fs_error(e: &DriveError) -> FsError {
+    match e {
+        DriveError::NotFound | DriveError::NotADirectory => FsError::NotFound,
+        DriveError::Exists => FsError::Exists,
+        DriveError::Forbidden(_) | DriveError::ReadOnly | DriveError::InvalidInput(_) => {
+            FsError::Forbidden
+        }
+        DriveError::IsADirectory | DriveError::NotEmpty => FsError::Forbidden,
+        DriveError::Unsupported(_) => FsError::NotImplemented,
+        DriveError::NoSpace => FsError::InsufficientStorage,
+        DriveError::Io(io) => match io.kind() {
+            std::io::ErrorKind::NotFound => FsError::NotFound,
+            std::io::ErrorKind::PermissionDenied => FsError::Forbidden,
+            std::io::ErrorKind::AlreadyExists => FsError::Exists,
+            _ if io.raw_os_error() == Some(28) => FsError::InsufficientStorage,
+            _ if io.raw_os_error() == Some(36) => FsError::PathTooLong,
+            _ if io.raw_os_error() == Some(39) || io.raw_os_error() == Some(20) => {
+                FsError::Forbidden
+            }
+            _ => FsError::GeneralFailure,
+        },
+        DriveError::RateLimited { .. } | DriveError::Upstream(_) | DriveError::AuthLost(_) => {
+            FsError::GeneralFailure
+        }
+    }
+}
+
+/// Metadata of an entry or a virtual folder.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub len: u64,
+    pub modified: SystemTime,
+    pub created: Option<SystemTime>,
+    pub is_dir: bool,
+    pub etag: String,
+}
+
+impl Meta {
+    pub fn of(e: &Entry) -> Meta {
+        Meta {
+            len: e.size,
+            modified: e.modified,
+            created: e.created,
+            is_dir: e.is_dir,
+            etag: e.etag().trim_matches('"').to_string(),
+        }
+    }
+
+    fn virtual_dir() -> Meta {
+        Meta {
+            len: 0,
+            modified: *START,
+            created: None,
+            is_dir: true,
+            etag: "pandav-root".into(),
+        }
+    }
+}
+
+static START: std::sync::LazyLock<SystemTime> = std::sync::LazyLock::new(SystemTime::now);
+
+impl DavMetaData for Meta {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn modified(&self) -> FsResult<SystemTime> {
+        Ok(self.modified)
+    }
+    fn is_dir(&self) -> bool {
+        self.is_dir
+    }
+    fn etag(&self) -> Option<String> {
+        Some(self.etag.clone())
+    }
+    fn created(&self) -> FsResult<SystemTime> {
+        self.created.ok_or(FsError::NotImplemented)
+    }
+}
+
+struct DirEnt {
+    name: String,
+    meta: Meta,
+}
+
+impl DavDirEntry for DirEnt {
+    fn name(&self) -> Vec<u8> {
+        self.name.as_bytes().to_vec()
+    }
+    fn metadata(&self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let m: Box<dyn DavMetaData> = Box::new(self.meta.clone());
+        async move { Ok(m) }.boxed()
+    }
+    fn is_dir(&self) -> FsFuture<'_, bool> {
+        let d = self.meta.is_dir;
+        async move { Ok(d) }.boxed()
+    }
+}
+
+/// The file system dav-server sees.
+#[derive(Clone)]
+pub struct DavFs {
+    table: Arc<MountTable>,
+    props: Arc<PropStore>,
+}
+
+/// Where a request path lands, for this user.
+enum Target {
+    Virtual(String),
+    Mount(Arc<Mount>, String),
+}
+
+/// The request path as UTF-8 without a trailing slash (`/` stays `/`).
+fn path_str(p: &DavPath) -> FsResult<String> {
+    let s = std::str::from_utf8(p.as_bytes()).map_err(|_| FsError::NotFound)?;
+    if s.contains('\0') {
+        return Err(FsError::NotFound);
+    }
+    let t = s.trim_end_matches('/');
+    Ok(if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    })
+}
+
+impl DavFs {
+    pub fn new(table: Arc<MountTable>) -> DavFs {
+        DavFs {
+            table,
+            props: Arc::new(PropStore::default()),
+        }
+    }
+
+    pub fn table(&self) -> &Arc<MountTable> {
+        &self.table
+    }
+
+    fn target(&self, path: &DavPath, ctx: &RequestCtx) -> FsResult<Target> {
+        let p = path_str(path)?;
+        let user = &ctx.user;
+        match self.table.resolve(&p, &|m| user.sees(m)) {
+            Some(Resolved::Virtual(v)) => Ok(Target::Virtual(v)),
+            Some(Resolved::Mount(m, rel)) => Ok(Target::Mount(m, rel)),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    /// A mount target the user may write to.
+    fn writable(&self, path: &DavPath, ctx: &RequestCtx) -> FsResult<(Arc<Mount>, String)> {
+        match self.target(path, ctx)? {
+            Target::Virtual(_) => Err(FsError::Forbidden),
+            Target::Mount(m, rel) => {
+                if ctx.user.read_only || m.read_only() {
+                    return Err(FsError::Forbidden);
+                }
+                Ok((m, rel))
+            }
+        }
+    }
+
+    async fn entry(&self, m: &Mount, rel: &str, ctx: &RequestCtx) -> FsResult<Entry> {
+        m.resolve(rel).await.map_err(|e| ctx.fs_err(e))
+    }
+}
+
+impl GuardedFileSystem<RequestCtx> for DavFs {
+    fn open<'a>(
+        &'a self,
+        path: &'a DavPath,
+        options: OpenOptions,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, Box<dyn DavFile>> {
+        async move {
+            if options.write
+                || options.append
+                || options.truncate
+                || options.create
+                || options.create_new
+            {
+                let (m, rel) = self.writable(path, ctx)?;
+                if rel.is_empty() || options.append {
+                    return Err(FsError::Forbidden);
+                }
+                let existing = match m.resolve(&rel).await {
+                    Ok(e) => Some(e),
+                    Err(DriveError::NotFound) => None,
+                    Err(e) => return Err(ctx.fs_err(e)),
+                };
+                match &existing {
+                    Some(e) if e.is_dir => return Err(FsError::Forbidden),
+                    Some(_) if options.create_new => return Err(FsError::Exists),
+                    None if !options.create && !options.create_new => {
+                        return Err(FsError::NotFound)
+                    }
+                    _ => {}
+                }
+                let f = WriteFile::create(m, rel, ctx.clone(), options.size)
+                    .await
+                    .map_err(|e| ctx.fs_err(e))?;
+                return Ok(Box::new(f) as Box<dyn DavFile>);
+            }
+            match self.target(path, ctx)? {
+                Target::Virtual(_) => Err(FsError::Forbidden),
+                Target::Mount(m, rel) => {
+                    let e = self.entry(&m, &rel, ctx).await?;
+                    if e.is_dir {
+                        return Err(FsError::Forbidden);
+                    }
+                    Ok(Box::new(ReadFile::new(m, e, ctx.clone())) as Box<dyn DavFile>)
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn read_dir<'a>(
+        &'a self,
+        path: &'a DavPath,
+        _meta: ReadDirMeta,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
+        async move {
+            let entries: Vec<Box<dyn DavDirEntry>> = match self.target(path, ctx)? {
+                Target::Virtual(dir) => {
+                    let user = &ctx.user;
+                    let mut out: Vec<Box<dyn DavDirEntry>> = vec![];
+                    for name in self.table.virtual_children(&dir, &|m| user.sees(m)) {
+                        let child = if dir == "/" {
+                            format!("/{name}")
+                        } else {
+                            format!("{dir}/{name}")
+                        };
+                        let meta = match self.table.get(&child) {
+                            Some(m) => match m.resolve("").await {
+                                Ok(e) => Meta::of(&e),
+                                Err(e) => {
+                                    tracing::warn!(mount = %child, "mount root unavailable: {e}");
+                                    Meta::virtual_dir()
+                                }
+                            },
+                            None => Meta::virtual_dir(),
+                        };
+                        out.push(Box::new(DirEnt {
+                            name,
+                            meta: Meta {
+                                is_dir: true,
+                                ..meta
+                            },
+                        }));
+                    }
+                    out
+                }
+                Target::Mount(m, rel) => {
+                    let (_, list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
+                    list.iter()
+                        .map(|e| {
+                            Box::new(DirEnt {
+                                name: e.name.clone(),
+                                meta: Meta::of(e),
+                            }) as Box<dyn DavDirEntry>
+                        })
+                        .collect()
+                }
+            };
+            let s: FsStream<Box<dyn DavDirEntry>> =
+                Box::pin(stream::iter(entries.into_iter().map(Ok)));
+            Ok(s)
+        }
+        .boxed()
+    }
+
+    fn metadata<'a>(
+        &'a self,
+        path: &'a DavPath,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, Box<dyn DavMetaData>> {
+        async move {
+            match self.target(path, ctx)? {
+                Target::Virtual(_) => Ok(Box::new(Meta::virtual_dir()) as Box<dyn DavMetaData>),
+                Target::Mount(m, rel) => {
+                    let e = self.entry(&m, &rel, ctx).await?;
+                    Ok(Box::new(Meta::of(&e)) as Box<dyn DavMetaData>)
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn symlink_metadata<'a>(
+        &'a self,
+        path: &'a DavPath,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, Box<dyn DavMetaData>> {
+        self.metadata(path, ctx)
+    }
+
+    fn create_dir<'a>(&'a self, path: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
+        async move {
+            let (m, rel) = self.writable(path, ctx)?;
+            if rel.is_empty() {
+                return Err(FsError::Exists);
+            }
+            m.mkdir(&rel).await.map_err(|e| ctx.fs_err(e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn remove_dir<'a>(&'a self, path: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
+        self.remove_file(path, ctx)
+    }
+
+    fn remove_file<'a>(&'a self, path: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
+        async move {
+            let (m, rel) = self.writable(path, ctx)?;
+            if rel.is_empty() {
+                return Err(FsError::Forbidden);
+            }
+            m.remove(&rel).await.map_err(|e| ctx.fs_err(e))?;
+            self.props.remove_tree(&path_str(path)?);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn rename<'a>(
+        &'a self,
+        from: &'a DavPath,
+        to: &'a DavPath,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, ()> {
+        async move {
+            let (fm, frel) = self.writable(from, ctx)?;
+            let (tm, trel) = self.writable(to, ctx)?;
+            if !Arc::ptr_eq(&fm, &tm) {
+                vfs::transfer::move_across(&fm, &frel, &tm, &trel)
+                    .await
+                    .map_err(|e| ctx.fs_err(e))?;
+            } else {
+                // dav-server removed an existing destination already when Overwrite allowed it.
+                fm.rename(&frel, &trel).await.map_err(|e| ctx.fs_err(e))?;
+            }
+            self.props.rename_tree(&path_str(from)?, &path_str(to)?);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn copy<'a>(
+        &'a self,
+        from: &'a DavPath,
+        to: &'a DavPath,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, ()> {
+        async move {
+            let (fm, frel) = match self.target(from, ctx)? {
+                Target::Mount(m, rel) => (m, rel),
+                Target::Virtual(_) => return Err(FsError::Forbidden),
+            };
+            let (tm, trel) = self.writable(to, ctx)?;
+            // dav-server copies folders one entry at a time; a file may replace another.
+            match tm.resolve(&trel).await {
+                Ok(e) if !e.is_dir => tm.remove(&trel).await.map_err(|e| ctx.fs_err(e))?,
+                Ok(_) => return Err(FsError::Exists),
+                Err(DriveError::NotFound) => {}
+                Err(e) => return Err(ctx.fs_err(e)),
+            }
+            if Arc::ptr_eq(&fm, &tm) {
+                fm.copy(&frel, &trel).await.map_err(|e| ctx.fs_err(e))?;
+            } else {
+                vfs::transfer::copy_across(&fm, &frel, &tm, &trel)
+                    .await
+                    .map_err(|e| ctx.fs_err(e))?;
+            }
+            self.props.copy_one(&path_str(from)?, &path_str(to)?);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn have_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        ctx: &'a RequestCtx,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        let ok = matches!(self.target(path, ctx), Ok(Target::Mount(..)));
+        async move { ok }.boxed()
+    }
+
+    fn patch_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        patch: Vec<(bool, DavProp)>,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, Vec<(http::StatusCode, DavProp)>> {
+        async move {
+            let (m, rel) = self.writable(path, ctx)?;
+            self.entry(&m, &rel, ctx).await?;
+            Ok(self.props.patch(&path_str(path)?, patch))
+        }
+        .boxed()
+    }
+
+    fn get_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        do_content: bool,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, Vec<DavProp>> {
+        async move {
+            let p = path_str(path)?;
+            let mut out = self.props.all(&p, do_content);
+            if let Target::Mount(m, rel) = self.target(path, ctx)? {
+                let e = self.entry(&m, &rel, ctx).await?;
+                if let Some(c) = props::checksums_prop(&e, do_content) {
+                    out.push(c);
+                }
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn get_prop<'a>(
+        &'a self,
+        path: &'a DavPath,
+        prop: DavProp,
+        ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, Vec<u8>> {
+        async move {
+            if props::is_checksums(&prop) {
+                if let Target::Mount(m, rel) = self.target(path, ctx)? {
+                    let e = self.entry(&m, &rel, ctx).await?;
+                    if let Some(xml) = props::checksums_prop(&e, true).and_then(|p| p.xml) {
+                        return Ok(xml);
+                    }
+                }
+                return Err(FsError::NotFound);
+            }
+            self.props
+                .get(&path_str(path)?, &prop)
+                .ok_or(FsError::NotFound)
+        }
+        .boxed()
+    }
+
+    fn get_quota<'a>(&'a self, _ctx: &'a RequestCtx) -> FsFuture<'a, (u64, Option<u64>)> {
+        async move { Err(FsError::NotImplemented) }.boxed()
+    }
+}

@@ -1,0 +1,348 @@
+//! `driver = "local"`: a folder on this machine.
+//!
+//! Entry ids are paths relative to the root, built only from names this driver listed
+//! or validated, so nothing outside the root is reachable: `..`, `.`, empty and NUL
+//! components are refused, and symbolic links are invisible unless `follow_symlinks`.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::DriverCtx;
+use crate::vfs::*;
+
+const TMP_PREFIX: &str = ".pandav-tmp-";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalOptions {
+    /// The folder to serve.
+    pub root: PathBuf,
+    /// Follow symbolic links (also ones pointing outside the root). Off by default:
+    /// links are then neither listed nor reachable.
+    #[serde(default)]
+    pub follow_symlinks: bool,
+    /// Create the root folder if it is missing.
+    #[serde(default)]
+    pub create: bool,
+}
+
+pub struct LocalDrive {
+    root: PathBuf,
+    follow_symlinks: bool,
+}
+
+impl LocalDrive {
+    pub fn new(opts: LocalOptions, ctx: &DriverCtx) -> anyhow::Result<LocalDrive> {
+        let root = if opts.root.is_absolute() {
+            opts.root.clone()
+        } else {
+            ctx.base_dir.join(&opts.root)
+        };
+        if opts.create {
+            std::fs::create_dir_all(&root)
+                .with_context(|| format!("cannot create root {}", root.display()))?;
+        }
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("local root {} is not usable", root.display()))?;
+        if !root.is_dir() {
+            bail!("local root {} is not a folder", root.display());
+        }
+        Ok(LocalDrive {
+            root,
+            follow_symlinks: opts.follow_symlinks,
+        })
+    }
+
+    /// The absolute path of an id, refusing anything that could leave the root.
+    fn abs(&self, id: &str) -> DriveResult<PathBuf> {
+        let mut p = self.root.clone();
+        if id.is_empty() {
+            return Ok(p);
+        }
+        for part in id.split('/') {
+            mount::check_name(part)?;
+            p.push(part);
+        }
+        Ok(p)
+    }
+
+    async fn meta(&self, p: &Path) -> std::io::Result<Option<std::fs::Metadata>> {
+        let m = match tokio::fs::symlink_metadata(p).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if m.file_type().is_symlink() {
+            if !self.follow_symlinks {
+                return Ok(None);
+            }
+            return match tokio::fs::metadata(p).await {
+                Ok(m) => Ok(Some(m)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None), // dangling
+                Err(e) => Err(e),
+            };
+        }
+        Ok(Some(m))
+    }
+
+    fn child_id(parent: &Entry, name: &str) -> String {
+        mount::join_rel(&parent.id, name)
+    }
+
+    /// Store `src` (a file in the target folder or elsewhere) as `dst` atomically.
+    async fn install(&self, src: &Path, dst: &Path) -> DriveResult<()> {
+        match tokio::fs::rename(src, dst).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(18) => {
+                // EXDEV: copy next to the target first, then rename.
+                let dir = dst.parent().ok_or(DriveError::NotFound)?.to_path_buf();
+                let tmp = tempfile::Builder::new()
+                    .prefix(TMP_PREFIX)
+                    .tempfile_in(&dir)?
+                    .into_temp_path();
+                tokio::fs::copy(src, &tmp).await?;
+                tokio::fs::rename(&tmp, dst).await?;
+                let _ = tmp.keep();
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn entry_from(id: String, name: String, m: &std::fs::Metadata) -> Entry {
+    Entry {
+        id,
+        name,
+        is_dir: m.is_dir(),
+        size: if m.is_dir() { 0 } else { m.len() },
+        modified: m.modified().unwrap_or(UNIX_EPOCH),
+        created: m.created().ok(),
+        hashes: Hashes::default(),
+        extra: None,
+    }
+}
+
+fn set_file_mtime(p: &Path, t: SystemTime) -> std::io::Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(p)?
+        .set_modified(t)
+}
+
+#[async_trait]
+impl Drive for LocalDrive {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            local_read: true,
+            fast_lookup: true,
+            set_mtime: true,
+            server_side_copy: true,
+            ..Caps::default()
+        }
+    }
+
+    async fn root(&self) -> DriveResult<Entry> {
+        let m = tokio::fs::metadata(&self.root).await?;
+        Ok(entry_from(String::new(), String::new(), &m))
+    }
+
+    async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
+        let p = self.abs(&dir.id)?;
+        let mut rd = tokio::fs::read_dir(&p).await?;
+        let mut out = Vec::new();
+        while let Some(de) = rd.next_entry().await? {
+            let Ok(name) = de.file_name().into_string() else {
+                tracing::debug!(dir = %p.display(), "skipping a name that is not UTF-8");
+                continue;
+            };
+            if name.starts_with(TMP_PREFIX) {
+                continue;
+            }
+            match self.meta(&de.path()).await {
+                Ok(Some(m)) if m.is_dir() || m.is_file() => {
+                    out.push(entry_from(Self::child_id(dir, &name), name, &m))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(file = %de.path().display(), "skipping: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn lookup(&self, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
+        if mount::check_name(name).is_err() || name.starts_with(TMP_PREFIX) {
+            return Ok(None);
+        }
+        let id = Self::child_id(parent, name);
+        let p = self.abs(&id)?;
+        Ok(self
+            .meta(&p)
+            .await?
+            .filter(|m| m.is_dir() || m.is_file())
+            .map(|m| entry_from(id, name.to_string(), &m)))
+    }
+
+    async fn read(&self, file: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
+        let p = self.abs(&file.id)?;
+        let mut f = tokio::fs::File::open(&p).await?;
+        if range.start > 0 {
+            f.seek(SeekFrom::Start(range.start)).await?;
+        }
+        let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range.end {
+            Some(end) => Box::new(f.take(end.saturating_sub(range.start))),
+            None => Box::new(f),
+        };
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            256 * 1024,
+        )))
+    }
+
+    async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
+        let id = Self::child_id(parent, name);
+        let p = self.abs(&id)?;
+        tokio::fs::create_dir(&p).await?;
+        let m = tokio::fs::metadata(&p).await?;
+        Ok(entry_from(id, name.to_string(), &m))
+    }
+
+    async fn move_to(
+        &self,
+        entry: &Entry,
+        new_parent: &Entry,
+        new_name: &str,
+    ) -> DriveResult<Entry> {
+        let from = self.abs(&entry.id)?;
+        let id = Self::child_id(new_parent, new_name);
+        let to = self.abs(&id)?;
+        if tokio::fs::symlink_metadata(&to).await.is_ok() {
+            return Err(DriveError::Exists);
+        }
+        tokio::fs::rename(&from, &to).await?;
+        let m = tokio::fs::metadata(&to).await?;
+        Ok(entry_from(id, new_name.to_string(), &m))
+    }
+
+    async fn copy_to(
+        &self,
+        entry: &Entry,
+        new_parent: &Entry,
+        new_name: &str,
+    ) -> DriveResult<Entry> {
+        let from = self.abs(&entry.id)?;
+        let id = Self::child_id(new_parent, new_name);
+        let to = self.abs(&id)?;
+        if entry.is_dir {
+            let follow = self.follow_symlinks;
+            let (f, t) = (from.clone(), to.clone());
+            tokio::task::spawn_blocking(move || copy_tree(&f, &t, follow))
+                .await
+                .map_err(std::io::Error::other)??;
+        } else {
+            let dir = to.parent().ok_or(DriveError::NotFound)?.to_path_buf();
+            let tmp = tempfile::Builder::new()
+                .prefix(TMP_PREFIX)
+                .tempfile_in(&dir)?
+                .into_temp_path();
+            tokio::fs::copy(&from, &tmp).await?;
+            set_file_mtime(&tmp, entry.modified)?;
+            tokio::fs::rename(&tmp, &to).await?;
+            let _ = tmp.keep();
+        }
+        let m = tokio::fs::metadata(&to).await?;
+        Ok(entry_from(id, new_name.to_string(), &m))
+    }
+
+    async fn remove(&self, entry: &Entry) -> DriveResult<()> {
+        let p = self.abs(&entry.id)?;
+        if entry.id.is_empty() {
+            return Err(DriveError::Forbidden("root".into()));
+        }
+        let m = tokio::fs::symlink_metadata(&p).await?;
+        if m.is_dir() {
+            tokio::fs::remove_dir_all(&p).await?;
+        } else {
+            tokio::fs::remove_file(&p).await?;
+        }
+        Ok(())
+    }
+
+    fn spool_dir(&self, parent: &Entry) -> Option<PathBuf> {
+        self.abs(&parent.id).ok()
+    }
+
+    async fn put(&self, parent: &Entry, name: &str, upload: Upload) -> DriveResult<Entry> {
+        let id = Self::child_id(parent, name);
+        let to = self.abs(&id)?;
+        if let Some(m) = tokio::fs::symlink_metadata(&to).await.ok() {
+            if m.is_dir() {
+                return Err(DriveError::IsADirectory);
+            }
+        }
+        if let Some(t) = upload.mtime {
+            set_file_mtime(&upload.path, t)?;
+        }
+        self.install(&upload.path, &to).await?;
+        let m = tokio::fs::metadata(&to).await?;
+        let mut e = entry_from(id, name.to_string(), &m);
+        e.hashes = Hashes {
+            sha1: Some(upload.sha1),
+            md5: Some(upload.md5),
+        };
+        Ok(e)
+    }
+
+    async fn set_mtime(&self, entry: &Entry, mtime: SystemTime) -> DriveResult<()> {
+        let p = self.abs(&entry.id)?;
+        if entry.is_dir {
+            return Ok(());
+        }
+        set_file_mtime(&p, mtime)?;
+        Ok(())
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path, follow: bool) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    for de in std::fs::read_dir(from)? {
+        let de = de?;
+        let name = de.file_name();
+        if name.to_string_lossy().starts_with(TMP_PREFIX) {
+            continue;
+        }
+        let ft = de.file_type()?;
+        let (src, dst) = (de.path(), to.join(&name));
+        let ft_real = if ft.is_symlink() {
+            if !follow {
+                continue;
+            }
+            match std::fs::metadata(&src) {
+                Ok(m) => m.file_type(),
+                Err(_) => continue,
+            }
+        } else {
+            ft
+        };
+        if ft_real.is_dir() {
+            copy_tree(&src, &dst, follow)?;
+        } else if ft_real.is_file() {
+            std::fs::copy(&src, &dst)?;
+            if let Ok(m) = std::fs::metadata(&src).and_then(|m| m.modified()) {
+                let _ = set_file_mtime(&dst, m);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! Drivers (one provider each) and the registry that builds them from config.
+//!
+//! A driver never knows WebDAV or the HTTP server; it speaks `vfs::Drive`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use serde::de::DeserializeOwned;
+
+use crate::state::StateHandle;
+use crate::vfs::Drive;
+
+pub mod local;
+
+/// What a driver gets besides its options.
+#[derive(Debug, Clone)]
+pub struct DriverCtx {
+    pub mount_path: String,
+    pub state: StateHandle,
+    /// Folder that relative paths in the options are relative to (the config's folder).
+    pub base_dir: PathBuf,
+}
+
+/// Static facts about a driver.
+pub struct DriverInfo {
+    pub name: &'static str,
+    /// `redirect` for drives that hand out provider URLs, `proxy` for local folders.
+    pub default_policy: &'static str,
+    /// Policies the driver can serve.
+    pub policies: &'static [&'static str],
+}
+
+const DRIVERS: &[DriverInfo] = &[DriverInfo {
+    name: "local",
+    default_policy: "proxy",
+    policies: &["proxy", "proxy_url"],
+}];
+
+pub fn info(name: &str) -> Option<&'static DriverInfo> {
+    DRIVERS.iter().find(|d| d.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    DRIVERS.iter().map(|d| d.name).collect()
+}
+
+/// Build a driver from its name and `[mounts.options]` table. Nothing touches the
+/// network here: problems with options show in `pandav check`.
+pub fn build(name: &str, options: toml::Table, ctx: DriverCtx) -> Result<Arc<dyn Drive>> {
+    match name {
+        "local" => Ok(Arc::new(local::LocalDrive::new(
+            parse_options(options)?,
+            &ctx,
+        )?)),
+        other => bail!("unknown driver {other:?} (known: {})", names().join(", ")),
+    }
+}
+
+/// Deserialize a driver's options table, with unknown keys rejected by the struct.
+pub fn parse_options<T: DeserializeOwned>(options: toml::Table) -> Result<T> {
+    toml::Value::Table(options)
+        .try_into::<T>()
+        .map_err(|e| anyhow!("{}", e.to_string().trim()))
+}

@@ -1,0 +1,28 @@
+use clap::Parser;
+use pandav::cli::{self, Cli, Cmd};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Check { config } => cli::check(config),
+        Cmd::HashPassword => report(cli::hash_password()),
+        Cmd::Serve { config, listen } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            report(rt.block_on(cli::serve(config, listen)))
+        }
+    };
+    std::process::exit(code);
+}
+
+fn report(r: anyhow::Result<()>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The HTTP server: listeners, optional TLS, Basic auth, routing, request log.
+
+pub mod auth;
+mod body;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dav_server::{memls::MemLs, DavHandler};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::dav::{DavFs, RequestCtx};
+use crate::vfs::MountTable;
+pub use body::{full, BoxBody, LoggedBody};
+
+pub struct App {
+    dav: DavHandler<RequestCtx>,
+    auth: auth::Auth,
+    prefix: String,
+    realm: String,
+    table: Arc<MountTable>,
+}
+
+impl App {
+    pub fn new(cfg: &Config, table: Arc<MountTable>) -> App {
+        let s = &cfg.raw.server;
+        let fs = DavFs::new(Arc::clone(&table));
+        let mut builder = DavHandler::builder()
+            .filesystem(Box::new(fs))
+            .locksystem(MemLs::new())
+            .read_buf_size(256 * 1024)
+            .autoindex(true);
+        if !s.prefix.is_empty() {
+            builder = builder.strip_prefix(s.prefix.clone());
+        }
+        App {
+            dav: builder.build_handler(),
+            auth: auth::Auth::new(&cfg.raw.users, s.allow_anonymous),
+            prefix: s.prefix.clone(),
+            realm: s.realm.clone(),
+            table,
+        }
+    }
+
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<LoggedBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let mut user_name = "-".to_string();
+        let resp = self.route(req, peer, &mut user_name).await;
+        LoggedBody::wrap(resp, method, path, user_name, started)
+    }
+
+    async fn route(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        user_name: &mut String,
+    ) -> Response<BoxBody> {
+        let path = req.uri().path();
+        let Some(rest) = path.strip_prefix(self.prefix.as_str()) else {
+            return status(StatusCode::NOT_FOUND, "not found\n");
+        };
+        if rest == "/-/health" {
+            return self.health();
+        }
+        let user = match self.auth.check(req.headers().get(header::AUTHORIZATION)) {
+            auth::AuthResult::Ok(u) => u,
+            auth::AuthResult::Challenge => return self.challenge(),
+        };
+        *user_name = user.name.clone();
+        let ua = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let oc_mtime = req.headers().get("x-oc-mtime").and_then(parse_oc_mtime);
+        let ctx = RequestCtx::new(user, ua, Some(peer.ip()), oc_mtime);
+
+        if req.method().as_str() == "PROPFIND" {
+            match req
+                .headers()
+                .get("depth")
+                .map(|v| v.as_bytes().to_ascii_lowercase())
+            {
+                // RFC 4918 reads a missing Depth as infinity, which we do not offer
+                // (a whole cloud drive in one answer); dav-server 0.11 would answer with
+                // the children only and leave the target out. We answer Depth 1: the
+                // target and its children, which is what clients omitting Depth want.
+                None => {
+                    req.headers_mut()
+                        .insert("depth", HeaderValue::from_static("1"));
+                }
+                Some(v) if v == b"infinity" => {
+                    return xml_error(StatusCode::FORBIDDEN, "<D:propfind-finite-depth/>");
+                }
+                _ => {}
+            }
+        }
+
+        let mut resp = self
+            .dav
+            .handle_guarded(req, ctx.user.name.clone(), ctx.clone())
+            .await;
+
+        if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            if let Some(e) = ctx.error.lock().unwrap().take() {
+                *resp.status_mut() = e.status();
+                if let Some(ra) = e.retry_after() {
+                    resp.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(ra.as_secs()));
+                }
+            }
+        }
+        if ctx.mtime_accepted.load(Ordering::Relaxed) && resp.status().is_success() {
+            resp.headers_mut()
+                .insert("x-oc-mtime", HeaderValue::from_static("accepted"));
+        }
+        resp.map(body::boxed)
+    }
+
+    fn challenge(&self) -> Response<BoxBody> {
+        let mut r = status(StatusCode::UNAUTHORIZED, "authentication required\n");
+        let v = format!(
+            "Basic realm=\"{}\", charset=\"UTF-8\"",
+            self.realm.replace('"', "")
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("Basic")),
+        );
+        r
+    }
+
+    fn health(&self) -> Response<BoxBody> {
+        let mounts: Vec<serde_json::Value> = self
+            .table
+            .mounts()
+            .iter()
+            .map(|m| {
+                let h = m.health();
+                serde_json::json!({"path": m.path(), "driver": m.drive.kind(), "ok": h.ok, "message": h.message})
+            })
+            .collect();
+        let ok = self.table.mounts().iter().all(|m| m.health().ok);
+        let body = serde_json::json!({"ok": ok, "mounts": mounts}).to_string();
+        let mut r = status(
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            &body,
+        );
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+}
+
+/// `X-OC-Mtime`: Unix seconds, possibly with a fraction.
+fn parse_oc_mtime(v: &HeaderValue) -> Option<SystemTime> {
+    let s = v.to_str().ok()?.trim();
+    let secs: f64 = s.parse().ok()?;
+    if !(0.0..1e11).contains(&secs) {
+        return None;
+    }
+    Some(UNIX_EPOCH + Duration::from_secs_f64(secs))
+}
+
+pub fn status(code: StatusCode, text: &str) -> Response<BoxBody> {
+    let mut r = Response::new(full(Bytes::copy_from_slice(text.as_bytes())));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn xml_error(code: StatusCode, inner: &str) -> Response<BoxBody> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\">{inner}</D:error>\n"
+    );
+    let mut r = Response::new(full(Bytes::from(body)));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    r
+}
+
+/// Serve on the given listeners until `shutdown` resolves.
+pub async fn serve(
+    app: Arc<App>,
+    listeners: Vec<TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        let app = Arc::clone(&app);
+        let tls = tls.clone();
+        tasks.spawn(accept_loop(app, l, tls));
+    }
+    shutdown.await;
+    tracing::info!("shutting down");
+    tasks.abort_all();
+}
+
+async fn accept_loop(app: Arc<App>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .max_buf_size(256 * 1024)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30));
+            let r = match tls {
+                Some(acc) => match acc.accept(stream).await {
+                    Ok(s) => builder.serve_connection(TokioIo::new(s), svc).await,
+                    Err(e) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                },
+                None => builder.serve_connection(TokioIo::new(stream), svc).await,
+            };
+            if let Err(e) = r {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,198 @@
+//! Persistent per-mount state (rotated tokens, cookies) and server secrets.
+//!
+//! Every write is atomic and durable: temp file in the same folder, fsync, rename over
+//! the old file, fsync the folder. A crash at any point leaves either the old or the
+//! new file, never a torn one.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Write `data` to `path` atomically and durably, readable by the owner only.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    {
+        let mut opts = fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// The state folder: one JSON file per mount plus server-wide secrets.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn open(root: &Path) -> Result<StateDir> {
+        fs::create_dir_all(root)
+            .with_context(|| format!("cannot create state dir {}", root.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The state handle of the mount at `mount_path` (e.g. `/115/movies`).
+    pub fn mount(&self, mount_path: &str) -> StateHandle {
+        StateHandle {
+            path: self
+                .root
+                .join(format!("mount-{}.json", encode_name(mount_path))),
+        }
+    }
+
+    /// Scratch space for spooled uploads.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.root.join("spool")
+    }
+
+    /// A random secret created once and kept in the state dir (e.g. for signed links).
+    pub fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.root.join(format!("{}.key", encode_name(name)));
+        match fs::read(&path) {
+            Ok(v) if v.len() >= 32 => return Ok(v),
+            Ok(_) => {
+                tracing::warn!(file = %path.display(), "secret file too short, making a new one")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+        let mut key = vec![0u8; 32];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut key[..]);
+        write_atomic(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(key)
+    }
+}
+
+/// File-name-safe and reversible: `/115/a b` → `_115_a%20b` style escaping.
+fn encode_name(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' => out.push(b as char),
+            b'/' => out.push('_'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One mount's persistent state: a JSON object the driver owns.
+#[derive(Debug, Clone)]
+pub struct StateHandle {
+    path: PathBuf,
+}
+
+impl StateHandle {
+    pub fn at(path: PathBuf) -> StateHandle {
+        StateHandle { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The saved state, `None` if there is none yet. A corrupt file is an error: it is
+    /// never silently replaced, since it may hold the only live refresh token.
+    pub fn load(&self) -> Result<Option<serde_json::Value>> {
+        match fs::read(&self.path) {
+            Ok(bytes) => {
+                let v = serde_json::from_slice(&bytes).with_context(|| {
+                    format!("state file {} is not valid JSON", self.path.display())
+                })?;
+                Ok(Some(v))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.path.display())),
+        }
+    }
+
+    /// Save atomically; returns only after the data is durable.
+    pub async fn save(&self, value: &serde_json::Value) -> std::io::Result<()> {
+        let path = self.path.clone();
+        let data = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+        tokio::task::spawn_blocking(move || write_atomic(&path, &data))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    pub fn save_blocking(&self, value: &serde_json::Value) -> std::io::Result<()> {
+        let data = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+        write_atomic(&self.path, &data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "temp files left behind: {names:?}");
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        let h = sd.mount("/115");
+        assert!(h.load().unwrap().is_none());
+        fs::write(h.path(), b"{not json").unwrap();
+        assert!(h.load().is_err());
+    }
+
+    #[test]
+    fn secret_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        let a = sd.secret("sign").unwrap();
+        let b = sd.secret("sign").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn mount_names_do_not_collide() {
+        let sd = StateDir {
+            root: PathBuf::from("/x"),
+        };
+        assert_ne!(sd.mount("/a_b").path(), sd.mount("/a/b").path());
+    }
+}

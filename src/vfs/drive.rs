@@ -1,0 +1,102 @@
+//! The `Drive` trait: one provider, seen through entries.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use super::error::{DriveError, DriveResult};
+use super::types::*;
+
+/// One provider account (or folder) behind a mount.
+///
+/// Paths are the mount's business: a drive works on entries it handed out before.
+#[async_trait]
+pub trait Drive: Send + Sync + 'static {
+    /// Driver name as used in config (`local`, `115`, …).
+    fn kind(&self) -> &'static str;
+    fn caps(&self) -> Caps;
+
+    /// Called once before serving: log in, restore state, find the root.
+    async fn init(&self) -> DriveResult<()> {
+        Ok(())
+    }
+
+    /// The root folder of the mount.
+    async fn root(&self) -> DriveResult<Entry>;
+
+    /// Every child of `dir` (all pages).
+    async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>>;
+
+    /// One child by name, for drives with `caps().fast_lookup` (answer without listing).
+    async fn lookup(&self, _parent: &Entry, _name: &str) -> DriveResult<Option<Entry>> {
+        Err(DriveError::Unsupported("lookup"))
+    }
+
+    /// A provider URL for `file`, fetched on behalf of the client in `req`.
+    async fn link(&self, _file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
+        Err(DriveError::Unsupported("links"))
+    }
+
+    /// Bytes of `file` served by the drive itself (local folders).
+    async fn read(&self, _file: &Entry, _range: ReadRange) -> DriveResult<ByteStream> {
+        Err(DriveError::Unsupported("local reads"))
+    }
+
+    async fn mkdir(&self, _parent: &Entry, _name: &str) -> DriveResult<Entry> {
+        Err(DriveError::ReadOnly)
+    }
+
+    /// Move and/or rename `entry` into `new_parent` as `new_name`. The target name is free
+    /// (the mount removed an existing one first when the client asked to overwrite).
+    async fn move_to(
+        &self,
+        _entry: &Entry,
+        _new_parent: &Entry,
+        _new_name: &str,
+    ) -> DriveResult<Entry> {
+        Err(DriveError::ReadOnly)
+    }
+
+    /// Copy `entry` (recursively for folders) into `new_parent` as `new_name`.
+    async fn copy_to(
+        &self,
+        _entry: &Entry,
+        _new_parent: &Entry,
+        _new_name: &str,
+    ) -> DriveResult<Entry> {
+        Err(DriveError::ReadOnly)
+    }
+
+    /// Remove a file or a folder with everything in it.
+    async fn remove(&self, _entry: &Entry) -> DriveResult<()> {
+        Err(DriveError::ReadOnly)
+    }
+
+    /// Store `upload` as `parent/name`, replacing an existing file atomically where the
+    /// provider allows (the old file stays intact when the upload fails).
+    async fn put(&self, _parent: &Entry, _name: &str, _upload: Upload) -> DriveResult<Entry> {
+        Err(DriveError::ReadOnly)
+    }
+
+    /// Set a file's modification time, for drives with `caps().set_mtime`.
+    async fn set_mtime(&self, _entry: &Entry, _mtime: SystemTime) -> DriveResult<()> {
+        Err(DriveError::Unsupported("set mtime"))
+    }
+
+    /// A folder on the same file system as `parent`, where an upload can be spooled so
+    /// that storing it is a rename (local folders). `None`: the mount's spool dir.
+    fn spool_dir(&self, _parent: &Entry) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    async fn quota(&self) -> DriveResult<Option<Quota>> {
+        Ok(None)
+    }
+
+    /// For drives with expiring credentials: refresh when due and say when to come back.
+    /// The drive persists rotated credentials itself (through its `StateHandle`,
+    /// before using them).
+    async fn refresh(&self) -> DriveResult<Duration> {
+        Ok(Duration::from_secs(3600))
+    }
+}

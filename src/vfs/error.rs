@@ -1,0 +1,102 @@
+//! The one error type every driver returns, mapped once to HTTP status codes.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    Exists,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("read-only")]
+    ReadOnly,
+    #[error("not a directory")]
+    NotADirectory,
+    #[error("is a directory")]
+    IsADirectory,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("invalid name or path: {0}")]
+    InvalidInput(String),
+    #[error("not supported by this drive: {0}")]
+    Unsupported(&'static str),
+    #[error("rate limited by the provider")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("provider error: {0}")]
+    Upstream(String),
+    #[error("login lost: {0}")]
+    AuthLost(String),
+    #[error("no space left")]
+    NoSpace,
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type DriveResult<T> = Result<T, DriveError>;
+
+impl DriveError {
+    /// The HTTP status a WebDAV client should see for this error.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            DriveError::NotFound => S::NOT_FOUND,
+            DriveError::Exists => S::METHOD_NOT_ALLOWED,
+            DriveError::Forbidden(_) | DriveError::ReadOnly => S::FORBIDDEN,
+            DriveError::NotADirectory | DriveError::IsADirectory | DriveError::NotEmpty => {
+                S::CONFLICT
+            }
+            DriveError::InvalidInput(_) => S::BAD_REQUEST,
+            DriveError::Unsupported(_) => S::NOT_IMPLEMENTED,
+            DriveError::RateLimited { .. } => S::SERVICE_UNAVAILABLE,
+            DriveError::Upstream(_) => S::BAD_GATEWAY,
+            DriveError::AuthLost(_) => S::SERVICE_UNAVAILABLE,
+            DriveError::NoSpace => S::INSUFFICIENT_STORAGE,
+            DriveError::Io(e) => match e.kind() {
+                std::io::ErrorKind::NotFound => S::NOT_FOUND,
+                std::io::ErrorKind::PermissionDenied => S::FORBIDDEN,
+                std::io::ErrorKind::AlreadyExists => S::METHOD_NOT_ALLOWED,
+                _ => S::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for 503 answers.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DriveError::RateLimited { retry_after } => {
+                Some(retry_after.unwrap_or(Duration::from_secs(30)))
+            }
+            DriveError::AuthLost(_) => Some(Duration::from_secs(300)),
+            _ => None,
+        }
+    }
+
+    /// Errors worth a warning in the log (the rest are a client's normal business).
+    pub fn is_server_side(&self) -> bool {
+        self.status().is_server_error()
+    }
+
+    /// Copy the error for a second consumer (io::Error is not Clone).
+    pub fn duplicate(&self) -> DriveError {
+        match self {
+            DriveError::NotFound => DriveError::NotFound,
+            DriveError::Exists => DriveError::Exists,
+            DriveError::Forbidden(s) => DriveError::Forbidden(s.clone()),
+            DriveError::ReadOnly => DriveError::ReadOnly,
+            DriveError::NotADirectory => DriveError::NotADirectory,
+            DriveError::IsADirectory => DriveError::IsADirectory,
+            DriveError::NotEmpty => DriveError::NotEmpty,
+            DriveError::InvalidInput(s) => DriveError::InvalidInput(s.clone()),
+            DriveError::Unsupported(s) => DriveError::Unsupported(s),
+            DriveError::RateLimited { retry_after } => DriveError::RateLimited {
+                retry_after: *retry_after,
+            },
+            DriveError::Upstream(s) => DriveError::Upstream(s.clone()),
+            DriveError::AuthLost(s) => DriveError::AuthLost(s.clone()),
+            DriveError::NoSpace => DriveError::NoSpace,
+            DriveError::Io(e) => DriveError::Io(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}

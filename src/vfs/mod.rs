@@ -1,0 +1,16 @@
+//! The virtual file system: the `Drive` trait, mounts and the mount table.
+
+pub mod drive;
+pub mod error;
+pub mod mount;
+pub mod spool;
+pub mod table;
+pub mod token;
+pub mod transfer;
+pub mod types;
+
+pub use drive::Drive;
+pub use error::{DriveError, DriveResult};
+pub use mount::{Health, Mount, MountOptions, Policy};
+pub use table::{MountTable, Resolved};
+pub use types::*;

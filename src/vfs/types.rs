@@ -1,0 +1,125 @@
+//! Entries, links, uploads and capabilities: what a driver hands to a mount.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// One file or folder as a provider describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Provider id (for the local driver: the path relative to the root).
+    pub id: String,
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
+    pub modified: SystemTime,
+    pub created: Option<SystemTime>,
+    pub hashes: Hashes,
+    /// Opaque provider field (e.g. a 115 pick code).
+    pub extra: Option<String>,
+}
+
+impl Entry {
+    pub fn dir(id: impl Into<String>, name: impl Into<String>, modified: SystemTime) -> Entry {
+        Entry {
+            id: id.into(),
+            name: name.into(),
+            is_dir: true,
+            size: 0,
+            modified,
+            created: None,
+            hashes: Hashes::default(),
+            extra: None,
+        }
+    }
+
+    /// A strong validator for GET/If-Range: hash when known, else size+mtime.
+    pub fn etag(&self) -> String {
+        if let Some(h) = self.hashes.sha1.as_deref().or(self.hashes.md5.as_deref()) {
+            return format!("\"{}\"", h.to_ascii_lowercase());
+        }
+        let t = self
+            .modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        format!("\"{:x}-{:x}\"", self.size, t)
+    }
+}
+
+/// Content hashes in lowercase hex, when the provider knows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hashes {
+    pub sha1: Option<String>,
+    pub md5: Option<String>,
+}
+
+/// Who is asking for a download link (115 binds links to the User-Agent).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct LinkRequest {
+    pub user_agent: String,
+    pub ip: Option<String>,
+}
+
+/// A provider URL for a file, with the headers the provider wants on the fetch.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub url: String,
+    /// Headers the fetcher must send (UA, Referer, Cookie…). A link with headers the
+    /// client will not send by itself cannot be redirected to.
+    pub headers: Vec<(String, String)>,
+    pub expires_at: Option<SystemTime>,
+}
+
+/// A byte range of a file: `start..end` (end exclusive, None = to the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadRange {
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// A spooled upload: the whole body is on disk with its size and hashes known, so
+/// drivers can try upload-by-hash first and never hold the body in memory.
+#[derive(Debug)]
+pub struct Upload {
+    pub path: PathBuf,
+    pub size: u64,
+    /// lowercase hex
+    pub sha1: String,
+    /// lowercase hex
+    pub md5: String,
+    /// The client's wish for the modification time (X-OC-Mtime).
+    pub mtime: Option<SystemTime>,
+}
+
+/// What a drive can do, declared rather than guessed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caps {
+    pub read_only: bool,
+    /// Serves bytes itself (local) rather than through links.
+    pub local_read: bool,
+    /// Produces provider URLs (can be redirected to).
+    pub links: bool,
+    /// Upload by SHA-1 without sending the body.
+    pub rapid_upload_sha1: bool,
+    pub server_side_copy: bool,
+    pub offline_download: bool,
+    /// Keeps the mtime a client asks for on upload.
+    pub set_mtime: bool,
+    /// `lookup` of one name is cheaper than listing the parent.
+    pub fast_lookup: bool,
+    /// Credentials expire and the mount must run `refresh()`.
+    pub refresh: bool,
+}
+
+/// Quota in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quota {
+    pub used: u64,
+    pub total: Option<u64>,
+}
