@@ -12,6 +12,7 @@ use crate::state::StateHandle;
 use crate::vfs::Drive;
 
 pub mod local;
+pub mod p115;
 
 /// What a driver gets besides its options.
 #[derive(Debug, Clone)]
@@ -31,11 +32,8 @@ pub struct DriverInfo {
     pub policies: &'static [&'static str],
 }
 
-const DRIVERS: &[DriverInfo] = &[DriverInfo {
-    name: "local",
-    default_policy: "proxy",
-    policies: &["proxy", "proxy_url"],
-}];
+const DRIVERS: &[DriverInfo] =
+    &[DriverInfo { name: "local", default_policy: "proxy", policies: &["proxy", "proxy_url"] }];
 
 pub fn info(name: &str) -> Option<&'static DriverInfo> {
     DRIVERS.iter().find(|d| d.name == name)
@@ -49,17 +47,12 @@ pub fn names() -> Vec<&'static str> {
 /// network here: problems with options show in `pandav check`.
 pub fn build(name: &str, options: toml::Table, ctx: DriverCtx) -> Result<Arc<dyn Drive>> {
     match name {
-        "local" => Ok(Arc::new(local::LocalDrive::new(
-            parse_options(options)?,
-            &ctx,
-        )?)),
+        "local" => Ok(Arc::new(local::LocalDrive::new(parse_options(options)?, &ctx)?)),
         other => bail!("unknown driver {other:?} (known: {})", names().join(", ")),
     }
 }
 
 /// Deserialize a driver's options table, with unknown keys rejected by the struct.
 pub fn parse_options<T: DeserializeOwned>(options: toml::Table) -> Result<T> {
-    toml::Value::Table(options)
-        .try_into::<T>()
-        .map_err(|e| anyhow!("{}", e.to_string().trim()))
+    toml::Value::Table(options).try_into::<T>().map_err(|e| anyhow!("{}", e.to_string().trim()))
 }
