@@ -13,11 +13,7 @@ use crate::state::StateDir;
 use crate::vfs::{Mount, MountOptions, MountTable, Policy};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "pandav",
-    version,
-    about = "One WebDAV tree over cloud drives and local folders"
-)]
+#[command(name = "pandav", version, about = "One WebDAV tree over cloud drives and local folders")]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -56,11 +52,7 @@ pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
                 drivers::names().join(", ")
             )
         })?;
-        let policy_name = m
-            .policy
-            .as_ref()
-            .map(|p| p.get_ref().as_str())
-            .unwrap_or(info.default_policy);
+        let policy_name = m.policy.as_ref().map(|p| p.get_ref().as_str()).unwrap_or(info.default_policy);
         if !info.policies.contains(&policy_name) {
             return Err(anyhow!(
                 "{at}: mount {path}: policy {policy_name:?} is not available for driver {driver:?} (it offers {})",
@@ -76,21 +68,14 @@ pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
             Some(o) => (o.get_ref().clone(), cfg.at(o.span())),
             None => (toml::Table::new(), at.clone()),
         };
-        let ctx = DriverCtx {
-            mount_path: path.clone(),
-            state: state.mount(&path),
-            base_dir: cfg.base_dir.clone(),
-        };
+        let ctx = DriverCtx { mount_path: path.clone(), state: state.mount(&path), base_dir: cfg.base_dir.clone() };
         let drive = drivers::build(driver, options, ctx)
             .map_err(|e| anyhow!("{opt_at}: mount {path} ({driver}) options: {e:#}"))?;
-        let default_ttl = if drive.caps().local_read {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(60)
-        };
+        let default_ttl = if drive.caps().local_read { Duration::ZERO } else { Duration::from_secs(60) };
         let opts = MountOptions {
             path,
             policy,
+            proxy_url: m.proxy_url.clone(),
             read_only: m.read_only,
             cache_ttl: m.cache_ttl.unwrap_or(default_ttl),
             spool_dir: state.spool_dir(),
@@ -103,10 +88,7 @@ pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
 pub fn print_table(cfg: &Config, table: &MountTable) {
     println!("{}: ok", cfg.source_name);
     println!("listen: {}", cfg.raw.server.listen.to_vec().join(", "));
-    println!(
-        "{:<24} {:<12} {:<10} {:<6} cache",
-        "mount", "driver", "policy", "mode"
-    );
+    println!("{:<24} {:<12} {:<10} {:<6} cache", "mount", "driver", "policy", "mode");
     for m in table.mounts() {
         println!(
             "{:<24} {:<12} {:<10} {:<6} {}s",
@@ -121,17 +103,8 @@ pub fn print_table(cfg: &Config, table: &MountTable) {
         println!("users: none (anonymous access)");
     } else {
         for u in &cfg.raw.users {
-            let mounts = u
-                .mounts
-                .as_ref()
-                .map(|v| v.join(", "))
-                .unwrap_or_else(|| "all mounts".into());
-            println!(
-                "user {}: {}{}",
-                u.name.get_ref(),
-                mounts,
-                if u.read_only { " (read-only)" } else { "" }
-            );
+            let mounts = u.mounts.as_ref().map(|v| v.join(", ")).unwrap_or_else(|| "all mounts".into());
+            println!("user {}: {}{}", u.name.get_ref(), mounts, if u.read_only { " (read-only)" } else { "" });
         }
     }
 }
@@ -140,10 +113,7 @@ pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
 }
 
 pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
@@ -154,11 +124,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     if !listen.is_empty() {
         cfg.raw.server.listen = crate::config::OneOrMany::Many(listen);
         // Re-validate: a public address without users must still be refused.
-        cfg = Config::parse(
-            &cfg_text_with_listen(&cfg)?,
-            &cfg.source_name,
-            cfg.base_dir.clone(),
-        )?;
+        cfg = Config::parse(&cfg_text_with_listen(&cfg)?, &cfg.source_name, cfg.base_dir.clone())?;
     }
     init_logging(&cfg.raw.server.log_level);
     let state = StateDir::open(&cfg.state_dir())?;
@@ -176,37 +142,21 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     }
 
     let tls = match (&cfg.raw.server.tls_cert, &cfg.raw.server.tls_key) {
-        (Some(c), Some(k)) => Some(crate::server::tls::acceptor(
-            &cfg.resolve_path(c),
-            &cfg.resolve_path(k),
-        )?),
+        (Some(c), Some(k)) => Some(crate::server::tls::acceptor(&cfg.resolve_path(c), &cfg.resolve_path(k))?),
         _ => None,
     };
     let mut listeners = vec![];
     for addr in cfg.listen_addrs()? {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = l.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let host = if local.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            local.ip().to_string()
-        };
-        let host = if local.is_ipv6() && !local.ip().is_unspecified() {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        println!(
-            "pandav serving WebDAV at {scheme}://{host}:{}{}/",
-            local.port(),
-            cfg.raw.server.prefix
-        );
+        let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
+        let host = if local.is_ipv6() && !local.ip().is_unspecified() { format!("[{host}]") } else { host };
+        println!("pandav serving WebDAV at {scheme}://{host}:{}{}/", local.port(), cfg.raw.server.prefix);
         listeners.push(l);
     }
-    let app = Arc::new(crate::server::App::new(&cfg, Arc::clone(&table)));
+    let sign_key = state.secret("sign")?;
+    let app = Arc::new(crate::server::App::new(&cfg, Arc::clone(&table), sign_key));
     crate::server::serve(app, listeners, tls, shutdown_signal()).await;
     Ok(())
 }
@@ -215,21 +165,11 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
 /// validation runs on what will actually be served.
 fn cfg_text_with_listen(cfg: &Config) -> Result<String> {
     let mut doc: toml::Table = toml::from_str(cfg.text()).context("re-reading config")?;
-    let server = doc
-        .entry("server")
-        .or_insert_with(|| toml::Value::Table(Default::default()));
+    let server = doc.entry("server").or_insert_with(|| toml::Value::Table(Default::default()));
     if let toml::Value::Table(t) = server {
         t.insert(
             "listen".into(),
-            toml::Value::Array(
-                cfg.raw
-                    .server
-                    .listen
-                    .to_vec()
-                    .into_iter()
-                    .map(toml::Value::String)
-                    .collect(),
-            ),
+            toml::Value::Array(cfg.raw.server.listen.to_vec().into_iter().map(toml::Value::String).collect()),
         );
     }
     Ok(toml::to_string(&doc)?)
@@ -238,8 +178,8 @@ fn cfg_text_with_listen(cfg: &Config) -> Result<String> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},

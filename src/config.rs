@@ -144,9 +144,7 @@ fn default_sign_ttl() -> Duration {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (use e.g. 90s, 15m, 4h)"))?;
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 90s, 15m, 4h)"))?;
     let mult = match unit.trim() {
         "" | "s" => 1,
         "ms" => return Ok(Duration::from_millis(n)),
@@ -210,29 +208,19 @@ impl Config {
     }
 
     pub fn embedded_default() -> Config {
-        Config::parse(DEFAULT_CONFIG, "<embedded default>", PathBuf::from("."))
-            .expect("embedded default config")
+        Config::parse(DEFAULT_CONFIG, "<embedded default>", PathBuf::from(".")).expect("embedded default config")
     }
 
     pub fn parse(text: &str, source_name: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError(format!("{source_name}: {e}")))?;
-        let cfg = Config {
-            raw,
-            source_name: source_name.into(),
-            text: text.into(),
-            base_dir,
-        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError(format!("{source_name}: {e}")))?;
+        let cfg = Config { raw, source_name: source_name.into(), text: text.into(), base_dir };
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// `file:line` for a span.
     pub fn at(&self, span: std::ops::Range<usize>) -> String {
-        let line = self.text[..span.start.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1;
+        let line = self.text[..span.start.min(self.text.len())].matches('\n').count() + 1;
         format!("{}:{line}", self.source_name)
     }
 
@@ -281,16 +269,10 @@ impl Config {
         let s = &self.raw.server;
         self.listen_addrs()?;
         if s.listen.to_vec().is_empty() {
-            return Err(ConfigError(format!(
-                "{}: server.listen is empty",
-                self.source_name
-            )));
+            return Err(ConfigError(format!("{}: server.listen is empty", self.source_name)));
         }
         if s.tls_cert.is_some() != s.tls_key.is_some() {
-            return Err(ConfigError(format!(
-                "{}: server.tls_cert and server.tls_key go together",
-                self.source_name
-            )));
+            return Err(ConfigError(format!("{}: server.tls_cert and server.tls_key go together", self.source_name)));
         }
         if !s.prefix.is_empty() && (!s.prefix.starts_with('/') || s.prefix.ends_with('/')) {
             return Err(ConfigError(format!(
@@ -299,10 +281,7 @@ impl Config {
             )));
         }
         if self.raw.mounts.is_empty() {
-            return Err(ConfigError(format!(
-                "{}: no [[mounts]] configured",
-                self.source_name
-            )));
+            return Err(ConfigError(format!("{}: no [[mounts]] configured", self.source_name)));
         }
         let mut paths: Vec<(String, std::ops::Range<usize>)> = vec![];
         for m in &self.raw.mounts {
@@ -310,30 +289,28 @@ impl Config {
                 .map_err(|e| self.err(m.path.span(), format!("mounts.path: {e}")))?;
             for (q, _) in &paths {
                 if *q == p || is_below(&p, q) || is_below(q, &p) {
-                    return Err(self.err(
-                        m.path.span(),
-                        format!("mounts.path {p:?} overlaps mount {q:?}"),
-                    ));
+                    return Err(self.err(m.path.span(), format!("mounts.path {p:?} overlaps mount {q:?}")));
                 }
             }
             if let Some(pol) = &m.policy {
                 let v = pol.get_ref().as_str();
                 if !matches!(v, "redirect" | "proxy" | "proxy_url") {
-                    return Err(self.err(
-                        pol.span(),
-                        format!("mounts.policy: {v:?} is not one of redirect, proxy, proxy_url"),
-                    ));
+                    return Err(
+                        self.err(pol.span(), format!("mounts.policy: {v:?} is not one of redirect, proxy, proxy_url"))
+                    );
                 }
                 if v == "proxy_url" && m.proxy_url.as_deref().unwrap_or("").is_empty() {
-                    return Err(self.err(pol.span(), "mounts.policy = \"proxy_url\" needs mounts.proxy_url (the relay's base URL)"));
+                    return Err(self.err(
+                        pol.span(),
+                        "mounts.policy = \"proxy_url\" needs mounts.proxy_url (the relay's base URL)",
+                    ));
                 }
             }
             if let Some(u) = &m.proxy_url {
                 if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(self.err(
-                        m.path.span(),
-                        format!("mounts.proxy_url {u:?} must start with http:// or https://"),
-                    ));
+                    return Err(
+                        self.err(m.path.span(), format!("mounts.proxy_url {u:?} must start with http:// or https://"))
+                    );
                 }
             }
             paths.push((p, m.path.span()));
@@ -342,28 +319,30 @@ impl Config {
         for u in &self.raw.users {
             let name = u.name.get_ref();
             if name.is_empty() || name.contains(':') {
-                return Err(self.err(
-                    u.name.span(),
-                    "users.name must be non-empty and without ':'",
-                ));
+                return Err(self.err(u.name.span(), "users.name must be non-empty and without ':'"));
             }
             if !names.insert(name.clone()) {
-                return Err(self.err(
-                    u.name.span(),
-                    format!("users.name {name:?} is configured twice"),
-                ));
+                return Err(self.err(u.name.span(), format!("users.name {name:?} is configured twice")));
             }
             match (&u.password, &u.password_hash) {
-                (None, None) => return Err(self.err(u.name.span(), format!("user {name:?} needs password or password_hash"))),
-                (Some(_), Some(_)) => return Err(self.err(u.name.span(), format!("user {name:?}: give password or password_hash, not both"))),
+                (None, None) => {
+                    return Err(self.err(u.name.span(), format!("user {name:?} needs password or password_hash")))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(
+                        self.err(u.name.span(), format!("user {name:?}: give password or password_hash, not both"))
+                    )
+                }
                 (None, Some(h)) if !h.starts_with("$argon2") => {
-                    return Err(self.err(u.name.span(), format!("user {name:?}: password_hash must be an argon2 PHC string (pandav hash-password)")))
+                    return Err(self.err(
+                        u.name.span(),
+                        format!("user {name:?}: password_hash must be an argon2 PHC string (pandav hash-password)"),
+                    ))
                 }
                 _ => {}
             }
             for mp in u.mounts.iter().flatten() {
-                let n = normalize_mount_path(mp)
-                    .map_err(|e| self.err(u.name.span(), format!("users.mounts: {e}")))?;
+                let n = normalize_mount_path(mp).map_err(|e| self.err(u.name.span(), format!("users.mounts: {e}")))?;
                 if !paths.iter().any(|(p, _)| *p == n) {
                     return Err(self.err(
                         u.name.span(),
@@ -375,20 +354,15 @@ impl Config {
         for r in &self.raw.clients {
             let v = r.policy.get_ref().as_str();
             if !matches!(v, "redirect" | "proxy" | "proxy_url") {
-                return Err(self.err(
-                    r.policy.span(),
-                    format!("clients.policy: {v:?} is not one of redirect, proxy, proxy_url"),
-                ));
+                return Err(self
+                    .err(r.policy.span(), format!("clients.policy: {v:?} is not one of redirect, proxy, proxy_url")));
             }
             if r.user_agent.is_empty() {
                 return Err(self.err(r.policy.span(), "clients.user_agent must not be empty"));
             }
         }
         let addrs = self.listen_addrs()?;
-        if self.raw.users.is_empty()
-            && !s.allow_anonymous
-            && addrs.iter().any(|a| !a.ip().is_loopback())
-        {
+        if self.raw.users.is_empty() && !s.allow_anonymous && addrs.iter().any(|a| !a.ip().is_loopback()) {
             return Err(ConfigError(format!(
                 "{}: server.listen includes a non-loopback address but no [[users]] are configured; add users or set server.allow_anonymous = true",
                 self.source_name
@@ -437,15 +411,18 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n").unwrap_err();
+        let e = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n")
+            .unwrap_err();
         assert!(e.0.contains("lisen") && e.0.contains("line 3"), "{e}");
     }
 
     #[test]
     fn overlapping_mounts_rejected_with_line() {
-        let e = parse("[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[[mounts]]\npath=\"/a/b/\"\ndriver=\"local\"\n").unwrap_err();
+        let e = parse("[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[[mounts]]\npath=\"/a/b/\"\ndriver=\"local\"\n")
+            .unwrap_err();
         assert!(e.0.contains("overlaps") && e.0.contains("t.toml:5"), "{e}");
-        let e = parse("[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n").unwrap_err();
+        let e = parse("[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n")
+            .unwrap_err();
         assert!(e.0.contains("overlaps"), "{e}");
         parse("[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[[mounts]]\npath=\"/ab\"\ndriver=\"local\"\n").unwrap();
     }
@@ -474,14 +451,8 @@ mod tests {
         let base = "[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n";
         let e = parse(&format!("[server]\nlisten=\"0.0.0.0:80\"\n{base}")).unwrap_err();
         assert!(e.0.contains("no [[users]]"), "{e}");
-        parse(&format!(
-            "[server]\nlisten=\"0.0.0.0:80\"\nallow_anonymous=true\n{base}"
-        ))
-        .unwrap();
-        parse(&format!(
-            "[server]\nlisten=\"[::]:80\"\n[[users]]\nname=\"u\"\npassword=\"p\"\n{base}"
-        ))
-        .unwrap();
+        parse(&format!("[server]\nlisten=\"0.0.0.0:80\"\nallow_anonymous=true\n{base}")).unwrap();
+        parse(&format!("[server]\nlisten=\"[::]:80\"\n[[users]]\nname=\"u\"\npassword=\"p\"\n{base}")).unwrap();
     }
 
     #[test]

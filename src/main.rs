@@ -7,10 +7,7 @@ fn main() {
         Cmd::Check { config } => cli::check(config),
         Cmd::HashPassword => report(cli::hash_password()),
         Cmd::Serve { config, listen } => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             report(rt.block_on(cli::serve(config, listen)))
         }
     };

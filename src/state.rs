@@ -44,16 +44,13 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn open(root: &Path) -> Result<StateDir> {
-        fs::create_dir_all(root)
-            .with_context(|| format!("cannot create state dir {}", root.display()))?;
+        fs::create_dir_all(root).with_context(|| format!("cannot create state dir {}", root.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
         }
-        Ok(StateDir {
-            root: root.to_path_buf(),
-        })
+        Ok(StateDir { root: root.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -62,11 +59,7 @@ impl StateDir {
 
     /// The state handle of the mount at `mount_path` (e.g. `/115/movies`).
     pub fn mount(&self, mount_path: &str) -> StateHandle {
-        StateHandle {
-            path: self
-                .root
-                .join(format!("mount-{}.json", encode_name(mount_path))),
-        }
+        StateHandle { path: self.root.join(format!("mount-{}.json", encode_name(mount_path))) }
     }
 
     /// Scratch space for spooled uploads.
@@ -125,9 +118,8 @@ impl StateHandle {
     pub fn load(&self) -> Result<Option<serde_json::Value>> {
         match fs::read(&self.path) {
             Ok(bytes) => {
-                let v = serde_json::from_slice(&bytes).with_context(|| {
-                    format!("state file {} is not valid JSON", self.path.display())
-                })?;
+                let v = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("state file {} is not valid JSON", self.path.display()))?;
                 Ok(Some(v))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -139,9 +131,7 @@ impl StateHandle {
     pub async fn save(&self, value: &serde_json::Value) -> std::io::Result<()> {
         let path = self.path.clone();
         let data = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-        tokio::task::spawn_blocking(move || write_atomic(&path, &data))
-            .await
-            .map_err(std::io::Error::other)?
+        tokio::task::spawn_blocking(move || write_atomic(&path, &data)).await.map_err(std::io::Error::other)?
     }
 
     pub fn save_blocking(&self, value: &serde_json::Value) -> std::io::Result<()> {
@@ -161,10 +151,7 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "temp files left behind: {names:?}");
     }
 
@@ -190,9 +177,7 @@ mod tests {
 
     #[test]
     fn mount_names_do_not_collide() {
-        let sd = StateDir {
-            root: PathBuf::from("/x"),
-        };
+        let sd = StateDir { root: PathBuf::from("/x") };
         assert_ne!(sd.mount("/a_b").path(), sd.mount("/a/b").path());
     }
 }

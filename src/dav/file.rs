@@ -24,23 +24,13 @@ pub struct ReadFile {
 
 impl std::fmt::Debug for ReadFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadFile")
-            .field("entry", &self.entry.name)
-            .field("pos", &self.pos)
-            .finish()
+        f.debug_struct("ReadFile").field("entry", &self.entry.name).field("pos", &self.pos).finish()
     }
 }
 
 impl ReadFile {
     pub fn new(mount: Arc<Mount>, entry: Entry, ctx: RequestCtx) -> ReadFile {
-        ReadFile {
-            mount,
-            entry,
-            ctx,
-            pos: 0,
-            stream: Default::default(),
-            pending: Bytes::new(),
-        }
+        ReadFile { mount, entry, ctx, pos: 0, stream: Default::default(), pending: Bytes::new() }
     }
 
     async fn next_bytes(&mut self, count: usize) -> DriveResult<Bytes> {
@@ -49,12 +39,8 @@ impl ReadFile {
                 return Ok(Bytes::new());
             }
             if self.stream.get_mut().is_none() {
-                let range = ReadRange {
-                    start: self.pos,
-                    end: None,
-                };
-                *self.stream.get_mut() =
-                    Some(crate::vfs::transfer::open(&self.mount, &self.entry, range).await?);
+                let range = ReadRange { start: self.pos, end: None };
+                *self.stream.get_mut() = Some(crate::vfs::transfer::open(&self.mount, &self.entry, range).await?);
             }
             match self.stream.get_mut().as_mut().expect("opened").next().await {
                 Some(Ok(b)) => self.pending = b,
@@ -141,10 +127,7 @@ pub struct WriteFile {
 
 impl std::fmt::Debug for WriteFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteFile")
-            .field("rel", &self.rel)
-            .field("size", &self.size)
-            .finish()
+        f.debug_struct("WriteFile").field("rel", &self.rel).field("size", &self.size).finish()
     }
 }
 
@@ -157,22 +140,11 @@ impl WriteFile {
     ) -> DriveResult<WriteFile> {
         let dir = mount.spool_dir_for(mount::split_parent(&rel).0).await;
         let spool = Spool::create(&dir).await?;
-        Ok(WriteFile {
-            mount,
-            rel,
-            ctx,
-            spool: Some(spool),
-            size: 0,
-            expected,
-            stored: None,
-        })
+        Ok(WriteFile { mount, rel, ctx, spool: Some(spool), size: 0, expected, stored: None })
     }
 
     async fn write(&mut self, data: &[u8]) -> DriveResult<()> {
-        let s = self
-            .spool
-            .as_mut()
-            .ok_or(DriveError::InvalidInput("write after close".into()))?;
+        let s = self.spool.as_mut().ok_or(DriveError::InvalidInput("write after close".into()))?;
         s.write(data).await?;
         self.size = s.size();
         Ok(())
@@ -184,10 +156,7 @@ impl WriteFile {
         };
         if let Some(exp) = self.expected {
             if exp != self.size {
-                return Err(DriveError::InvalidInput(format!(
-                    "body has {} bytes, expected {exp}",
-                    self.size
-                )));
+                return Err(DriveError::InvalidInput(format!("body has {} bytes, expected {exp}", self.size)));
             }
         }
         let Spooled { upload, guard } = spool.finish(self.ctx.oc_mtime).await?;
@@ -195,9 +164,7 @@ impl WriteFile {
         let entry = self.mount.put(&self.rel, upload).await?;
         drop(guard);
         if had_mtime && self.mount.caps().set_mtime {
-            self.ctx
-                .mtime_accepted
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.ctx.mtime_accepted.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         self.stored = Some(entry);
         Ok(())
@@ -251,8 +218,7 @@ impl DavFile for WriteFile {
 
     fn seek(&mut self, pos: SeekFrom) -> FsFuture<'_, u64> {
         // Only a no-op seek is possible on a spool (partial PUT is not supported).
-        let ok = matches!(pos, SeekFrom::Start(n) if n == self.size)
-            || matches!(pos, SeekFrom::Current(0));
+        let ok = matches!(pos, SeekFrom::Start(n) if n == self.size) || matches!(pos, SeekFrom::Current(0));
         let size = self.size;
         async move {
             if ok {

@@ -30,17 +30,11 @@ pub struct User {
 
 impl User {
     pub fn anonymous() -> User {
-        User {
-            name: "-".into(),
-            mounts: None,
-            read_only: false,
-        }
+        User { name: "-".into(), mounts: None, read_only: false }
     }
 
     pub fn sees(&self, m: &Mount) -> bool {
-        self.mounts
-            .as_ref()
-            .is_none_or(|set| set.contains(m.path()))
+        self.mounts.as_ref().is_none_or(|set| set.contains(m.path()))
     }
 }
 
@@ -59,20 +53,8 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(
-        user: Arc<User>,
-        user_agent: String,
-        ip: Option<IpAddr>,
-        oc_mtime: Option<SystemTime>,
-    ) -> RequestCtx {
-        RequestCtx {
-            user,
-            user_agent,
-            ip,
-            oc_mtime,
-            error: Default::default(),
-            mtime_accepted: Default::default(),
-        }
+    pub fn new(user: Arc<User>, user_agent: String, ip: Option<IpAddr>, oc_mtime: Option<SystemTime>) -> RequestCtx {
+        RequestCtx { user, user_agent, ip, oc_mtime, error: Default::default(), mtime_accepted: Default::default() }
     }
 
     /// Map a drive error to dav-server's status vocabulary, keeping the detail.
@@ -92,9 +74,7 @@ pub fn to_fs_error(e: &DriveError) -> FsError {
     match e {
         DriveError::NotFound | DriveError::NotADirectory => FsError::NotFound,
         DriveError::Exists => FsError::Exists,
-        DriveError::Forbidden(_) | DriveError::ReadOnly | DriveError::InvalidInput(_) => {
-            FsError::Forbidden
-        }
+        DriveError::Forbidden(_) | DriveError::ReadOnly | DriveError::InvalidInput(_) => FsError::Forbidden,
         DriveError::IsADirectory | DriveError::NotEmpty => FsError::Forbidden,
         DriveError::Unsupported(_) => FsError::NotImplemented,
         DriveError::NoSpace => FsError::InsufficientStorage,
@@ -104,14 +84,10 @@ pub fn to_fs_error(e: &DriveError) -> FsError {
             std::io::ErrorKind::AlreadyExists => FsError::Exists,
             _ if io.raw_os_error() == Some(28) => FsError::InsufficientStorage,
             _ if io.raw_os_error() == Some(36) => FsError::PathTooLong,
-            _ if io.raw_os_error() == Some(39) || io.raw_os_error() == Some(20) => {
-                FsError::Forbidden
-            }
+            _ if io.raw_os_error() == Some(39) || io.raw_os_error() == Some(20) => FsError::Forbidden,
             _ => FsError::GeneralFailure,
         },
-        DriveError::RateLimited { .. } | DriveError::Upstream(_) | DriveError::AuthLost(_) => {
-            FsError::GeneralFailure
-        }
+        DriveError::RateLimited { .. } | DriveError::Upstream(_) | DriveError::AuthLost(_) => FsError::GeneralFailure,
     }
 }
 
@@ -137,13 +113,7 @@ impl Meta {
     }
 
     fn virtual_dir() -> Meta {
-        Meta {
-            len: 0,
-            modified: *START,
-            created: None,
-            is_dir: true,
-            etag: "pandav-root".into(),
-        }
+        Meta { len: 0, modified: *START, created: None, is_dir: true, etag: "pandav-root".into() }
     }
 }
 
@@ -200,25 +170,18 @@ enum Target {
 }
 
 /// The request path as UTF-8 without a trailing slash (`/` stays `/`).
-fn path_str(p: &DavPath) -> FsResult<String> {
+pub fn path_str(p: &DavPath) -> FsResult<String> {
     let s = std::str::from_utf8(p.as_bytes()).map_err(|_| FsError::NotFound)?;
     if s.contains('\0') {
         return Err(FsError::NotFound);
     }
     let t = s.trim_end_matches('/');
-    Ok(if t.is_empty() {
-        "/".into()
-    } else {
-        t.to_string()
-    })
+    Ok(if t.is_empty() { "/".into() } else { t.to_string() })
 }
 
 impl DavFs {
     pub fn new(table: Arc<MountTable>) -> DavFs {
-        DavFs {
-            table,
-            props: Arc::new(PropStore::default()),
-        }
+        DavFs { table, props: Arc::new(PropStore::default()) }
     }
 
     pub fn table(&self) -> &Arc<MountTable> {
@@ -232,6 +195,14 @@ impl DavFs {
             Some(Resolved::Virtual(v)) => Ok(Target::Virtual(v)),
             Some(Resolved::Mount(m, rel)) => Ok(Target::Mount(m, rel)),
             None => Err(FsError::NotFound),
+        }
+    }
+
+    /// The mount and mount-relative path serving `path` (decoded) for `user`.
+    pub fn locate(&self, path: &str, user: &User) -> Option<(Arc<Mount>, String)> {
+        match self.table.resolve(path, &|m| user.sees(m)) {
+            Some(Resolved::Mount(m, rel)) => Some((m, rel)),
+            _ => None,
         }
     }
 
@@ -261,12 +232,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         ctx: &'a RequestCtx,
     ) -> FsFuture<'a, Box<dyn DavFile>> {
         async move {
-            if options.write
-                || options.append
-                || options.truncate
-                || options.create
-                || options.create_new
-            {
+            if options.write || options.append || options.truncate || options.create || options.create_new {
                 let (m, rel) = self.writable(path, ctx)?;
                 if rel.is_empty() || options.append {
                     return Err(FsError::Forbidden);
@@ -279,14 +245,10 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                 match &existing {
                     Some(e) if e.is_dir => return Err(FsError::Forbidden),
                     Some(_) if options.create_new => return Err(FsError::Exists),
-                    None if !options.create && !options.create_new => {
-                        return Err(FsError::NotFound)
-                    }
+                    None if !options.create && !options.create_new => return Err(FsError::NotFound),
                     _ => {}
                 }
-                let f = WriteFile::create(m, rel, ctx.clone(), options.size)
-                    .await
-                    .map_err(|e| ctx.fs_err(e))?;
+                let f = WriteFile::create(m, rel, ctx.clone(), options.size).await.map_err(|e| ctx.fs_err(e))?;
                 return Ok(Box::new(f) as Box<dyn DavFile>);
             }
             match self.target(path, ctx)? {
@@ -315,11 +277,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                     let user = &ctx.user;
                     let mut out: Vec<Box<dyn DavDirEntry>> = vec![];
                     for name in self.table.virtual_children(&dir, &|m| user.sees(m)) {
-                        let child = if dir == "/" {
-                            format!("/{name}")
-                        } else {
-                            format!("{dir}/{name}")
-                        };
+                        let child = if dir == "/" { format!("/{name}") } else { format!("{dir}/{name}") };
                         let meta = match self.table.get(&child) {
                             Some(m) => match m.resolve("").await {
                                 Ok(e) => Meta::of(&e),
@@ -330,40 +288,24 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                             },
                             None => Meta::virtual_dir(),
                         };
-                        out.push(Box::new(DirEnt {
-                            name,
-                            meta: Meta {
-                                is_dir: true,
-                                ..meta
-                            },
-                        }));
+                        out.push(Box::new(DirEnt { name, meta: Meta { is_dir: true, ..meta } }));
                     }
                     out
                 }
                 Target::Mount(m, rel) => {
                     let (_, list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
                     list.iter()
-                        .map(|e| {
-                            Box::new(DirEnt {
-                                name: e.name.clone(),
-                                meta: Meta::of(e),
-                            }) as Box<dyn DavDirEntry>
-                        })
+                        .map(|e| Box::new(DirEnt { name: e.name.clone(), meta: Meta::of(e) }) as Box<dyn DavDirEntry>)
                         .collect()
                 }
             };
-            let s: FsStream<Box<dyn DavDirEntry>> =
-                Box::pin(stream::iter(entries.into_iter().map(Ok)));
+            let s: FsStream<Box<dyn DavDirEntry>> = Box::pin(stream::iter(entries.into_iter().map(Ok)));
             Ok(s)
         }
         .boxed()
     }
 
-    fn metadata<'a>(
-        &'a self,
-        path: &'a DavPath,
-        ctx: &'a RequestCtx,
-    ) -> FsFuture<'a, Box<dyn DavMetaData>> {
+    fn metadata<'a>(&'a self, path: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, Box<dyn DavMetaData>> {
         async move {
             match self.target(path, ctx)? {
                 Target::Virtual(_) => Ok(Box::new(Meta::virtual_dir()) as Box<dyn DavMetaData>),
@@ -376,11 +318,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         .boxed()
     }
 
-    fn symlink_metadata<'a>(
-        &'a self,
-        path: &'a DavPath,
-        ctx: &'a RequestCtx,
-    ) -> FsFuture<'a, Box<dyn DavMetaData>> {
+    fn symlink_metadata<'a>(&'a self, path: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, Box<dyn DavMetaData>> {
         self.metadata(path, ctx)
     }
 
@@ -413,19 +351,12 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         .boxed()
     }
 
-    fn rename<'a>(
-        &'a self,
-        from: &'a DavPath,
-        to: &'a DavPath,
-        ctx: &'a RequestCtx,
-    ) -> FsFuture<'a, ()> {
+    fn rename<'a>(&'a self, from: &'a DavPath, to: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
         async move {
             let (fm, frel) = self.writable(from, ctx)?;
             let (tm, trel) = self.writable(to, ctx)?;
             if !Arc::ptr_eq(&fm, &tm) {
-                vfs::transfer::move_across(&fm, &frel, &tm, &trel)
-                    .await
-                    .map_err(|e| ctx.fs_err(e))?;
+                vfs::transfer::move_across(&fm, &frel, &tm, &trel).await.map_err(|e| ctx.fs_err(e))?;
             } else {
                 // dav-server removed an existing destination already when Overwrite allowed it.
                 fm.rename(&frel, &trel).await.map_err(|e| ctx.fs_err(e))?;
@@ -436,12 +367,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         .boxed()
     }
 
-    fn copy<'a>(
-        &'a self,
-        from: &'a DavPath,
-        to: &'a DavPath,
-        ctx: &'a RequestCtx,
-    ) -> FsFuture<'a, ()> {
+    fn copy<'a>(&'a self, from: &'a DavPath, to: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
         async move {
             let (fm, frel) = match self.target(from, ctx)? {
                 Target::Mount(m, rel) => (m, rel),
@@ -458,9 +384,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
             if Arc::ptr_eq(&fm, &tm) {
                 fm.copy(&frel, &trel).await.map_err(|e| ctx.fs_err(e))?;
             } else {
-                vfs::transfer::copy_across(&fm, &frel, &tm, &trel)
-                    .await
-                    .map_err(|e| ctx.fs_err(e))?;
+                vfs::transfer::copy_across(&fm, &frel, &tm, &trel).await.map_err(|e| ctx.fs_err(e))?;
             }
             self.props.copy_one(&path_str(from)?, &path_str(to)?);
             Ok(())
@@ -491,12 +415,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         .boxed()
     }
 
-    fn get_props<'a>(
-        &'a self,
-        path: &'a DavPath,
-        do_content: bool,
-        ctx: &'a RequestCtx,
-    ) -> FsFuture<'a, Vec<DavProp>> {
+    fn get_props<'a>(&'a self, path: &'a DavPath, do_content: bool, ctx: &'a RequestCtx) -> FsFuture<'a, Vec<DavProp>> {
         async move {
             let p = path_str(path)?;
             let mut out = self.props.all(&p, do_content);
@@ -511,12 +430,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         .boxed()
     }
 
-    fn get_prop<'a>(
-        &'a self,
-        path: &'a DavPath,
-        prop: DavProp,
-        ctx: &'a RequestCtx,
-    ) -> FsFuture<'a, Vec<u8>> {
+    fn get_prop<'a>(&'a self, path: &'a DavPath, prop: DavProp, ctx: &'a RequestCtx) -> FsFuture<'a, Vec<u8>> {
         async move {
             if props::is_checksums(&prop) {
                 if let Target::Mount(m, rel) = self.target(path, ctx)? {
@@ -527,9 +441,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                 }
                 return Err(FsError::NotFound);
             }
-            self.props
-                .get(&path_str(path)?, &prop)
-                .ok_or(FsError::NotFound)
+            self.props.get(&path_str(path)?, &prop).ok_or(FsError::NotFound)
         }
         .boxed()
     }

@@ -29,20 +29,11 @@ fn key(p: &DavProp) -> Key {
 }
 
 fn bare(p: &DavProp) -> DavProp {
-    DavProp {
-        name: p.name.clone(),
-        prefix: p.prefix.clone(),
-        namespace: p.namespace.clone(),
-        xml: None,
-    }
+    DavProp { name: p.name.clone(), prefix: p.prefix.clone(), namespace: p.namespace.clone(), xml: None }
 }
 
 impl PropStore {
-    pub fn patch(
-        &self,
-        path: &str,
-        patch: Vec<(bool, DavProp)>,
-    ) -> Vec<(http::StatusCode, DavProp)> {
+    pub fn patch(&self, path: &str, patch: Vec<(bool, DavProp)>) -> Vec<(http::StatusCode, DavProp)> {
         let mut entry = self.map.entry(path.to_string()).or_default();
         let mut out = Vec::with_capacity(patch.len());
         for (set, p) in patch {
@@ -67,11 +58,7 @@ impl PropStore {
     pub fn all(&self, path: &str, do_content: bool) -> Vec<DavProp> {
         self.map
             .get(path)
-            .map(|m| {
-                m.values()
-                    .map(|p| if do_content { p.clone() } else { bare(p) })
-                    .collect()
-            })
+            .map(|m| m.values().map(|p| if do_content { p.clone() } else { bare(p) }).collect())
             .unwrap_or_default()
     }
 
@@ -132,10 +119,8 @@ pub fn checksums_prop(e: &Entry, do_content: bool) -> Option<DavProp> {
     if parts.is_empty() {
         return None;
     }
-    let xml = format!(
-        "<oc:checksums xmlns:oc=\"{NS_OC}\"><oc:checksum>{}</oc:checksum></oc:checksums>",
-        parts.join(" ")
-    );
+    let xml =
+        format!("<oc:checksums xmlns:oc=\"{NS_OC}\"><oc:checksum>{}</oc:checksum></oc:checksums>", parts.join(" "));
     Some(DavProp {
         name: "checksums".into(),
         prefix: Some("oc".into()),

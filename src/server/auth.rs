@@ -48,11 +48,10 @@ impl Auth {
                 let name = u.name.get_ref().clone();
                 let user = Arc::new(User {
                     name: name.clone(),
-                    mounts: u.mounts.as_ref().map(|v| {
-                        v.iter()
-                            .filter_map(|p| crate::config::normalize_mount_path(p).ok())
-                            .collect()
-                    }),
+                    mounts: u
+                        .mounts
+                        .as_ref()
+                        .map(|v| v.iter().filter_map(|p| crate::config::normalize_mount_path(p).ok()).collect()),
                     read_only: u.read_only,
                 });
                 let secret = match (&u.password, &u.password_hash) {
@@ -65,16 +64,9 @@ impl Auth {
             .collect::<HashMap<_, _>>();
         let anonymous = (users.is_empty() || allow_anonymous).then(|| {
             // With users configured, anonymous access is read-only.
-            Arc::new(User {
-                read_only: !users.is_empty(),
-                ..User::anonymous()
-            })
+            Arc::new(User { read_only: !users.is_empty(), ..User::anonymous() })
         });
-        Auth {
-            accounts,
-            anonymous,
-            verified: DashSet::new(),
-        }
+        Auth { accounts, anonymous, verified: DashSet::new() }
     }
 
     pub fn check(&self, authorization: Option<&http::HeaderValue>) -> AuthResult {
@@ -118,9 +110,7 @@ impl Auth {
 fn verify_argon2(phc: &str, pass: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     match PasswordHash::new(phc) {
-        Ok(h) => argon2::Argon2::default()
-            .verify_password(pass.as_bytes(), &h)
-            .is_ok(),
+        Ok(h) => argon2::Argon2::default().verify_password(pass.as_bytes(), &h).is_ok(),
         Err(e) => {
             tracing::error!("a configured password_hash cannot be parsed: {e}");
             false
@@ -144,9 +134,7 @@ fn parse_basic(h: &http::HeaderValue) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -177,28 +165,13 @@ mod tests {
             false,
         );
         assert!(matches!(a.check(Some(&basic("a", "pw"))), AuthResult::Ok(u) if u.name == "a"));
-        assert!(matches!(
-            a.check(Some(&basic("a", "pW"))),
-            AuthResult::Challenge
-        ));
+        assert!(matches!(a.check(Some(&basic("a", "pW"))), AuthResult::Challenge));
         assert!(matches!(a.check(Some(&basic("b", "s3cret"))), AuthResult::Ok(u) if u.name == "b"));
-        assert!(
-            matches!(a.check(Some(&basic("b", "s3cret"))), AuthResult::Ok(_)),
-            "cached path"
-        );
-        assert!(matches!(
-            a.check(Some(&basic("b", "nope"))),
-            AuthResult::Challenge
-        ));
+        assert!(matches!(a.check(Some(&basic("b", "s3cret"))), AuthResult::Ok(_)), "cached path");
+        assert!(matches!(a.check(Some(&basic("b", "nope"))), AuthResult::Challenge));
         assert!(matches!(a.check(None), AuthResult::Challenge));
-        assert!(matches!(
-            a.check(Some(&http::HeaderValue::from_static("Basic !!!"))),
-            AuthResult::Challenge
-        ));
-        assert!(matches!(
-            a.check(Some(&http::HeaderValue::from_static("Bearer x"))),
-            AuthResult::Challenge
-        ));
+        assert!(matches!(a.check(Some(&http::HeaderValue::from_static("Basic !!!"))), AuthResult::Challenge));
+        assert!(matches!(a.check(Some(&http::HeaderValue::from_static("Bearer x"))), AuthResult::Challenge));
     }
 
     #[test]

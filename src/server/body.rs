@@ -20,9 +20,7 @@ where
 }
 
 pub fn full(b: Bytes) -> BoxBody {
-    http_body_util::Full::new(b)
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    http_body_util::Full::new(b).map_err(|never| match never {}).boxed_unsync()
 }
 
 pub struct LoggedBody {
@@ -45,16 +43,7 @@ impl LoggedBody {
         started: Instant,
     ) -> Response<LoggedBody> {
         let status = resp.status().as_u16();
-        resp.map(|inner| LoggedBody {
-            inner,
-            method,
-            path,
-            user,
-            status,
-            bytes: 0,
-            started,
-            failed: false,
-        })
+        resp.map(|inner| LoggedBody { inner, method, path, user, status, bytes: 0, started, failed: false })
     }
 }
 

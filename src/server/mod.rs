@@ -2,6 +2,9 @@
 
 pub mod auth;
 mod body;
+pub mod download;
+pub mod policy;
+pub mod sign;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dav_server::{memls::MemLs, DavHandler};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -24,6 +27,8 @@ pub use body::{full, BoxBody, LoggedBody};
 
 pub struct App {
     dav: DavHandler<RequestCtx>,
+    fs: DavFs,
+    downloads: download::Downloads,
     auth: auth::Auth,
     prefix: String,
     realm: String,
@@ -31,19 +36,28 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(cfg: &Config, table: Arc<MountTable>) -> App {
+    /// `sign_key`: the secret for signed download links (kept in the state dir).
+    pub fn new(cfg: &Config, table: Arc<MountTable>, sign_key: Vec<u8>) -> App {
         let s = &cfg.raw.server;
         let fs = DavFs::new(Arc::clone(&table));
         let mut builder = DavHandler::builder()
-            .filesystem(Box::new(fs))
+            .filesystem(Box::new(fs.clone()))
             .locksystem(MemLs::new())
             .read_buf_size(256 * 1024)
             .autoindex(true);
         if !s.prefix.is_empty() {
             builder = builder.strip_prefix(s.prefix.clone());
         }
+        let downloads = download::Downloads::new(
+            policy::Rules::new(&cfg.raw.clients),
+            sign::Signer::new(sign_key),
+            s.sign_ttl,
+            s.prefix.clone(),
+        );
         App {
             dav: builder.build_handler(),
+            fs,
+            downloads,
             auth: auth::Auth::new(&cfg.raw.users, s.allow_anonymous),
             prefix: s.prefix.clone(),
             realm: s.realm.clone(),
@@ -51,11 +65,7 @@ impl App {
         }
     }
 
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<LoggedBody> {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<LoggedBody> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -64,12 +74,7 @@ impl App {
         LoggedBody::wrap(resp, method, path, user_name, started)
     }
 
-    async fn route(
-        &self,
-        mut req: Request<Incoming>,
-        peer: SocketAddr,
-        user_name: &mut String,
-    ) -> Response<BoxBody> {
+    async fn route(&self, mut req: Request<Incoming>, peer: SocketAddr, user_name: &mut String) -> Response<BoxBody> {
         let path = req.uri().path();
         let Some(rest) = path.strip_prefix(self.prefix.as_str()) else {
             return status(StatusCode::NOT_FOUND, "not found\n");
@@ -77,33 +82,51 @@ impl App {
         if rest == "/-/health" {
             return self.health();
         }
+        let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
+        let sign = if is_get { query_param(req.uri().query().unwrap_or(""), "sign") } else { None };
+        let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+
+        if let Some(sig) = sign {
+            // A signed link: no WebDAV credentials, the signature authorises this path.
+            *user_name = "(signed)".into();
+            let Some(path) = self.dav_path(&req) else {
+                return status(StatusCode::BAD_REQUEST, "bad path\n");
+            };
+            if let Err(e) = self.downloads.signer.verify(&path, &sig) {
+                tracing::info!(%path, "refused signed link: {e}");
+                return status(StatusCode::FORBIDDEN, &format!("{e}\n"));
+            }
+            let ctx = RequestCtx::new(Arc::new(crate::dav::User::anonymous()), ua, Some(peer.ip()), None);
+            return match self.file_download(&req, &path, &ctx, true).await {
+                Some(r) => r,
+                None => status(StatusCode::NOT_FOUND, "not found\n"),
+            };
+        }
+
         let user = match self.auth.check(req.headers().get(header::AUTHORIZATION)) {
             auth::AuthResult::Ok(u) => u,
             auth::AuthResult::Challenge => return self.challenge(),
         };
         *user_name = user.name.clone();
-        let ua = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
         let oc_mtime = req.headers().get("x-oc-mtime").and_then(parse_oc_mtime);
         let ctx = RequestCtx::new(user, ua, Some(peer.ip()), oc_mtime);
 
+        if is_get {
+            if let Some(path) = self.dav_path(&req) {
+                if let Some(r) = self.file_download(&req, &path, &ctx, false).await {
+                    return r;
+                }
+            }
+        }
+
         if req.method().as_str() == "PROPFIND" {
-            match req
-                .headers()
-                .get("depth")
-                .map(|v| v.as_bytes().to_ascii_lowercase())
-            {
+            match req.headers().get("depth").map(|v| v.as_bytes().to_ascii_lowercase()) {
                 // RFC 4918 reads a missing Depth as infinity, which we do not offer
                 // (a whole cloud drive in one answer); dav-server 0.11 would answer with
                 // the children only and leave the target out. We answer Depth 1: the
                 // target and its children, which is what clients omitting Depth want.
                 None => {
-                    req.headers_mut()
-                        .insert("depth", HeaderValue::from_static("1"));
+                    req.headers_mut().insert("depth", HeaderValue::from_static("1"));
                 }
                 Some(v) if v == b"infinity" => {
                     return xml_error(StatusCode::FORBIDDEN, "<D:propfind-finite-depth/>");
@@ -112,37 +135,55 @@ impl App {
             }
         }
 
-        let mut resp = self
-            .dav
-            .handle_guarded(req, ctx.user.name.clone(), ctx.clone())
-            .await;
+        let mut resp = self.dav.handle_guarded(req, ctx.user.name.clone(), ctx.clone()).await;
 
         if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
             if let Some(e) = ctx.error.lock().unwrap().take() {
                 *resp.status_mut() = e.status();
                 if let Some(ra) = e.retry_after() {
-                    resp.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(ra.as_secs()));
+                    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(ra.as_secs()));
                 }
             }
         }
         if ctx.mtime_accepted.load(Ordering::Relaxed) && resp.status().is_success() {
-            resp.headers_mut()
-                .insert("x-oc-mtime", HeaderValue::from_static("accepted"));
+            resp.headers_mut().insert("x-oc-mtime", HeaderValue::from_static("accepted"));
         }
         resp.map(body::boxed)
     }
 
+    /// The decoded request path without the URL prefix, as dav-server sees it.
+    fn dav_path<B>(&self, req: &Request<B>) -> Option<String> {
+        let mut p = dav_server::davpath::DavPath::from_uri(req.uri()).ok()?;
+        if !self.prefix.is_empty() {
+            p.set_prefix(&self.prefix).ok()?;
+        }
+        crate::dav::path_str(&p).ok()
+    }
+
+    /// GET/HEAD of a file goes through the download policy; `None` for anything else
+    /// (folders, virtual folders, missing paths), which dav-server answers.
+    async fn file_download<B>(
+        &self,
+        req: &Request<B>,
+        path: &str,
+        ctx: &RequestCtx,
+        signed: bool,
+    ) -> Option<Response<BoxBody>> {
+        let (m, rel) = self.fs.locate(path, &ctx.user)?;
+        let entry = match m.resolve(&rel).await {
+            Ok(e) if !e.is_dir => e,
+            Ok(_) | Err(crate::vfs::DriveError::NotFound) => return None,
+            Err(e) => return Some(download::error_response(&e)),
+        };
+        let ask = download::Ask { method: req.method(), headers: req.headers(), path, signed };
+        Some(self.downloads.serve(&ask, &m, &entry, ctx).await)
+    }
+
     fn challenge(&self) -> Response<BoxBody> {
         let mut r = status(StatusCode::UNAUTHORIZED, "authentication required\n");
-        let v = format!(
-            "Basic realm=\"{}\", charset=\"UTF-8\"",
-            self.realm.replace('"', "")
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("Basic")),
-        );
+        let v = format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.realm.replace('"', ""));
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("Basic")));
         r
     }
 
@@ -158,20 +199,18 @@ impl App {
             .collect();
         let ok = self.table.mounts().iter().all(|m| m.health().ok);
         let body = serde_json::json!({"ok": ok, "mounts": mounts}).to_string();
-        let mut r = status(
-            if ok {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            },
-            &body,
-        );
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        let mut r = status(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body);
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     }
+}
+
+/// One query parameter, percent-decoded.
+fn query_param(q: &str, name: &str) -> Option<String> {
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    })
 }
 
 /// `X-OC-Mtime`: Unix seconds, possibly with a fraction.
@@ -187,23 +226,15 @@ fn parse_oc_mtime(v: &HeaderValue) -> Option<SystemTime> {
 pub fn status(code: StatusCode, text: &str) -> Response<BoxBody> {
     let mut r = Response::new(full(Bytes::copy_from_slice(text.as_bytes())));
     *r.status_mut() = code;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
 fn xml_error(code: StatusCode, inner: &str) -> Response<BoxBody> {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\">{inner}</D:error>\n"
-    );
+    let body = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\">{inner}</D:error>\n");
     let mut r = Response::new(full(Bytes::from(body)));
     *r.status_mut() = code;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
     r
 }
 

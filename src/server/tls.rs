@@ -8,8 +8,7 @@ use tokio_rustls::rustls;
 
 pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert)
-            .with_context(|| format!("cannot open tls_cert {}", cert.display()))?,
+        std::fs::File::open(cert).with_context(|| format!("cannot open tls_cert {}", cert.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
     .with_context(|| format!("tls_cert {} is not PEM", cert.display()))?;
@@ -17,8 +16,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
         return Err(anyhow!("tls_cert {} holds no certificate", cert.display()));
     }
     let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key)
-            .with_context(|| format!("cannot open tls_key {}", key.display()))?,
+        std::fs::File::open(key).with_context(|| format!("cannot open tls_key {}", key.display()))?,
     ))
     .with_context(|| format!("tls_key {} is not PEM", key.display()))?
     .ok_or_else(|| anyhow!("tls_key {} holds no private key", key.display()))?;

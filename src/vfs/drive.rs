@@ -48,22 +48,12 @@ pub trait Drive: Send + Sync + 'static {
 
     /// Move and/or rename `entry` into `new_parent` as `new_name`. The target name is free
     /// (the mount removed an existing one first when the client asked to overwrite).
-    async fn move_to(
-        &self,
-        _entry: &Entry,
-        _new_parent: &Entry,
-        _new_name: &str,
-    ) -> DriveResult<Entry> {
+    async fn move_to(&self, _entry: &Entry, _new_parent: &Entry, _new_name: &str) -> DriveResult<Entry> {
         Err(DriveError::ReadOnly)
     }
 
     /// Copy `entry` (recursively for folders) into `new_parent` as `new_name`.
-    async fn copy_to(
-        &self,
-        _entry: &Entry,
-        _new_parent: &Entry,
-        _new_name: &str,
-    ) -> DriveResult<Entry> {
+    async fn copy_to(&self, _entry: &Entry, _new_parent: &Entry, _new_name: &str) -> DriveResult<Entry> {
         Err(DriveError::ReadOnly)
     }
 

@@ -44,9 +44,7 @@ impl DriveError {
             DriveError::NotFound => S::NOT_FOUND,
             DriveError::Exists => S::METHOD_NOT_ALLOWED,
             DriveError::Forbidden(_) | DriveError::ReadOnly => S::FORBIDDEN,
-            DriveError::NotADirectory | DriveError::IsADirectory | DriveError::NotEmpty => {
-                S::CONFLICT
-            }
+            DriveError::NotADirectory | DriveError::IsADirectory | DriveError::NotEmpty => S::CONFLICT,
             DriveError::InvalidInput(_) => S::BAD_REQUEST,
             DriveError::Unsupported(_) => S::NOT_IMPLEMENTED,
             DriveError::RateLimited { .. } => S::SERVICE_UNAVAILABLE,
@@ -65,9 +63,7 @@ impl DriveError {
     /// Seconds a client should wait before retrying, for 503 answers.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            DriveError::RateLimited { retry_after } => {
-                Some(retry_after.unwrap_or(Duration::from_secs(30)))
-            }
+            DriveError::RateLimited { retry_after } => Some(retry_after.unwrap_or(Duration::from_secs(30))),
             DriveError::AuthLost(_) => Some(Duration::from_secs(300)),
             _ => None,
         }
@@ -90,9 +86,7 @@ impl DriveError {
             DriveError::NotEmpty => DriveError::NotEmpty,
             DriveError::InvalidInput(s) => DriveError::InvalidInput(s.clone()),
             DriveError::Unsupported(s) => DriveError::Unsupported(s),
-            DriveError::RateLimited { retry_after } => DriveError::RateLimited {
-                retry_after: *retry_after,
-            },
+            DriveError::RateLimited { retry_after } => DriveError::RateLimited { retry_after: *retry_after },
             DriveError::Upstream(s) => DriveError::Upstream(s.clone()),
             DriveError::AuthLost(s) => DriveError::AuthLost(s.clone()),
             DriveError::NoSpace => DriveError::NoSpace,

@@ -37,6 +37,8 @@ pub struct MountOptions {
     /// Normalised mount path: `/`-separated, leading `/`, no trailing `/`.
     pub path: String,
     pub policy: Policy,
+    /// Base URL of an external relay (for `proxy_url`, as policy or by client rule).
+    pub proxy_url: Option<String>,
     pub read_only: bool,
     pub cache_ttl: Duration,
     pub spool_dir: PathBuf,
@@ -55,12 +57,24 @@ struct DirSlot {
     cached: tokio::sync::Mutex<Option<(Instant, Listing)>>,
 }
 
+/// A download link cached until shortly before it expires.
+type LinkSlot = Arc<tokio::sync::Mutex<Option<(Link, Instant)>>>;
+
+/// Links without an expiry are kept this long.
+const LINK_TTL_DEFAULT: Duration = Duration::from_secs(300);
+/// Links are dropped this long before the provider says they expire.
+const LINK_MARGIN: Duration = Duration::from_secs(60);
+/// Above this many cached links, expired ones are swept on insert.
+const LINK_CACHE_SWEEP: usize = 4096;
+
 pub struct Mount {
     pub opts: MountOptions,
     pub drive: Arc<dyn Drive>,
     caps: Caps,
     root: tokio::sync::OnceCell<Entry>,
     dirs: DashMap<String, Arc<DirSlot>>,
+    /// Keyed by (entry id, User-Agent): 115 binds links to the UA that asked.
+    links: DashMap<(String, String), LinkSlot>,
     health: RwLock<Health>,
 }
 
@@ -111,9 +125,7 @@ pub fn check_name(name: &str) -> DriveResult<()> {
         return Err(DriveError::InvalidInput(format!("bad name {name:?}")));
     }
     if name.len() > 255 {
-        return Err(DriveError::InvalidInput(
-            "name longer than 255 bytes".into(),
-        ));
+        return Err(DriveError::InvalidInput("name longer than 255 bytes".into()));
     }
     Ok(())
 }
@@ -127,10 +139,8 @@ impl Mount {
             caps,
             root: tokio::sync::OnceCell::new(),
             dirs: DashMap::new(),
-            health: RwLock::new(Health {
-                ok: true,
-                message: "starting".into(),
-            }),
+            links: DashMap::new(),
+            health: RwLock::new(Health { ok: true, message: "starting".into() }),
         }
     }
 
@@ -200,9 +210,7 @@ impl Mount {
                         tracing::warn!(mount = %m.opts.path, "token refresh failed: {e}");
                         match e {
                             DriveError::AuthLost(_) => Duration::from_secs(600),
-                            DriveError::RateLimited { retry_after } => {
-                                retry_after.unwrap_or(Duration::from_secs(60))
-                            }
+                            DriveError::RateLimited { retry_after } => retry_after.unwrap_or(Duration::from_secs(60)),
                             _ => Duration::from_secs(30),
                         }
                     }
@@ -213,10 +221,7 @@ impl Mount {
     }
 
     pub async fn root(&self) -> DriveResult<Entry> {
-        self.root
-            .get_or_try_init(|| async { self.drive.root().await })
-            .await
-            .cloned()
+        self.root.get_or_try_init(|| async { self.drive.root().await }).await.cloned()
     }
 
     /// The entry at a mount-relative path (`""` is the root).
@@ -247,9 +252,7 @@ impl Mount {
             }
         }
         if self.caps.fast_lookup {
-            return self
-                .track(self.drive.lookup(parent, name).await)?
-                .ok_or(DriveError::NotFound);
+            return self.track(self.drive.lookup(parent, name).await)?.ok_or(DriveError::NotFound);
         }
         let list = self.listing(parent_rel, parent).await?;
         find(&list, name)
@@ -287,8 +290,7 @@ impl Mount {
     /// Forget `rel` and everything below it.
     fn invalidate_tree(&self, rel: &str) {
         let prefix = format!("{rel}/");
-        self.dirs
-            .retain(|k, _| !(k == rel || k.starts_with(&prefix) || rel.is_empty()));
+        self.dirs.retain(|k, _| !(k == rel || k.starts_with(&prefix) || rel.is_empty()));
     }
 
     fn writable(&self) -> DriveResult<()> {
@@ -338,9 +340,7 @@ impl Mount {
             return Err(DriveError::Forbidden("cannot move a mount's root".into()));
         }
         if to.starts_with(&format!("{from}/")) {
-            return Err(DriveError::Forbidden(
-                "cannot move a folder into itself".into(),
-            ));
+            return Err(DriveError::Forbidden("cannot move a folder into itself".into()));
         }
         let entry = self.resolve(from).await?;
         let (to_prel, to_name) = split_parent(to);
@@ -413,14 +413,37 @@ impl Mount {
         self.track(self.drive.read(entry, range).await)
     }
 
+    /// A download link for `entry` as `req`'s client, from the cache while it is valid.
+    /// Concurrent requests for the same uncached link make one provider call.
     pub async fn link(&self, entry: &Entry, req: &LinkRequest) -> DriveResult<Link> {
-        self.track(self.drive.link(entry, req).await)
+        let key = (entry.id.clone(), req.user_agent.clone());
+        let slot = Arc::clone(&self.links.entry(key).or_default());
+        let mut guard = slot.lock().await;
+        if let Some((link, until)) = guard.as_ref() {
+            if Instant::now() < *until {
+                return Ok(link.clone());
+            }
+        }
+        let link = self.track(self.drive.link(entry, req).await)?;
+        let ttl = match link.expires_at {
+            Some(t) => t.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LINK_MARGIN),
+            None => LINK_TTL_DEFAULT,
+        };
+        *guard = Some((link.clone(), Instant::now() + ttl));
+        drop(guard);
+        if self.links.len() > LINK_CACHE_SWEEP {
+            let now = Instant::now();
+            self.links.retain(|_, s| s.try_lock().map_or(true, |g| g.as_ref().is_some_and(|(_, u)| *u > now)));
+        }
+        Ok(link)
+    }
+
+    /// Drop a cached link the provider no longer honours (expired early, revoked).
+    pub fn forget_link(&self, entry: &Entry, req: &LinkRequest) {
+        self.links.remove(&(entry.id.clone(), req.user_agent.clone()));
     }
 }
 
 fn find(list: &[Entry], name: &str) -> DriveResult<Entry> {
-    list.iter()
-        .find(|e| e.name == name)
-        .cloned()
-        .ok_or(DriveError::NotFound)
+    list.iter().find(|e| e.name == name).cloned().ok_or(DriveError::NotFound)
 }

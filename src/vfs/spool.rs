@@ -29,9 +29,7 @@ impl Spool {
     /// A new spool file in `dir` (hidden name, removed on drop).
     pub async fn create(dir: &Path) -> DriveResult<Spool> {
         tokio::fs::create_dir_all(dir).await?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".pandav-tmp-")
-            .tempfile_in(dir)?;
+        let tmp = tempfile::Builder::new().prefix(".pandav-tmp-").tempfile_in(dir)?;
         let (std_file, path) = tmp.into_parts();
         Ok(Spool {
             path,
@@ -65,9 +63,6 @@ impl Spool {
             md5: hex::encode(self.md5.finalize()),
             mtime,
         };
-        Ok(Spooled {
-            upload,
-            guard: self.path,
-        })
+        Ok(Spooled { upload, guard: self.path })
     }
 }

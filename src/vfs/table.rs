@@ -39,10 +39,7 @@ impl MountTable {
         for m in self.mounts.iter().filter(|m| visible(m)) {
             let mp = m.path();
             if mp == "/" {
-                return Some(Resolved::Mount(
-                    Arc::clone(m),
-                    path.trim_start_matches('/').to_string(),
-                ));
+                return Some(Resolved::Mount(Arc::clone(m), path.trim_start_matches('/').to_string()));
             }
             if path == mp {
                 return Some(Resolved::Mount(Arc::clone(m), String::new()));
@@ -51,32 +48,16 @@ impl MountTable {
                 return Some(Resolved::Mount(Arc::clone(m), rest.to_string()));
             }
         }
-        let as_dir = if path.is_empty() {
-            "/".to_string()
-        } else {
-            format!("{path}/")
-        };
-        if self
-            .mounts
-            .iter()
-            .any(|m| visible(m) && (as_dir == "/" || m.path().starts_with(&as_dir)))
-        {
-            return Some(Resolved::Virtual(if path.is_empty() {
-                "/".into()
-            } else {
-                path.into()
-            }));
+        let as_dir = if path.is_empty() { "/".to_string() } else { format!("{path}/") };
+        if self.mounts.iter().any(|m| visible(m) && (as_dir == "/" || m.path().starts_with(&as_dir))) {
+            return Some(Resolved::Virtual(if path.is_empty() { "/".into() } else { path.into() }));
         }
         None
     }
 
     /// Names shown in virtual folder `dir` (`/` or `/a`).
     pub fn virtual_children(&self, dir: &str, visible: &dyn Fn(&Mount) -> bool) -> Vec<String> {
-        let prefix = if dir == "/" {
-            "/".to_string()
-        } else {
-            format!("{}/", dir.trim_end_matches('/'))
-        };
+        let prefix = if dir == "/" { "/".to_string() } else { format!("{}/", dir.trim_end_matches('/')) };
         let mut names = BTreeSet::new();
         for m in self.mounts.iter().filter(|m| visible(m)) {
             if let Some(rest) = m.path().strip_prefix(&prefix) {

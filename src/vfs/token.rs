@@ -34,28 +34,18 @@ impl<T: Serialize + DeserializeOwned + Send + Sync> TokenCell<T> {
     /// Start from the saved state when it descends from the same configured secret
     /// (`config_secret`), since it then holds newer, rotated credentials; start from
     /// `from_config` when there is no state or the user configured a new secret.
-    pub fn restore(
-        state: StateHandle,
-        config_secret: &str,
-        from_config: T,
-    ) -> anyhow::Result<TokenCell<T>> {
+    pub fn restore(state: StateHandle, config_secret: &str, from_config: T) -> anyhow::Result<TokenCell<T>> {
         let seed = fingerprint(config_secret);
         let saved = state.load()?;
         let value = match saved {
-            Some(v)
-                if v.get("seed").and_then(|s| s.as_str()) == Some(seed.as_str())
-                    || config_secret.is_empty() =>
-            {
+            Some(v) if v.get("seed").and_then(|s| s.as_str()) == Some(seed.as_str()) || config_secret.is_empty() => {
                 let data = v.get("data").cloned().unwrap_or_default();
                 match serde_json::from_value::<T>(data) {
                     Ok(t) => {
                         tracing::info!(file = %state.path().display(), "using saved credentials (newer than config)");
                         t
                     }
-                    Err(e) => anyhow::bail!(
-                        "state file {} has unusable credentials: {e}",
-                        state.path().display()
-                    ),
+                    Err(e) => anyhow::bail!("state file {} has unusable credentials: {e}", state.path().display()),
                 }
             }
             _ => from_config,
@@ -130,15 +120,7 @@ mod tests {
 
     fn cell(dir: &std::path::Path, cfg: &str) -> TokenCell<Tok> {
         let h = StateHandle::at(dir.join("m.json"));
-        TokenCell::restore(
-            h,
-            cfg,
-            Tok {
-                refresh: cfg.into(),
-                n: 0,
-            },
-        )
-        .unwrap()
+        TokenCell::restore(h, cfg, Tok { refresh: cfg.into(), n: 0 }).unwrap()
     }
 
     #[tokio::test]
@@ -155,10 +137,7 @@ mod tests {
                 c.refresh(seen, |old| async move {
                     calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    Ok(Tok {
-                        refresh: format!("{}+", old.refresh),
-                        n: old.n + 1,
-                    })
+                    Ok(Tok { refresh: format!("{}+", old.refresh), n: old.n + 1 })
                 })
                 .await
                 .unwrap()
@@ -180,11 +159,7 @@ mod tests {
     async fn failed_refresh_keeps_old_credentials() {
         let dir = tempfile::tempdir().unwrap();
         let c = cell(dir.path(), "r0");
-        let r = c
-            .refresh(0, |_| async {
-                Err::<Tok, _>(DriveError::AuthLost("revoked".into()))
-            })
-            .await;
+        let r = c.refresh(0, |_| async { Err::<Tok, _>(DriveError::AuthLost("revoked".into())) }).await;
         assert!(matches!(r, Err(DriveError::AuthLost(_))));
         assert_eq!(c.get().0.refresh, "r0");
         assert_eq!(c.get().1, 0);

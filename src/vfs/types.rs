@@ -41,11 +41,7 @@ impl Entry {
         if let Some(h) = self.hashes.sha1.as_deref().or(self.hashes.md5.as_deref()) {
             return format!("\"{}\"", h.to_ascii_lowercase());
         }
-        let t = self
-            .modified
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_micros())
-            .unwrap_or(0);
+        let t = self.modified.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
         format!("\"{:x}-{:x}\"", self.size, t)
     }
 }

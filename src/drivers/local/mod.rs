@@ -39,25 +39,15 @@ pub struct LocalDrive {
 
 impl LocalDrive {
     pub fn new(opts: LocalOptions, ctx: &DriverCtx) -> anyhow::Result<LocalDrive> {
-        let root = if opts.root.is_absolute() {
-            opts.root.clone()
-        } else {
-            ctx.base_dir.join(&opts.root)
-        };
+        let root = if opts.root.is_absolute() { opts.root.clone() } else { ctx.base_dir.join(&opts.root) };
         if opts.create {
-            std::fs::create_dir_all(&root)
-                .with_context(|| format!("cannot create root {}", root.display()))?;
+            std::fs::create_dir_all(&root).with_context(|| format!("cannot create root {}", root.display()))?;
         }
-        let root = root
-            .canonicalize()
-            .with_context(|| format!("local root {} is not usable", root.display()))?;
+        let root = root.canonicalize().with_context(|| format!("local root {} is not usable", root.display()))?;
         if !root.is_dir() {
             bail!("local root {} is not a folder", root.display());
         }
-        Ok(LocalDrive {
-            root,
-            follow_symlinks: opts.follow_symlinks,
-        })
+        Ok(LocalDrive { root, follow_symlinks: opts.follow_symlinks })
     }
 
     /// The absolute path of an id, refusing anything that could leave the root.
@@ -103,10 +93,7 @@ impl LocalDrive {
             Err(e) if e.raw_os_error() == Some(18) => {
                 // EXDEV: copy next to the target first, then rename.
                 let dir = dst.parent().ok_or(DriveError::NotFound)?.to_path_buf();
-                let tmp = tempfile::Builder::new()
-                    .prefix(TMP_PREFIX)
-                    .tempfile_in(&dir)?
-                    .into_temp_path();
+                let tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(&dir)?.into_temp_path();
                 tokio::fs::copy(src, &tmp).await?;
                 tokio::fs::rename(&tmp, dst).await?;
                 let _ = tmp.keep();
@@ -131,10 +118,7 @@ fn entry_from(id: String, name: String, m: &std::fs::Metadata) -> Entry {
 }
 
 fn set_file_mtime(p: &Path, t: SystemTime) -> std::io::Result<()> {
-    std::fs::File::options()
-        .write(true)
-        .open(p)?
-        .set_modified(t)
+    std::fs::File::options().write(true).open(p)?.set_modified(t)
 }
 
 #[async_trait]
@@ -144,13 +128,7 @@ impl Drive for LocalDrive {
     }
 
     fn caps(&self) -> Caps {
-        Caps {
-            local_read: true,
-            fast_lookup: true,
-            set_mtime: true,
-            server_side_copy: true,
-            ..Caps::default()
-        }
+        Caps { local_read: true, fast_lookup: true, set_mtime: true, server_side_copy: true, ..Caps::default() }
     }
 
     async fn root(&self) -> DriveResult<Entry> {
@@ -171,9 +149,7 @@ impl Drive for LocalDrive {
                 continue;
             }
             match self.meta(&de.path()).await {
-                Ok(Some(m)) if m.is_dir() || m.is_file() => {
-                    out.push(entry_from(Self::child_id(dir, &name), name, &m))
-                }
+                Ok(Some(m)) if m.is_dir() || m.is_file() => out.push(entry_from(Self::child_id(dir, &name), name, &m)),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(file = %de.path().display(), "skipping: {e}"),
             }
@@ -187,11 +163,7 @@ impl Drive for LocalDrive {
         }
         let id = Self::child_id(parent, name);
         let p = self.abs(&id)?;
-        Ok(self
-            .meta(&p)
-            .await?
-            .filter(|m| m.is_dir() || m.is_file())
-            .map(|m| entry_from(id, name.to_string(), &m)))
+        Ok(self.meta(&p).await?.filter(|m| m.is_dir() || m.is_file()).map(|m| entry_from(id, name.to_string(), &m)))
     }
 
     async fn read(&self, file: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
@@ -204,10 +176,7 @@ impl Drive for LocalDrive {
             Some(end) => Box::new(f.take(end.saturating_sub(range.start))),
             None => Box::new(f),
         };
-        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            reader,
-            256 * 1024,
-        )))
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024)))
     }
 
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
@@ -218,12 +187,7 @@ impl Drive for LocalDrive {
         Ok(entry_from(id, name.to_string(), &m))
     }
 
-    async fn move_to(
-        &self,
-        entry: &Entry,
-        new_parent: &Entry,
-        new_name: &str,
-    ) -> DriveResult<Entry> {
+    async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         let from = self.abs(&entry.id)?;
         let id = Self::child_id(new_parent, new_name);
         let to = self.abs(&id)?;
@@ -235,27 +199,17 @@ impl Drive for LocalDrive {
         Ok(entry_from(id, new_name.to_string(), &m))
     }
 
-    async fn copy_to(
-        &self,
-        entry: &Entry,
-        new_parent: &Entry,
-        new_name: &str,
-    ) -> DriveResult<Entry> {
+    async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         let from = self.abs(&entry.id)?;
         let id = Self::child_id(new_parent, new_name);
         let to = self.abs(&id)?;
         if entry.is_dir {
             let follow = self.follow_symlinks;
             let (f, t) = (from.clone(), to.clone());
-            tokio::task::spawn_blocking(move || copy_tree(&f, &t, follow))
-                .await
-                .map_err(std::io::Error::other)??;
+            tokio::task::spawn_blocking(move || copy_tree(&f, &t, follow)).await.map_err(std::io::Error::other)??;
         } else {
             let dir = to.parent().ok_or(DriveError::NotFound)?.to_path_buf();
-            let tmp = tempfile::Builder::new()
-                .prefix(TMP_PREFIX)
-                .tempfile_in(&dir)?
-                .into_temp_path();
+            let tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(&dir)?.into_temp_path();
             tokio::fs::copy(&from, &tmp).await?;
             set_file_mtime(&tmp, entry.modified)?;
             tokio::fs::rename(&tmp, &to).await?;
@@ -297,10 +251,7 @@ impl Drive for LocalDrive {
         self.install(&upload.path, &to).await?;
         let m = tokio::fs::metadata(&to).await?;
         let mut e = entry_from(id, name.to_string(), &m);
-        e.hashes = Hashes {
-            sha1: Some(upload.sha1),
-            md5: Some(upload.md5),
-        };
+        e.hashes = Hashes { sha1: Some(upload.sha1), md5: Some(upload.md5) };
         Ok(e)
     }
 
