@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
+use dashmap::DashMap;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -17,6 +18,8 @@ use super::DriverCtx;
 use crate::vfs::*;
 
 const TMP_PREFIX: &str = ".pandav-tmp-";
+/// Bound on remembered upload hashes (about 200 bytes each).
+const MAX_REMEMBERED_HASHES: usize = 100_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +38,9 @@ pub struct LocalOptions {
 pub struct LocalDrive {
     root: PathBuf,
     follow_symlinks: bool,
+    /// Hashes of files stored through pandav, by id, valid while size and mtime are
+    /// unchanged: lets `rclone check` compare checksums without reading the files.
+    hashes: DashMap<String, (u64, SystemTime, Hashes)>,
 }
 
 impl LocalDrive {
@@ -47,7 +53,7 @@ impl LocalDrive {
         if !root.is_dir() {
             bail!("local root {} is not a folder", root.display());
         }
-        Ok(LocalDrive { root, follow_symlinks: opts.follow_symlinks })
+        Ok(LocalDrive { root, follow_symlinks: opts.follow_symlinks, hashes: DashMap::new() })
     }
 
     /// The absolute path of an id, refusing anything that could leave the root.
@@ -80,6 +86,18 @@ impl LocalDrive {
             };
         }
         Ok(Some(m))
+    }
+
+    /// Attach remembered hashes when the file is unchanged since we stored it.
+    fn with_hashes(&self, mut e: Entry) -> Entry {
+        if !e.is_dir {
+            if let Some(h) = self.hashes.get(&e.id) {
+                if h.0 == e.size && h.1 == e.modified {
+                    e.hashes = h.2.clone();
+                }
+            }
+        }
+        e
     }
 
     fn child_id(parent: &Entry, name: &str) -> String {
@@ -149,7 +167,9 @@ impl Drive for LocalDrive {
                 continue;
             }
             match self.meta(&de.path()).await {
-                Ok(Some(m)) if m.is_dir() || m.is_file() => out.push(entry_from(Self::child_id(dir, &name), name, &m)),
+                Ok(Some(m)) if m.is_dir() || m.is_file() => {
+                    out.push(self.with_hashes(entry_from(Self::child_id(dir, &name), name, &m)))
+                }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(file = %de.path().display(), "skipping: {e}"),
             }
@@ -163,7 +183,11 @@ impl Drive for LocalDrive {
         }
         let id = Self::child_id(parent, name);
         let p = self.abs(&id)?;
-        Ok(self.meta(&p).await?.filter(|m| m.is_dir() || m.is_file()).map(|m| entry_from(id, name.to_string(), &m)))
+        Ok(self
+            .meta(&p)
+            .await?
+            .filter(|m| m.is_dir() || m.is_file())
+            .map(|m| self.with_hashes(entry_from(id, name.to_string(), &m))))
     }
 
     async fn read(&self, file: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
@@ -195,8 +219,11 @@ impl Drive for LocalDrive {
             return Err(DriveError::Exists);
         }
         tokio::fs::rename(&from, &to).await?;
+        if let Some((_, h)) = self.hashes.remove(&entry.id) {
+            self.hashes.insert(id.clone(), h);
+        }
         let m = tokio::fs::metadata(&to).await?;
-        Ok(entry_from(id, new_name.to_string(), &m))
+        Ok(self.with_hashes(entry_from(id, new_name.to_string(), &m)))
     }
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
@@ -252,6 +279,10 @@ impl Drive for LocalDrive {
         let m = tokio::fs::metadata(&to).await?;
         let mut e = entry_from(id, name.to_string(), &m);
         e.hashes = Hashes { sha1: Some(upload.sha1), md5: Some(upload.md5) };
+        if self.hashes.len() >= MAX_REMEMBERED_HASHES {
+            self.hashes.clear();
+        }
+        self.hashes.insert(e.id.clone(), (e.size, e.modified, e.hashes.clone()));
         Ok(e)
     }
 
