@@ -19,7 +19,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use async_trait::async_trait;
 use pandav::state::{StateDir, StateHandle};
 use pandav::vfs::token::{fingerprint, TokenCell};
-use pandav::vfs::{Caps, Drive, DriveError, DriveResult, Entry, Mount, MountOptions, Policy};
+use pandav::vfs::{
+    Caps, Drive, DriveError, DriveResult, Entry, Link, LinkRequest, Mount, MountOptions, Policy,
+};
 use serde::{Deserialize, Serialize};
 
 /// Access tokens live two hours of manual-clock time.
@@ -280,8 +282,25 @@ impl Drive for RotDrive {
         Caps {
             refresh: true,
             links: true,
+            // Lookups skip the mount's per-folder listing lock, so requests for
+            // different paths reach the drive concurrently.
+            fast_lookup: true,
             ..Caps::default()
         }
+    }
+
+    async fn lookup(&self, _parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
+        self.call().await?;
+        Ok(Some(Entry::dir(name, name, UNIX_EPOCH)))
+    }
+
+    async fn link(&self, file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
+        self.call().await?;
+        Ok(Link {
+            url: format!("https://cdn.example/{}", file.id),
+            headers: vec![],
+            expires_at: None,
+        })
     }
 
     async fn root(&self) -> DriveResult<Entry> {
@@ -358,12 +377,24 @@ async fn start(
     })
 }
 
-/// `n` concurrent requests (each a listing that reaches the provider).
+/// One request that reaches the provider: a listing (lookup + list) of folder `i`, or a
+/// download link. Distinct paths, so the mount's per-folder lock does not serialise them.
+async fn request(m: &Mount, i: usize) -> DriveResult<()> {
+    if i % 2 == 0 {
+        m.list(&format!("d{i}")).await.map(|_| ())
+    } else {
+        let mut f = Entry::dir(format!("f{i}"), format!("f{i}"), UNIX_EPOCH);
+        f.is_dir = false;
+        m.link(&f, &LinkRequest::default()).await.map(|_| ())
+    }
+}
+
+/// `n` concurrent requests.
 async fn burst(m: &Arc<Mount>, n: usize) -> Vec<DriveResult<()>> {
     let tasks: Vec<_> = (0..n)
-        .map(|_| {
+        .map(|i| {
             let m = Arc::clone(m);
-            tokio::spawn(async move { m.list("").await.map(|_| ()) })
+            tokio::spawn(async move { request(&m, i).await })
         })
         .collect();
     let mut out = Vec::new();
@@ -461,9 +492,9 @@ async fn rotated_token_is_persisted_before_use() {
             .map(|_| {
                 let (m, stop) = (Arc::clone(&r.mount), Arc::clone(&stop));
                 tokio::spawn(async move {
-                    let mut n = 0u32;
+                    let mut n = 0usize;
                     while !stop.load(SeqCst) {
-                        m.list("").await.unwrap();
+                        request(&m, n).await.unwrap();
                         n += 1;
                         tokio::task::yield_now().await;
                     }
@@ -611,6 +642,48 @@ async fn revoked_grant_found_by_background_refresh() {
         assert_eq!(p.calls(), after, "background task kept calling the provider");
         assert!(matches!(r.mount.list("").await, Err(DriveError::AuthLost(_))));
         assert_eq!(p.calls(), after);
+    })
+    .await
+}
+
+/// `TokenCell` itself: callers queued behind a refresh that fails get its error rather
+/// than each running their own refresh against the provider. (`RotDrive` hides this
+/// with its `AuthLost` latch; a driver without one sends one refresh per queued request,
+/// all with the same dead token.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_refresh_is_shared_with_queued_callers() {
+    within(async {
+        let dir = tempfile::tempdir().unwrap();
+        let from_config = Creds {
+            access: String::new(),
+            refresh: "cfg-rt".into(),
+            expires_at: 0,
+        };
+        let cell = Arc::new(TokenCell::restore(state_of(dir.path()), "cfg-rt", from_config).unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (_, seen) = cell.get();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (cell, calls) = (Arc::clone(&cell), Arc::clone(&calls));
+                tokio::spawn(async move {
+                    cell.refresh(seen, |_old| async move {
+                        calls.fetch_add(1, SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Err::<Creds, _>(DriveError::AuthLost("invalid_grant".into()))
+                    })
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Err(DriveError::AuthLost(_))));
+        }
+        assert_eq!(
+            calls.load(SeqCst),
+            1,
+            "one failed refresh, then every queued caller refreshed again with the same dead token"
+        );
     })
     .await
 }
