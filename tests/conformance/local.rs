@@ -171,9 +171,15 @@ async fn symlinks_hidden(m: &Mount, t: &Escape) -> anyhow::Result<()> {
     }
     check_err!(m.list("out").await, DriveError::NotFound);
     check_err!(m.remove("out").await, DriveError::NotFound);
-    check_err!(m.rename("out/secret.txt", "stolen.txt").await, DriveError::NotFound);
+    check_err!(
+        m.rename("out/secret.txt", "stolen.txt").await,
+        DriveError::NotFound
+    );
     check_err!(m.copy("out", "copied").await, DriveError::NotFound);
-    check_err!(put_bytes(m, "out/planted.txt", b"x", None).await, DriveError::NotFound);
+    check_err!(
+        put_bytes(m, "out/planted.txt", b"x", None).await,
+        DriveError::NotFound
+    );
     // Writing over a link's name must not write through the link.
     let r = put_bytes(m, "out.txt", b"overwritten", None).await;
     let _ = m.mkdir("out").await;
@@ -183,9 +189,18 @@ async fn symlinks_hidden(m: &Mount, t: &Escape) -> anyhow::Result<()> {
         "also secret",
         "file outside the root changed (put over link gave {r:?})"
     );
-    check_eq!(std::fs::read_to_string(t.outside.join("secret.txt"))?, "secret");
-    let outside_names: Vec<_> = std::fs::read_dir(&t.outside)?.map(|e| e.unwrap().file_name()).collect();
-    check_eq!(outside_names.len(), 1, "files appeared outside the root: {outside_names:?}");
+    check_eq!(
+        std::fs::read_to_string(t.outside.join("secret.txt"))?,
+        "secret"
+    );
+    let outside_names: Vec<_> = std::fs::read_dir(&t.outside)?
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    check_eq!(
+        outside_names.len(),
+        1,
+        "files appeared outside the root: {outside_names:?}"
+    );
     Ok(())
 }
 
@@ -212,13 +227,25 @@ async fn symlinks_are_followed_when_asked() {
     assert_eq!(read_all(&m, "out/secret.txt").await.unwrap(), b"secret");
     assert_eq!(read_all(&m, "out.txt").await.unwrap(), b"also secret");
     assert_eq!(read_all(&m, "in-link").await.unwrap(), b"inside");
-    assert!(matches!(m.resolve("dangling").await, Err(DriveError::NotFound)));
+    assert!(matches!(
+        m.resolve("dangling").await,
+        Err(DriveError::NotFound)
+    ));
     // Removing a link removes the link, never what it points to.
     m.remove("out").await.unwrap();
     m.remove("out.txt").await.unwrap();
-    assert!(t.outside.join("secret.txt").exists(), "remove followed the folder link");
-    assert!(t._base.path().join("secret-file.txt").exists(), "remove followed the file link");
-    assert_eq!(names(&m, "").await.unwrap(), sorted(&["in-link", "inside.txt"]));
+    assert!(
+        t.outside.join("secret.txt").exists(),
+        "remove followed the folder link"
+    );
+    assert!(
+        t._base.path().join("secret-file.txt").exists(),
+        "remove followed the file link"
+    );
+    assert_eq!(
+        names(&m, "").await.unwrap(),
+        sorted(&["in-link", "inside.txt"])
+    );
 }
 
 /// The driver hides its own temp names (`.pandav-tmp-*`); a client's file with such a

@@ -120,7 +120,8 @@ impl Provider {
             expires_at: self.clock.now() + ACCESS_TTL,
         };
         st.live_refresh = Some(g.refresh.clone());
-        st.access.insert(g.access.clone(), (g.expires_at, g.refresh.clone()));
+        st.access
+            .insert(g.access.clone(), (g.expires_at, g.refresh.clone()));
         Ok(g)
     }
 
@@ -178,7 +179,9 @@ fn saved_state(path: &Path) -> Option<serde_json::Value> {
 }
 
 fn saved_refresh(path: &Path) -> Option<String> {
-    saved_state(path)?["data"]["refresh"].as_str().map(String::from)
+    saved_state(path)?["data"]["refresh"]
+        .as_str()
+        .map(String::from)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -369,7 +372,9 @@ async fn start(
         Arc::new(drive),
     ));
     mount.init().await?;
-    let task = mount.spawn_refresh().expect("caps().refresh = true starts a task");
+    let task = mount
+        .spawn_refresh()
+        .expect("caps().refresh = true starts a task");
     Ok(Running {
         mount,
         task,
@@ -407,7 +412,10 @@ async fn burst(m: &Arc<Mount>, n: usize) -> Vec<DriveResult<()>> {
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
     while !cond() {
-        assert!(t.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -422,8 +430,16 @@ fn setup(first: &str) -> (Clock, tempfile::TempDir, Arc<Provider>) {
 
 fn assert_clean(p: &Provider) {
     p.with(|st| {
-        assert!(st.violations.is_empty(), "used before persisted: {:?}", st.violations);
-        assert!(st.dead_refresh.is_empty(), "dead refresh tokens tried: {:?}", st.dead_refresh);
+        assert!(
+            st.violations.is_empty(),
+            "used before persisted: {:?}",
+            st.violations
+        );
+        assert!(
+            st.dead_refresh.is_empty(),
+            "dead refresh tokens tried: {:?}",
+            st.dead_refresh
+        );
     });
 }
 
@@ -442,14 +458,21 @@ async fn concurrent_requests_across_expiries_refresh_once_each() {
     within(async {
         let (clock, dir, p) = setup("cfg-rt");
         let r = start(&p, &clock, dir.path(), "cfg-rt").await.unwrap();
-        assert_eq!(p.calls().0, 1, "init refreshes once (config holds no access token)");
+        assert_eq!(
+            p.calls().0,
+            1,
+            "init refreshes once (config holds no access token)"
+        );
         let mut want = 1;
         for phase in 1..=6 {
             let exp = p.expiry_of_latest();
             if phase % 2 == 0 {
                 // Inside the lead window: the background task refreshes ahead of expiry.
                 clock.set(exp - LEAD / 2);
-                wait_for("the background refresh", || p.with(|s| s.issued) as usize > want).await;
+                wait_for("the background refresh", || {
+                    p.with(|s| s.issued) as usize > want
+                })
+                .await;
             } else {
                 // Past expiry: requests find out themselves, all at once.
                 clock.set(exp + 1);
@@ -461,7 +484,11 @@ async fn concurrent_requests_across_expiries_refresh_once_each() {
             }
             assert_eq!(p.calls().0, want, "phase {phase}: refreshes");
             // Every request of the burst reached the provider with a live token.
-            assert_eq!(p.with(|s| s.unauthorized), 0, "phase {phase}: stale tokens used");
+            assert_eq!(
+                p.with(|s| s.unauthorized),
+                0,
+                "phase {phase}: stale tokens used"
+            );
             // Before moving the clock again, let the drive install the newest token (a
             // background refresh may still be saving it).
             let latest = p.with(|s| format!("at-{}", s.issued));
@@ -506,16 +533,27 @@ async fn rotated_token_is_persisted_before_use() {
             let before = p.calls().0;
             let exp = p.expiry_of_latest();
             // Mostly ahead of expiry (background task), sometimes past it (requests).
-            clock.set(if round % 4 == 3 { exp + 1 } else { exp - LEAD / 2 });
+            clock.set(if round % 4 == 3 {
+                exp + 1
+            } else {
+                exp - LEAD / 2
+            });
             wait_for("a refresh", || p.calls().0 > before).await;
-            wait_for("the new token in use", || p.with(|s| s.checked) as usize > round + 1).await;
+            wait_for("the new token in use", || {
+                p.with(|s| s.checked) as usize > round + 1
+            })
+            .await;
         }
         stop.store(true, SeqCst);
         for w in workers {
             assert!(w.await.unwrap() > 0);
         }
         assert_eq!(p.calls().0, 9, "one refresh at start and one per round");
-        assert_eq!(p.with(|s| s.checked), 9, "each new access token was checked once");
+        assert_eq!(
+            p.with(|s| s.checked),
+            9,
+            "each new access token was checked once"
+        );
         assert_clean(&p);
         // The file holds the live refresh token and is private to its owner.
         let live = p.with(|s| s.live_refresh.clone());
@@ -549,7 +587,11 @@ async fn restart_prefers_saved_rotated_token_and_new_config_wins() {
         // (c) Same config as before: the saved access token is used as is…
         let r = start(&p, &clock, dir.path(), "cfg-rt").await.unwrap();
         r.mount.list("").await.unwrap();
-        assert_eq!(p.calls().0, 2, "restart refreshed although the saved token is valid");
+        assert_eq!(
+            p.calls().0,
+            2,
+            "restart refreshed although the saved token is valid"
+        );
         assert_eq!(p.with(|s| s.unauthorized), 0);
         // …and the saved refresh token (not the dead configured one) when it expires.
         clock.set(p.expiry_of_latest() + 1);
@@ -564,7 +606,11 @@ async fn restart_prefers_saved_rotated_token_and_new_config_wins() {
         let r = start(&p, &clock, dir.path(), "cfg-new").await.unwrap();
         r.mount.list("").await.unwrap();
         assert_eq!(p.calls().0, 4, "the new config token was refreshed once");
-        assert_eq!(p.with(|s| s.unauthorized), 0, "the old saved access token was tried");
+        assert_eq!(
+            p.with(|s| s.unauthorized),
+            0,
+            "the old saved access token was tried"
+        );
         assert_clean(&p); // the old saved refresh token was not tried either
         let doc = saved_state(state_of(dir.path()).path()).unwrap();
         assert_eq!(doc["seed"].as_str(), Some(fingerprint("cfg-new").as_str()));
@@ -639,8 +685,15 @@ async fn revoked_grant_found_by_background_refresh() {
         let after = p.calls();
         assert_eq!(after.0, 2, "one refresh at start, one refused");
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert_eq!(p.calls(), after, "background task kept calling the provider");
-        assert!(matches!(r.mount.list("").await, Err(DriveError::AuthLost(_))));
+        assert_eq!(
+            p.calls(),
+            after,
+            "background task kept calling the provider"
+        );
+        assert!(matches!(
+            r.mount.list("").await,
+            Err(DriveError::AuthLost(_))
+        ));
         assert_eq!(p.calls(), after);
     })
     .await
@@ -659,7 +712,8 @@ async fn failed_refresh_is_shared_with_queued_callers() {
             refresh: "cfg-rt".into(),
             expires_at: 0,
         };
-        let cell = Arc::new(TokenCell::restore(state_of(dir.path()), "cfg-rt", from_config).unwrap());
+        let cell =
+            Arc::new(TokenCell::restore(state_of(dir.path()), "cfg-rt", from_config).unwrap());
         let calls = Arc::new(AtomicUsize::new(0));
         let (_, seen) = cell.get();
         let tasks: Vec<_> = (0..16)

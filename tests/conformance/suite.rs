@@ -30,8 +30,7 @@ use futures_util::{FutureExt, StreamExt};
 use md5::Digest as _;
 use pandav::vfs::spool::Spool;
 use pandav::vfs::{
-    mount, transfer, Drive, DriveError, DriveResult, Entry, Mount, MountOptions, Policy,
-    ReadRange,
+    mount, transfer, Drive, DriveError, DriveResult, Entry, Mount, MountOptions, Policy, ReadRange,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -311,11 +310,19 @@ macro_rules! check_err {
             Err($pat) => {}
             Err(other) => anyhow::bail!(
                 "{}:{}: {}: expected Err({}), got Err({:?})",
-                file!(), line!(), stringify!($e), stringify!($pat), other
+                file!(),
+                line!(),
+                stringify!($e),
+                stringify!($pat),
+                other
             ),
             Ok(v) => anyhow::bail!(
                 "{}:{}: {}: expected Err({}), got Ok({:?})",
-                file!(), line!(), stringify!($e), stringify!($pat), v
+                file!(),
+                line!(),
+                stringify!($e),
+                stringify!($pat),
+                v
             ),
         }
     }};
@@ -327,7 +334,13 @@ macro_rules! ok {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(err) => anyhow::bail!("{}:{}: {} failed: {:?}", file!(), line!(), stringify!($e), err),
+            Err(err) => anyhow::bail!(
+                "{}:{}: {} failed: {:?}",
+                file!(),
+                line!(),
+                stringify!($e),
+                err
+            ),
         }
     };
 }
@@ -344,7 +357,11 @@ pub fn same_bytes(what: &str, got: &[u8], want: &[u8]) -> anyhow::Result<()> {
         want.len(),
         at.or(Some(got.len().min(want.len()))),
         if want.len() <= 64 {
-            format!(" (got {:?}, want {:?})", String::from_utf8_lossy(got), String::from_utf8_lossy(want))
+            format!(
+                " (got {:?}, want {:?})",
+                String::from_utf8_lossy(got),
+                String::from_utf8_lossy(want)
+            )
         } else {
             String::new()
         }
@@ -398,7 +415,15 @@ pub async fn read_entry(m: &Mount, e: &Entry, range: ReadRange) -> DriveResult<V
 }
 
 pub async fn read_all(m: &Mount, rel: &str) -> DriveResult<Vec<u8>> {
-    read_range(m, rel, ReadRange { start: 0, end: None }).await
+    read_range(
+        m,
+        rel,
+        ReadRange {
+            start: 0,
+            end: None,
+        },
+    )
+    .await
 }
 
 pub fn range(start: u64, end: Option<u64>) -> ReadRange {
@@ -449,7 +474,10 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// Two times equal within `tol`.
 pub fn near(a: SystemTime, b: SystemTime, tol: Duration) -> bool {
-    let d = a.duration_since(b).or_else(|_| b.duration_since(a)).unwrap_or_default();
+    let d = a
+        .duration_since(b)
+        .or_else(|_| b.duration_since(a))
+        .unwrap_or_default();
     d <= tol
 }
 
