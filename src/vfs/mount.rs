@@ -380,7 +380,7 @@ impl Mount {
     /// Where to spool an upload into `parent_rel` (drives may prefer a folder on the
     /// same file system as the target, so that storing is a rename).
     pub async fn spool_dir_for(&self, parent_rel: &str) -> PathBuf {
-        if let Ok(parent) = self.resolve(parent_rel).await {
+        if let Some(parent) = self.resolve(parent_rel).await.ok().filter(|e| e.is_dir) {
             if let Some(p) = self.drive.spool_dir(&parent) {
                 return p;
             }

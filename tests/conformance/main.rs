@@ -1,0 +1,15 @@
+//! One conformance suite for every driver (like rclone's fstests or OpenDAL's behavior
+//! tests), plus the refresh/state tests of the vfs layer with rotating credentials.
+//!
+//! - `suite.rs`: the `Fixture` trait a driver's test implements, `run_all`, helpers.
+//! - `scenarios.rs`: the scenarios, all through the `Mount` API.
+//! - `local.rs`: the local driver's fixture and its symlink/escape tests.
+//! - `rotating.rs`: an in-test drive with expiring, rotating credentials (`TokenCell`).
+//!
+//! A new driver adds one module here with a `Fixture` and a `#[tokio::test]` calling
+//! `suite::run_all`. Select scenarios with `CONFORMANCE_ONLY=name,name` (substrings).
+
+mod local;
+mod rotating;
+mod scenarios;
+mod suite;
