@@ -67,14 +67,62 @@ const LINK_MARGIN: Duration = Duration::from_secs(60);
 /// Above this many cached links, expired ones are swept on insert.
 const LINK_CACHE_SWEEP: usize = 4096;
 
+/// Download links keyed by (entry id, User-Agent): 115 binds links to the UA that asked.
+#[derive(Default)]
+pub struct LinkCache {
+    slots: DashMap<(String, String), LinkSlot>,
+}
+
+impl LinkCache {
+    pub async fn get(&self, drive: &dyn Drive, entry: &Entry, req: &LinkRequest) -> DriveResult<Link> {
+        let key = (entry.id.clone(), req.user_agent.clone());
+        let slot = Arc::clone(&self.slots.entry(key).or_default());
+        let mut guard = slot.lock().await;
+        if let Some((link, until)) = guard.as_ref() {
+            if Instant::now() < *until {
+                return Ok(link.clone());
+            }
+        }
+        let link = drive.link(entry, req).await?;
+        let ttl = match link.expires_at {
+            Some(t) => t.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LINK_MARGIN),
+            None => LINK_TTL_DEFAULT,
+        };
+        *guard = Some((link.clone(), Instant::now() + ttl));
+        drop(guard);
+        if self.slots.len() > LINK_CACHE_SWEEP {
+            let now = Instant::now();
+            self.slots.retain(|_, s| s.try_lock().map_or(true, |g| g.as_ref().is_some_and(|(_, u)| *u > now)));
+        }
+        Ok(link)
+    }
+
+    pub fn forget(&self, entry: &Entry, req: &LinkRequest) {
+        self.slots.remove(&(entry.id.clone(), req.user_agent.clone()));
+    }
+}
+
+/// A mount's drive and link cache, owned, for streams that outlive a borrow of the mount.
+#[derive(Clone)]
+pub struct LinkSource {
+    pub drive: Arc<dyn Drive>,
+    pub cache: Arc<LinkCache>,
+    pub path: String,
+}
+
+impl LinkSource {
+    pub async fn link(&self, entry: &Entry, req: &LinkRequest) -> DriveResult<Link> {
+        self.cache.get(&*self.drive, entry, req).await
+    }
+}
+
 pub struct Mount {
     pub opts: MountOptions,
     pub drive: Arc<dyn Drive>,
     caps: Caps,
     root: tokio::sync::OnceCell<Entry>,
     dirs: DashMap<String, Arc<DirSlot>>,
-    /// Keyed by (entry id, User-Agent): 115 binds links to the UA that asked.
-    links: DashMap<(String, String), LinkSlot>,
+    links: Arc<LinkCache>,
     health: RwLock<Health>,
 }
 
@@ -139,7 +187,7 @@ impl Mount {
             caps,
             root: tokio::sync::OnceCell::new(),
             dirs: DashMap::new(),
-            links: DashMap::new(),
+            links: Arc::new(LinkCache::default()),
             health: RwLock::new(Health { ok: true, message: "starting".into() }),
         }
     }
@@ -363,6 +411,9 @@ impl Mount {
     pub async fn copy(&self, from: &str, to: &str) -> DriveResult<Entry> {
         self.writable()?;
         let entry = self.resolve(from).await?;
+        if entry.is_dir && (from.is_empty() || to == from || to.starts_with(&format!("{from}/"))) {
+            return Err(DriveError::Forbidden("cannot copy a folder into itself".into()));
+        }
         let (to_prel, to_name) = split_parent(to);
         check_name(to_name)?;
         let new_parent = self.resolve(to_prel).await?;
@@ -416,31 +467,18 @@ impl Mount {
     /// A download link for `entry` as `req`'s client, from the cache while it is valid.
     /// Concurrent requests for the same uncached link make one provider call.
     pub async fn link(&self, entry: &Entry, req: &LinkRequest) -> DriveResult<Link> {
-        let key = (entry.id.clone(), req.user_agent.clone());
-        let slot = Arc::clone(&self.links.entry(key).or_default());
-        let mut guard = slot.lock().await;
-        if let Some((link, until)) = guard.as_ref() {
-            if Instant::now() < *until {
-                return Ok(link.clone());
-            }
-        }
-        let link = self.track(self.drive.link(entry, req).await)?;
-        let ttl = match link.expires_at {
-            Some(t) => t.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LINK_MARGIN),
-            None => LINK_TTL_DEFAULT,
-        };
-        *guard = Some((link.clone(), Instant::now() + ttl));
-        drop(guard);
-        if self.links.len() > LINK_CACHE_SWEEP {
-            let now = Instant::now();
-            self.links.retain(|_, s| s.try_lock().map_or(true, |g| g.as_ref().is_some_and(|(_, u)| *u > now)));
-        }
-        Ok(link)
+        let r = self.links.get(&*self.drive, entry, req).await;
+        self.track(r)
     }
 
     /// Drop a cached link the provider no longer honours (expired early, revoked).
     pub fn forget_link(&self, entry: &Entry, req: &LinkRequest) {
-        self.links.remove(&(entry.id.clone(), req.user_agent.clone()));
+        self.links.forget(entry, req);
+    }
+
+    /// What a long-lived read stream needs to ask for links again, without the mount.
+    pub fn link_source(&self) -> LinkSource {
+        LinkSource { drive: Arc::clone(&self.drive), cache: Arc::clone(&self.links), path: self.opts.path.clone() }
     }
 }
 

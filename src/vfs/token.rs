@@ -16,10 +16,18 @@ use sha2::Digest;
 use super::error::{DriveError, DriveResult};
 use crate::state::StateHandle;
 
+/// How long a transient refresh failure is handed to queued callers before the next
+/// caller may try again.
+const SHARE_FAILURE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct TokenCell<T> {
     current: RwLock<Arc<T>>,
     generation: AtomicU64,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// The last failed refresh: (generation it started from, when, why). Callers queued
+    /// behind a failing refresh get its answer instead of trying the same dead token
+    /// again; a lost grant stays failed until new credentials arrive.
+    failed: std::sync::Mutex<Option<(u64, std::time::Instant, DriveError)>>,
     state: StateHandle,
     /// Fingerprint of the configured secret this state descends from.
     seed: String,
@@ -54,6 +62,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync> TokenCell<T> {
             current: RwLock::new(Arc::new(value)),
             generation: AtomicU64::new(0),
             refresh_lock: tokio::sync::Mutex::new(()),
+            failed: std::sync::Mutex::new(None),
             state,
             seed,
         })
@@ -94,7 +103,19 @@ impl<T: Serialize + DeserializeOwned + Send + Sync> TokenCell<T> {
         if gen != seen {
             return Ok(cur);
         }
-        let new = f(cur).await?;
+        if let Some((g, at, e)) = self.failed.lock().unwrap().as_ref() {
+            if *g == gen && (matches!(e, DriveError::AuthLost(_)) || at.elapsed() < SHARE_FAILURE_FOR) {
+                return Err(e.duplicate());
+            }
+        }
+        let new = match f(cur).await {
+            Ok(n) => n,
+            Err(e) => {
+                *self.failed.lock().unwrap() = Some((gen, std::time::Instant::now(), e.duplicate()));
+                return Err(e);
+            }
+        };
+        *self.failed.lock().unwrap() = None;
         let saved = self.save(&new).await;
         let new = Arc::new(new);
         *self.current.write().unwrap() = Arc::clone(&new);

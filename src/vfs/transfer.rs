@@ -6,12 +6,12 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use super::error::{DriveError, DriveResult};
-use super::mount::{join_rel, Mount};
+use super::mount::{join_rel, LinkSource, Mount};
 use super::spool::Spool;
 use super::types::*;
 
 /// The bytes of `entry` from `range.start`, read on pandav's own behalf.
-pub async fn open(m: &Arc<Mount>, entry: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
+pub async fn open(m: &Mount, entry: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
     open_as(m, entry, range, &LinkRequest { user_agent: DEFAULT_UA.into(), ip: None }).await
 }
 
@@ -19,13 +19,13 @@ pub async fn open(m: &Arc<Mount>, entry: &Entry, range: ReadRange) -> DriveResul
 /// in `req`. A fetched stream survives upstream trouble: when the connection breaks or
 /// the link expires mid-body it asks again from the byte it reached, so the caller gets
 /// the exact bytes or an error — never a silently short body.
-pub async fn open_as(m: &Arc<Mount>, entry: &Entry, range: ReadRange, req: &LinkRequest) -> DriveResult<ByteStream> {
+pub async fn open_as(m: &Mount, entry: &Entry, range: ReadRange, req: &LinkRequest) -> DriveResult<ByteStream> {
     if m.caps().local_read {
         return m.read(entry, range).await;
     }
     let end = range.end.unwrap_or(entry.size).min(entry.size);
     let mut st = Resume {
-        m: Arc::clone(m),
+        src: m.link_source(),
         entry: entry.clone(),
         req: req.clone(),
         pos: range.start,
@@ -106,7 +106,7 @@ async fn fetch(link: &Link, ua: &str, start: u64, end: u64, size: u64) -> Result
 }
 
 struct Resume {
-    m: Arc<Mount>,
+    src: LinkSource,
     entry: Entry,
     req: LinkRequest,
     pos: u64,
@@ -122,12 +122,12 @@ impl Resume {
     async fn connect(&mut self) -> DriveResult<ByteStream> {
         let size = self.entry.size;
         for attempt in 0..2 {
-            let link = self.m.link(&self.entry, &self.req).await?;
+            let link = self.src.link(&self.entry, &self.req).await?;
             match fetch(&link, &self.req.user_agent, self.pos, self.end, size).await {
                 Ok(s) => return Ok(s),
                 Err(FetchError::LinkRefused(code)) if attempt == 0 => {
-                    tracing::info!(mount = %self.m.path(), file = %self.entry.name, "link refused ({code}), asking for a new one");
-                    self.m.forget_link(&self.entry, &self.req);
+                    tracing::info!(mount = %self.src.path, file = %self.entry.name, "link refused ({code}), asking for a new one");
+                    self.src.cache.forget(&self.entry, &self.req);
                 }
                 Err(FetchError::LinkRefused(code)) => {
                     return Err(DriveError::Upstream(format!("provider refused a fresh link ({code})")))
@@ -175,11 +175,11 @@ impl Resume {
                     if self.retries == 0 {
                         self.done = true;
                         let msg = format!("upstream broke at byte {} of {}: {why}", self.pos, self.end);
-                        tracing::warn!(mount = %self.m.path(), file = %self.entry.name, "{msg}");
+                        tracing::warn!(mount = %self.src.path, file = %self.entry.name, "{msg}");
                         return Some((Err(std::io::Error::other(msg)), self));
                     }
                     self.retries -= 1;
-                    tracing::info!(mount = %self.m.path(), file = %self.entry.name, pos = self.pos, "upstream broke ({why}), resuming");
+                    tracing::info!(mount = %self.src.path, file = %self.entry.name, pos = self.pos, "upstream broke ({why}), resuming");
                     tokio::time::sleep(std::time::Duration::from_millis(100 * (RESUME_RETRIES - self.retries) as u64))
                         .await;
                 }
@@ -189,7 +189,7 @@ impl Resume {
 }
 
 /// Copy one file from mount `a` to mount `b`.
-pub async fn copy_across(a: &Arc<Mount>, from: &str, b: &Arc<Mount>, to: &str) -> DriveResult<Entry> {
+pub async fn copy_across(a: &Mount, from: &str, b: &Mount, to: &str) -> DriveResult<Entry> {
     let src = a.resolve(from).await?;
     if src.is_dir {
         b.mkdir(to).await?;

@@ -23,22 +23,14 @@ pub struct LocalFixture {
 
 impl LocalFixture {
     pub fn new(ttl: Duration) -> LocalFixture {
-        LocalFixture {
-            ttl,
-            read_only: false,
-            follow_symlinks: false,
-        }
+        LocalFixture { ttl, read_only: false, follow_symlinks: false }
     }
 
     /// A mount over an existing folder (the local-specific tests prepare it themselves).
     pub async fn mount_at(&self, root: &Path, spec: &Spec) -> anyhow::Result<TestMount> {
         let work = tempfile::tempdir()?;
         let drive = LocalDrive::new(
-            LocalOptions {
-                root: root.to_path_buf(),
-                follow_symlinks: self.follow_symlinks,
-                create: false,
-            },
+            LocalOptions { root: root.to_path_buf(), follow_symlinks: self.follow_symlinks, create: false },
             &DriverCtx {
                 mount_path: "/local".into(),
                 state: StateHandle::at(work.path().join("state.json")),
@@ -56,11 +48,7 @@ impl LocalFixture {
 #[async_trait]
 impl Fixture for LocalFixture {
     fn name(&self) -> String {
-        format!(
-            "local(ttl={:?}{})",
-            self.ttl,
-            if self.read_only { ",ro" } else { "" }
-        )
+        format!("local(ttl={:?}{})", self.ttl, if self.read_only { ",ro" } else { "" })
     }
 
     fn profile(&self) -> Profile {
@@ -116,10 +104,7 @@ async fn conformance_local_long_ttl() {
 /// The read scenarios the way a read-only share driver runs them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_local_read_only() {
-    let fx = LocalFixture {
-        read_only: true,
-        ..LocalFixture::new(Duration::from_secs(60))
-    };
+    let fx = LocalFixture { read_only: true, ..LocalFixture::new(Duration::from_secs(60)) };
     run_all(&fx).await;
 }
 
@@ -148,18 +133,11 @@ fn escape_tree() -> Escape {
     std::os::unix::fs::symlink(base.path().join("secret-file.txt"), root.join("out.txt")).unwrap();
     std::os::unix::fs::symlink("inside.txt", root.join("in-link")).unwrap();
     std::os::unix::fs::symlink(base.path().join("missing"), root.join("dangling")).unwrap();
-    Escape {
-        _base: base,
-        root,
-        outside,
-    }
+    Escape { _base: base, root, outside }
 }
 
 async fn local_mount(root: &Path, follow: bool, ttl: Duration) -> TestMount {
-    let fx = LocalFixture {
-        follow_symlinks: follow,
-        ..LocalFixture::new(ttl)
-    };
+    let fx = LocalFixture { follow_symlinks: follow, ..LocalFixture::new(ttl) };
     fx.mount_at(root, &Spec::new()).await.unwrap()
 }
 
@@ -171,15 +149,9 @@ async fn symlinks_hidden(m: &Mount, t: &Escape) -> anyhow::Result<()> {
     }
     check_err!(m.list("out").await, DriveError::NotFound);
     check_err!(m.remove("out").await, DriveError::NotFound);
-    check_err!(
-        m.rename("out/secret.txt", "stolen.txt").await,
-        DriveError::NotFound
-    );
+    check_err!(m.rename("out/secret.txt", "stolen.txt").await, DriveError::NotFound);
     check_err!(m.copy("out", "copied").await, DriveError::NotFound);
-    check_err!(
-        put_bytes(m, "out/planted.txt", b"x", None).await,
-        DriveError::NotFound
-    );
+    check_err!(put_bytes(m, "out/planted.txt", b"x", None).await, DriveError::NotFound);
     // Writing over a link's name must not write through the link.
     let r = put_bytes(m, "out.txt", b"overwritten", None).await;
     let _ = m.mkdir("out").await;
@@ -189,18 +161,9 @@ async fn symlinks_hidden(m: &Mount, t: &Escape) -> anyhow::Result<()> {
         "also secret",
         "file outside the root changed (put over link gave {r:?})"
     );
-    check_eq!(
-        std::fs::read_to_string(t.outside.join("secret.txt"))?,
-        "secret"
-    );
-    let outside_names: Vec<_> = std::fs::read_dir(&t.outside)?
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    check_eq!(
-        outside_names.len(),
-        1,
-        "files appeared outside the root: {outside_names:?}"
-    );
+    check_eq!(std::fs::read_to_string(t.outside.join("secret.txt"))?, "secret");
+    let outside_names: Vec<_> = std::fs::read_dir(&t.outside)?.map(|e| e.unwrap().file_name()).collect();
+    check_eq!(outside_names.len(), 1, "files appeared outside the root: {outside_names:?}");
     Ok(())
 }
 
@@ -227,25 +190,13 @@ async fn symlinks_are_followed_when_asked() {
     assert_eq!(read_all(&m, "out/secret.txt").await.unwrap(), b"secret");
     assert_eq!(read_all(&m, "out.txt").await.unwrap(), b"also secret");
     assert_eq!(read_all(&m, "in-link").await.unwrap(), b"inside");
-    assert!(matches!(
-        m.resolve("dangling").await,
-        Err(DriveError::NotFound)
-    ));
+    assert!(matches!(m.resolve("dangling").await, Err(DriveError::NotFound)));
     // Removing a link removes the link, never what it points to.
     m.remove("out").await.unwrap();
     m.remove("out.txt").await.unwrap();
-    assert!(
-        t.outside.join("secret.txt").exists(),
-        "remove followed the folder link"
-    );
-    assert!(
-        t._base.path().join("secret-file.txt").exists(),
-        "remove followed the file link"
-    );
-    assert_eq!(
-        names(&m, "").await.unwrap(),
-        sorted(&["in-link", "inside.txt"])
-    );
+    assert!(t.outside.join("secret.txt").exists(), "remove followed the folder link");
+    assert!(t._base.path().join("secret-file.txt").exists(), "remove followed the file link");
+    assert_eq!(names(&m, "").await.unwrap(), sorted(&["in-link", "inside.txt"]));
 }
 
 /// The driver hides its own temp names (`.pandav-tmp-*`); a client's file with such a

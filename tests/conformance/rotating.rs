@@ -19,9 +19,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use async_trait::async_trait;
 use pandav::state::{StateDir, StateHandle};
 use pandav::vfs::token::{fingerprint, TokenCell};
-use pandav::vfs::{
-    Caps, Drive, DriveError, DriveResult, Entry, Link, LinkRequest, Mount, MountOptions, Policy,
-};
+use pandav::vfs::{Caps, Drive, DriveError, DriveResult, Entry, Link, LinkRequest, Mount, MountOptions, Policy};
 use serde::{Deserialize, Serialize};
 
 /// Access tokens live two hours of manual-clock time.
@@ -91,10 +89,7 @@ impl Provider {
     fn new(clock: &Clock, first_refresh: &str, state_file: &Path) -> Arc<Provider> {
         Arc::new(Provider {
             clock: clock.clone(),
-            st: Mutex::new(ProvState {
-                live_refresh: Some(first_refresh.into()),
-                ..Default::default()
-            }),
+            st: Mutex::new(ProvState { live_refresh: Some(first_refresh.into()), ..Default::default() }),
             refreshes: AtomicUsize::new(0),
             api_calls: AtomicUsize::new(0),
             state_file: state_file.into(),
@@ -120,8 +115,7 @@ impl Provider {
             expires_at: self.clock.now() + ACCESS_TTL,
         };
         st.live_refresh = Some(g.refresh.clone());
-        st.access
-            .insert(g.access.clone(), (g.expires_at, g.refresh.clone()));
+        st.access.insert(g.access.clone(), (g.expires_at, g.refresh.clone()));
         Ok(g)
     }
 
@@ -140,9 +134,7 @@ impl Provider {
             st.checked += 1;
             let on_disk = saved_refresh(&self.state_file);
             if on_disk.as_deref() != Some(rt.as_str()) {
-                st.violations.push(format!(
-                    "{access} used while the state file held {on_disk:?}, not {rt}"
-                ));
+                st.violations.push(format!("{access} used while the state file held {on_disk:?}, not {rt}"));
             }
         }
         Ok(())
@@ -179,9 +171,7 @@ fn saved_state(path: &Path) -> Option<serde_json::Value> {
 }
 
 fn saved_refresh(path: &Path) -> Option<String> {
-    saved_state(path)?["data"]["refresh"]
-        .as_str()
-        .map(String::from)
+    saved_state(path)?["data"]["refresh"].as_str().map(String::from)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -209,11 +199,7 @@ impl RotDrive {
         state: StateHandle,
         config_refresh: &str,
     ) -> anyhow::Result<RotDrive> {
-        let from_config = Creds {
-            access: String::new(),
-            refresh: config_refresh.into(),
-            expires_at: 0,
-        };
+        let from_config = Creds { access: String::new(), refresh: config_refresh.into(), expires_at: 0 };
         Ok(RotDrive {
             provider: Arc::clone(provider),
             clock: clock.clone(),
@@ -236,11 +222,7 @@ impl RotDrive {
             .refresh(seen, |old| async move {
                 self.check_lost()?;
                 match self.provider.refresh(&old.refresh).await {
-                    Ok(g) => Ok(Creds {
-                        access: g.access,
-                        refresh: g.refresh,
-                        expires_at: g.expires_at,
-                    }),
+                    Ok(g) => Ok(Creds { access: g.access, refresh: g.refresh, expires_at: g.expires_at }),
                     Err(e) => {
                         let msg = format!("refresh refused: {e:?}");
                         *self.lost.lock().unwrap() = Some(msg.clone());
@@ -299,11 +281,7 @@ impl Drive for RotDrive {
 
     async fn link(&self, file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
         self.call().await?;
-        Ok(Link {
-            url: format!("https://cdn.example/{}", file.id),
-            headers: vec![],
-            expires_at: None,
-        })
+        Ok(Link { url: format!("https://cdn.example/{}", file.id), headers: vec![], expires_at: None })
     }
 
     async fn root(&self) -> DriveResult<Entry> {
@@ -352,12 +330,7 @@ fn state_of(dir: &Path) -> StateHandle {
 
 /// Build the drive over `state_dir` with `config_refresh`, init the mount (which calls
 /// the provider for the root) and start its background refresh.
-async fn start(
-    p: &Arc<Provider>,
-    clock: &Clock,
-    state_dir: &Path,
-    config_refresh: &str,
-) -> DriveResult<Running> {
+async fn start(p: &Arc<Provider>, clock: &Clock, state_dir: &Path, config_refresh: &str) -> DriveResult<Running> {
     let drive = RotDrive::new(p, clock, state_of(state_dir), config_refresh)
         .map_err(|e| DriveError::Upstream(format!("{e:#}")))?;
     let spool = tempfile::tempdir()?;
@@ -365,6 +338,7 @@ async fn start(
         MountOptions {
             path: "/rot".into(),
             policy: Policy::Redirect,
+            proxy_url: None,
             read_only: false,
             cache_ttl: Duration::ZERO, // every list reaches the drive
             spool_dir: spool.path().into(),
@@ -372,14 +346,8 @@ async fn start(
         Arc::new(drive),
     ));
     mount.init().await?;
-    let task = mount
-        .spawn_refresh()
-        .expect("caps().refresh = true starts a task");
-    Ok(Running {
-        mount,
-        task,
-        _spool: spool,
-    })
+    let task = mount.spawn_refresh().expect("caps().refresh = true starts a task");
+    Ok(Running { mount, task, _spool: spool })
 }
 
 /// One request that reaches the provider: a listing (lookup + list) of folder `i`, or a
@@ -412,10 +380,7 @@ async fn burst(m: &Arc<Mount>, n: usize) -> Vec<DriveResult<()>> {
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
     while !cond() {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
+        assert!(t.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -430,23 +395,13 @@ fn setup(first: &str) -> (Clock, tempfile::TempDir, Arc<Provider>) {
 
 fn assert_clean(p: &Provider) {
     p.with(|st| {
-        assert!(
-            st.violations.is_empty(),
-            "used before persisted: {:?}",
-            st.violations
-        );
-        assert!(
-            st.dead_refresh.is_empty(),
-            "dead refresh tokens tried: {:?}",
-            st.dead_refresh
-        );
+        assert!(st.violations.is_empty(), "used before persisted: {:?}", st.violations);
+        assert!(st.dead_refresh.is_empty(), "dead refresh tokens tried: {:?}", st.dead_refresh);
     });
 }
 
 async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .expect("test timed out")
+    tokio::time::timeout(Duration::from_secs(30), f).await.expect("test timed out")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -458,21 +413,14 @@ async fn concurrent_requests_across_expiries_refresh_once_each() {
     within(async {
         let (clock, dir, p) = setup("cfg-rt");
         let r = start(&p, &clock, dir.path(), "cfg-rt").await.unwrap();
-        assert_eq!(
-            p.calls().0,
-            1,
-            "init refreshes once (config holds no access token)"
-        );
+        assert_eq!(p.calls().0, 1, "init refreshes once (config holds no access token)");
         let mut want = 1;
         for phase in 1..=6 {
             let exp = p.expiry_of_latest();
             if phase % 2 == 0 {
                 // Inside the lead window: the background task refreshes ahead of expiry.
                 clock.set(exp - LEAD / 2);
-                wait_for("the background refresh", || {
-                    p.with(|s| s.issued) as usize > want
-                })
-                .await;
+                wait_for("the background refresh", || p.with(|s| s.issued) as usize > want).await;
             } else {
                 // Past expiry: requests find out themselves, all at once.
                 clock.set(exp + 1);
@@ -484,11 +432,7 @@ async fn concurrent_requests_across_expiries_refresh_once_each() {
             }
             assert_eq!(p.calls().0, want, "phase {phase}: refreshes");
             // Every request of the burst reached the provider with a live token.
-            assert_eq!(
-                p.with(|s| s.unauthorized),
-                0,
-                "phase {phase}: stale tokens used"
-            );
+            assert_eq!(p.with(|s| s.unauthorized), 0, "phase {phase}: stale tokens used");
             // Before moving the clock again, let the drive install the newest token (a
             // background refresh may still be saving it).
             let latest = p.with(|s| format!("at-{}", s.issued));
@@ -533,27 +477,16 @@ async fn rotated_token_is_persisted_before_use() {
             let before = p.calls().0;
             let exp = p.expiry_of_latest();
             // Mostly ahead of expiry (background task), sometimes past it (requests).
-            clock.set(if round % 4 == 3 {
-                exp + 1
-            } else {
-                exp - LEAD / 2
-            });
+            clock.set(if round % 4 == 3 { exp + 1 } else { exp - LEAD / 2 });
             wait_for("a refresh", || p.calls().0 > before).await;
-            wait_for("the new token in use", || {
-                p.with(|s| s.checked) as usize > round + 1
-            })
-            .await;
+            wait_for("the new token in use", || p.with(|s| s.checked) as usize > round + 1).await;
         }
         stop.store(true, SeqCst);
         for w in workers {
             assert!(w.await.unwrap() > 0);
         }
         assert_eq!(p.calls().0, 9, "one refresh at start and one per round");
-        assert_eq!(
-            p.with(|s| s.checked),
-            9,
-            "each new access token was checked once"
-        );
+        assert_eq!(p.with(|s| s.checked), 9, "each new access token was checked once");
         assert_clean(&p);
         // The file holds the live refresh token and is private to its owner.
         let live = p.with(|s| s.live_refresh.clone());
@@ -587,11 +520,7 @@ async fn restart_prefers_saved_rotated_token_and_new_config_wins() {
         // (c) Same config as before: the saved access token is used as is…
         let r = start(&p, &clock, dir.path(), "cfg-rt").await.unwrap();
         r.mount.list("").await.unwrap();
-        assert_eq!(
-            p.calls().0,
-            2,
-            "restart refreshed although the saved token is valid"
-        );
+        assert_eq!(p.calls().0, 2, "restart refreshed although the saved token is valid");
         assert_eq!(p.with(|s| s.unauthorized), 0);
         // …and the saved refresh token (not the dead configured one) when it expires.
         clock.set(p.expiry_of_latest() + 1);
@@ -606,11 +535,7 @@ async fn restart_prefers_saved_rotated_token_and_new_config_wins() {
         let r = start(&p, &clock, dir.path(), "cfg-new").await.unwrap();
         r.mount.list("").await.unwrap();
         assert_eq!(p.calls().0, 4, "the new config token was refreshed once");
-        assert_eq!(
-            p.with(|s| s.unauthorized),
-            0,
-            "the old saved access token was tried"
-        );
+        assert_eq!(p.with(|s| s.unauthorized), 0, "the old saved access token was tried");
         assert_clean(&p); // the old saved refresh token was not tried either
         let doc = saved_state(state_of(dir.path()).path()).unwrap();
         assert_eq!(doc["seed"].as_str(), Some(fingerprint("cfg-new").as_str()));
@@ -685,15 +610,8 @@ async fn revoked_grant_found_by_background_refresh() {
         let after = p.calls();
         assert_eq!(after.0, 2, "one refresh at start, one refused");
         tokio::time::sleep(Duration::from_millis(700)).await;
-        assert_eq!(
-            p.calls(),
-            after,
-            "background task kept calling the provider"
-        );
-        assert!(matches!(
-            r.mount.list("").await,
-            Err(DriveError::AuthLost(_))
-        ));
+        assert_eq!(p.calls(), after, "background task kept calling the provider");
+        assert!(matches!(r.mount.list("").await, Err(DriveError::AuthLost(_))));
         assert_eq!(p.calls(), after);
     })
     .await
@@ -707,13 +625,8 @@ async fn revoked_grant_found_by_background_refresh() {
 async fn failed_refresh_is_shared_with_queued_callers() {
     within(async {
         let dir = tempfile::tempdir().unwrap();
-        let from_config = Creds {
-            access: String::new(),
-            refresh: "cfg-rt".into(),
-            expires_at: 0,
-        };
-        let cell =
-            Arc::new(TokenCell::restore(state_of(dir.path()), "cfg-rt", from_config).unwrap());
+        let from_config = Creds { access: String::new(), refresh: "cfg-rt".into(), expires_at: 0 };
+        let cell = Arc::new(TokenCell::restore(state_of(dir.path()), "cfg-rt", from_config).unwrap());
         let calls = Arc::new(AtomicUsize::new(0));
         let (_, seen) = cell.get();
         let tasks: Vec<_> = (0..16)

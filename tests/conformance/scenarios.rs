@@ -113,19 +113,12 @@ async fn list_many(fx: &dyn Fixture) -> anyhow::Result<()> {
     let mut seen = HashSet::new();
     for e in list.iter() {
         check!(seen.insert(e.name.clone()), "{} listed twice", e.name);
-        if let Some(i) = e
-            .name
-            .strip_prefix('f')
-            .and_then(|r| r.strip_suffix(".txt"))
-        {
+        if let Some(i) = e.name.strip_prefix('f').and_then(|r| r.strip_suffix(".txt")) {
             let i: usize = i.parse()?;
             check!(i < N && !e.is_dir, "unexpected entry {e:?}");
             check_eq!(e.size, (i % 17) as u64, "size of {}", e.name);
         } else {
-            check!(
-                e.name.starts_with("sub") && e.is_dir,
-                "unexpected entry {e:?}"
-            );
+            check!(e.name.starts_with("sub") && e.is_dir, "unexpected entry {e:?}");
         }
     }
     // Lookups on the first, a middle and the last page.
@@ -139,11 +132,7 @@ async fn list_many(fx: &dyn Fixture) -> anyhow::Result<()> {
 }
 
 async fn stat_resolve(fx: &dyn Fixture) -> anyhow::Result<()> {
-    let spec = Spec::new()
-        .dir("a")
-        .dir("a/b")
-        .file("a/b/c.txt", "hello world")
-        .file("top.bin", vec![0u8; 3]);
+    let spec = Spec::new().dir("a").dir("a/b").file("a/b/c.txt", "hello world").file("top.bin", vec![0u8; 3]);
     let m = fresh(fx, spec).await?;
     let root = ok!(m.resolve("").await);
     check!(root.is_dir, "root is not a dir: {root:?}");
@@ -153,18 +142,11 @@ async fn stat_resolve(fx: &dyn Fixture) -> anyhow::Result<()> {
     check!(!c.is_dir, "c.txt is a dir");
     check_eq!(c.name, "c.txt");
     check_eq!(c.size, 11);
-    check!(
-        c.modified > UNIX_EPOCH + Duration::from_secs(1_000_000_000),
-        "modified time not set: {:?}",
-        c.modified
-    );
+    check!(c.modified > UNIX_EPOCH + Duration::from_secs(1_000_000_000), "modified time not set: {:?}", c.modified);
     // The listing and the lookup agree on the entry.
     let from_list = ok!(listed(&m, "a/b", "c.txt").await);
     let from_list = from_list.ok_or_else(|| anyhow::anyhow!("c.txt not listed"))?;
-    check_eq!(
-        (from_list.id, from_list.size, from_list.is_dir),
-        (c.id.clone(), c.size, c.is_dir)
-    );
+    check_eq!((from_list.id, from_list.size, from_list.is_dir), (c.id.clone(), c.size, c.is_dir));
     check_eq!(ok!(names(&m, "a").await), sorted(&["b"]));
     check_eq!(ok!(names(&m, "").await), sorted(&["a", "top.bin"]));
     // Missing things.
@@ -181,11 +163,7 @@ async fn stat_resolve(fx: &dyn Fixture) -> anyhow::Result<()> {
 async fn read_ranges(fx: &dyn Fixture) -> anyhow::Result<()> {
     let data = noise(300_001, 1); // more than one 256 KiB read chunk
     let len = data.len() as u64;
-    let m = fresh(
-        fx,
-        Spec::new().file("r.bin", data.clone()).file("zero.bin", ""),
-    )
-    .await?;
+    let m = fresh(fx, Spec::new().file("r.bin", data.clone()).file("zero.bin", "")).await?;
     same_bytes("full read", &ok!(read_all(&m, "r.bin").await), &data)?;
     let cases: &[(u64, Option<u64>)] = &[
         (0, Some(1)),
@@ -201,20 +179,12 @@ async fn read_ranges(fx: &dyn Fixture) -> anyhow::Result<()> {
     for &(start, end) in cases {
         let got = ok!(read_range(&m, "r.bin", range(start, end)).await);
         let e = end.unwrap_or(len).min(len) as usize;
-        same_bytes(
-            &format!("range {start}..{end:?}"),
-            &got,
-            &data[start as usize..e],
-        )?;
+        same_bytes(&format!("range {start}..{end:?}"), &got, &data[start as usize..e])?;
     }
     // At or past the end: no bytes (an error is fine too), never data.
     for start in [len, len + 10, len + 1_000_000] {
         if let Ok(got) = read_range(&m, "r.bin", range(start, None)).await {
-            check!(
-                got.is_empty(),
-                "read from {start} (size {len}) gave {} bytes",
-                got.len()
-            );
+            check!(got.is_empty(), "read from {start} (size {len}) gave {} bytes", got.len());
         }
     }
     check_eq!(ok!(read_all(&m, "zero.bin").await).len(), 0);
@@ -236,33 +206,19 @@ async fn names_seeded(fx: &dyn Fixture) -> anyhow::Result<()> {
         check_eq!(e.name, *n);
         same_bytes(n, &ok!(read_all(&m, n).await), n.as_bytes())?;
     }
-    check_eq!(
-        ok!(names(&m, "目录 📁 #1%").await),
-        sorted(&["inner ?.txt"])
-    );
-    same_bytes(
-        "inner",
-        &ok!(read_all(&m, "目录 📁 #1%/inner ?.txt").await),
-        b"inner",
-    )?;
+    check_eq!(ok!(names(&m, "目录 📁 #1%").await), sorted(&["inner ?.txt"]));
+    same_bytes("inner", &ok!(read_all(&m, "目录 📁 #1%/inner ?.txt").await), b"inner")?;
     Ok(())
 }
 
 async fn read_only_mount_refuses_writes(fx: &dyn Fixture) -> anyhow::Result<()> {
-    let spec = Spec::new()
-        .file("f", "data")
-        .dir("d")
-        .file("d/x", "x")
-        .read_only();
+    let spec = Spec::new().file("f", "data").dir("d").file("d/x", "x").read_only();
     let m = fresh(fx, spec).await?;
     check!(m.read_only(), "mount built read-only does not say so");
     check_err!(m.mkdir("n").await, DriveError::ReadOnly);
     check_err!(m.mkdir("d/n").await, DriveError::ReadOnly);
     check_err!(put_bytes(&m, "n", b"new", None).await, DriveError::ReadOnly);
-    check_err!(
-        put_bytes(&m, "f", b"overwrite", None).await,
-        DriveError::ReadOnly
-    );
+    check_err!(put_bytes(&m, "f", b"overwrite", None).await, DriveError::ReadOnly);
     check_err!(m.rename("f", "g").await, DriveError::ReadOnly);
     check_err!(m.rename("d", "e").await, DriveError::ReadOnly);
     check_err!(m.copy("f", "g").await, DriveError::ReadOnly);
@@ -280,11 +236,7 @@ async fn read_only_mount_refuses_writes(fx: &dyn Fixture) -> anyhow::Result<()> 
 /// With `cache_ttl = 0`, changes made by someone else show at once. Needs a fixture
 /// with `TestMount::outside` and a zero TTL; otherwise nothing to check.
 async fn ttl_zero_sees_outside_changes(fx: &dyn Fixture) -> anyhow::Result<()> {
-    let m = fresh(
-        fx,
-        Spec::new().dir("d").file("d/a", "a").ttl(Duration::ZERO),
-    )
-    .await?;
+    let m = fresh(fx, Spec::new().dir("d").file("d/a", "a").ttl(Duration::ZERO)).await?;
     let Some(outside) = m.outside.as_ref() else {
         return Ok(());
     };
@@ -388,17 +340,10 @@ async fn rename_folder(fx: &dyn Fixture) -> anyhow::Result<()> {
     check_eq!(ok!(names(&m, "").await), sorted(&["e"]));
     check_eq!(ok!(names(&m, "e").await), sorted(&["sub", "x.txt"]));
     check_eq!(ok!(names(&m, "e/sub").await), sorted(&["y.txt"]));
-    same_bytes(
-        "e/sub/y.txt",
-        &ok!(read_all(&m, "e/sub/y.txt").await),
-        b"yy",
-    )?;
+    same_bytes("e/sub/y.txt", &ok!(read_all(&m, "e/sub/y.txt").await), b"yy")?;
     // A new folder under the old name starts empty (no stale cached children).
     ok!(m.mkdir("d").await);
-    check!(
-        ok!(names(&m, "d").await).is_empty(),
-        "new d shows old children"
-    );
+    check!(ok!(names(&m, "d").await).is_empty(), "new d shows old children");
     check_err!(m.resolve("d/sub").await, DriveError::NotFound);
     Ok(())
 }
@@ -416,21 +361,14 @@ async fn move_into_folder(fx: &dyn Fixture) -> anyhow::Result<()> {
     check_eq!(ok!(names(&m, "").await), sorted(&["dst"]));
     check_eq!(ok!(names(&m, "dst").await), sorted(&["d", "f.txt"]));
     same_bytes("moved file", &ok!(read_all(&m, "dst/f.txt").await), b"file")?;
-    same_bytes(
-        "moved folder's file",
-        &ok!(read_all(&m, "dst/d/in.txt").await),
-        b"in",
-    )?;
+    same_bytes("moved folder's file", &ok!(read_all(&m, "dst/d/in.txt").await), b"in")?;
     // Move and rename at once, back to the root.
     let g = ok!(m.rename("dst/f.txt", "g.txt").await);
     check_eq!(g.name, "g.txt");
     check_eq!(ok!(names(&m, "").await), sorted(&["dst", "g.txt"]));
     check_eq!(ok!(names(&m, "dst").await), sorted(&["d"]));
     // A folder cannot move into itself.
-    check_err!(
-        m.rename("dst", "dst/d/inner").await,
-        DriveError::Forbidden(_)
-    );
+    check_err!(m.rename("dst", "dst/d/inner").await, DriveError::Forbidden(_));
     check_eq!(ok!(names(&m, "dst/d").await), sorted(&["in.txt"]));
     Ok(())
 }
@@ -474,10 +412,7 @@ async fn copy_file(fx: &dyn Fixture) -> anyhow::Result<()> {
     let b = ok!(m.copy("a", "b").await);
     check_eq!((b.name.as_str(), b.size, b.is_dir), ("b", 8, false));
     for h in [&b.hashes.sha1, &b.hashes.md5].into_iter().flatten() {
-        check!(
-            *h == sha1_hex(b"original") || *h == md5_hex(b"original"),
-            "copy's hash {h} does not match its content"
-        );
+        check!(*h == sha1_hex(b"original") || *h == md5_hex(b"original"), "copy's hash {h} does not match its content");
     }
     ok!(m.copy("a", "dir/a2").await);
     check_eq!(ok!(names(&m, "").await), sorted(&["a", "b", "dir"]));
@@ -485,22 +420,10 @@ async fn copy_file(fx: &dyn Fixture) -> anyhow::Result<()> {
     same_bytes("copy", &ok!(read_all(&m, "b").await), b"original")?;
     // Independent afterwards.
     ok!(put_bytes(&m, "a", b"changed!!", None).await);
-    same_bytes(
-        "copy after source changed",
-        &ok!(read_all(&m, "b").await),
-        b"original",
-    )?;
-    same_bytes(
-        "copy in folder",
-        &ok!(read_all(&m, "dir/a2").await),
-        b"original",
-    )?;
+    same_bytes("copy after source changed", &ok!(read_all(&m, "b").await), b"original")?;
+    same_bytes("copy in folder", &ok!(read_all(&m, "dir/a2").await), b"original")?;
     ok!(m.remove("b").await);
-    same_bytes(
-        "source after copy removed",
-        &ok!(read_all(&m, "a").await),
-        b"changed!!",
-    )?;
+    same_bytes("source after copy removed", &ok!(read_all(&m, "a").await), b"changed!!")?;
     Ok(())
 }
 
@@ -522,17 +445,9 @@ async fn copy_folder(fx: &dyn Fixture) -> anyhow::Result<()> {
     same_bytes("e/sub/y", &ok!(read_all(&m, "e/sub/y").await), b"yy")?;
     // Independent afterwards.
     ok!(put_bytes(&m, "e/x", b"new", None).await);
-    same_bytes(
-        "d/x after copy changed",
-        &ok!(read_all(&m, "d/x").await),
-        b"xx",
-    )?;
+    same_bytes("d/x after copy changed", &ok!(read_all(&m, "d/x").await), b"xx")?;
     ok!(m.remove("d").await);
-    same_bytes(
-        "copy after source removed",
-        &ok!(read_all(&m, "e/sub/y").await),
-        b"yy",
-    )?;
+    same_bytes("copy after source removed", &ok!(read_all(&m, "e/sub/y").await), b"yy")?;
     check_eq!(ok!(names(&m, "").await), sorted(&["e"]));
     Ok(())
 }
@@ -546,11 +461,7 @@ async fn copy_folder_into_itself(fx: &dyn Fixture) -> anyhow::Result<()> {
     let r = m.copy("d", "d/sub/copy").await;
     let after_sub = ok!(names(&m, "d/sub").await);
     check_err!(r, DriveError::Forbidden(_));
-    check_eq!(
-        after_sub,
-        Vec::<String>::new(),
-        "d/sub after the refused copy"
-    );
+    check_eq!(after_sub, Vec::<String>::new(), "d/sub after the refused copy");
     check_err!(m.copy("", "d/root-copy").await, DriveError::Forbidden(_));
     check_eq!(ok!(names(&m, "d").await), sorted(&["sub", "x"]));
     Ok(())
@@ -586,21 +497,12 @@ async fn remove_folder_recursive(fx: &dyn Fixture) -> anyhow::Result<()> {
     for p in ["d", "d/x", "d/sub", "d/sub/y", "d/sub/deep", "d/sub/deep/z"] {
         check_err!(m.resolve(p).await, DriveError::NotFound);
     }
-    check!(
-        ok!(names(&m, "").await).is_empty(),
-        "root not empty after remove"
-    );
+    check!(ok!(names(&m, "").await).is_empty(), "root not empty after remove");
     // Recreated folders start empty.
     ok!(m.mkdir("d").await);
-    check!(
-        ok!(names(&m, "d").await).is_empty(),
-        "recreated d shows old children"
-    );
+    check!(ok!(names(&m, "d").await).is_empty(), "recreated d shows old children");
     ok!(m.mkdir("d/sub").await);
-    check!(
-        ok!(names(&m, "d/sub").await).is_empty(),
-        "recreated d/sub shows old children"
-    );
+    check!(ok!(names(&m, "d/sub").await).is_empty(), "recreated d/sub shows old children");
     Ok(())
 }
 
@@ -610,10 +512,7 @@ async fn put_small(fx: &dyn Fixture) -> anyhow::Result<()> {
     let dir = m.spool_dir_for("").await;
     let mut spool = ok!(pandav::vfs::spool::Spool::create(&dir).await);
     ok!(spool.write(b"hel").await);
-    check!(
-        ok!(names(&m, "").await).is_empty(),
-        "spool file visible during upload"
-    );
+    check!(ok!(names(&m, "").await).is_empty(), "spool file visible during upload");
     check_err!(m.resolve("hello.txt").await, DriveError::NotFound);
     ok!(spool.write(b"lo").await);
     let spooled = ok!(spool.finish(None).await);
@@ -646,20 +545,13 @@ async fn put_large(fx: &dyn Fixture) -> anyhow::Result<()> {
     let e = ok!(put_chunks(&m, "big/large.bin", data.chunks(1 << 20), None).await);
     check_eq!(e.size, data.len() as u64);
     check_hashes(&e, &data)?;
-    check_eq!(
-        ok!(m.resolve("big/large.bin").await).size,
-        data.len() as u64
-    );
+    check_eq!(ok!(m.resolve("big/large.bin").await).size, data.len() as u64);
     let got = ok!(read_all(&m, "big/large.bin").await);
     check_eq!(got.len(), data.len());
     check_eq!(sha1_hex(&got), sha1_hex(&data), "content of the large file");
     let mid = 16 * 1024 * 1024 - 333;
     let part = ok!(read_range(&m, "big/large.bin", range(mid, Some(mid + 1_000_000))).await);
-    same_bytes(
-        "middle range",
-        &part,
-        &data[mid as usize..mid as usize + 1_000_000],
-    )?;
+    same_bytes("middle range", &part, &data[mid as usize..mid as usize + 1_000_000])?;
     Ok(())
 }
 
@@ -681,10 +573,7 @@ async fn overwrite(fx: &dyn Fixture) -> anyhow::Result<()> {
     ok!(put_bytes(&m, "d/child", b"c", None).await);
     let r = put_bytes(&m, "d", b"not a folder", None).await;
     check!(r.is_err(), "put over a folder succeeded: {r:?}");
-    check!(
-        ok!(m.resolve("d").await).is_dir,
-        "folder replaced by a file"
-    );
+    check!(ok!(m.resolve("d").await).is_dir, "folder replaced by a file");
     check_eq!(ok!(names(&m, "d").await), sorted(&["child"]));
     check_eq!(ok!(names(&m, "").await), sorted(&["d", "o.txt"]));
     Ok(())
@@ -714,11 +603,7 @@ async fn names_written(fx: &dyn Fixture) -> anyhow::Result<()> {
     check_eq!(ok!(names(&m, dir).await), sorted(&ODD_NAMES[..6]));
     let renamed = format!("{dir}/renamed ✓ %41#?.txt");
     ok!(m.rename(&format!("{dir}/{}", ODD_NAMES[0]), &renamed).await);
-    same_bytes(
-        "renamed",
-        &ok!(read_all(&m, &renamed).await),
-        ODD_NAMES[0].as_bytes(),
-    )?;
+    same_bytes("renamed", &ok!(read_all(&m, &renamed).await), ODD_NAMES[0].as_bytes())?;
     ok!(m.copy(dir, "copy ☃").await);
     check_eq!(ok!(names(&m, "copy ☃").await), ok!(names(&m, dir).await));
     Ok(())
@@ -733,36 +618,18 @@ async fn bad_names(fx: &dyn Fixture) -> anyhow::Result<()> {
     for b in bad {
         for p in [b.to_string(), format!("sub/{b}")] {
             check_err!(m.mkdir(&p).await, DriveError::InvalidInput(_));
-            check_err!(
-                put_bytes(&m, &p, b"x", None).await,
-                DriveError::InvalidInput(_)
-            );
-            check_err!(
-                m.rename("f", &p).await,
-                DriveError::InvalidInput(_) | DriveError::Forbidden(_)
-            );
-            check_err!(
-                m.copy("f", &p).await,
-                DriveError::InvalidInput(_) | DriveError::Forbidden(_)
-            );
+            check_err!(put_bytes(&m, &p, b"x", None).await, DriveError::InvalidInput(_));
+            check_err!(m.rename("f", &p).await, DriveError::InvalidInput(_) | DriveError::Forbidden(_));
+            check_err!(m.copy("f", &p).await, DriveError::InvalidInput(_) | DriveError::Forbidden(_));
         }
     }
     // Paths never climb out or skip components.
     for p in ["..", "../f", "sub/../f", "sub/..", "./f", "sub//f", "a\0b"] {
         let r = m.resolve(p).await;
-        check!(
-            matches!(
-                r,
-                Err(DriveError::NotFound) | Err(DriveError::InvalidInput(_))
-            ),
-            "resolve({p:?}) = {r:?}"
-        );
+        check!(matches!(r, Err(DriveError::NotFound) | Err(DriveError::InvalidInput(_))), "resolve({p:?}) = {r:?}");
     }
     check_eq!(ok!(names(&m, "").await), sorted(&["f", "sub"]));
-    check!(
-        ok!(names(&m, "sub").await).is_empty(),
-        "something was created in sub"
-    );
+    check!(ok!(names(&m, "sub").await).is_empty(), "something was created in sub");
     Ok(())
 }
 
@@ -795,20 +662,12 @@ async fn driver_refuses_bad_names(fx: &dyn Fixture) -> anyhow::Result<()> {
             if !matches!(r, Err(DriveError::InvalidInput(_))) || !intact {
                 offenders.push(format!(
                     "{op}({b:?}) = {r:?}{}",
-                    if intact {
-                        String::new()
-                    } else {
-                        format!(", tree now {top:?} + sub/{below:?}")
-                    }
+                    if intact { String::new() } else { format!(", tree now {top:?} + sub/{below:?}") }
                 ));
             }
         }
     }
-    check!(
-        offenders.is_empty(),
-        "bad names not refused with InvalidInput:\n      {}",
-        offenders.join("\n      ")
-    );
+    check!(offenders.is_empty(), "bad names not refused with InvalidInput:\n      {}", offenders.join("\n      "));
     Ok(())
 }
 
@@ -816,29 +675,17 @@ async fn missing_parents(fx: &dyn Fixture) -> anyhow::Result<()> {
     let m = fresh(fx, Spec::new()).await?;
     ok!(put_bytes(&m, "f", b"f", None).await);
     check_err!(m.mkdir("nope/x").await, DriveError::NotFound);
-    check_err!(
-        put_bytes(&m, "nope/x", b"x", None).await,
-        DriveError::NotFound
-    );
-    check_err!(
-        put_bytes(&m, "nope/deeper/x", b"x", None).await,
-        DriveError::NotFound
-    );
+    check_err!(put_bytes(&m, "nope/x", b"x", None).await, DriveError::NotFound);
+    check_err!(put_bytes(&m, "nope/deeper/x", b"x", None).await, DriveError::NotFound);
     check_err!(m.rename("f", "nope/f").await, DriveError::NotFound);
     check_err!(m.copy("f", "nope/f").await, DriveError::NotFound);
     check_err!(m.rename("nope/a", "b").await, DriveError::NotFound);
     check_err!(m.copy("nope/a", "b").await, DriveError::NotFound);
     check_err!(m.remove("nope").await, DriveError::NotFound);
     check_err!(m.list("nope").await, DriveError::NotFound);
-    check_err!(
-        m.set_mtime("nope", a_while_ago()).await,
-        DriveError::NotFound
-    );
+    check_err!(m.set_mtime("nope", a_while_ago()).await, DriveError::NotFound);
     // A file as parent.
-    check_err!(
-        put_bytes(&m, "f/x", b"x", None).await,
-        DriveError::NotADirectory
-    );
+    check_err!(put_bytes(&m, "f/x", b"x", None).await, DriveError::NotADirectory);
     check_err!(m.mkdir("f/x").await, DriveError::NotADirectory);
     check_err!(m.copy("f", "f/x").await, DriveError::NotADirectory);
     check_eq!(ok!(names(&m, "").await), sorted(&["f"]));
@@ -856,32 +703,19 @@ async fn cache_invalidation(fx: &dyn Fixture) -> anyhow::Result<()> {
     check_eq!(ok!(m.resolve("d/a.txt").await).size, 1);
     if let Some(outside) = m.outside.as_ref() {
         outside.write_file("d/ghost", b"boo").await?;
-        check_eq!(
-            ok!(names(&m, "d").await),
-            sorted(&["a.txt"]),
-            "cache not in use"
-        );
+        check_eq!(ok!(names(&m, "d").await), sorted(&["a.txt"]), "cache not in use");
         check_err!(m.resolve("d/ghost").await, DriveError::NotFound);
         outside.remove("d/ghost").await?;
     }
     ok!(put_bytes(&m, "d/new.txt", b"new!", None).await);
     check_eq!(ok!(names(&m, "d").await), sorted(&["a.txt", "new.txt"]));
-    check_eq!(
-        ok!(listed(&m, "d", "new.txt").await).map(|e| e.size),
-        Some(4)
-    );
+    check_eq!(ok!(listed(&m, "d", "new.txt").await).map(|e| e.size), Some(4));
     ok!(put_bytes(&m, "d/a.txt", b"longer", None).await);
     check_eq!(ok!(m.resolve("d/a.txt").await).size, 6);
     check_eq!(ok!(listed(&m, "d", "a.txt").await).map(|e| e.size), Some(6));
     ok!(m.mkdir("d/sub").await);
-    check_eq!(
-        ok!(names(&m, "d").await),
-        sorted(&["a.txt", "new.txt", "sub"])
-    );
-    check!(
-        ok!(names(&m, "d/sub").await).is_empty(),
-        "new folder not empty"
-    );
+    check_eq!(ok!(names(&m, "d").await), sorted(&["a.txt", "new.txt", "sub"]));
+    check!(ok!(names(&m, "d/sub").await).is_empty(), "new folder not empty");
     ok!(put_bytes(&m, "d/sub/z", b"z", None).await);
     check_eq!(ok!(names(&m, "d/sub").await), sorted(&["z"]));
     ok!(m.rename("d/new.txt", "d/sub/new2.txt").await);
@@ -916,11 +750,7 @@ async fn probe_names_written(fx: &dyn Fixture) -> anyhow::Result<()> {
     for n in ["._movie.mkv", ".DS_Store"] {
         check_err!(m.resolve(&format!("d/{n}")).await, DriveError::NotFound);
         ok!(put_bytes(&m, &format!("d/{n}"), b"meta", None).await);
-        check_eq!(
-            ok!(m.resolve(&format!("d/{n}")).await).size,
-            4,
-            "{n} after put"
-        );
+        check_eq!(ok!(m.resolve(&format!("d/{n}")).await).size, 4, "{n} after put");
         ok!(m.remove(&format!("d/{n}")).await);
         check_err!(m.resolve(&format!("d/{n}")).await, DriveError::NotFound);
     }
@@ -932,13 +762,7 @@ async fn concurrent_puts(fx: &dyn Fixture) -> anyhow::Result<()> {
     let mount = &m.mount;
     let puts = (0..24).map(|i| async move {
         let _ = mount.list("c").await; // listings racing the writes
-        put_bytes(
-            mount,
-            &format!("c/{i:02}"),
-            format!("body {i}").as_bytes(),
-            None,
-        )
-        .await
+        put_bytes(mount, &format!("c/{i:02}"), format!("body {i}").as_bytes(), None).await
     });
     for r in futures_util::future::join_all(puts).await {
         ok!(r);
@@ -960,27 +784,13 @@ async fn mtime_on_put(fx: &dyn Fixture) -> anyhow::Result<()> {
     let tol = fx.profile().mtime_precision;
     let t1 = a_while_ago();
     let e = ok!(put_bytes(&m, "f", b"one", Some(t1)).await);
-    check!(
-        near(e.modified, t1, tol),
-        "put returned modified {:?}",
-        e.modified
-    );
-    check!(
-        near(ok!(m.resolve("f").await).modified, t1, tol),
-        "resolve after put"
-    );
+    check!(near(e.modified, t1, tol), "put returned modified {:?}", e.modified);
+    check!(near(ok!(m.resolve("f").await).modified, t1, tol), "resolve after put");
     let l = ok!(listed(&m, "", "f").await).ok_or_else(|| anyhow::anyhow!("f not listed"))?;
-    check!(
-        near(l.modified, t1, tol),
-        "listed modified {:?}",
-        l.modified
-    );
+    check!(near(l.modified, t1, tol), "listed modified {:?}", l.modified);
     let t2 = UNIX_EPOCH + Duration::from_secs(1_234_567_890);
     ok!(put_bytes(&m, "f", b"two", Some(t2)).await);
-    check!(
-        near(ok!(m.resolve("f").await).modified, t2, tol),
-        "mtime of overwrite"
-    );
+    check!(near(ok!(m.resolve("f").await).modified, t2, tol), "mtime of overwrite");
     // No mtime asked for: about now.
     let e = ok!(put_bytes(&m, "g", b"now", None).await);
     check!(
@@ -990,20 +800,14 @@ async fn mtime_on_put(fx: &dyn Fixture) -> anyhow::Result<()> {
     );
     let t3 = UNIX_EPOCH + Duration::from_secs(1_500_000_000);
     ok!(m.set_mtime("g", t3).await);
-    check!(
-        near(ok!(m.resolve("g").await).modified, t3, tol),
-        "set_mtime"
-    );
+    check!(near(ok!(m.resolve("g").await).modified, t3, tol), "set_mtime");
     Ok(())
 }
 
 async fn hashes_on_put(fx: &dyn Fixture) -> anyhow::Result<()> {
     let m = fresh(fx, Spec::new()).await?;
     let mut any = false;
-    for (i, data) in [Vec::new(), b"abc".to_vec(), noise(1 << 20, 3)]
-        .iter()
-        .enumerate()
-    {
+    for (i, data) in [Vec::new(), b"abc".to_vec(), noise(1 << 20, 3)].iter().enumerate() {
         let name = format!("h{i}");
         let e = ok!(put_bytes(&m, &name, data, None).await);
         check_hashes(&e, data)?;
@@ -1013,10 +817,7 @@ async fn hashes_on_put(fx: &dyn Fixture) -> anyhow::Result<()> {
         check_hashes(&l, data)?;
     }
     if m.caps().rapid_upload_sha1 {
-        check!(
-            any,
-            "a drive with rapid upload by SHA-1 returned no hashes from put"
-        );
+        check!(any, "a drive with rapid upload by SHA-1 returned no hashes from put");
     }
     Ok(())
 }

@@ -29,9 +29,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use md5::Digest as _;
 use pandav::vfs::spool::Spool;
-use pandav::vfs::{
-    mount, transfer, Drive, DriveError, DriveResult, Entry, Mount, MountOptions, Policy, ReadRange,
-};
+use pandav::vfs::{mount, transfer, Drive, DriveError, DriveResult, Entry, Mount, MountOptions, Policy, ReadRange};
 
 // ---------------------------------------------------------------------------------------
 // What a fixture provides
@@ -90,10 +88,7 @@ pub struct Profile {
 
 impl Default for Profile {
     fn default() -> Profile {
-        Profile {
-            writable: true,
-            mtime_precision: Duration::from_secs(1),
-        }
+        Profile { writable: true, mtime_precision: Duration::from_secs(1) }
     }
 }
 
@@ -123,11 +118,7 @@ impl TestMount {
     ) -> anyhow::Result<TestMount> {
         let mount = Arc::new(Mount::new(opts, drive));
         mount.init().await.context("Mount::init")?;
-        Ok(TestMount {
-            mount,
-            outside: None,
-            keep,
-        })
+        Ok(TestMount { mount, outside: None, keep })
     }
 }
 
@@ -151,15 +142,11 @@ pub trait Fixture: Send + Sync {
 }
 
 /// Mount options for a fixture: `spec` decides read-only and may override `ttl`.
-pub fn mount_options(
-    path: &str,
-    spec: &Spec,
-    ttl: Duration,
-    spool_dir: std::path::PathBuf,
-) -> MountOptions {
+pub fn mount_options(path: &str, spec: &Spec, ttl: Duration, spool_dir: std::path::PathBuf) -> MountOptions {
     MountOptions {
         path: path.into(),
         policy: Policy::Proxy,
+        proxy_url: None,
         read_only: spec.read_only,
         cache_ttl: spec.cache_ttl.unwrap_or(ttl),
         spool_dir,
@@ -241,17 +228,9 @@ pub async fn run_scenarios(fixture: &dyn Fixture, scenarios: &[Scenario]) {
             }
         }
     }
-    println!(
-        "[{name}] {ran} ran, {} failed, {skipped} skipped in {} ms",
-        failed.len(),
-        started.elapsed().as_millis()
-    );
+    println!("[{name}] {ran} ran, {} failed, {skipped} skipped in {} ms", failed.len(), started.elapsed().as_millis());
     if !failed.is_empty() {
-        panic!(
-            "conformance of {name}: {} scenario(s) failed:\n  {}",
-            failed.len(),
-            failed.join("\n  ")
-        );
+        panic!("conformance of {name}: {} scenario(s) failed:\n  {}", failed.len(), failed.join("\n  "));
     }
 }
 
@@ -334,13 +313,7 @@ macro_rules! ok {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(err) => anyhow::bail!(
-                "{}:{}: {} failed: {:?}",
-                file!(),
-                line!(),
-                stringify!($e),
-                err
-            ),
+            Err(err) => anyhow::bail!("{}:{}: {} failed: {:?}", file!(), line!(), stringify!($e), err),
         }
     };
 }
@@ -357,11 +330,7 @@ pub fn same_bytes(what: &str, got: &[u8], want: &[u8]) -> anyhow::Result<()> {
         want.len(),
         at.or(Some(got.len().min(want.len()))),
         if want.len() <= 64 {
-            format!(
-                " (got {:?}, want {:?})",
-                String::from_utf8_lossy(got),
-                String::from_utf8_lossy(want)
-            )
+            format!(" (got {:?}, want {:?})", String::from_utf8_lossy(got), String::from_utf8_lossy(want))
         } else {
             String::new()
         }
@@ -373,12 +342,7 @@ pub fn same_bytes(what: &str, got: &[u8], want: &[u8]) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------
 
 /// PUT: spool (in the folder the mount picks) while hashing, then `Mount::put`.
-pub async fn put_bytes(
-    m: &Mount,
-    rel: &str,
-    data: &[u8],
-    mtime: Option<SystemTime>,
-) -> DriveResult<Entry> {
+pub async fn put_bytes(m: &Mount, rel: &str, data: &[u8], mtime: Option<SystemTime>) -> DriveResult<Entry> {
     put_chunks(m, rel, data.chunks(64 * 1024), mtime).await
 }
 
@@ -415,15 +379,7 @@ pub async fn read_entry(m: &Mount, e: &Entry, range: ReadRange) -> DriveResult<V
 }
 
 pub async fn read_all(m: &Mount, rel: &str) -> DriveResult<Vec<u8>> {
-    read_range(
-        m,
-        rel,
-        ReadRange {
-            start: 0,
-            end: None,
-        },
-    )
-    .await
+    read_range(m, rel, ReadRange { start: 0, end: None }).await
 }
 
 pub fn range(start: u64, end: Option<u64>) -> ReadRange {
@@ -474,10 +430,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// Two times equal within `tol`.
 pub fn near(a: SystemTime, b: SystemTime, tol: Duration) -> bool {
-    let d = a
-        .duration_since(b)
-        .or_else(|_| b.duration_since(a))
-        .unwrap_or_default();
+    let d = a.duration_since(b).or_else(|_| b.duration_since(a)).unwrap_or_default();
     d <= tol
 }
 
@@ -488,7 +441,5 @@ pub fn is_exists(e: &DriveError) -> bool {
 
 /// A fresh mount from the fixture, with the fixture's name in the error.
 pub async fn fresh(fx: &dyn Fixture, spec: Spec) -> anyhow::Result<TestMount> {
-    fx.mount(&spec)
-        .await
-        .with_context(|| format!("fixture {} could not build a mount", fx.name()))
+    fx.mount(&spec).await.with_context(|| format!("fixture {} could not build a mount", fx.name()))
 }

@@ -100,8 +100,15 @@ impl LocalDrive {
         e
     }
 
-    fn child_id(parent: &Entry, name: &str) -> String {
-        mount::join_rel(&parent.id, name)
+    /// The id of `name` in `parent`. Names are checked here too, not only by the mount:
+    /// a name with `/`, an empty one or `..` must never reach the file system, and our
+    /// own temp-file prefix is refused since listings hide it.
+    fn child_id(parent: &Entry, name: &str) -> DriveResult<String> {
+        mount::check_name(name)?;
+        if name.starts_with(TMP_PREFIX) {
+            return Err(DriveError::InvalidInput(format!("names starting with {TMP_PREFIX} are reserved")));
+        }
+        Ok(mount::join_rel(&parent.id, name))
     }
 
     /// Store `src` (a file in the target folder or elsewhere) as `dst` atomically.
@@ -168,7 +175,7 @@ impl Drive for LocalDrive {
             }
             match self.meta(&de.path()).await {
                 Ok(Some(m)) if m.is_dir() || m.is_file() => {
-                    out.push(self.with_hashes(entry_from(Self::child_id(dir, &name), name, &m)))
+                    out.push(self.with_hashes(entry_from(mount::join_rel(&dir.id, &name), name, &m)))
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(file = %de.path().display(), "skipping: {e}"),
@@ -178,10 +185,9 @@ impl Drive for LocalDrive {
     }
 
     async fn lookup(&self, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
-        if mount::check_name(name).is_err() || name.starts_with(TMP_PREFIX) {
+        let Ok(id) = Self::child_id(parent, name) else {
             return Ok(None);
-        }
-        let id = Self::child_id(parent, name);
+        };
         let p = self.abs(&id)?;
         Ok(self
             .meta(&p)
@@ -204,7 +210,7 @@ impl Drive for LocalDrive {
     }
 
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
-        let id = Self::child_id(parent, name);
+        let id = Self::child_id(parent, name)?;
         let p = self.abs(&id)?;
         tokio::fs::create_dir(&p).await?;
         let m = tokio::fs::metadata(&p).await?;
@@ -213,7 +219,7 @@ impl Drive for LocalDrive {
 
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         let from = self.abs(&entry.id)?;
-        let id = Self::child_id(new_parent, new_name);
+        let id = Self::child_id(new_parent, new_name)?;
         let to = self.abs(&id)?;
         if tokio::fs::symlink_metadata(&to).await.is_ok() {
             return Err(DriveError::Exists);
@@ -228,7 +234,7 @@ impl Drive for LocalDrive {
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         let from = self.abs(&entry.id)?;
-        let id = Self::child_id(new_parent, new_name);
+        let id = Self::child_id(new_parent, new_name)?;
         let to = self.abs(&id)?;
         if entry.is_dir {
             let follow = self.follow_symlinks;
@@ -265,7 +271,7 @@ impl Drive for LocalDrive {
     }
 
     async fn put(&self, parent: &Entry, name: &str, upload: Upload) -> DriveResult<Entry> {
-        let id = Self::child_id(parent, name);
+        let id = Self::child_id(parent, name)?;
         let to = self.abs(&id)?;
         if let Some(m) = tokio::fs::symlink_metadata(&to).await.ok() {
             if m.is_dir() {
