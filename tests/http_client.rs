@@ -446,3 +446,23 @@ fn delete_never_empties_a_mount() {
         report.join("\n")
     );
 }
+
+/// The access log says whether a response body was delivered completely. BUG (fails
+/// today): src/server/body.rs `LoggedBody::drop` computes `complete` from
+/// `inner.is_end_stream()`, which dav-server's streaming bodies (and empty ones) never
+/// report, instead of remembering that `poll_frame` returned `Ready(None)`; every
+/// request is logged `complete=false`, even a 200 GET whose bytes all arrived.
+#[test]
+fn access_log_marks_finished_requests_complete() {
+    let (_t, srv) = anon_server();
+    let r = curl(&[&srv.at("/pub/file.txt")]);
+    assert_eq!(r.body, BODY20);
+    let line = wait_for("the access log line", Duration::from_secs(10), || {
+        srv.log()
+            .lines()
+            .find(|l| l.contains("method=GET") && l.contains("path=/pub/file.txt"))
+            .map(str::to_string)
+    });
+    assert!(line.contains("status=200") && line.contains("bytes=20"), "{line}");
+    assert!(line.contains("complete=true"), "a fully delivered GET logged as incomplete: {line}");
+}
