@@ -1,0 +1,269 @@
+//! litmus 0.13, the WebDAV conformance suite, against a local mount served by the real
+//! binary with Basic auth. Every suite must report 100% with 0 failed, and the only
+//! warnings allowed are the two explained below; any new warning fails the test, so a
+//! regression in the dav layer shows up here even when litmus still counts it a pass.
+//!
+//! Known warnings, and why they are not pandav bugs we can fix here:
+//!
+//! * basic `delete_fragment`: "DELETE removed collection resource with Request-URI
+//!   including fragment; unsafe". litmus creates `litmus/frag/` and sends
+//!   `DELETE /…/litmus/frag/#ment` with the `#` raw on the request line. The `http`
+//!   crate's URI parser (used by hyper before any of our code runs) drops everything
+//!   from `#` on, so the request reaches us as `DELETE /…/litmus/frag/` and the
+//!   folder is removed. A fragment is never meant to be sent (RFC 9110 §7.1), and every
+//!   client we serve percent-encodes `#` in names (`%23`), which we handle correctly
+//!   (see `hash_in_names_is_not_a_fragment`). Refusing such requests would need hyper to
+//!   expose the raw request-target, which it does not.
+//!
+//! * props `propget`: "Property N omitted from results with no status", 11 times (5
+//!   after `propdeletes`, 5 again after `propreplace`, 1 after `propsetremove`). litmus
+//!   sets ten dead properties `prop0..prop9`, removes some with PROPPATCH, then
+//!   PROPFINDs all ten by name and expects each removed one back in a `<D:propstat>`
+//!   with `404 Not Found` (RFC 4918 §9.1: a response to a named PROPFIND carries every
+//!   requested property, with a status). dav-server 0.11 (`PropWriter::write_props`,
+//!   handle_props.rs) builds the 404 element and then drops it: only `200 OK` results
+//!   are written, so a property that does not exist is silently absent instead of
+//!   reported 404. Seen on the wire (`named_propfind_reports_missing_property`): after
+//!   `PROPPATCH remove L:gone`, `PROPFIND <prop><L:keep/><L:gone/></prop>` answers one
+//!   200 propstat and nothing about `L:gone`. The same function also appends *every*
+//!   dead property (`get_props`) to *every* PROPFIND answer whatever was asked, so a
+//!   named property comes back twice and unrequested ones come along. pandav's
+//!   `dav::Fs` answers correctly (`get_prop` → `NotFound`); the fix belongs in
+//!   dav-server, or in our dav layer by serving dead properties only through
+//!   `get_prop` (then `allprop` would stop listing them). Harmless for the clients we
+//!   serve, which never rely on 404 propstats.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// (test name, start of the warning text) pairs litmus may print.
+const KNOWN_WARNINGS: &[(&str, &str)] = &[
+    (
+        "delete_fragment",
+        "DELETE removed collection resource with Request-URI including fragment",
+    ),
+    ("propget", "Property "),
+];
+
+fn server() -> (TestDir, Server) {
+    let t = TestDir::new();
+    let root = t.mkdir("data");
+    let srv = Server::start(
+        &t,
+        &ConfigBuilder::new()
+            .user("litmus", "litmus-pass", &[], false)
+            .local("/local", &root),
+    );
+    (t, srv)
+}
+
+struct Summary {
+    run: u32,
+    passed: u32,
+    failed: u32,
+    warnings: Vec<(String, String)>,
+}
+
+/// Parse litmus output: the summary line and every `N. name.... WARNING: text` line.
+fn parse(out: &str) -> Option<Summary> {
+    let line = out.lines().find(|l| l.contains("<- summary for"))?;
+    let nums: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    // "of 18 tests run: 18 passed, 0 failed. 100.0%"
+    let (run, passed, failed) = (nums[0], nums[1], nums[2]);
+    let mut warnings = vec![];
+    let mut current = String::new();
+    for l in out.lines() {
+        let t = l.trim_start();
+        // "12. name........ rest"
+        if let Some((num, rest)) = t.split_once(". ") {
+            if num.chars().all(|c| c.is_ascii_digit()) && !num.is_empty() {
+                current = rest
+                    .split('.')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+            }
+        }
+        if let Some(i) = t.find("WARNING: ") {
+            warnings.push((current.clone(), t[i + 9..].trim().to_string()));
+        }
+    }
+    Some(Summary {
+        run,
+        passed,
+        failed,
+        warnings,
+    })
+}
+
+fn run_suite(suite: &str) {
+    let litmus = tool("litmus");
+    let (t, srv) = server();
+    let work = t.mkdir("litmus-cwd"); // litmus writes debug.log into its cwd
+    let out = run(
+        Command::new(&litmus)
+            .env("TESTS", suite)
+            .current_dir(&work)
+            .arg(srv.at("/local/"))
+            .arg("litmus")
+            .arg("litmus-pass"),
+        Duration::from_secs(300),
+    );
+    let debug = std::fs::read_to_string(work.join("debug.log")).unwrap_or_default();
+    let tail: String = {
+        let lines: Vec<&str> = debug.lines().collect();
+        lines[lines.len().saturating_sub(200)..].join("\n")
+    };
+    let summary = parse(&out.stdout).unwrap_or_else(|| {
+        panic!(
+            "litmus {suite}: no summary ({})\n{}\n{}\n--- debug.log tail ---\n{tail}",
+            out.status, out.stdout, out.stderr
+        )
+    });
+    assert!(
+        out.ok() && summary.failed == 0 && summary.passed == summary.run && summary.run > 0,
+        "litmus {suite}: {} of {} passed, {} failed\n{}\n--- debug.log tail ---\n{tail}",
+        summary.passed,
+        summary.run,
+        summary.failed,
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("100.0%"),
+        "litmus {suite} not at 100%:\n{}",
+        out.stdout
+    );
+    let unknown: Vec<_> = summary
+        .warnings
+        .iter()
+        .filter(|(test, text)| {
+            !KNOWN_WARNINGS
+                .iter()
+                .any(|(kt, kw)| test == kt && text.starts_with(kw))
+        })
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "litmus {suite}: new warnings {unknown:?}\n{}",
+        out.stdout
+    );
+    let mut srv = srv;
+    srv.assert_healthy();
+}
+
+#[test]
+fn litmus_basic() {
+    run_suite("basic");
+}
+
+#[test]
+fn litmus_copymove() {
+    run_suite("copymove");
+}
+
+#[test]
+fn litmus_props() {
+    run_suite("props");
+}
+
+#[test]
+fn litmus_locks() {
+    run_suite("locks");
+}
+
+#[test]
+fn litmus_http() {
+    run_suite("http");
+}
+
+/// What the `propget` warning is about, seen on the wire: a PROPFIND naming a property
+/// that was removed with PROPPATCH. RFC 4918 wants it back with a 404 propstat; we
+/// (through dav-server 0.11) leave it out. The property that still exists comes back
+/// once with its value.
+#[test]
+fn named_propfind_reports_missing_property() {
+    let (t, srv) = server();
+    t.write("data/p.txt", b"x");
+    let url = srv.at("/local/p.txt");
+    let auth = ["-u", "litmus:litmus-pass"];
+    let set = r#"<?xml version="1.0" encoding="utf-8"?>
+<D:propertyupdate xmlns:D="DAV:" xmlns:L="http://example.com/neon/litmus/">
+<D:set><D:prop><L:keep>kept</L:keep><L:gone>bye</L:gone></D:prop></D:set></D:propertyupdate>"#;
+    let r = curl(&[&auth[..], &["-X", "PROPPATCH", "--data-binary", set, &url]].concat());
+    assert_eq!(r.status, 207, "{r:?}");
+    let remove = r#"<?xml version="1.0" encoding="utf-8"?>
+<D:propertyupdate xmlns:D="DAV:" xmlns:L="http://example.com/neon/litmus/">
+<D:remove><D:prop><L:gone/></D:prop></D:remove></D:propertyupdate>"#;
+    let r = curl(&[&auth[..], &["-X", "PROPPATCH", "--data-binary", remove, &url]].concat());
+    assert_eq!(r.status, 207, "{r:?}");
+    let find = r#"<?xml version="1.0" encoding="utf-8"?>
+<D:propfind xmlns:D="DAV:" xmlns:L="http://example.com/neon/litmus/">
+<D:prop><L:keep/><L:gone/></D:prop></D:propfind>"#;
+    let r = curl(
+        &[
+            &auth[..],
+            &["-X", "PROPFIND", "-H", "Depth: 0", "--data-binary", find, &url],
+        ]
+        .concat(),
+    );
+    assert_eq!(r.status, 207, "{r:?}");
+    let xml = r.text();
+    assert!(xml.contains(">kept<"), "kept property missing: {xml}");
+    assert!(!xml.contains(">bye<"), "removed property still has its value: {xml}");
+    // Today: no 404 propstat for `gone` (the litmus warning), and `keep` twice (once
+    // from `get_prop`, once from the dead properties dav-server appends). When this
+    // starts failing, dav-server has changed: update the comment at the top and
+    // KNOWN_WARNINGS to match.
+    assert!(
+        !xml.contains("404") && xml.matches(">kept<").count() == 2,
+        "dav-server's PROPFIND writer changed (404 propstat now sent, or duplicates \
+         gone); tighten this test and the notes at the top: {xml}"
+    );
+}
+
+/// Names with `#` (percent-encoded, as real clients send them) are ordinary names.
+#[test]
+fn hash_in_names_is_not_a_fragment() {
+    let (t, srv) = server();
+    t.write("data/frag/keep.txt", b"keep");
+    t.write("data/frag/a#b.txt", b"hash");
+    let auth = ["-u", "litmus:litmus-pass"];
+    let r = curl(&[&auth[..], &[&srv.at("/local/frag/a%23b.txt")]].concat());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hash");
+    let r = curl(&[&auth[..], &["-X", "DELETE", &srv.at("/local/frag/a%23b.txt")]].concat());
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(!t.join("data/frag/a#b.txt").exists());
+    assert!(t.join("data/frag/keep.txt").exists(), "the folder was not touched");
+}
+
+/// The output parser above sees warnings, including litmus's continuation lines, and
+/// attributes them to the right test (otherwise the KNOWN_WARNINGS check is blind).
+#[test]
+fn litmus_output_parser() {
+    let out = " 8. delete_null........... pass
+ 9. delete_fragment....... WARNING: DELETE removed collection resource with Request-URI including fragment; unsafe
+    ...................... pass (with 1 warning)
+10. mkcol................. pass
+12. propget............... WARNING: Property 0 omitted from results with no status
+WARNING: Property 1 omitted from results with no status
+    ...................... pass (with 2 warnings)
+13. propextended.......... WARNING: something new
+    ...................... pass (with 1 warning)
+<- summary for `props': of 30 tests run: 29 passed, 1 failed. 96.7%
+";
+    let s = parse(out).unwrap();
+    assert_eq!((s.run, s.passed, s.failed), (30, 29, 1));
+    let names: Vec<&str> = s.warnings.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(names, ["delete_fragment", "propget", "propget", "propextended"]);
+    assert_eq!(s.warnings[3].1, "something new");
+}
