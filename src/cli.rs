@@ -87,7 +87,7 @@ pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
 
 pub fn print_table(cfg: &Config, table: &MountTable) {
     println!("{}: ok", cfg.source_name);
-    println!("listen: {}", cfg.raw.server.listen.to_vec().join(", "));
+    println!("listen: {}", cfg.raw.server.listen.get_ref().to_vec().join(", "));
     println!("{:<24} {:<12} {:<10} {:<6} cache", "mount", "driver", "policy", "mode");
     for m in table.mounts() {
         println!(
@@ -113,7 +113,13 @@ pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
@@ -122,7 +128,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
         None => Config::embedded_default(),
     };
     if !listen.is_empty() {
-        cfg.raw.server.listen = crate::config::OneOrMany::Many(listen);
+        cfg.raw.server.listen = toml::Spanned::new(0..0, crate::config::OneOrMany::Many(listen));
         // Re-validate: a public address without users must still be refused.
         cfg = Config::parse(&cfg_text_with_listen(&cfg)?, &cfg.source_name, cfg.base_dir.clone())?;
     }
@@ -169,7 +175,7 @@ fn cfg_text_with_listen(cfg: &Config) -> Result<String> {
     if let toml::Value::Table(t) = server {
         t.insert(
             "listen".into(),
-            toml::Value::Array(cfg.raw.server.listen.to_vec().into_iter().map(toml::Value::String).collect()),
+            toml::Value::Array(cfg.raw.server.listen.get_ref().to_vec().into_iter().map(toml::Value::String).collect()),
         );
     }
     Ok(toml::to_string(&doc)?)

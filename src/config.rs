@@ -39,7 +39,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
-    pub listen: OneOrMany,
+    pub listen: Spanned<OneOrMany>,
     /// Where rotated tokens, cookies, secrets and upload spools live.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
@@ -127,8 +127,8 @@ pub struct ClientRule {
     pub mounts: Option<Vec<String>>,
 }
 
-fn default_listen() -> OneOrMany {
-    OneOrMany::One("127.0.0.1:8080".into())
+fn default_listen() -> Spanned<OneOrMany> {
+    Spanned::new(0..0, OneOrMany::One("127.0.0.1:8080".into()))
 }
 fn default_log() -> String {
     "info".into()
@@ -248,17 +248,28 @@ impl Config {
         }
     }
 
+    /// `file:line` of `server.listen`, or just the file when it was not written there.
+    fn listen_at(&self) -> String {
+        let span = self.raw.server.listen.span();
+        if span.is_empty() {
+            self.source_name.clone()
+        } else {
+            self.at(span)
+        }
+    }
+
     pub fn listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
         self.raw
             .server
             .listen
+            .get_ref()
             .to_vec()
             .iter()
             .map(|s| {
                 s.parse::<SocketAddr>().map_err(|_| {
                     ConfigError(format!(
                         "{}: server.listen: {s:?} is not an address like 127.0.0.1:8080",
-                        self.source_name
+                        self.listen_at()
                     ))
                 })
             })
@@ -268,8 +279,8 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.raw.server;
         self.listen_addrs()?;
-        if s.listen.to_vec().is_empty() {
-            return Err(ConfigError(format!("{}: server.listen is empty", self.source_name)));
+        if s.listen.get_ref().to_vec().is_empty() {
+            return Err(ConfigError(format!("{}: server.listen is empty", self.listen_at())));
         }
         if s.tls_cert.is_some() != s.tls_key.is_some() {
             return Err(ConfigError(format!("{}: server.tls_cert and server.tls_key go together", self.source_name)));
@@ -365,7 +376,7 @@ impl Config {
         if self.raw.users.is_empty() && !s.allow_anonymous && addrs.iter().any(|a| !a.ip().is_loopback()) {
             return Err(ConfigError(format!(
                 "{}: server.listen includes a non-loopback address but no [[users]] are configured; add users or set server.allow_anonymous = true",
-                self.source_name
+                self.listen_at()
             )));
         }
         Ok(())

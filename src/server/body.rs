@@ -32,6 +32,7 @@ pub struct LoggedBody {
     bytes: u64,
     started: Instant,
     failed: bool,
+    ended: bool,
 }
 
 impl LoggedBody {
@@ -43,7 +44,7 @@ impl LoggedBody {
         started: Instant,
     ) -> Response<LoggedBody> {
         let status = resp.status().as_u16();
-        resp.map(|inner| LoggedBody { inner, method, path, user, status, bytes: 0, started, failed: false })
+        resp.map(|inner| LoggedBody { inner, method, path, user, status, bytes: 0, started, failed: false, ended: false })
     }
 }
 
@@ -63,6 +64,7 @@ impl Body for LoggedBody {
                 }
             }
             Poll::Ready(Some(Err(_))) => self.failed = true,
+            Poll::Ready(None) => self.ended = true,
             _ => {}
         }
         r
@@ -80,7 +82,9 @@ impl Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let complete = !self.failed && self.inner.is_end_stream();
+        // hyper stops polling once a body says it is at its end (empty bodies, or a
+        // Content-Length reached), so either signal means everything was sent.
+        let complete = !self.failed && (self.ended || self.inner.is_end_stream());
         tracing::info!(
             target: "pandav::access",
             method = %self.method,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use dav_server::{memls::MemLs, DavHandler};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
@@ -119,6 +120,10 @@ impl App {
             }
         }
 
+        if let Some(r) = self.guard_roots(&req, &ctx) {
+            return r;
+        }
+
         if req.method().as_str() == "PROPFIND" {
             match req.headers().get("depth").map(|v| v.as_bytes().to_ascii_lowercase()) {
                 // RFC 4918 reads a missing Depth as infinity, which we do not offer
@@ -135,7 +140,21 @@ impl App {
             }
         }
 
-        let mut resp = self.dav.handle_guarded(req, ctx.user.name.clone(), ctx.clone()).await;
+        let mut resp = if req.method().as_str() == "PROPPATCH" {
+            // Read the (small) body to see whether it is a client setting the mtime.
+            let (parts, body) = req.into_parts();
+            let bytes = match http_body_util::Limited::new(body, PROPPATCH_MAX).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(_) => return status(StatusCode::PAYLOAD_TOO_LARGE, "PROPPATCH body too large\n"),
+            };
+            let req = Request::from_parts(parts, http_body_util::Full::new(bytes.clone()));
+            if let Some(r) = self.set_lastmodified(&req, &bytes, &ctx).await {
+                return r;
+            }
+            self.dav.handle_guarded(req, ctx.user.name.clone(), ctx.clone()).await
+        } else {
+            self.dav.handle_guarded(req, ctx.user.name.clone(), ctx.clone()).await
+        };
 
         if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
             if let Some(e) = ctx.error.lock().unwrap().take() {
@@ -151,9 +170,74 @@ impl App {
         resp.map(body::boxed)
     }
 
+    /// ownCloud clients (rclone's owncloud vendor: `rclone touch`, sync of a changed
+    /// mtime) set the time with PROPPATCH of `{DAV:}lastmodified`, which dav-server
+    /// refuses as a protected live property. Answer it here through `Mount::set_mtime`
+    /// when that is all the request sets; anything else goes to dav-server.
+    async fn set_lastmodified<B>(&self, req: &Request<B>, body: &[u8], ctx: &RequestCtx) -> Option<Response<BoxBody>> {
+        let secs = parse_lastmodified_patch(body)?;
+        let path = self.dav_path(req)?;
+        let (m, rel) = self.fs.locate(&path, &ctx.user)?;
+        if ctx.user.read_only {
+            return Some(status(StatusCode::FORBIDDEN, "read-only user\n"));
+        }
+        let t = UNIX_EPOCH + Duration::from_secs(secs);
+        let code = match m.set_mtime(&rel, t).await {
+            Ok(()) => StatusCode::OK,
+            Err(crate::vfs::DriveError::NotFound) => return Some(status(StatusCode::NOT_FOUND, "not found\n")),
+            Err(e) => {
+                tracing::info!(%path, "setting mtime failed: {e}");
+                StatusCode::FORBIDDEN
+            }
+        };
+        let href = format!("{}{}", self.prefix, download::encode_path(&path));
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\"><D:response><D:href>{href}</D:href>\
+             <D:propstat><D:prop><D:lastmodified/></D:prop><D:status>HTTP/1.1 {} {}</D:status></D:propstat>\
+             </D:response></D:multistatus>\n",
+            code.as_u16(),
+            code.canonical_reason().unwrap_or("")
+        );
+        let mut r = Response::new(full(Bytes::from(xml)));
+        *r.status_mut() = StatusCode::MULTI_STATUS;
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+        Some(r)
+    }
+
+    /// Mount roots and the virtual folders above them are not the user's to delete,
+    /// move or overwrite. dav-server deletes a folder's contents one by one before the
+    /// folder itself, so refusing only the last step would still empty the mount.
+    fn guard_roots<B>(&self, req: &Request<B>, ctx: &RequestCtx) -> Option<Response<BoxBody>> {
+        let method = req.method().as_str();
+        let protected = |path: &str| match self.fs.table().resolve(path, &|m| ctx.user.sees(m)) {
+            Some(crate::vfs::Resolved::Virtual(_)) => true,
+            Some(crate::vfs::Resolved::Mount(_, rel)) => rel.is_empty(),
+            None => false,
+        };
+        let refuse = |what: &str| {
+            tracing::info!(user = %ctx.user.name, "refused {method} of {what}");
+            Some(status(StatusCode::FORBIDDEN, &format!("{what} cannot be deleted, moved or replaced\n")))
+        };
+        if matches!(method, "DELETE" | "MOVE") && self.dav_path(req).is_some_and(|p| protected(&p)) {
+            return refuse("a mount root or virtual folder");
+        }
+        if matches!(method, "COPY" | "MOVE") {
+            let dest = req.headers().get("destination").and_then(|v| v.to_str().ok())?;
+            let uri: http::Uri = dest.parse().ok()?;
+            if self.uri_path(&uri).is_some_and(|p| protected(&p)) {
+                return refuse("a mount root or virtual folder (as destination)");
+            }
+        }
+        None
+    }
+
     /// The decoded request path without the URL prefix, as dav-server sees it.
     fn dav_path<B>(&self, req: &Request<B>) -> Option<String> {
-        let mut p = dav_server::davpath::DavPath::from_uri(req.uri()).ok()?;
+        self.uri_path(req.uri())
+    }
+
+    fn uri_path(&self, uri: &http::Uri) -> Option<String> {
+        let mut p = dav_server::davpath::DavPath::from_uri(uri).ok()?;
         if !self.prefix.is_empty() {
             p.set_prefix(&self.prefix).ok()?;
         }
@@ -203,6 +287,38 @@ impl App {
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     }
+}
+
+/// Largest PROPPATCH body read (dav-server's own limit for non-PUT bodies).
+const PROPPATCH_MAX: usize = 64 * 1024;
+
+/// The Unix time of a PROPPATCH that sets only `{DAV:}lastmodified` (seconds, or an
+/// HTTP date), `None` for anything else.
+fn parse_lastmodified_patch(body: &[u8]) -> Option<u64> {
+    let root = xmltree::Element::parse(body).ok()?;
+    if root.name != "propertyupdate" || root.namespace.as_deref() != Some("DAV:") {
+        return None;
+    }
+    let mut found = None;
+    for op in root.children.iter().filter_map(|c| c.as_element()) {
+        if op.name != "set" || op.namespace.as_deref() != Some("DAV:") {
+            return None;
+        }
+        for prop in op.children.iter().filter_map(|c| c.as_element()) {
+            for p in prop.children.iter().filter_map(|c| c.as_element()) {
+                if p.name != "lastmodified" || p.namespace.as_deref() != Some("DAV:") {
+                    return None;
+                }
+                let text = p.get_text()?;
+                let text = text.trim();
+                found = Some(match text.parse::<u64>() {
+                    Ok(n) => n,
+                    Err(_) => httpdate::parse_http_date(text).ok()?.duration_since(UNIX_EPOCH).ok()?.as_secs(),
+                });
+            }
+        }
+    }
+    found
 }
 
 /// One query parameter, percent-decoded.
@@ -294,5 +410,25 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, tls: Option<tokio_rus
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lastmodified_patches() {
+        let rclone = br#"<?xml version="1.0" encoding="utf-8" ?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><lastmodified xmlns="DAV:">981173106</lastmodified></D:prop></D:set></D:propertyupdate>"#;
+        assert_eq!(parse_lastmodified_patch(rclone), Some(981_173_106));
+        let date = br#"<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:lastmodified>Sat, 03 Feb 2001 04:05:06 GMT</d:lastmodified></d:prop></d:set></d:propertyupdate>"#;
+        assert_eq!(parse_lastmodified_patch(date), Some(981_173_106));
+        let other = br#"<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><x:color xmlns:x="urn:x">red</x:color></d:prop></d:set></d:propertyupdate>"#;
+        assert_eq!(parse_lastmodified_patch(other), None);
+        let mixed = br#"<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:lastmodified>5</d:lastmodified><x:c xmlns:x="urn:x">1</x:c></d:prop></d:set></d:propertyupdate>"#;
+        assert_eq!(parse_lastmodified_patch(mixed), None);
+        let remove = br#"<d:propertyupdate xmlns:d="DAV:"><d:remove><d:prop><d:lastmodified/></d:prop></d:remove></d:propertyupdate>"#;
+        assert_eq!(parse_lastmodified_patch(remove), None);
+        assert_eq!(parse_lastmodified_patch(b"<not xml"), None);
     }
 }
