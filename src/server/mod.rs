@@ -153,7 +153,9 @@ impl App {
 
     /// The decoded request path without the URL prefix, as dav-server sees it.
     fn dav_path<B>(&self, req: &Request<B>) -> Option<String> {
-        let mut p = dav_server::davpath::DavPath::from_uri(req.uri()).ok()?;
+        // `DavPath::new` percent-decodes and normalises (as dav-server does for its own
+        // requests); `DavPath::from_uri` keeps the raw, still-encoded path.
+        let mut p = dav_server::davpath::DavPath::new(req.uri().path()).ok()?;
         if !self.prefix.is_empty() {
             p.set_prefix(&self.prefix).ok()?;
         }
