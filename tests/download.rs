@@ -19,3 +19,5 @@ mod resume;
 mod semantics;
 #[path = "download/signed.rs"]
 mod signed;
+#[path = "download/upstream_selftest.rs"]
+mod upstream_selftest;

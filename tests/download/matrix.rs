@@ -33,9 +33,13 @@ fn expected(def: &MountDef, ua: &str) -> Exp {
         Policy::Proxy => Exp::Proxy,
         Policy::ProxyUrl(_) => Exp::Relay,
     };
-    let want = if u.contains("forceproxy") || u.contains("davfs2") || u.contains("microsoft-webdav-miniredir") {
-        Exp::Proxy
-    } else if u.contains("linkmountonly") && def.path == "/link" {
+    // Config rules, then the built-in ones (clients that do not follow 302); the
+    // LinkMountOnly rule is limited to /link.
+    let proxy_rule = u.contains("forceproxy")
+        || u.contains("davfs2")
+        || u.contains("microsoft-webdav-miniredir")
+        || (u.contains("linkmountonly") && def.path == "/link");
+    let want = if proxy_rule {
         Exp::Proxy
     } else if u.contains("wantredirect") && links {
         Exp::Redirect
@@ -58,11 +62,7 @@ const RANGE: (u64, u64) = (1000, 1999);
 async fn check_body(r: reqwest::Response, method: &str, ranged: bool, want: &[u8], what: &str) {
     let size = want.len() as u64;
     assert!(header(&r, "set-cookie").is_none(), "{what}: Set-Cookie reached the client");
-    let (status, slice) = if ranged {
-        (206, &want[RANGE.0 as usize..=RANGE.1 as usize])
-    } else {
-        (200, want)
-    };
+    let (status, slice) = if ranged { (206, &want[RANGE.0 as usize..=RANGE.1 as usize]) } else { (200, want) };
     assert_eq!(r.status().as_u16(), status, "{what}");
     assert_eq!(header(&r, "content-length"), Some(slice.len().to_string()), "{what}: Content-Length");
     if ranged {
@@ -78,7 +78,15 @@ async fn check_body(r: reqwest::Response, method: &str, ranged: bool, want: &[u8
     }
 }
 
-async fn one_case(h: &Harness, def: &MountDef, path: &str, ua: &str, method: &str, ranged: bool, who: (&str, &str)) -> Exp {
+async fn one_case(
+    h: &Harness,
+    def: &MountDef,
+    path: &str,
+    ua: &str,
+    method: &str,
+    ranged: bool,
+    who: (&str, &str),
+) -> Exp {
     let want = h.content(path);
     let what = format!("{method} {path} as {} with UA {ua:?}{}", who.0, if ranged { " ranged" } else { "" });
     let hits_before = h.up.hits().len();
@@ -311,4 +319,29 @@ async fn links_needing_headers_are_proxied_and_logged_once() {
         log.lines().filter(|l| l.contains("/hdronce") && l.contains("proxying instead of redirecting")).collect();
     assert_eq!(lines.len(), 1, "the reason should be logged once: {lines:?}");
     assert!(lines[0].contains("Referer") && lines[0].contains("Cookie"), "{}", lines[0]);
+}
+
+/// Drivers declare their default policy and the policies they can serve: the local
+/// driver proxies by default, and `redirect` on it is a config error naming the mount.
+#[test]
+fn a_policy_the_driver_cannot_serve_is_a_config_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let state = pandav::state::StateDir::open(&tmp.path().join("state")).unwrap();
+    let cfg = |policy: &str| {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[[mounts]]\npath = \"/files\"\ndriver = \"local\"\n{policy}\
+             proxy_url = \"http://relay.invalid\"\n[mounts.options]\nroot = \"{}\"\n",
+            data.display()
+        );
+        pandav::config::Config::parse(&text, "t.toml", tmp.path().to_path_buf()).unwrap()
+    };
+    let table = pandav::cli::build_table(&cfg(""), &state).unwrap();
+    assert_eq!(table.mounts()[0].opts.policy, Policy::Proxy, "local defaults to proxy");
+    let table = pandav::cli::build_table(&cfg("policy = \"proxy_url\"\n"), &state).unwrap();
+    assert_eq!(table.mounts()[0].opts.policy, Policy::ProxyUrl("http://relay.invalid".into()));
+    let err = pandav::cli::build_table(&cfg("policy = \"redirect\"\n"), &state).err().expect("redirect on local");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("/files") && msg.contains("redirect") && msg.contains("local"), "{msg}");
 }

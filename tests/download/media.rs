@@ -92,12 +92,9 @@ async fn ffprobe_and_ffmpeg_read_and_seek_through_proxy_and_redirect() {
     // back to the original URL without them (it keeps no redirect cache and does not
     // answer the 401): under `redirect` it needs anonymous access, as players on a LAN
     // are commonly set up. Under `proxy` it authenticates with Basic.
-    let h = Harness::with(Opts {
-        extra_files: vec![(s("video.mp4"), video.clone())],
-        anonymous: true,
-        ..Opts::default()
-    })
-    .await;
+    let h =
+        Harness::with(Opts { extra_files: vec![(s("video.mp4"), video.clone())], anonymous: true, ..Opts::default() })
+            .await;
     for mount in ["/plink", "/link"] {
         let path = format!("{mount}/video.mp4");
         let blob = h.blob(&path);
@@ -184,7 +181,8 @@ async fn rclone_reads_through_redirect_and_proxy() {
         let remote = format!(":webdav:{}", &path[1..]);
         for (offset, count) in [(1000u64, 5000u64), (size - 700, 1000), (0, 10)] {
             h.up.clear_hits();
-            let args = vec![s("cat"), s("--offset"), offset.to_string(), s("--count"), count.to_string(), remote.clone()];
+            let args =
+                vec![s("cat"), s("--offset"), offset.to_string(), s("--count"), count.to_string(), remote.clone()];
             let r = run(&rclone, args, env.clone()).await;
             assert!(r.ok(), "rclone cat {remote} --offset {offset}: {}", r.stderr);
             let end = (offset + count).min(size);

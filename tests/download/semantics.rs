@@ -94,17 +94,18 @@ async fn proxy_http_semantics() {
             ("If-Range stale date", with(whole(200), &[("range", "bytes=10-19"), ("if-range", other_date)])),
             (
                 "416",
-                Case { content_range: Some(format!("bytes */{size}")), ..with(bare(416), &[("range", &unsatisfiable)]) },
+                Case {
+                    content_range: Some(format!("bytes */{size}")),
+                    ..with(bare(416), &[("range", &unsatisfiable)])
+                },
             ),
-            ("416 empty suffix", Case { content_range: Some(format!("bytes */{size}")), ..with(bare(416), &[("range", "bytes=-0")]) }),
+            (
+                "416 empty suffix",
+                Case { content_range: Some(format!("bytes */{size}")), ..with(bare(416), &[("range", "bytes=-0")]) },
+            ),
             (
                 "HEAD ranged",
-                Case {
-                    method: "HEAD",
-                    body: None,
-                    upstream: false,
-                    ..with(part(10, 20), &[("range", "bytes=10-19")])
-                },
+                Case { method: "HEAD", body: None, upstream: false, ..with(part(10, 20), &[("range", "bytes=10-19")]) },
             ),
             ("HEAD If-None-Match", Case { method: "HEAD", ..with(bare(304), &[("if-none-match", &etag)]) }),
         ];
@@ -140,7 +141,8 @@ async fn proxy_http_semantics() {
             if link && c.upstream {
                 assert_eq!(hits.len(), 1, "{what}: {hits:?}");
                 // An ignored or failed If-Range means the whole file: no Range upstream.
-                let want_range = c.body.filter(|&(s, e)| (s, e) != (0, size)).map(|(s, e)| format!("bytes={s}-{}", e - 1));
+                let want_range =
+                    c.body.filter(|&(s, e)| (s, e) != (0, size)).map(|(s, e)| format!("bytes={s}-{}", e - 1));
                 assert_eq!(hits[0].range().map(str::to_string), want_range, "{what}");
             } else {
                 assert!(hits.is_empty(), "{what}: no upstream request expected, got {hits:?}");

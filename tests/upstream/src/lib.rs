@@ -45,6 +45,9 @@ pub enum Fault {
     DropAt { offset: u64, times: u32 },
     /// Close the connection after `bytes` bytes of body.
     DropAfter { bytes: u64, times: u32 },
+    /// Like `DropAt`, and at that moment every URL issued so far expires (the clock
+    /// jumps a day): a link expiring in the middle of a download.
+    ExpireAt { offset: u64, times: u32 },
     /// Answer `code` (500, 502, 503, 429…) instead of the blob. 429 and 503 carry
     /// `Retry-After: 1`.
     Status { code: u16, times: u32 },
@@ -132,7 +135,8 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
     hex::encode(h.finalize())
 }
 
-const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
 
 impl Upstream {
     /// Listen on 127.0.0.1 (a free port) and serve until dropped.
@@ -166,15 +170,8 @@ impl Upstream {
     pub fn put(&self, name: &str, data: impl Into<Bytes>) {
         let data: Bytes = data.into();
         let etag = format!("\"{}\"", &hex_sha256(&[&data])[..20]);
-        let blob = Blob {
-            data,
-            etag,
-            require: vec![],
-            faults: vec![],
-            slow: None,
-            ignore_range: false,
-            signed_only: false,
-        };
+        let blob =
+            Blob { data, etag, require: vec![], faults: vec![], slow: None, ignore_range: false, signed_only: false };
         self.inner.blobs.lock().unwrap().insert(name.to_string(), blob);
     }
 
@@ -292,7 +289,8 @@ impl Upstream {
 
 impl Inner {
     fn now(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + self.clock_offset.load(Ordering::SeqCst)
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+            + self.clock_offset.load(Ordering::SeqCst)
     }
 
     fn sign(&self, name: &str, exp: i64, ua_hex: &str) -> String {
@@ -300,7 +298,7 @@ impl Inner {
             .to_string()
     }
 
-    fn answer(&self, req: &Request<Incoming>, hit: &mut Hit) -> Response<Body> {
+    fn answer(self: &Arc<Self>, req: &Request<Incoming>, hit: &mut Hit) -> Response<Body> {
         let Some(name) = req.uri().path().strip_prefix("/f/") else {
             return text(404, "no such path");
         };
@@ -310,6 +308,7 @@ impl Inner {
         if !head && req.method() != hyper::Method::GET {
             return text(405, "GET or HEAD");
         }
+        let mut expire = false;
         let (data, etag, slow, ignore_range, mut cut) = {
             let mut blobs = self.blobs.lock().unwrap();
             let Some(b) = blobs.get_mut(&name) else {
@@ -336,7 +335,8 @@ impl Inner {
                         return text(self.expired_status.load(Ordering::SeqCst), "link expired");
                     }
                     if !ua.is_empty() {
-                        let got = req.headers().get("user-agent").map(|v| hex::encode(v.as_bytes())).unwrap_or_default();
+                        let got =
+                            req.headers().get("user-agent").map(|v| hex::encode(v.as_bytes())).unwrap_or_default();
                         if got != ua {
                             return text(403, "link is bound to another User-Agent");
                         }
@@ -402,9 +402,12 @@ impl Inner {
             let mut blobs = self.blobs.lock().unwrap();
             if let Some(b) = blobs.get_mut(&name) {
                 for f in b.faults.iter_mut() {
-                    let (at, times) = match f {
-                        Fault::DropAt { offset, times } if start <= *offset && *offset < end => (*offset, times),
-                        Fault::DropAfter { bytes, times } if start + *bytes < end => (start + *bytes, times),
+                    let (at, times, exp) = match f {
+                        Fault::DropAt { offset, times } if start <= *offset && *offset < end => (*offset, times, false),
+                        Fault::ExpireAt { offset, times } if start <= *offset && *offset < end => {
+                            (*offset, times, true)
+                        }
+                        Fault::DropAfter { bytes, times } if start + *bytes < end => (start + *bytes, times, false),
                         _ => continue,
                     };
                     if *times == 0 {
@@ -414,6 +417,7 @@ impl Inner {
                         *times -= 1;
                     }
                     cut = Some(at);
+                    expire = exp;
                     break;
                 }
             }
@@ -423,7 +427,15 @@ impl Inner {
             Some((c, d)) => (c, Some(d)),
             None => (CHUNK, None),
         };
-        let st = BodyState { data, pos: start, stop: cut.unwrap_or(end), fail: cut.is_some(), chunk, delay };
+        let st = BodyState {
+            data,
+            pos: start,
+            stop: cut.unwrap_or(end),
+            fail: cut.is_some(),
+            chunk,
+            delay,
+            expire: expire.then(|| Arc::clone(self)),
+        };
         let stream = futures_util::stream::unfold(st, |mut s| async move {
             if s.pos < s.stop {
                 if let Some(d) = s.delay {
@@ -435,6 +447,9 @@ impl Inner {
                 return Some((Ok(Frame::data(b)), s));
             }
             if s.fail {
+                if let Some(inner) = s.expire.take() {
+                    inner.clock_offset.fetch_add(86_400, Ordering::SeqCst);
+                }
                 // Let hyper flush what was sent, then break the connection.
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 s.fail = false;
@@ -453,6 +468,8 @@ struct BodyState {
     fail: bool,
     chunk: usize,
     delay: Option<Duration>,
+    /// Expire every URL issued so far when the body breaks.
+    expire: Option<Arc<Inner>>,
 }
 
 enum Ranged {
