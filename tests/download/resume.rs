@@ -228,3 +228,33 @@ async fn bodies_stream_through_one_upstream_request() {
     assert_eq!(h.up.body_requests(&blob).len(), 1);
     assert_eq!(h.up.connections(), conns + 1);
 }
+
+/// The provider's file changed size after it was listed: pandav announced the listed
+/// length, so a shorter upstream body must abort the response (never a clean short
+/// 200), and a longer one is cut at the announced length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_another_size_than_listed_never_gives_a_clean_wrong_body() {
+    let h = Harness::start().await;
+    let path = "/plink/small.bin";
+    let blob = h.blob(path);
+    let listed = h.content(path).len();
+    let r = h.get(path, "Size/1").await; // lists the folder, caches the size
+    assert_eq!(r.bytes().await.unwrap().len(), listed);
+
+    let shorter = pseudo_random("shorter", listed - 1000);
+    h.up.put(&blob, shorter.clone());
+    h.up.signed_only(&blob);
+    let r = h.get(path, "Size/1").await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(&r, "content-length"), Some(listed.to_string()));
+    let got = r.bytes().await;
+    assert!(got.is_err(), "a short body was passed off as complete ({} bytes)", got.unwrap().len());
+
+    let longer = pseudo_random("longer", listed + 1000);
+    h.up.put(&blob, longer.clone());
+    h.up.signed_only(&blob);
+    let r = h.get(path, "Size/1").await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body = r.bytes().await.unwrap();
+    assert!(body[..] == longer[..listed], "the listed length of the new bytes");
+}

@@ -106,6 +106,14 @@ async fn signed_links_work_and_refuse_tampering_and_other_paths() {
     let r = fetch(&h, &lurl).await;
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.bytes().await.unwrap() == h.content("/local/small.bin"));
+    // A name full of URL syntax (#, ?, &, +, %, =, ;) survives signing and routing.
+    let odd = "/local/odd #1 ?&+%=; ü.bin";
+    let r = h.req("PUT", odd, Some(ALICE), "Plain/1").body("odd bytes").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let (ourl, _) = relay_link(&h, odd, "RelayPlayer/1").await;
+    let r = fetch(&h, &ourl).await;
+    assert_eq!(r.status().as_u16(), 200, "{ourl}");
+    assert_eq!(r.text().await.unwrap(), "odd bytes");
     // A signed path that names nothing is a 404, not a listing or a 500.
     let ghost = Signer::new(SIGN_KEY.to_vec()).sign("/local/ghost.bin", 600);
     let r = fetch(&h, &format!("{}/dav/local/ghost.bin?sign={}", h.origin, encode(&ghost))).await;
