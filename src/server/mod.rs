@@ -237,7 +237,9 @@ impl App {
     }
 
     fn uri_path(&self, uri: &http::Uri) -> Option<String> {
-        let mut p = dav_server::davpath::DavPath::from_uri(uri).ok()?;
+        // `DavPath::new` percent-decodes and normalises (as dav-server does for its own
+        // requests); `DavPath::from_uri` keeps the raw, still-encoded path.
+        let mut p = dav_server::davpath::DavPath::new(uri.path()).ok()?;
         if !self.prefix.is_empty() {
             p.set_prefix(&self.prefix).ok()?;
         }
