@@ -72,7 +72,13 @@ fn malformed_xml_is_a_bad_request() {
     ];
     for body in propfinds {
         let r = req(&srv, "PROPFIND", "/local/", "Depth: 1\r\n", body);
-        assert_eq!(status_of(&r), Some(400), "PROPFIND {:?}: {}", String::from_utf8_lossy(body), String::from_utf8_lossy(&r));
+        assert_eq!(
+            status_of(&r),
+            Some(400),
+            "PROPFIND {:?}: {}",
+            String::from_utf8_lossy(body),
+            String::from_utf8_lossy(&r)
+        );
     }
     let locks: &[&[u8]] = &[
         b"<foo>",
@@ -82,7 +88,13 @@ fn malformed_xml_is_a_bad_request() {
     ];
     for body in locks {
         let r = req(&srv, "LOCK", "/local/inside.txt", "Timeout: Second-60\r\n", body);
-        assert_eq!(status_of(&r), Some(400), "LOCK {:?}: {}", String::from_utf8_lossy(body), String::from_utf8_lossy(&r));
+        assert_eq!(
+            status_of(&r),
+            Some(400),
+            "LOCK {:?}: {}",
+            String::from_utf8_lossy(body),
+            String::from_utf8_lossy(&r)
+        );
     }
     let r = req(&srv, "PROPPATCH", "/local/inside.txt", "", b"<D:propertyupdate xmlns:D=\"DAV:\"><D:set>");
     assert_eq!(status_of(&r), Some(400), "PROPPATCH: {}", String::from_utf8_lossy(&r));
@@ -157,12 +169,20 @@ fn path_traversal_never_leaves_the_root() {
         ("DELETE", "/local/link.txt".into(), String::new()),
         ("DELETE", "/local/link/secret.txt".into(), String::new()),
         ("DELETE", "/local/%2e%2e/secret/secret.txt".into(), String::new()),
-        ("COPY", "/local/inside.txt".into(), format!("Destination: http://{}/local/../secret/copied.txt\r\n", srv.addr())),
+        (
+            "COPY",
+            "/local/inside.txt".into(),
+            format!("Destination: http://{}/local/../secret/copied.txt\r\n", srv.addr()),
+        ),
         ("COPY", "/local/inside.txt".into(), format!("Destination: http://{}/local/%2e%2e/copied.txt\r\n", srv.addr())),
         ("COPY", "/local/inside.txt".into(), format!("Destination: http://{}/local/link/copied.txt\r\n", srv.addr())),
         ("COPY", "/local/link.txt".into(), format!("Destination: http://{}/local/copied.txt\r\n", srv.addr())),
         ("MOVE", "/local/link.txt".into(), format!("Destination: http://{}/local/moved.txt\r\n", srv.addr())),
-        ("MOVE", "/local/inside.txt".into(), format!("Destination: http://{}/local/..%2f..%2fmoved.txt\r\n", srv.addr())),
+        (
+            "MOVE",
+            "/local/inside.txt".into(),
+            format!("Destination: http://{}/local/..%2f..%2fmoved.txt\r\n", srv.addr()),
+        ),
     ];
     for (method, target, headers) in &writes {
         let r = req(&srv, method, target, headers, b"planted");
@@ -171,13 +191,18 @@ fn path_traversal_never_leaves_the_root() {
         // A MOVE/COPY whose destination normalises back into the root may succeed; the
         // checks below make sure it stayed inside.
         if !matches!(*method, "COPY" | "MOVE") || target.contains("link") {
-            assert!(!matches!(st, Some(200..=299)), "{method} {target} answered {st:?}: {}", String::from_utf8_lossy(&r));
+            assert!(
+                !matches!(st, Some(200..=299)),
+                "{method} {target} answered {st:?}: {}",
+                String::from_utf8_lossy(&r)
+            );
         }
     }
     assert_secret_untouched(&t);
     assert!(std::fs::symlink_metadata(t.join("root/link")).unwrap().file_type().is_symlink());
     assert_eq!(std::fs::read_to_string(t.join("root/link/secret.txt")).unwrap(), SECRET);
-    let copied: Vec<_> = walk(&t.join("root")).into_iter().filter(|p| p.contains("copied") || p.contains("planted")).collect();
+    let copied: Vec<_> =
+        walk(&t.join("root")).into_iter().filter(|p| p.contains("copied") || p.contains("planted")).collect();
     assert!(copied.iter().all(|p| !p.contains("planted")), "planted inside root: {copied:?}");
     for p in &copied {
         let content = std::fs::read_to_string(t.join("root").join(p)).unwrap_or_default();
@@ -269,7 +294,8 @@ fn oversized_bodies_and_headers() {
     let st = status_of(&r);
     assert!(st.is_none() || (400..500).contains(&st.unwrap()), "512 KiB URI: {st:?}");
     // A dead-prop value over the per-property limit is refused, not stored.
-    let mut patch = b"<?xml version=\"1.0\"?><D:propertyupdate xmlns:D=\"DAV:\" xmlns:x=\"urn:x\"><D:set><D:prop><x:big>".to_vec();
+    let mut patch =
+        b"<?xml version=\"1.0\"?><D:propertyupdate xmlns:D=\"DAV:\" xmlns:x=\"urn:x\"><D:set><D:prop><x:big>".to_vec();
     patch.extend(std::iter::repeat(b'v').take(60_000));
     patch.extend_from_slice(b"</x:big></D:prop></D:set></D:propertyupdate>");
     let r = req(&srv, "PROPPATCH", "/local/inside.txt", "", &patch);
@@ -288,17 +314,13 @@ fn oversized_bodies_and_headers() {
 fn aborted_put_keeps_old_file() {
     let (t, mut srv) = fixture();
     let root = t.join("root");
-    let tmp_files = |root: &Path| -> Vec<String> {
-        walk(root).into_iter().filter(|p| p.contains(".pandav-tmp")).collect()
-    };
+    let tmp_files =
+        |root: &Path| -> Vec<String> { walk(root).into_iter().filter(|p| p.contains(".pandav-tmp")).collect() };
 
     let total = 1024 * 1024;
     let mut s = TcpStream::connect(srv.addr()).unwrap();
-    write!(
-        s,
-        "PUT /local/keep.bin HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\nX-OC-Mtime: 1000000000\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "PUT /local/keep.bin HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\nX-OC-Mtime: 1000000000\r\n\r\n")
+        .unwrap();
     s.write_all(&pseudo_random(total / 2, 9)).unwrap();
     s.flush().unwrap();
     // The spool exists while the upload is in flight ...
@@ -404,7 +426,8 @@ fn check_bad_listen_address() {
 #[test]
 fn check_public_listen_without_users() {
     let t = TestDir::new();
-    let (code, err) = check(&t, "public.toml", &format!("[server]\n\nlisten = [\"127.0.0.1:0\", \"0.0.0.0:8080\"]\n{MOUNT}"));
+    let (code, err) =
+        check(&t, "public.toml", &format!("[server]\n\nlisten = [\"127.0.0.1:0\", \"0.0.0.0:8080\"]\n{MOUNT}"));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("users"), "{err}");
     assert_names_key_and_line(&err, "server.listen", "public.toml", 3);
@@ -421,7 +444,8 @@ fn serve_refuses_a_broken_config() {
     let (code, check_err) = check(&t, "broken.toml", &std::fs::read_to_string(&p).unwrap());
     assert_eq!(code, 2);
     // Both commands say the same thing.
-    let first = |s: &str| s.lines().find(|l| l.contains("lisen")).unwrap_or("").trim_start_matches("error: ").to_string();
+    let first =
+        |s: &str| s.lines().find(|l| l.contains("lisen")).unwrap_or("").trim_start_matches("error: ").to_string();
     assert_eq!(first(&out.stderr), first(&check_err));
 
     // A driver error is reported the same way and stops `serve`.

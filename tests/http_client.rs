@@ -93,12 +93,7 @@ fn basic_auth_failures_are_challenged() {
     let t = TestDir::new();
     let root = t.mkdir("pub");
     t.write("pub/file.txt", BODY20);
-    let srv = Server::start(
-        &t,
-        &ConfigBuilder::new()
-            .user("alice", "correct horse", &[], false)
-            .local("/pub", &root),
-    );
+    let srv = Server::start(&t, &ConfigBuilder::new().user("alice", "correct horse", &[], false).local("/pub", &root));
     let url = srv.at("/pub/file.txt");
 
     for (what, args) in [
@@ -131,22 +126,13 @@ fn read_only_user_cannot_write() {
     t.mkdir("pub/dir");
     let srv = Server::start(
         &t,
-        &ConfigBuilder::new()
-            .user("reader", "pw", &[], true)
-            .user("writer", "pw", &[], false)
-            .local("/pub", &root),
+        &ConfigBuilder::new().user("reader", "pw", &[], true).user("writer", "pw", &[], false).local("/pub", &root),
     );
     let ro = ["-u", "reader:pw"];
 
-    let r = curl_in(
-        &[&ro[..], &["-T", "-", &srv.at("/pub/file.txt")]].concat(),
-        Some(b"overwritten"),
-    );
+    let r = curl_in(&[&ro[..], &["-T", "-", &srv.at("/pub/file.txt")]].concat(), Some(b"overwritten"));
     assert_eq!(r.status, 403, "PUT over a file: {r:?}");
-    let r = curl_in(
-        &[&ro[..], &["-T", "-", &srv.at("/pub/new.txt")]].concat(),
-        Some(b"new"),
-    );
+    let r = curl_in(&[&ro[..], &["-T", "-", &srv.at("/pub/new.txt")]].concat(), Some(b"new"));
     assert_eq!(r.status, 403, "PUT of a new file: {r:?}");
     let r = curl(&[&ro[..], &["-X", "DELETE", &srv.at("/pub/file.txt")]].concat());
     assert_eq!(r.status, 403, "DELETE file: {r:?}");
@@ -157,13 +143,7 @@ fn read_only_user_cannot_write() {
     let r = curl(
         &[
             &ro[..],
-            &[
-                "-X",
-                "MOVE",
-                "-H",
-                &format!("Destination: {}", srv.at("/pub/moved.txt")),
-                &srv.at("/pub/file.txt"),
-            ],
+            &["-X", "MOVE", "-H", &format!("Destination: {}", srv.at("/pub/moved.txt")), &srv.at("/pub/file.txt")],
         ]
         .concat(),
     );
@@ -179,10 +159,7 @@ fn read_only_user_cannot_write() {
     assert_eq!(r.status, 200);
 
     // The same requests from a writer succeed: the 403s above are about the user.
-    let r = curl_in(
-        &["-u", "writer:pw", "-T", "-", &srv.at("/pub/new.txt")],
-        Some(b"new"),
-    );
+    let r = curl_in(&["-u", "writer:pw", "-T", "-", &srv.at("/pub/new.txt")], Some(b"new"));
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(std::fs::read(root.join("new.txt")).unwrap(), b"new");
 }
@@ -221,13 +198,7 @@ fn user_sees_only_their_mounts() {
     let r = curl(
         &[
             &c[..],
-            &[
-                "-X",
-                "COPY",
-                "-H",
-                &format!("Destination: {}", srv.at("/a/stolen.txt")),
-                &srv.at("/b/secret.txt"),
-            ],
+            &["-X", "COPY", "-H", &format!("Destination: {}", srv.at("/a/stolen.txt")), &srv.at("/b/secret.txt")],
         ]
         .concat(),
     );
@@ -309,10 +280,7 @@ fn finder_style_chunked_put() {
     assert!(r.status >= 400, "short body accepted: {r:?}");
     assert_eq!(std::fs::read(t.join("pub/finder.bin")).unwrap(), data);
     let listing = walk(&t.join("pub"));
-    assert!(
-        listing.iter().all(|p| !p.contains(".pandav-tmp")),
-        "temp file left behind: {listing:?}"
-    );
+    assert!(listing.iter().all(|p| !p.contains(".pandav-tmp")), "temp file left behind: {listing:?}");
 }
 
 #[test]
@@ -320,10 +288,7 @@ fn x_oc_mtime_sets_modification_time() {
     let (t, srv) = anon_server();
     let url = srv.at("/pub/dated.txt");
     let mtime: u64 = 1_500_000_000; // Fri, 14 Jul 2017 02:40:00 GMT
-    let r = curl_in(
-        &["-T", "-", "-H", &format!("X-OC-Mtime: {mtime}"), &url],
-        Some(b"dated"),
-    );
+    let r = curl_in(&["-T", "-", "-H", &format!("X-OC-Mtime: {mtime}"), &url], Some(b"dated"));
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.header("x-oc-mtime"), Some("accepted"), "{r:?}");
 
@@ -334,10 +299,7 @@ fn x_oc_mtime_sets_modification_time() {
     assert_eq!(on_disk, UNIX_EPOCH + Duration::from_secs(mtime));
 
     // Overwriting with a new X-OC-Mtime moves the time again; without it, "now".
-    let r = curl_in(
-        &["-T", "-", "-H", "X-OC-Mtime: 1600000000", &url],
-        Some(b"dated2"),
-    );
+    let r = curl_in(&["-T", "-", "-H", "X-OC-Mtime: 1600000000", &url], Some(b"dated2"));
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(r.header("x-oc-mtime"), Some("accepted"));
     let on_disk = std::fs::metadata(t.join("pub/dated.txt")).unwrap().modified().unwrap();
@@ -407,10 +369,7 @@ fn delete_never_empties_a_mount() {
     t.write("deep/leaf.txt", b"leaf");
     t.write("deep/sub/inner.txt", b"inner");
     t.write("other/o.txt", b"o");
-    let srv = Server::start(
-        &t,
-        &ConfigBuilder::new().local("/a/b", &deep).local("/other", &other),
-    );
+    let srv = Server::start(&t, &ConfigBuilder::new().local("/a/b", &deep).local("/other", &other));
     let reset = || {
         t.write("deep/leaf.txt", b"leaf");
         t.write("deep/sub/inner.txt", b"inner");
@@ -424,8 +383,20 @@ fn delete_never_empties_a_mount() {
         vec!["-X".into(), "DELETE".into(), srv.at("/a/b/")],
         vec!["-X".into(), "DELETE".into(), srv.at("/")],
         vec!["-X".into(), "DELETE".into(), srv.at("/other")],
-        vec!["-X".into(), "COPY".into(), "-H".into(), format!("Destination: {}", srv.at("/a/b/")), srv.at("/other/o.txt")],
-        vec!["-X".into(), "MOVE".into(), "-H".into(), format!("Destination: {}", srv.at("/a/")), srv.at("/other/o.txt")],
+        vec![
+            "-X".into(),
+            "COPY".into(),
+            "-H".into(),
+            format!("Destination: {}", srv.at("/a/b/")),
+            srv.at("/other/o.txt"),
+        ],
+        vec![
+            "-X".into(),
+            "MOVE".into(),
+            "-H".into(),
+            format!("Destination: {}", srv.at("/a/")),
+            srv.at("/other/o.txt"),
+        ],
     ];
     for args in &attempts {
         reset();
@@ -458,10 +429,7 @@ fn access_log_marks_finished_requests_complete() {
     let r = curl(&[&srv.at("/pub/file.txt")]);
     assert_eq!(r.body, BODY20);
     let line = wait_for("the access log line", Duration::from_secs(10), || {
-        srv.log()
-            .lines()
-            .find(|l| l.contains("method=GET") && l.contains("path=/pub/file.txt"))
-            .map(str::to_string)
+        srv.log().lines().find(|l| l.contains("method=GET") && l.contains("path=/pub/file.txt")).map(str::to_string)
     });
     assert!(line.contains("status=200") && line.contains("bytes=20"), "{line}");
     assert!(line.contains("complete=true"), "a fully delivered GET logged as incomplete: {line}");

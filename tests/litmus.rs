@@ -42,22 +42,14 @@ use common::*;
 
 /// (test name, start of the warning text) pairs litmus may print.
 const KNOWN_WARNINGS: &[(&str, &str)] = &[
-    (
-        "delete_fragment",
-        "DELETE removed collection resource with Request-URI including fragment",
-    ),
+    ("delete_fragment", "DELETE removed collection resource with Request-URI including fragment"),
     ("propget", "Property "),
 ];
 
 fn server() -> (TestDir, Server) {
     let t = TestDir::new();
     let root = t.mkdir("data");
-    let srv = Server::start(
-        &t,
-        &ConfigBuilder::new()
-            .user("litmus", "litmus-pass", &[], false)
-            .local("/local", &root),
-    );
+    let srv = Server::start(&t, &ConfigBuilder::new().user("litmus", "litmus-pass", &[], false).local("/local", &root));
     (t, srv)
 }
 
@@ -71,11 +63,8 @@ struct Summary {
 /// Parse litmus output: the summary line and every `N. name.... WARNING: text` line.
 fn parse(out: &str) -> Option<Summary> {
     let line = out.lines().find(|l| l.contains("<- summary for"))?;
-    let nums: Vec<u32> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let nums: Vec<u32> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect();
     // "of 18 tests run: 18 passed, 0 failed. 100.0%"
     let (run, passed, failed) = (nums[0], nums[1], nums[2]);
     let mut warnings = vec![];
@@ -85,24 +74,14 @@ fn parse(out: &str) -> Option<Summary> {
         // "12. name........ rest"
         if let Some((num, rest)) = t.split_once(". ") {
             if num.chars().all(|c| c.is_ascii_digit()) && !num.is_empty() {
-                current = rest
-                    .split('.')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
+                current = rest.split('.').next().unwrap_or_default().trim().to_string();
             }
         }
         if let Some(i) = t.find("WARNING: ") {
             warnings.push((current.clone(), t[i + 9..].trim().to_string()));
         }
     }
-    Some(Summary {
-        run,
-        passed,
-        failed,
-        warnings,
-    })
+    Some(Summary { run, passed, failed, warnings })
 }
 
 fn run_suite(suite: &str) {
@@ -137,25 +116,13 @@ fn run_suite(suite: &str) {
         summary.failed,
         out.stdout
     );
-    assert!(
-        out.stdout.contains("100.0%"),
-        "litmus {suite} not at 100%:\n{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains("100.0%"), "litmus {suite} not at 100%:\n{}", out.stdout);
     let unknown: Vec<_> = summary
         .warnings
         .iter()
-        .filter(|(test, text)| {
-            !KNOWN_WARNINGS
-                .iter()
-                .any(|(kt, kw)| test == kt && text.starts_with(kw))
-        })
+        .filter(|(test, text)| !KNOWN_WARNINGS.iter().any(|(kt, kw)| test == kt && text.starts_with(kw)))
         .collect();
-    assert!(
-        unknown.is_empty(),
-        "litmus {suite}: new warnings {unknown:?}\n{}",
-        out.stdout
-    );
+    assert!(unknown.is_empty(), "litmus {suite}: new warnings {unknown:?}\n{}", out.stdout);
     let mut srv = srv;
     srv.assert_healthy();
 }
@@ -208,13 +175,7 @@ fn named_propfind_reports_missing_property() {
     let find = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:" xmlns:L="http://example.com/neon/litmus/">
 <D:prop><L:keep/><L:gone/></D:prop></D:propfind>"#;
-    let r = curl(
-        &[
-            &auth[..],
-            &["-X", "PROPFIND", "-H", "Depth: 0", "--data-binary", find, &url],
-        ]
-        .concat(),
-    );
+    let r = curl(&[&auth[..], &["-X", "PROPFIND", "-H", "Depth: 0", "--data-binary", find, &url]].concat());
     assert_eq!(r.status, 207, "{r:?}");
     let xml = r.text();
     assert!(xml.contains(">kept<"), "kept property missing: {xml}");

@@ -151,13 +151,7 @@ fn make_tree(src: &Path) -> BTreeMap<String, u64> {
 }
 
 fn mtime_secs(p: &Path) -> u64 {
-    std::fs::metadata(p)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::fs::metadata(p).unwrap().modified().unwrap().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn sorted_lines(s: &str) -> Vec<String> {
@@ -179,13 +173,7 @@ fn assert_same_tree(a: &Path, b: &Path) {
 fn server(t: &TestDir) -> Server {
     let data = t.mkdir("data");
     let other = t.mkdir("other");
-    Server::start(
-        t,
-        &ConfigBuilder::new()
-            .user(USER, PASS, &[], false)
-            .local("/local", &data)
-            .local("/other", &other),
-    )
+    Server::start(t, &ConfigBuilder::new().user(USER, PASS, &[], false).local("/local", &data).local("/other", &other))
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub struct LoggedBody {
     started: Instant,
     failed: bool,
     ended: bool,
+    /// Content-Length of a body that has one: reaching it means done, since hyper
+    /// stops polling there.
+    expected: Option<u64>,
 }
 
 impl LoggedBody {
@@ -44,7 +47,23 @@ impl LoggedBody {
         started: Instant,
     ) -> Response<LoggedBody> {
         let status = resp.status().as_u16();
-        resp.map(|inner| LoggedBody { inner, method, path, user, status, bytes: 0, started, failed: false, ended: false })
+        let expected = if method == Method::HEAD {
+            None
+        } else {
+            resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok())
+        };
+        resp.map(|inner| LoggedBody {
+            inner,
+            method,
+            path,
+            user,
+            status,
+            bytes: 0,
+            started,
+            failed: false,
+            ended: false,
+            expected,
+        })
     }
 }
 
@@ -84,7 +103,8 @@ impl Drop for LoggedBody {
         let ms = self.started.elapsed().as_secs_f64() * 1000.0;
         // hyper stops polling once a body says it is at its end (empty bodies, or a
         // Content-Length reached), so either signal means everything was sent.
-        let complete = !self.failed && (self.ended || self.inner.is_end_stream());
+        let complete = !self.failed
+            && (self.ended || self.inner.is_end_stream() || self.expected.is_some_and(|n| n == self.bytes));
         tracing::info!(
             target: "pandav::access",
             method = %self.method,

@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_pandav");
 
 /// What to tell someone whose machine lacks a client the tests need.
-pub const INSTALL_HINT: &str =
-    "run the tests through scripts/test.sh, which installs litmus, curl, ffmpeg and rclone";
+pub const INSTALL_HINT: &str = "run the tests through scripts/test.sh, which installs litmus, curl, ffmpeg and rclone";
 
 /// A scratch folder for one test (config, data roots, client files), removed at the end.
 pub struct TestDir {
@@ -28,12 +27,7 @@ pub struct TestDir {
 
 impl TestDir {
     pub fn new() -> TestDir {
-        TestDir {
-            dir: tempfile::Builder::new()
-                .prefix("pandav-test-")
-                .tempdir()
-                .expect("temp dir"),
-        }
+        TestDir { dir: tempfile::Builder::new().prefix("pandav-test-").tempdir().expect("temp dir") }
     }
 
     pub fn path(&self) -> &Path {
@@ -166,10 +160,7 @@ impl Server {
     pub fn start_file(config: &Path, log_dir: &Path) -> Server {
         let log = log_dir.join(format!(
             "pandav-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
         ));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut child = Command::new(BIN)
@@ -202,8 +193,7 @@ impl Server {
                     Ok(_) => {
                         let _ = out_file.write_all(line.as_bytes());
                         if !sent {
-                            if let Some(rest) = line.trim().strip_prefix("pandav serving WebDAV at ")
-                            {
+                            if let Some(rest) = line.trim().strip_prefix("pandav serving WebDAV at ") {
                                 let _ = tx.send(rest.to_string());
                                 sent = true;
                             }
@@ -219,42 +209,21 @@ impl Server {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = child.wait().ok();
-                    panic!(
-                        "pandav exited before listening ({status:?}); log:\n{}",
-                        read_logs(&log)
-                    );
+                    panic!("pandav exited before listening ({status:?}); log:\n{}", read_logs(&log));
                 }
             }
             if let Ok(Some(st)) = child.try_wait() {
-                panic!(
-                    "pandav exited before listening ({st}); log:\n{}",
-                    read_logs(&log)
-                );
+                panic!("pandav exited before listening ({st}); log:\n{}", read_logs(&log));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!(
-                    "pandav did not print its URL within {START_TIMEOUT:?}; log:\n{}",
-                    read_logs(&log)
-                );
+                panic!("pandav did not print its URL within {START_TIMEOUT:?}; log:\n{}", read_logs(&log));
             }
         };
         let url = url.trim_end_matches('/').to_string();
-        let hostport = url
-            .strip_prefix("http://")
-            .expect("http URL")
-            .split('/')
-            .next()
-            .unwrap();
+        let hostport = url.strip_prefix("http://").expect("http URL").split('/').next().unwrap();
         let addr: SocketAddr = hostport.parse().expect("printed address");
-        Server {
-            child,
-            url,
-            addr,
-            log,
-            config: config.to_path_buf(),
-            _stdout: reader,
-        }
+        Server { child, url, addr, log, config: config.to_path_buf(), _stdout: reader }
     }
 
     /// Base URL without a trailing slash, e.g. `http://127.0.0.1:40123`.
@@ -293,11 +262,7 @@ impl Server {
             b"GET /-/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
             Duration::from_secs(10),
         );
-        assert!(
-            resp.starts_with(b"HTTP/1.1 200"),
-            "health check failed: {}",
-            String::from_utf8_lossy(&resp)
-        );
+        assert!(resp.starts_with(b"HTTP/1.1 200"), "health check failed: {}", String::from_utf8_lossy(&resp));
     }
 }
 
@@ -306,11 +271,7 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!(
-                "----- pandav log ({}) -----\n{}----- end of pandav log -----",
-                self.log.display(),
-                self.log()
-            );
+            eprintln!("----- pandav log ({}) -----\n{}----- end of pandav log -----", self.log.display(), self.log());
         }
     }
 }
@@ -351,11 +312,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Out {
 pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Out {
     let desc = format!("{cmd:?}");
     let mut child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -440,9 +397,7 @@ pub fn read_until_close(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => break,
         }
     }
@@ -463,10 +418,7 @@ pub fn status_of(resp: &[u8]) -> Option<u16> {
 /// `Authorization: Basic …` header value.
 pub fn basic(user: &str, pass: &str) -> String {
     use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
 }
 
 /// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
@@ -535,10 +487,7 @@ pub struct HttpOut {
 impl HttpOut {
     /// First header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -553,18 +502,9 @@ pub fn curl_in(args: &[&str], stdin: Option<&[u8]>) -> HttpOut {
     let hdr = tmp.path().join("h");
     let body = tmp.path().join("b");
     let mut cmd = Command::new(curl);
-    cmd.args(["-sS", "--max-time", "60", "-D"])
-        .arg(&hdr)
-        .arg("-o")
-        .arg(&body)
-        .args(args);
+    cmd.args(["-sS", "--max-time", "60", "-D"]).arg(&hdr).arg("-o").arg(&body).args(args);
     let out = run_with_input(&mut cmd, stdin, Duration::from_secs(90));
-    assert!(
-        out.ok(),
-        "curl {args:?} failed ({}): {}",
-        out.status,
-        out.stderr
-    );
+    assert!(out.ok(), "curl {args:?} failed ({}): {}", out.status, out.stderr);
     let head = std::fs::read_to_string(&hdr).unwrap_or_default();
     // The last header block: earlier ones are interim (100 Continue) answers.
     let block = head
@@ -573,20 +513,11 @@ pub fn curl_in(args: &[&str], stdin: Option<&[u8]>) -> HttpOut {
         .last()
         .unwrap_or_else(|| panic!("curl {args:?}: no response headers: {head:?}"));
     let mut lines = block.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    HttpOut {
-        status,
-        headers,
-        body: std::fs::read(&body).unwrap_or_default(),
-    }
+    let status =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status line");
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    HttpOut { status, headers, body: std::fs::read(&body).unwrap_or_default() }
 }
 
 pub fn curl(args: &[&str]) -> HttpOut {
