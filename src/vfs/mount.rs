@@ -349,14 +349,21 @@ impl Mount {
         }
     }
 
-    pub async fn mkdir(&self, rel: &str) -> DriveResult<Entry> {
-        self.writable()?;
+    /// For a path about to be created: its parent's path, its checked name, and the
+    /// parent folder's entry.
+    async fn target_parent<'p>(&self, rel: &'p str) -> DriveResult<(&'p str, &'p str, Entry)> {
         let (prel, name) = split_parent(rel);
         check_name(name)?;
         let parent = self.resolve(prel).await?;
         if !parent.is_dir {
             return Err(DriveError::NotADirectory);
         }
+        Ok((prel, name, parent))
+    }
+
+    pub async fn mkdir(&self, rel: &str) -> DriveResult<Entry> {
+        self.writable()?;
+        let (prel, name, parent) = self.target_parent(rel).await?;
         match self.child(prel, &parent, name).await {
             Ok(_) => return Err(DriveError::Exists),
             Err(DriveError::NotFound) => {}
@@ -391,12 +398,7 @@ impl Mount {
             return Err(DriveError::Forbidden("cannot move a folder into itself".into()));
         }
         let entry = self.resolve(from).await?;
-        let (to_prel, to_name) = split_parent(to);
-        check_name(to_name)?;
-        let new_parent = self.resolve(to_prel).await?;
-        if !new_parent.is_dir {
-            return Err(DriveError::NotADirectory);
-        }
+        let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
         let r = self.track(self.drive.move_to(&entry, &new_parent, to_name).await);
         self.invalidate(split_parent(from).0);
         self.invalidate(to_prel);
@@ -414,12 +416,7 @@ impl Mount {
         if entry.is_dir && (from.is_empty() || to == from || to.starts_with(&format!("{from}/"))) {
             return Err(DriveError::Forbidden("cannot copy a folder into itself".into()));
         }
-        let (to_prel, to_name) = split_parent(to);
-        check_name(to_name)?;
-        let new_parent = self.resolve(to_prel).await?;
-        if !new_parent.is_dir {
-            return Err(DriveError::NotADirectory);
-        }
+        let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
         let r = self.track(self.drive.copy_to(&entry, &new_parent, to_name).await);
         self.invalidate(to_prel);
         if entry.is_dir {
@@ -441,12 +438,7 @@ impl Mount {
 
     pub async fn put(&self, rel: &str, upload: Upload) -> DriveResult<Entry> {
         self.writable()?;
-        let (prel, name) = split_parent(rel);
-        check_name(name)?;
-        let parent = self.resolve(prel).await?;
-        if !parent.is_dir {
-            return Err(DriveError::NotADirectory);
-        }
+        let (prel, name, parent) = self.target_parent(rel).await?;
         let r = self.track(self.drive.put(&parent, name, upload).await);
         self.invalidate(prel);
         r

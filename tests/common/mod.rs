@@ -462,19 +462,8 @@ pub fn walk(root: &Path) -> Vec<String> {
     out
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so big files need no RNG crate.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+#[allow(unused_imports)] // not every test binary generates content
+pub use upstream::pseudo_random;
 
 /// One HTTP answer as curl saw it (the last one, after any `100 Continue`).
 #[derive(Debug)]

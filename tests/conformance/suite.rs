@@ -414,19 +414,7 @@ pub fn md5_hex(data: &[u8]) -> String {
     hex::encode(md5::Md5::digest(data))
 }
 
-/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+pub use upstream::pseudo_random as noise;
 
 /// Two times equal within `tol`.
 pub fn near(a: SystemTime, b: SystemTime, tol: Duration) -> bool {

@@ -66,17 +66,7 @@ pub fn sha256(b: &[u8]) -> String {
 
 /// Deterministic bytes for `seed`.
 pub fn pseudo_random(seed: &str, len: usize) -> Vec<u8> {
-    let mut x: u64 =
-        0x9E37_79B9_7F4A_7C15 ^ u64::from_le_bytes(Sha256::digest(seed.as_bytes())[..8].try_into().unwrap());
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    upstream::pseudo_random(len, u64::from_le_bytes(Sha256::digest(seed.as_bytes())[..8].try_into().unwrap()))
 }
 
 // ---------------------------------------------------------------------------------

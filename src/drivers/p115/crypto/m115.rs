@@ -420,32 +420,9 @@ fn left_pad_128(b: &[u8]) -> [u8; 128] {
 
 #[cfg(test)]
 mod tests {
+    use super::super::vectors::{bytes, list, load, text};
     use super::*;
     use serde_json::Value;
-
-    fn load(file: &str) -> Value {
-        let path = format!("{}/tests/vectors/{}", env!("CARGO_MANIFEST_DIR"), file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn list<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
-        let l = v[key].as_array().unwrap_or_else(|| panic!("{key} is not an array"));
-        assert!(!l.is_empty(), "{key} is empty");
-        l
-    }
-
-    fn text(v: &Value, key: &str) -> String {
-        match &v[key] {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            other => panic!("{key}: unexpected {other:?}"),
-        }
-    }
-
-    fn bytes(v: &Value, key: &str) -> Vec<u8> {
-        hex::decode(text(v, key)).unwrap_or_else(|e| panic!("{key}: {e}"))
-    }
 
     fn key16(v: &Value, key: &str) -> [u8; 16] {
         bytes(v, key).try_into().unwrap_or_else(|_| panic!("{key} is not 16 bytes"))

@@ -12,6 +12,38 @@ pub mod m115;
 pub mod pickcode;
 pub mod sign;
 
+/// Loading the third-party vector files, for the modules' tests.
+#[cfg(test)]
+mod vectors {
+    use serde_json::Value;
+
+    pub fn load(file: &str) -> Value {
+        let path = format!("{}/tests/vectors/{}", env!("CARGO_MANIFEST_DIR"), file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A non-empty array (an empty one would let a broken loader pass).
+    pub fn list<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
+        let l = v[key].as_array().unwrap_or_else(|| panic!("{key} is not an array"));
+        assert!(!l.is_empty(), "{key} is empty");
+        l
+    }
+
+    /// A string or number field as text.
+    pub fn text(v: &Value, key: &str) -> String {
+        match &v[key] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => panic!("{key}: unexpected {other:?}"),
+        }
+    }
+
+    pub fn bytes(v: &Value, key: &str) -> Vec<u8> {
+        hex::decode(text(v, key)).unwrap_or_else(|e| panic!("{key}: {e}"))
+    }
+}
+
 /// Malformed input to one of the 115 crypto routines.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {

@@ -84,22 +84,8 @@ pub fn sign_val(data: &[u8], sign_check: &str) -> Result<String, CryptoError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::vectors::{load, text};
     use super::*;
-    use serde_json::Value;
-
-    fn load(file: &str) -> Value {
-        let path = format!("{}/tests/vectors/{}", env!("CARGO_MANIFEST_DIR"), file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn text(v: &Value, key: &str) -> String {
-        match &v[key] {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            other => panic!("{key}: unexpected {other:?}"),
-        }
-    }
 
     fn det_bytes(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i.wrapping_mul(31).wrapping_add(11) & 0xff) as u8).collect()
