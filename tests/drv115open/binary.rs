@@ -1,0 +1,1 @@
+//! The real `pandav` binary against the emulator.
