@@ -70,12 +70,9 @@ pub fn login(cmd: LoginCmd) -> Result<()> {
     init_logging("warn");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cmd {
-        LoginCmd::Open115 { client_id, config, mount, timeout } => rt.block_on(drivers::p115_open::auth::login(
-            &config,
-            &mount,
-            client_id,
-            Duration::from_secs(timeout),
-        )),
+        LoginCmd::Open115 { client_id, config, mount, timeout } => {
+            rt.block_on(drivers::p115_open::auth::login(&config, &mount, client_id, Duration::from_secs(timeout)))
+        }
     }
 }
 
@@ -170,8 +167,12 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     init_logging(&cfg.raw.server.log_level);
     // Token refreshes of rotating credentials run in a helper process that survives a
     // kill of the server, so a rotated token is always saved.
-    if let Ok(exe) = std::env::current_exe() {
-        drivers::p115_open::use_refresh_helper(exe);
+    // (PANDAV_NO_REFRESH_HELPER=1 refreshes in-process: only for showing what the helper
+    // prevents.)
+    if std::env::var_os("PANDAV_NO_REFRESH_HELPER").is_none() {
+        if let Ok(exe) = std::env::current_exe() {
+            drivers::p115_open::use_refresh_helper(exe);
+        }
     }
     let state = StateDir::open(&cfg.state_dir())?;
     let table = Arc::new(build_table(&cfg, &state)?);

@@ -200,7 +200,8 @@ impl<'a> Bucket<'a> {
             Some(b) => rb.body(b),
             None => rb.header("Content-Length", "0"),
         };
-        let resp = rb.send().await.map_err(|e| DriveError::Upstream(format!("OSS request failed: {}", e.without_url())))?;
+        let resp =
+            rb.send().await.map_err(|e| DriveError::Upstream(format!("OSS request failed: {}", e.without_url())))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
@@ -211,10 +212,17 @@ impl<'a> Bucket<'a> {
     }
 
     /// Single `PutObject` of `body` (`len` bytes), with 115's callback.
-    pub async fn put_object(&self, key: &str, body: reqwest::Body, len: u64, cb: Option<&Callback>) -> DriveResult<Answer> {
+    pub async fn put_object(
+        &self,
+        key: &str,
+        body: reqwest::Body,
+        len: u64,
+        cb: Option<&Callback>,
+    ) -> DriveResult<Answer> {
         let extra = cb.map(|c| c.headers().to_vec()).unwrap_or_default();
         let _ = len;
-        let (status, _, body) = self.send(reqwest::Method::PUT, key, &[], "application/octet-stream", extra, Some(body)).await?;
+        let (status, _, body) =
+            self.send(reqwest::Method::PUT, key, &[], "application/octet-stream", extra, Some(body)).await?;
         if status == 200 {
             Ok(Answer { status, body })
         } else if status == 203 {
@@ -237,9 +245,8 @@ impl<'a> Bucket<'a> {
     /// `UploadPart`; returns the part's ETag.
     pub async fn upload_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> DriveResult<String> {
         let sub = [("partNumber", Some(number.to_string())), ("uploadId", Some(upload_id.to_string()))];
-        let (status, headers, body) = self
-            .send(reqwest::Method::PUT, key, &sub, "application/octet-stream", vec![], Some(data.into()))
-            .await?;
+        let (status, headers, body) =
+            self.send(reqwest::Method::PUT, key, &sub, "application/octet-stream", vec![], Some(data.into())).await?;
         if status != 200 {
             return Err(oss_error("upload part", status, &body));
         }
@@ -284,7 +291,13 @@ impl<'a> Bucket<'a> {
     }
 
     /// `CompleteMultipartUpload` with the parts in order and 115's callback.
-    pub async fn complete(&self, key: &str, upload_id: &str, parts: &[(u32, String)], cb: Option<&Callback>) -> DriveResult<Answer> {
+    pub async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        cb: Option<&Callback>,
+    ) -> DriveResult<Answer> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (n, etag) in parts {
             let quoted = if etag.starts_with('"') { etag.clone() } else { format!("\"{etag}\"") };

@@ -195,12 +195,14 @@ async fn interrupted_multipart_upload_resumes() {
     assert!(r.is_err(), "the upload fails while OSS is down");
     assert!(env.emu.lookup(env.user, "/resume.bin").is_none());
     env.emu.remove_fault(f);
-    let parts_before = env.emu.request_log().iter().filter(|r| r.query.contains("partNumber") && r.status == 200).count();
+    let parts_before =
+        env.emu.request_log().iter().filter(|r| r.query.contains("partNumber") && r.status == 200).count();
     put(&m, &sp, "resume.bin", &body).await;
     let id = env.emu.lookup(env.user, "/resume.bin").unwrap();
     assert_eq!(env.emu.file_bytes(id).unwrap(), body);
     assert_eq!(env.emu.request_count("proapi.115.com/open/upload/resume"), 1, "resumed, not restarted");
-    let parts_after = env.emu.request_log().iter().filter(|r| r.query.contains("partNumber") && r.status == 200).count();
+    let parts_after =
+        env.emu.request_log().iter().filter(|r| r.query.contains("partNumber") && r.status == 200).count();
     assert!(parts_after - parts_before < 6, "parts already on OSS were not sent again");
 }
 
@@ -222,7 +224,13 @@ async fn offline_tasks_add_list_remove() {
     let d = env.driver();
     d.init().await.unwrap();
     let added = d
-        .offline_add(&["https://example.com/a.iso".to_string(), "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567".into()], None)
+        .offline_add(
+            &[
+                "https://example.com/a.iso".to_string(),
+                "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567".into(),
+            ],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(added.len(), 2);

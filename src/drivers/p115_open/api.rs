@@ -94,7 +94,9 @@ pub fn value_string(v: &Value) -> String {
 pub fn value_i64(v: &Value) -> i64 {
     match v {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).unwrap_or(0),
-        Value::String(s) => s.trim().parse::<i64>().ok().or_else(|| s.trim().parse::<f64>().ok().map(|f| f as i64)).unwrap_or(0),
+        Value::String(s) => {
+            s.trim().parse::<i64>().ok().or_else(|| s.trim().parse::<f64>().ok().map(|f| f as i64)).unwrap_or(0)
+        }
         Value::Bool(b) => *b as i64,
         _ => 0,
     }
@@ -600,7 +602,9 @@ fn map_other(path: &str, code: i64, message: &str) -> DriveError {
     match code {
         91002 => DriveError::Forbidden("cannot copy or move a folder into itself".into()),
         91005 | 2 => DriveError::NoSpace,
-        20001 | 20003 | 990002 => DriveError::InvalidInput(format!("115 Open refused the name or parameter: {message}")),
+        20001 | 20003 | 990002 => {
+            DriveError::InvalidInput(format!("115 Open refused the name or parameter: {message}"))
+        }
         50038 | 50028 => DriveError::Forbidden(format!("115 Open: {message} (code {code})")),
         91004 | 990023 => DriveError::Forbidden("more than 50 000 items in one operation".into()),
         _ => DriveError::Upstream(format!("115 Open {path}: code {code}: {message}")),
@@ -619,8 +623,9 @@ mod tests {
         assert_eq!(e.message, "x");
         let e = parse_pro(br#"{"state":1,"code":0,"message":"","data":[]}"#).unwrap();
         assert!(e.state);
-        let p = parse_passport(br#"{"state":0,"code":0,"message":"","error":"refresh token error","errno":0,"data":[]}"#)
-            .unwrap();
+        let p =
+            parse_passport(br#"{"state":0,"code":0,"message":"","error":"refresh token error","errno":0,"data":[]}"#)
+                .unwrap();
         assert!(!p.ok());
         let p = parse_passport(br#"{"state":true,"code":0,"message":"","data":{"a":1}}"#).unwrap();
         assert!(p.ok());

@@ -433,7 +433,11 @@ pub const HELPER_CMD: &str = "__refresh-115-open";
 /// Refresh through the helper process when one is configured, else in-process.
 pub async fn refresh_job(job: RefreshJob) -> Result<Tokens, RefreshError> {
     let Some(exe) = HELPER.get() else {
-        return run_job(&job).await;
+        // A task of its own: a caller that goes away (a client hung up mid-listing)
+        // must not cancel a refresh between the provider's answer and the write.
+        return tokio::spawn(async move { run_job(&job).await })
+            .await
+            .unwrap_or_else(|e| Err(RefreshError::Transient(format!("refresh task: {e}"))));
     };
     let input = serde_json::to_vec(&job).map_err(|e| RefreshError::Transient(e.to_string()))?;
     let mut cmd = tokio::process::Command::new(exe);
@@ -453,7 +457,9 @@ pub async fn refresh_job(job: RefreshJob) -> Result<Tokens, RefreshError> {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("cannot start the refresh helper ({e}), refreshing in-process");
-            return run_job(&job).await;
+            return tokio::spawn(async move { run_job(&job).await })
+                .await
+                .unwrap_or_else(|e| Err(RefreshError::Transient(format!("refresh task: {e}"))));
         }
     };
     {
@@ -672,7 +678,10 @@ pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeou
                 QrStatus::Confirmed => println!("status: confirmed, fetching tokens…"),
                 QrStatus::Expired => anyhow::bail!("the QR code expired; run the command again"),
                 QrStatus::Cancelled => anyhow::bail!("the authorization was cancelled on the phone"),
-                QrStatus::Invalid(m) => anyhow::bail!("the QR code is no longer valid{}", if m.is_empty() { String::new() } else { format!(": {m}") }),
+                QrStatus::Invalid(m) => anyhow::bail!(
+                    "the QR code is no longer valid{}",
+                    if m.is_empty() { String::new() } else { format!(": {m}") }
+                ),
             }
         }
         if st == QrStatus::Confirmed {

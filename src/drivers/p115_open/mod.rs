@@ -313,8 +313,12 @@ impl Open115 {
     }
 
     async fn rename_id(&self, id: &str, name: &str) -> DriveResult<()> {
-        self.call(Req::post("/open/ufile/update", vec![("file_id", id.to_string()), ("file_name", name.to_string())], true))
-            .await?;
+        self.call(Req::post(
+            "/open/ufile/update",
+            vec![("file_id", id.to_string()), ("file_name", name.to_string())],
+            true,
+        ))
+        .await?;
         Ok(())
     }
 
@@ -457,9 +461,8 @@ impl Drive for Open115 {
         if url.is_empty() {
             return Err(DriveError::IsADirectory);
         }
-        let expires_at = query_value(&url, "t")
-            .and_then(|t| t.parse::<u64>().ok())
-            .map(|t| UNIX_EPOCH + Duration::from_secs(t));
+        let expires_at =
+            query_value(&url, "t").and_then(|t| t.parse::<u64>().ok()).map(|t| UNIX_EPOCH + Duration::from_secs(t));
         let mut headers = vec![];
         if !req.user_agent.is_empty() {
             headers.push(("User-Agent".to_string(), req.user_agent.clone()));
@@ -469,7 +472,11 @@ impl Drive for Open115 {
 
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
         let env = self
-            .call(Req::post("/open/folder/add", vec![("pid", parent.id.clone()), ("file_name", name.to_string())], false))
+            .call(Req::post(
+                "/open/folder/add",
+                vec![("pid", parent.id.clone()), ("file_name", name.to_string())],
+                false,
+            ))
             .await?;
         let id = env.data.get("file_id").map(value_string).unwrap_or_default();
         if id.is_empty() {
@@ -511,7 +518,9 @@ impl Drive for Open115 {
             .find(|e| e.name == entry.name && e.is_dir == entry.is_dir)
             .or_else(|| fresh.iter().find(|e| e.is_dir == entry.is_dir && (e.is_dir || e.size == entry.size)))
             .map(|e| (*e).clone())
-            .ok_or_else(|| DriveError::Upstream("115 Open copy: the copy did not show up in the target folder".into()))?;
+            .ok_or_else(|| {
+                DriveError::Upstream("115 Open copy: the copy did not show up in the target folder".into())
+            })?;
         let mut copy = copy;
         if copy.name != new_name {
             self.rename_id(&copy.id, new_name).await?;
@@ -535,12 +544,7 @@ impl Drive for Open115 {
     async fn put(&self, parent: &Entry, name: &str, up: Upload) -> DriveResult<Entry> {
         // 115 keeps same-name files side by side (ref §7.6): upload first, then remove
         // the old one, so a failed upload leaves it intact.
-        let old: Vec<Entry> = self
-            .list_id(&parent.id)
-            .await?
-            .into_iter()
-            .filter(|e| e.name == name)
-            .collect();
+        let old: Vec<Entry> = self.list_id(&parent.id).await?.into_iter().filter(|e| e.name == name).collect();
         if old.iter().any(|e| e.is_dir) {
             return Err(DriveError::IsADirectory);
         }

@@ -92,7 +92,10 @@ impl Open115 {
     pub async fn offline_remove(&self, info_hash: &str, delete_files: bool) -> DriveResult<()> {
         self.call(Req::post(
             "/open/offline/del_task",
-            vec![("info_hash", info_hash.to_string()), ("del_source_file", if delete_files { "1" } else { "0" }.into())],
+            vec![
+                ("info_hash", info_hash.to_string()),
+                ("del_source_file", if delete_files { "1" } else { "0" }.into()),
+            ],
             true,
         ))
         .await?;

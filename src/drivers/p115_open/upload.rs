@@ -317,7 +317,10 @@ impl Open115 {
                 let sts = self.sts(attempt > 0).await?;
                 match self.bucket_for(&sts, bucket).upload_part(&r.object, &r.upload_id, number, data.clone()).await {
                     Ok(t) => break t,
-                    Err(e) if attempt + 1 < PART_TRIES && (oss::retryable(&e) || e.to_string().contains("credentials")) => {
+                    Err(e)
+                        if attempt + 1 < PART_TRIES
+                            && (oss::retryable(&e) || e.to_string().contains("credentials")) =>
+                    {
                         attempt += 1;
                         tracing::info!(part = number, "OSS part upload failed ({e}), retrying");
                         tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
@@ -359,7 +362,8 @@ impl Open115 {
         let data = env.data;
         let bucket = data.get("bucket").map(value_string).unwrap_or_default();
         let object = data.get("object").map(value_string).filter(|o| !o.is_empty()).unwrap_or_else(|| r.object.clone());
-        let cb = callback_of(&data).ok_or_else(|| DriveError::Upstream("115 Open upload/resume: no callback".into()))?;
+        let cb =
+            callback_of(&data).ok_or_else(|| DriveError::Upstream("115 Open upload/resume: no callback".into()))?;
         let sts = self.sts(false).await?;
         let done = self.bucket_for(&sts, &bucket).list_parts(&object, &r.upload_id).await?;
         tracing::info!(file = %name, parts = done.len(), "resuming a multipart upload");
