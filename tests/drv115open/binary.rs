@@ -417,3 +417,40 @@ async fn rclone_copy_check_and_read_back() {
     assert_eq!(r.status(), 200, "/p proxies");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &fresh[..]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_accepts_the_example_and_offline_entry_points_work() {
+    let out = Command::new(bin())
+        .args(["check", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/115-open.toml")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("115_open"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    // A bad option names the key.
+    let env = env(Options::default()).await;
+    let bad = env.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[mounts]]\npath = \"/o\"\ndriver = \"115_open\"\n[mounts.options]\nrefresh_tokn = \"x\"\n")
+        .unwrap();
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refresh_tokn"));
+
+    // `pandav offline add|list|remove <mount>` entry points, on the real state dir.
+    let cfg = write_config(
+        env.dir.path(),
+        &env.emu,
+        &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
+    );
+    use pandav::drivers::p115_open::offline;
+    let added = offline::cli_add(&cfg, "/o", &["https://example.com/x.iso".to_string()], None).await.unwrap();
+    assert!(added[0].ok);
+    let tasks = offline::cli_list(&cfg, "/o").await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    offline::cli_remove(&cfg, "/o", &added[0].info_hash, false).await.unwrap();
+    assert!(offline::cli_list(&cfg, "/o").await.unwrap().is_empty());
+    // Three one-off commands shared the rotating token without losing it.
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_attempts, info.refresh_count);
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token);
+    assert!(offline::cli_list(&cfg, "/nope").await.is_err());
+}

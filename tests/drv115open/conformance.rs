@@ -263,3 +263,23 @@ async fn throttling_backs_off_and_recovers() {
     assert!(matches!(r, Err(DriveError::RateLimited { .. })), "{r:?}");
     env.emu.remove_fault(f);
 }
+
+#[tokio::test]
+async fn a_folder_as_the_root() {
+    let env = env(Options::default()).await;
+    let sub = env.emu.mkdir_p(env.user, "/media/films");
+    env.emu.put_file(env.user, sub, "f.mkv", b"film");
+    env.emu.put_file(env.user, 0, "outside.txt", b"no");
+    let d = env.driver_with("o", &env.tok.refresh_token, &format!("root_folder_id = \"{sub}\""));
+    let m = env.mount(d);
+    m.init().await.unwrap();
+    let (_, list) = m.list("").await.unwrap();
+    assert_eq!(list.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["f.mkv"]);
+    put(&m, &env.dir.path().join("spool"), "new.txt", b"new").await;
+    assert!(env.emu.lookup(env.user, "/media/films/new.txt").is_some());
+    // A root id that is a file, or missing, fails init.
+    let file = env.emu.lookup(env.user, "/outside.txt").unwrap();
+    let bad =
+        env.driver_with("o2", &env.emu.authorize(env.user, APP).refresh_token, &format!("root_folder_id = \"{file}\""));
+    assert!(matches!(bad.init().await, Err(DriveError::NotADirectory)));
+}
