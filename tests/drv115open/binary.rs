@@ -133,7 +133,22 @@ async fn settled(base: &str, path: &str) -> serde_json::Value {
         if m["message"] != "starting" {
             return m;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "mount {path} never finished starting");
+        if t.elapsed() > Duration::from_secs(60) {
+            let log = std::env::var("PANDAV_TEST_LOG")
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .unwrap_or_default();
+            let tail: String = log
+                .lines()
+                .rev()
+                .filter(|l| !l.contains("/-/health"))
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!("mount {path} never finished starting; log tail:\n{tail}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -179,6 +194,7 @@ async fn sigkill_during_refreshes_never_locks_out() {
         &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
     );
     let log = env.dir.path().join("pandav.log");
+    std::env::set_var("PANDAV_TEST_LOG", &log);
     let rounds: usize = std::env::var("PANDAV_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let seed: u64 = std::env::var("PANDAV_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("crash test: {rounds} rounds, seed {seed} (PANDAV_CRASH_SEED to replay)");

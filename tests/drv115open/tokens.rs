@@ -177,3 +177,27 @@ async fn online_api_refreshes_through_the_broker() {
     assert!(env.emu.is_refresh_token_live(&d.tokens().refresh_token));
     d.list_id("0").await.unwrap();
 }
+
+#[tokio::test]
+async fn two_processes_on_one_state_adopt_instead_of_burning_tokens() {
+    let env = env(Options::default()).await;
+    let g = env.tok.grant;
+    let a = env.driver();
+    a.init().await.unwrap();
+    let b = env.driver(); // starts from the state a wrote
+    assert_eq!(b.tokens().refresh_token, a.tokens().refresh_token);
+    // a rotates; b still holds the old pair in memory
+    env.emu.expire_access_token(g);
+    a.list_id("0").await.unwrap();
+    b.list_id("0").await.expect("b adopts a's saved pair");
+    assert_eq!(b.tokens().refresh_token, a.tokens().refresh_token);
+    // a rotates again and its new access token then expires too: b adopts a dead access
+    // token, so it refreshes for real once more (not counted as its one retry)
+    env.emu.expire_access_token(g);
+    a.list_id("0").await.unwrap();
+    env.emu.expire_access_token(g);
+    b.list_id("0").await.expect("adopted, then refreshed");
+    let info = env.emu.grant_info(g).unwrap();
+    assert_eq!(info.refresh_attempts, info.refresh_count, "no refresh token was burned");
+    assert_eq!(saved_refresh(&env.state_path("o")), info.refresh_token);
+}

@@ -386,6 +386,12 @@ impl Api {
     /// Refresh unless another caller already did since generation `seen`; single flight
     /// through the `TokenCell`, persisted before use.
     pub async fn refresh(&self, seen: u64) -> DriveResult<Arc<Tokens>> {
+        self.refresh_inner(seen).await.map(|(t, _)| t)
+    }
+
+    /// As `refresh`; also says whether the pair was adopted from the state file (written
+    /// by another process) rather than rotated just now.
+    async fn refresh_inner(&self, seen: u64) -> DriveResult<(Arc<Tokens>, bool)> {
         if let Some(m) = self.dead_check().await {
             return Err(DriveError::AuthLost(m));
         }
@@ -394,13 +400,15 @@ impl Api {
                 // Someone may have refreshed meanwhile: then the current token is fine.
                 let (cur, gen) = self.cell.get();
                 if gen != seen {
-                    return Ok(cur);
+                    return Ok((cur, false));
                 }
                 return Err(DriveError::RateLimited { retry_after: Some(until - Instant::now()) });
             }
         }
         let used = Arc::new(Mutex::new(String::new()));
         let used2 = Arc::clone(&used);
+        let adopted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let adopted2 = Arc::clone(&adopted);
         let job_base = RefreshJob {
             state_path: self.state_path.clone(),
             seed: self.seed.clone(),
@@ -415,12 +423,17 @@ impl Api {
             .refresh(seen, move |cur| async move {
                 *used2.lock().unwrap() = cur.refresh_token.clone();
                 let job = RefreshJob { refresh_token: cur.refresh_token.clone(), ..job_base };
-                auth::refresh_job(job).await.map_err(|e| match e {
-                    RefreshError::Dead { code, message } => {
-                        DriveError::AuthLost(auth::reauthorize_message(&mount, code, &message))
+                match auth::refresh_job(job).await {
+                    Ok(r) => {
+                        let (t, was_adopted) = r.into_parts();
+                        adopted2.store(was_adopted, std::sync::atomic::Ordering::SeqCst);
+                        Ok(t)
                     }
-                    other => other.into_drive(&mount),
-                })
+                    Err(RefreshError::Dead { code, message }) => {
+                        Err(DriveError::AuthLost(auth::reauthorize_message(&mount, code, &message)))
+                    }
+                    Err(other) => Err(other.into_drive(&mount)),
+                }
             })
             .await;
         match &r {
@@ -444,7 +457,7 @@ impl Api {
             }
             Err(e) => tracing::warn!(mount = %self.mount, "115 Open token refresh failed: {e}"),
         }
-        r
+        r.map(|t| (t, adopted.load(std::sync::atomic::Ordering::SeqCst)))
     }
 
     async fn wait_throttle(&self) -> DriveResult<()> {
@@ -476,6 +489,7 @@ impl Api {
         let mut refreshed = false;
         let mut transient_tries = 0u32;
         let mut throttle_tries = 0u32;
+        let mut adoptions = 0u32;
         loop {
             if let Some(m) = self.dead_check().await {
                 return Err(DriveError::AuthLost(m));
@@ -562,9 +576,14 @@ impl Api {
             let class = auth::classify(env.code, &env.message);
             match class {
                 Class::AccessToken | Class::Reauthorize if !refreshed => {
-                    refreshed = true;
                     tracing::debug!(mount = %self.mount, code = env.code, "115 Open: access token refused, refreshing");
-                    self.refresh(gen).await?;
+                    // Refresh once and retry (ref §2.6). A pair adopted from the state
+                    // file was not issued just now, so it does not use up the retry.
+                    let (_, was_adopted) = self.refresh_inner(gen).await?;
+                    if !was_adopted || adoptions >= 2 {
+                        refreshed = true;
+                    }
+                    adoptions += 1;
                     continue;
                 }
                 Class::AccessToken | Class::Reauthorize => {

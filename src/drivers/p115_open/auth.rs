@@ -376,21 +376,41 @@ pub struct RefreshJob {
 #[derive(Serialize, Deserialize)]
 enum HelperAnswer {
     Ok(Tokens),
+    Adopted(Tokens),
     Dead { code: i64, message: String },
     TooFrequent,
     Transient(String),
 }
 
+/// The outcome of a refresh job.
+#[derive(Debug, Clone)]
+pub enum Refreshed {
+    /// 115 rotated the pair just now.
+    Rotated(Tokens),
+    /// Another process had rotated already; its saved pair was taken. Its access token
+    /// may have expired since, so a refusal of it is worth a real refresh.
+    Adopted(Tokens),
+}
+
+impl Refreshed {
+    pub fn into_parts(self) -> (Tokens, bool) {
+        match self {
+            Refreshed::Rotated(t) => (t, false),
+            Refreshed::Adopted(t) => (t, true),
+        }
+    }
+}
+
 /// Run one refresh: lock, adopt a newer saved token if there is one, else refresh and
 /// write the new pair durably before returning it. Runs in-process or in the helper.
-pub async fn run_job(job: &RefreshJob) -> Result<Tokens, RefreshError> {
+pub async fn run_job(job: &RefreshJob) -> Result<Refreshed, RefreshError> {
     let _lock = FileLock::acquire_async(lock_path(&job.state_path))
         .await
         .map_err(|e| RefreshError::Transient(format!("cannot lock state: {e}")))?;
     if let Some(saved) = read_saved(&job.state_path, &job.seed, job.accept_any_seed) {
         if !saved.refresh_token.is_empty() && saved.refresh_token != job.refresh_token {
             tracing::info!("adopting tokens rotated by another pandav process");
-            return Ok(saved);
+            return Ok(Refreshed::Adopted(saved));
         }
     }
     let ep = Endpoints::new(job.endpoints.clone()).map_err(|e| RefreshError::Transient(e.to_string()))?;
@@ -416,7 +436,7 @@ pub async fn run_job(job: &RefreshJob) -> Result<Tokens, RefreshError> {
     if let Some(e) = last {
         tracing::error!(file = %job.state_path.display(), "could not save rotated 115 Open tokens: {e}");
     }
-    Ok(new)
+    Ok(Refreshed::Rotated(new))
 }
 
 static HELPER: OnceLock<PathBuf> = OnceLock::new();
@@ -431,7 +451,7 @@ pub fn use_refresh_helper(exe: PathBuf) {
 pub const HELPER_CMD: &str = "__refresh-115-open";
 
 /// Refresh through the helper process when one is configured, else in-process.
-pub async fn refresh_job(job: RefreshJob) -> Result<Tokens, RefreshError> {
+pub async fn refresh_job(job: RefreshJob) -> Result<Refreshed, RefreshError> {
     let Some(exe) = HELPER.get() else {
         // A task of its own: a caller that goes away (a client hung up mid-listing)
         // must not cancel a refresh between the provider's answer and the write.
@@ -469,7 +489,8 @@ pub async fn refresh_job(job: RefreshJob) -> Result<Tokens, RefreshError> {
     }
     let out = child.wait_with_output().await.map_err(|e| RefreshError::Transient(format!("refresh helper: {e}")))?;
     match serde_json::from_slice::<HelperAnswer>(&out.stdout) {
-        Ok(HelperAnswer::Ok(t)) => Ok(t),
+        Ok(HelperAnswer::Ok(t)) => Ok(Refreshed::Rotated(t)),
+        Ok(HelperAnswer::Adopted(t)) => Ok(Refreshed::Adopted(t)),
         Ok(HelperAnswer::Dead { code, message }) => Err(RefreshError::Dead { code, message }),
         Ok(HelperAnswer::TooFrequent) => Err(RefreshError::TooFrequent),
         Ok(HelperAnswer::Transient(m)) => Err(RefreshError::Transient(m)),
@@ -497,7 +518,8 @@ pub fn helper_main() -> i32 {
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let answer = match rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), run_job(&job)).await }) {
-        Ok(Ok(t)) => HelperAnswer::Ok(t),
+        Ok(Ok(Refreshed::Rotated(t))) => HelperAnswer::Ok(t),
+        Ok(Ok(Refreshed::Adopted(t))) => HelperAnswer::Adopted(t),
         Ok(Err(RefreshError::Dead { code, message })) => HelperAnswer::Dead { code, message },
         Ok(Err(RefreshError::TooFrequent)) => HelperAnswer::TooFrequent,
         Ok(Err(RefreshError::Transient(m))) => HelperAnswer::Transient(m),

@@ -410,8 +410,20 @@ impl Drive for Open115 {
                 Err(e) => return Err(e),
             }
         }
-        // Validates the pair (refreshing once if needed), as OpenList's Init does.
-        self.call(Req::get("/open/user/info", vec![])).await?;
+        // Validates the pair (refreshing once if needed), as OpenList's Init does. The
+        // mount calls init once, so a passing upstream hiccup gets a few more tries.
+        let mut tries = 0;
+        loop {
+            match self.call(Req::get("/open/user/info", vec![])).await {
+                Ok(_) => break,
+                Err(DriveError::Upstream(m)) if tries < 3 => {
+                    tries += 1;
+                    tracing::info!(mount = %self.mount, "115 Open start-up check failed ({m}), retrying");
+                    tokio::time::sleep(Duration::from_secs(tries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if self.opts.root_folder_id != "0" {
             match self.get_info(&self.opts.root_folder_id).await? {
                 Some(info) if value_string(info.get("file_category").unwrap_or(&Value::Null)) != "1" => {}
