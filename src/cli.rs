@@ -36,6 +36,44 @@ pub enum Cmd {
     },
     /// Print an argon2 hash for `password_hash` (reads the password from stdin).
     HashPassword,
+    /// Authorize a cloud drive account and save its tokens in the mount's state.
+    Login {
+        #[command(subcommand)]
+        provider: LoginCmd,
+    },
+    /// Internal: one 115 Open token refresh in a separate process (see drivers::p115_open::auth).
+    #[command(name = "__refresh-115-open", hide = true)]
+    Refresh115OpenHelper,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LoginCmd {
+    /// 115 Open: PKCE device-code flow (scan the QR code with the 115 app).
+    #[command(name = "115-open")]
+    Open115 {
+        /// AppID of your 115 Open app (default: the mount's `client_id` option).
+        #[arg(long)]
+        client_id: Option<String>,
+        #[arg(short, long, env = "PANDAV_CONFIG")]
+        config: PathBuf,
+        /// Mount path of the 115_open mount, e.g. `/115`.
+        #[arg(short, long)]
+        mount: String,
+        /// Give up after this many seconds without a confirmation.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+}
+
+/// `pandav login …`
+pub fn login(cmd: LoginCmd) -> Result<()> {
+    init_logging("warn");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cmd {
+        LoginCmd::Open115 { client_id, config, mount, timeout } => {
+            rt.block_on(drivers::p115_open::auth::login(&config, &mount, client_id, Duration::from_secs(timeout)))
+        }
+    }
 }
 
 /// Build every mount of `cfg` (no network: drivers connect in `Mount::init`).
@@ -133,6 +171,15 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
         cfg = Config::parse(&cfg_text_with_listen(&cfg)?, &cfg.source_name, cfg.base_dir.clone())?;
     }
     init_logging(&cfg.raw.server.log_level);
+    // Token refreshes of rotating credentials run in a helper process that survives a
+    // kill of the server, so a rotated token is always saved.
+    // (PANDAV_NO_REFRESH_HELPER=1 refreshes in-process: only for showing what the helper
+    // prevents.)
+    if std::env::var_os("PANDAV_NO_REFRESH_HELPER").is_none() {
+        if let Ok(exe) = std::env::current_exe() {
+            drivers::p115_open::use_refresh_helper(exe);
+        }
+    }
     let state = StateDir::open(&cfg.state_dir())?;
     let table = Arc::new(build_table(&cfg, &state)?);
 

@@ -6,6 +6,8 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Check { config } => cli::check(config),
         Cmd::HashPassword => report(cli::hash_password()),
+        Cmd::Login { provider } => report(cli::login(provider)),
+        Cmd::Refresh115OpenHelper => pandav::drivers::p115_open::helper_main(),
         Cmd::Serve { config, listen } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             report(rt.block_on(cli::serve(config, listen)))

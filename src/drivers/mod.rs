@@ -12,7 +12,9 @@ use crate::state::StateHandle;
 use crate::vfs::Drive;
 
 pub mod local;
+pub mod oss;
 pub mod p115;
+pub mod p115_open;
 
 /// What a driver gets besides its options.
 #[derive(Debug, Clone)]
@@ -32,8 +34,10 @@ pub struct DriverInfo {
     pub policies: &'static [&'static str],
 }
 
-const DRIVERS: &[DriverInfo] =
-    &[DriverInfo { name: "local", default_policy: "proxy", policies: &["proxy", "proxy_url"] }];
+const DRIVERS: &[DriverInfo] = &[
+    DriverInfo { name: "local", default_policy: "proxy", policies: &["proxy", "proxy_url"] },
+    DriverInfo { name: "115_open", default_policy: "redirect", policies: &["redirect", "proxy", "proxy_url"] },
+];
 
 pub fn info(name: &str) -> Option<&'static DriverInfo> {
     DRIVERS.iter().find(|d| d.name == name)
@@ -48,6 +52,7 @@ pub fn names() -> Vec<&'static str> {
 pub fn build(name: &str, options: toml::Table, ctx: DriverCtx) -> Result<Arc<dyn Drive>> {
     match name {
         "local" => Ok(Arc::new(local::LocalDrive::new(parse_options(options)?, &ctx)?)),
+        "115_open" => p115_open::build(options, &ctx),
         other => bail!("unknown driver {other:?} (known: {})", names().join(", ")),
     }
 }

@@ -1,0 +1,663 @@
+//! 115 Open wire level: hosts and their overrides, the two envelopes (ref §1.3), lenient
+//! decoding of unstable shapes (§1.4), and `Api::call`, which adds the Bearer token,
+//! the rate limit, refresh-once-and-retry, back-off and error mapping to every call.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::auth::{self, Class, RefreshError, RefreshJob, Tokens};
+use crate::vfs::token::TokenCell;
+use crate::vfs::{DriveError, DriveResult};
+
+pub const PASSPORT: &str = "passportapi.115.com";
+pub const PROAPI: &str = "proapi.115.com";
+pub const QRCODE: &str = "qrcodeapi.115.com";
+pub const BROKER_URL: &str = "https://api.oplist.org/115cloud/renewapi";
+
+// ---------------------------------------------------------------------------------------
+// Hosts
+
+/// Real hostname → base URL (`https://proapi.115.com` → `http://127.0.0.1:9/proapi`), for
+/// tests, relays and mirrors. Hosts not in the table are reached as `https://<host>`.
+#[derive(Clone, Debug, Default)]
+pub struct Endpoints {
+    map: BTreeMap<String, String>,
+}
+
+impl Endpoints {
+    pub fn new(map: BTreeMap<String, String>) -> anyhow::Result<Endpoints> {
+        let mut out = BTreeMap::new();
+        for (host, base) in map {
+            let h = host.trim().to_ascii_lowercase();
+            if h.is_empty() || h.contains('/') || h.contains(':') {
+                anyhow::bail!("endpoints: {host:?} is not a host name (write e.g. \"proapi.115.com\")");
+            }
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                anyhow::bail!("endpoints.\"{host}\": {base:?} is not an http(s) URL");
+            }
+            out.insert(h, base.trim_end_matches('/').to_string());
+        }
+        Ok(Endpoints { map: out })
+    }
+
+    pub fn map(&self) -> &BTreeMap<String, String> {
+        &self.map
+    }
+
+    /// Base URL for a real host.
+    pub fn base(&self, host: &str) -> String {
+        match self.map.get(&host.to_ascii_lowercase()) {
+            Some(b) => b.clone(),
+            None => format!("https://{host}"),
+        }
+    }
+
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("{}{path}", self.base(host))
+    }
+
+    /// A provider URL with its host replaced by the override for that host, if any.
+    pub fn rewrite(&self, url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_string();
+        };
+        let (host, tail) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let bare = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
+        let bare = bare.split(':').next().unwrap_or(bare).to_ascii_lowercase();
+        match self.map.get(&bare) {
+            Some(base) => format!("{base}{tail}"),
+            None => format!("{scheme}://{rest}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Lenient decoding
+
+pub fn value_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => (if *b { "1" } else { "0" }).to_string(),
+        _ => String::new(),
+    }
+}
+
+pub fn value_i64(v: &Value) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).unwrap_or(0),
+        Value::String(s) => {
+            s.trim().parse::<i64>().ok().or_else(|| s.trim().parse::<f64>().ok().map(|f| f as i64)).unwrap_or(0)
+        }
+        Value::Bool(b) => *b as i64,
+        _ => 0,
+    }
+}
+
+pub fn value_u64(v: &Value) -> u64 {
+    value_i64(v).max(0) as u64
+}
+
+pub fn value_bool(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => matches!(s.trim(), "1" | "true" | "True"),
+        _ => false,
+    }
+}
+
+pub fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(value_string(&Value::deserialize(d)?))
+}
+
+pub fn de_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(value_u64(&Value::deserialize(d)?))
+}
+
+pub fn de_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    Ok(value_i64(&Value::deserialize(d)?))
+}
+
+// ---------------------------------------------------------------------------------------
+// Envelopes
+
+/// `proapi` envelope: boolean `state`, `code`/`message` (or `errno`/`error`), `data`, and
+/// for listings extra top-level fields (kept in `raw`).
+#[derive(Debug)]
+pub struct ProEnvelope {
+    pub state: bool,
+    pub code: i64,
+    pub message: String,
+    pub data: Value,
+    pub raw: Value,
+}
+
+pub fn parse_pro(body: &[u8]) -> Result<ProEnvelope, String> {
+    let raw: Value = serde_json::from_slice(body).map_err(|_| "answer is not JSON".to_string())?;
+    if !raw.is_object() {
+        return Err("answer is not a JSON object".into());
+    }
+    let g = |k: &str| raw.get(k).cloned().unwrap_or(Value::Null);
+    let code = match value_i64(&g("code")) {
+        0 => value_i64(&g("errno")),
+        c => c,
+    };
+    let message = match value_string(&g("message")) {
+        m if m.is_empty() => value_string(&g("error")),
+        m => m,
+    };
+    Ok(ProEnvelope { state: value_bool(&g("state")), code, message, data: g("data"), raw })
+}
+
+/// Passport envelope: numeric `state` (1 ok, 0 failed), `code`, `message`, `error`,
+/// `errno`, `data` (object, or `{}`/`[]` on failure).
+#[derive(Debug)]
+pub struct PassportEnvelope {
+    pub state: i64,
+    pub code: i64,
+    pub message: String,
+    pub error: String,
+    pub errno: i64,
+    pub data: Value,
+}
+
+impl PassportEnvelope {
+    /// Success as the sdk judges it: no `code`, no `error`, and `state` not 0.
+    pub fn ok(&self) -> bool {
+        self.code == 0 && self.error.is_empty() && self.state != 0
+    }
+}
+
+pub fn parse_passport(body: &[u8]) -> Result<PassportEnvelope, String> {
+    let raw: Value = serde_json::from_slice(body).map_err(|_| "answer is not JSON".to_string())?;
+    let g = |k: &str| raw.get(k).cloned().unwrap_or(Value::Null);
+    let state = match g("state") {
+        Value::Bool(b) => b as i64,
+        v => value_i64(&v),
+    };
+    Ok(PassportEnvelope {
+        state,
+        code: value_i64(&g("code")),
+        message: value_string(&g("message")),
+        error: value_string(&g("error")),
+        errno: value_i64(&g("errno")),
+        data: g("data"),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Rate limit
+
+/// Token bucket with burst 1: at most `rate` requests per second start.
+pub struct Limiter {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Limiter {
+    pub fn new(rate: f64) -> Limiter {
+        let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+        Limiter { interval, next: Mutex::new(Instant::now()) }
+    }
+
+    pub async fn acquire(&self) {
+        let Some(iv) = self.interval else { return };
+        let slot = {
+            let mut n = self.next.lock().unwrap();
+            let now = Instant::now();
+            let s = (*n).max(now);
+            *n = s + iv;
+            s
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Calls
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+/// One proapi request.
+pub struct Req<'a> {
+    pub method: Method,
+    pub path: &'a str,
+    pub params: Vec<(&'a str, String)>,
+    /// `User-Agent` (only `downurl` cares, ref §5).
+    pub user_agent: Option<&'a str>,
+    /// Safe to send twice (reads, and writes that are idempotent).
+    pub idempotent: bool,
+}
+
+impl<'a> Req<'a> {
+    pub fn get(path: &'a str, params: Vec<(&'a str, String)>) -> Req<'a> {
+        Req { method: Method::Get, path, params, user_agent: None, idempotent: true }
+    }
+    pub fn post(path: &'a str, params: Vec<(&'a str, String)>, idempotent: bool) -> Req<'a> {
+        Req { method: Method::Post, path, params, user_agent: None, idempotent }
+    }
+}
+
+/// The grant is gone: every call fails fast with this until the state file changes.
+struct Dead {
+    message: String,
+    refresh_token: String,
+    checked: Instant,
+}
+
+/// Tunables of retries (shortened in tests through the options).
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    /// First wait after a throttle answer; doubles per attempt.
+    pub throttle_first: Duration,
+    /// Throttle answers retried within one call before giving up with 503.
+    pub throttle_tries: u32,
+    /// First wait after 40140117 on refresh; doubles up to `too_frequent_max`.
+    pub too_frequent_first: Duration,
+    pub too_frequent_max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            throttle_first: Duration::from_secs(1),
+            throttle_tries: 3,
+            too_frequent_first: Duration::from_secs(60),
+            too_frequent_max: Duration::from_secs(1800),
+        }
+    }
+}
+
+pub struct Api {
+    pub ep: Endpoints,
+    http: reqwest::Client,
+    limiter: Limiter,
+    pub cell: TokenCell<Tokens>,
+    state_path: PathBuf,
+    seed: String,
+    accept_any_seed: bool,
+    broker: Option<String>,
+    pub mount: String,
+    dead: Mutex<Option<Dead>>,
+    /// After 40140117: no refresh before this instant; and the next wait.
+    too_frequent: Mutex<(Option<Instant>, Duration)>,
+    /// After a throttle answer: no call before this instant (all calls of the mount).
+    throttled_until: Mutex<Option<Instant>>,
+    pub backoff: Backoff,
+    /// Successful token refreshes by this process (for logs and tests).
+    pub refreshes: std::sync::atomic::AtomicU64,
+}
+
+pub struct ApiConfig {
+    pub ep: Endpoints,
+    pub rate_limit: f64,
+    pub cell: TokenCell<Tokens>,
+    pub state_path: PathBuf,
+    pub seed: String,
+    pub accept_any_seed: bool,
+    pub broker: Option<String>,
+    pub mount: String,
+    pub backoff: Backoff,
+}
+
+fn api_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(120))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+impl Api {
+    pub fn new(c: ApiConfig) -> Api {
+        Api {
+            ep: c.ep,
+            http: api_http(),
+            limiter: Limiter::new(c.rate_limit),
+            cell: c.cell,
+            state_path: c.state_path,
+            seed: c.seed,
+            accept_any_seed: c.accept_any_seed,
+            broker: c.broker,
+            mount: c.mount,
+            dead: Mutex::new(None),
+            too_frequent: Mutex::new((None, c.backoff.too_frequent_first)),
+            throttled_until: Mutex::new(None),
+            backoff: c.backoff,
+            refreshes: Default::default(),
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `Some(message)` while the grant is known dead. Every few seconds it looks at the
+    /// state file (no network): a `pandav login` or another process may have saved a
+    /// live token, which is then adopted.
+    pub async fn dead_check(&self) -> Option<String> {
+        let (msg, token) = {
+            let mut g = self.dead.lock().unwrap();
+            let d = g.as_mut()?;
+            if d.checked.elapsed() < Duration::from_secs(5) {
+                return Some(d.message.clone());
+            }
+            d.checked = Instant::now();
+            (d.message.clone(), d.refresh_token.clone())
+        };
+        match auth::read_saved(&self.state_path, &self.seed, self.accept_any_seed) {
+            Some(saved) if !saved.refresh_token.is_empty() && saved.refresh_token != token => {
+                let (_, gen) = self.cell.get();
+                let adopted = saved.clone();
+                if self.cell.refresh(gen, |_| async move { Ok(adopted) }).await.is_ok() {
+                    tracing::info!(mount = %self.mount, "115 Open: new tokens found in the state file, resuming");
+                    *self.dead.lock().unwrap() = None;
+                    return None;
+                }
+                Some(msg)
+            }
+            _ => Some(msg),
+        }
+    }
+
+    fn set_dead(&self, message: String, refresh_token: String) {
+        tracing::error!(mount = %self.mount, "{message}");
+        *self.dead.lock().unwrap() = Some(Dead { message, refresh_token, checked: Instant::now() });
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.lock().unwrap().is_some()
+    }
+
+    /// Refresh unless another caller already did since generation `seen`; single flight
+    /// through the `TokenCell`, persisted before use.
+    pub async fn refresh(&self, seen: u64) -> DriveResult<Arc<Tokens>> {
+        self.refresh_inner(seen).await.map(|(t, _)| t)
+    }
+
+    /// As `refresh`; also says whether the pair was adopted from the state file (written
+    /// by another process) rather than rotated just now.
+    async fn refresh_inner(&self, seen: u64) -> DriveResult<(Arc<Tokens>, bool)> {
+        if let Some(m) = self.dead_check().await {
+            return Err(DriveError::AuthLost(m));
+        }
+        if let (Some(until), _) = *self.too_frequent.lock().unwrap() {
+            if Instant::now() < until {
+                // Someone may have refreshed meanwhile: then the current token is fine.
+                let (cur, gen) = self.cell.get();
+                if gen != seen {
+                    return Ok((cur, false));
+                }
+                return Err(DriveError::RateLimited { retry_after: Some(until - Instant::now()) });
+            }
+        }
+        let used = Arc::new(Mutex::new(String::new()));
+        let used2 = Arc::clone(&used);
+        let adopted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let adopted2 = Arc::clone(&adopted);
+        let job_base = RefreshJob {
+            state_path: self.state_path.clone(),
+            seed: self.seed.clone(),
+            accept_any_seed: self.accept_any_seed,
+            refresh_token: String::new(),
+            endpoints: self.ep.map().clone(),
+            broker: self.broker.clone(),
+        };
+        let mount = self.mount.clone();
+        let r = self
+            .cell
+            .refresh(seen, move |cur| async move {
+                *used2.lock().unwrap() = cur.refresh_token.clone();
+                let job = RefreshJob { refresh_token: cur.refresh_token.clone(), ..job_base };
+                match auth::refresh_job(job).await {
+                    Ok(r) => {
+                        let (t, was_adopted) = r.into_parts();
+                        adopted2.store(was_adopted, std::sync::atomic::Ordering::SeqCst);
+                        Ok(t)
+                    }
+                    Err(RefreshError::Dead { code, message }) => {
+                        Err(DriveError::AuthLost(auth::reauthorize_message(&mount, code, &message)))
+                    }
+                    Err(other) => Err(other.into_drive(&mount)),
+                }
+            })
+            .await;
+        match &r {
+            Ok(t) => {
+                let mut tf = self.too_frequent.lock().unwrap();
+                *tf = (None, self.backoff.too_frequent_first);
+                drop(tf);
+                self.refreshes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(mount = %self.mount, expires_in = t.remaining(), "115 Open tokens refreshed");
+            }
+            Err(DriveError::AuthLost(m)) => {
+                let tok = used.lock().unwrap().clone();
+                self.set_dead(m.clone(), tok);
+            }
+            Err(DriveError::RateLimited { .. }) => {
+                let mut tf = self.too_frequent.lock().unwrap();
+                let wait = tf.1;
+                *tf = (Some(Instant::now() + wait), (wait * 2).min(self.backoff.too_frequent_max));
+                tracing::warn!(mount = %self.mount, "115 Open: token refreshed too frequently (40140117), waiting {wait:?}");
+                return Err(DriveError::RateLimited { retry_after: Some(wait) });
+            }
+            Err(e) => tracing::warn!(mount = %self.mount, "115 Open token refresh failed: {e}"),
+        }
+        r.map(|t| (t, adopted.load(std::sync::atomic::Ordering::SeqCst)))
+    }
+
+    async fn wait_throttle(&self) -> DriveResult<()> {
+        let until = *self.throttled_until.lock().unwrap();
+        if let Some(u) = until {
+            let now = Instant::now();
+            if u > now {
+                let wait = u - now;
+                if wait > Duration::from_secs(15) {
+                    return Err(DriveError::RateLimited { retry_after: Some(wait) });
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn throttle_for(&self, d: Duration) {
+        let mut t = self.throttled_until.lock().unwrap();
+        let until = Instant::now() + d;
+        if t.is_none_or(|x| x < until) {
+            *t = Some(until);
+        }
+    }
+
+    /// One proapi call with everything around it. Returns the success envelope.
+    pub async fn call(&self, req: &Req<'_>) -> DriveResult<ProEnvelope> {
+        let url = self.ep.url(PROAPI, req.path);
+        let mut refreshed = false;
+        let mut transient_tries = 0u32;
+        let mut throttle_tries = 0u32;
+        let mut adoptions = 0u32;
+        loop {
+            if let Some(m) = self.dead_check().await {
+                return Err(DriveError::AuthLost(m));
+            }
+            self.wait_throttle().await?;
+            let (tok, gen) = self.cell.get();
+            if tok.access_token.is_empty() && !refreshed {
+                refreshed = true;
+                self.refresh(gen).await?;
+                continue;
+            }
+            self.limiter.acquire().await;
+            let mut rb = match req.method {
+                Method::Get => self.http.get(&url).query(&req.params),
+                Method::Post => self.http.post(&url).form(&req.params),
+            };
+            if !tok.access_token.is_empty() {
+                rb = rb.bearer_auth(&tok.access_token);
+            }
+            if let Some(ua) = req.user_agent {
+                rb = rb.header(reqwest::header::USER_AGENT, ua);
+            }
+            let resp = match rb.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let connect = e.is_connect();
+                    let msg = format!("115 Open {}: {}", req.path, e.without_url());
+                    // A request that never connected was not executed: safe to resend.
+                    if (req.idempotent || connect) && transient_tries < 3 {
+                        transient_tries += 1;
+                        tokio::time::sleep(Duration::from_millis(300 * (1 << transient_tries))).await;
+                        continue;
+                    }
+                    return Err(DriveError::Upstream(msg));
+                }
+            };
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .or_else(|| resp.headers().get("x-ratelimit-reset"))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = match resp.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    if req.idempotent && transient_tries < 3 {
+                        transient_tries += 1;
+                        continue;
+                    }
+                    return Err(DriveError::Upstream(format!("115 Open {}: {}", req.path, e.without_url())));
+                }
+            };
+            if status.as_u16() == 429 {
+                let wait = retry_after.unwrap_or(Duration::from_secs(60));
+                self.throttle_for(wait.min(Duration::from_secs(60)));
+                return Err(DriveError::RateLimited { retry_after: Some(wait) });
+            }
+            if status.is_server_error() {
+                if req.idempotent && transient_tries < 3 {
+                    transient_tries += 1;
+                    tokio::time::sleep(Duration::from_millis(300 * (1 << transient_tries))).await;
+                    continue;
+                }
+                return Err(DriveError::Upstream(format!("115 Open {}: HTTP {status}", req.path)));
+            }
+            let env = match parse_pro(&body) {
+                Ok(e) => e,
+                Err(m) if status.as_u16() == 401 => {
+                    // A bare 401: treat like a bad access token.
+                    if !refreshed {
+                        refreshed = true;
+                        self.refresh(gen).await?;
+                        continue;
+                    }
+                    return Err(DriveError::Upstream(format!("115 Open {}: HTTP 401 ({m})", req.path)));
+                }
+                Err(m) => return Err(DriveError::Upstream(format!("115 Open {}: HTTP {status}, {m}", req.path))),
+            };
+            if env.state {
+                return Ok(env);
+            }
+            let class = auth::classify(env.code, &env.message);
+            match class {
+                Class::AccessToken | Class::Reauthorize if !refreshed => {
+                    tracing::debug!(mount = %self.mount, code = env.code, "115 Open: access token refused, refreshing");
+                    // Refresh once and retry (ref §2.6). A pair adopted from the state
+                    // file was not issued just now, so it does not use up the retry.
+                    let (_, was_adopted) = self.refresh_inner(gen).await?;
+                    if !was_adopted || adoptions >= 2 {
+                        refreshed = true;
+                    }
+                    adoptions += 1;
+                    continue;
+                }
+                Class::AccessToken | Class::Reauthorize => {
+                    return Err(DriveError::Upstream(format!(
+                        "115 Open {}: access token refused right after a refresh (code {}: {})",
+                        req.path, env.code, env.message
+                    )));
+                }
+                Class::RateLimited | Class::TooFrequent => {
+                    let wait = self.backoff.throttle_first * (1 << throttle_tries.min(6));
+                    self.throttle_for(wait);
+                    if throttle_tries + 1 < self.backoff.throttle_tries {
+                        throttle_tries += 1;
+                        tracing::info!(mount = %self.mount, code = env.code, "115 Open is throttling, waiting {wait:?}");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Err(DriveError::RateLimited { retry_after: Some(Duration::from_secs(60)) });
+                }
+                Class::Transient if transient_tries < 3 => {
+                    transient_tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500 * (1 << transient_tries))).await;
+                    continue;
+                }
+                Class::NotFound => return Err(DriveError::NotFound),
+                Class::Exists => return Err(DriveError::Exists),
+                _ => return Err(map_other(req.path, env.code, &env.message)),
+            }
+        }
+    }
+}
+
+/// Codes with a better home than "provider error" (ref §11).
+fn map_other(path: &str, code: i64, message: &str) -> DriveError {
+    match code {
+        91002 => DriveError::Forbidden("cannot copy or move a folder into itself".into()),
+        91005 | 2 => DriveError::NoSpace,
+        20001 | 20003 | 990002 => {
+            DriveError::InvalidInput(format!("115 Open refused the name or parameter: {message}"))
+        }
+        50038 | 50028 => DriveError::Forbidden(format!("115 Open: {message} (code {code})")),
+        91004 | 990023 => DriveError::Forbidden("more than 50 000 items in one operation".into()),
+        _ => DriveError::Upstream(format!("115 Open {path}: code {code}: {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_read_leniently() {
+        let e = parse_pro(br#"{"state":false,"errno":770004,"error":"x","data":{}}"#).unwrap();
+        assert!(!e.state);
+        assert_eq!(e.code, 770004);
+        assert_eq!(e.message, "x");
+        let e = parse_pro(br#"{"state":1,"code":0,"message":"","data":[]}"#).unwrap();
+        assert!(e.state);
+        let p =
+            parse_passport(br#"{"state":0,"code":0,"message":"","error":"refresh token error","errno":0,"data":[]}"#)
+                .unwrap();
+        assert!(!p.ok());
+        let p = parse_passport(br#"{"state":true,"code":0,"message":"","data":{"a":1}}"#).unwrap();
+        assert!(p.ok());
+    }
+
+    #[test]
+    fn endpoints_rewrite_hosts() {
+        let mut m = BTreeMap::new();
+        m.insert("cdn.example.net".to_string(), "http://127.0.0.1:9/cdn".to_string());
+        let ep = Endpoints::new(m).unwrap();
+        assert_eq!(ep.rewrite("https://cdn.example.net/a/b?t=1"), "http://127.0.0.1:9/cdn/a/b?t=1");
+        assert_eq!(ep.rewrite("https://other.net/a"), "https://other.net/a");
+        assert_eq!(ep.url(PROAPI, "/open/x"), "https://proapi.115.com/open/x");
+        assert!(Endpoints::new([("a".to_string(), "ftp://x".to_string())].into()).is_err());
+    }
+}

@@ -1,0 +1,775 @@
+//! OAuth for 115 Open (ref §2): the token pair, error classification, refresh against
+//! passportapi or the online broker (§2.8), the PKCE device-code flow (§2.1), and the
+//! cross-process lock that keeps a rotated refresh token from being lost.
+//!
+//! A refresh token is single use (§2.4): once the provider answered a refresh, the old
+//! token is dead. So a refresh runs (1) under the mount's `TokenCell` (one at a time in
+//! this process), (2) under an exclusive `flock` on a lock file beside the state file
+//! (one at a time across processes: a restarted pandav, `pandav login`), (3) after
+//! re-reading the state file — if someone else already rotated, their token is adopted
+//! instead of burning ours — and (4) the new pair is written durably before any request
+//! uses it. In the `pandav` binary the refresh itself runs in a short-lived helper
+//! process (see [`helper_main`]) so that a SIGKILL of the server between the provider's
+//! answer and the fsync cannot lose the new token: the helper finishes the write.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use super::api::{self, Endpoints, PassportEnvelope};
+use crate::vfs::token::fingerprint;
+use crate::vfs::DriveError;
+
+/// The credentials a mount holds. Never printed: `Debug` redacts.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Unix seconds when the access token expires; 0 = unknown (treat as due).
+    #[serde(default)]
+    pub expires_at: u64,
+    /// Unix seconds when this pair was issued (0 = unknown, e.g. from config).
+    #[serde(default)]
+    pub issued_at: u64,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &redact(&self.access_token))
+            .field("refresh_token", &redact(&self.refresh_token))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A short, non-reversible tag for a secret, for logs: `sha256:ab12cd34`.
+pub fn redact(secret: &str) -> String {
+    if secret.is_empty() {
+        return "(empty)".into();
+    }
+    format!("sha256:{}", &fingerprint(secret)[..8])
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Tokens {
+    pub fn from_grant(access: String, refresh: String, expires_in: u64) -> Tokens {
+        let now = now_unix();
+        Tokens { access_token: access, refresh_token: refresh, expires_at: now + expires_in, issued_at: now }
+    }
+
+    /// Seconds of validity left (0 when expired or unknown).
+    pub fn remaining(&self) -> u64 {
+        self.expires_at.saturating_sub(now_unix())
+    }
+
+    /// How long before expiry a refresh is due: 5 minutes (ref §2.6), or a fifth of the
+    /// lifetime for short-lived tokens.
+    pub fn margin(&self) -> u64 {
+        let life = self.expires_at.saturating_sub(self.issued_at);
+        if life == 0 {
+            300
+        } else {
+            (life / 5).min(300)
+        }
+    }
+
+    /// Refresh now? (unknown expiry counts as due)
+    pub fn due(&self) -> bool {
+        self.expires_at == 0 || self.remaining() <= self.margin()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Error classification (ref §2.5, §10.1, §11)
+
+/// What a code from 115 means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The access token is bad: refresh once, then retry the call.
+    AccessToken,
+    /// The refresh token / grant is dead: stop, the user must authorize again.
+    Reauthorize,
+    /// Refreshed too often (40140117): back off for minutes, then refresh again.
+    TooFrequent,
+    /// Throttled (770004, 406, 590075, "已达到当前访问上限", empty failure): back off.
+    RateLimited,
+    /// Worth retrying soon (40110000, 40140121, busy batch operations).
+    Transient,
+    NotFound,
+    Exists,
+    /// Anything else: reported as is.
+    Other,
+}
+
+/// Classify a failure code of proapi or passport. `message` matters for the throttle
+/// text that comes with varying codes.
+pub fn classify(code: i64, message: &str) -> Class {
+    if message.contains("已达到当前访问上限") {
+        return Class::RateLimited;
+    }
+    match code {
+        40140114 | 40140115 | 40140116 | 40140119 | 40140120 => Class::Reauthorize,
+        40140117 => Class::TooFrequent,
+        40140121 | 40110000 => Class::Transient,
+        40140123..=40140126 | 99 | 990001 => Class::AccessToken,
+        770004 | 406 | 590075 => Class::RateLimited,
+        // A "state:false, code:0, message:''" failure was seen when scanning too fast.
+        0 if message.is_empty() => Class::RateLimited,
+        990005 | 990009 | 990019 => Class::Transient,
+        430004 | 20018 | 20013 | 31003 | 50015 | 70005 | 70008 | 90008 | 20009 | 50003 => Class::NotFound,
+        20004 => Class::Exists,
+        // The sdk refreshes on any other code starting with 401 too (ref §2.6).
+        c if (40100000..=40199999).contains(&c) => Class::AccessToken,
+        _ => Class::Other,
+    }
+}
+
+/// The message shown when the grant is gone: what happened and what to run.
+pub fn reauthorize_message(mount: &str, code: i64, message: &str) -> String {
+    let why = match code {
+        40140116 => "the authorization was revoked, or evicted by a newer login of the same app",
+        40140119 => "the authorization expired (refresh tokens live one year)",
+        40140114 | 40140115 | 40140120 => "the refresh token was rejected (malformed or already used)",
+        _ => "the refresh token was rejected",
+    };
+    let detail = if message.is_empty() { String::new() } else { format!(", \"{message}\"") };
+    format!(
+        "115 Open: {why} (code {code}{detail}); run `pandav login 115-open --config <your config> --mount {mount}` to authorize again"
+    )
+}
+
+/// A failed refresh, before it becomes a `DriveError`.
+#[derive(Debug, Clone)]
+pub enum RefreshError {
+    /// Terminal: the grant is dead.
+    Dead { code: i64, message: String },
+    /// 40140117: try again later.
+    TooFrequent,
+    /// Network, 5xx, 40140121…: try again soon.
+    Transient(String),
+}
+
+impl RefreshError {
+    pub fn into_drive(self, mount: &str) -> DriveError {
+        match self {
+            RefreshError::Dead { code, message } => DriveError::AuthLost(reauthorize_message(mount, code, &message)),
+            RefreshError::TooFrequent => DriveError::RateLimited { retry_after: Some(Duration::from_secs(60)) },
+            RefreshError::Transient(m) => DriveError::Upstream(format!("115 Open token refresh failed: {m}")),
+        }
+    }
+}
+
+/// Classify a passport failure envelope (sdk order: `code` first, then `error`, ref §1.3).
+fn passport_refresh_error(env: &PassportEnvelope) -> RefreshError {
+    let (code, msg) = if env.code != 0 {
+        (env.code, env.message.clone())
+    } else if !env.error.is_empty() {
+        (env.errno, env.error.clone())
+    } else {
+        (env.errno, env.message.clone())
+    };
+    match classify(code, &msg) {
+        Class::TooFrequent => RefreshError::TooFrequent,
+        Class::Transient | Class::RateLimited => RefreshError::Transient(format!("code {code}: {msg}")),
+        // "refresh token error" with code 0 (alist#8157) and every other refusal of a
+        // refresh token: the token is not usable, the user must authorize again.
+        _ => RefreshError::Dead { code, message: msg },
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Refresh requests
+
+/// Where refreshes go.
+#[derive(Clone, Debug)]
+pub enum RefreshVia {
+    /// `POST passportapi.115.com/open/refreshToken` (ref §2.3).
+    Passport,
+    /// `GET {api_url}?refresh_ui=…` on the online broker (ref §2.8).
+    Broker(String),
+}
+
+fn refresh_http() -> &'static reqwest::Client {
+    static C: OnceLock<reqwest::Client> = OnceLock::new();
+    C.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client")
+    })
+}
+
+/// One refresh request: the provider rotates `refresh_token` and answers the new pair.
+pub async fn refresh_request(ep: &Endpoints, via: &RefreshVia, refresh_token: &str) -> Result<Tokens, RefreshError> {
+    if refresh_token.is_empty() {
+        return Err(RefreshError::Dead { code: 0, message: "no refresh token".into() });
+    }
+    match via {
+        RefreshVia::Passport => {
+            let url = ep.url(api::PASSPORT, "/open/refreshToken");
+            let resp = refresh_http()
+                .post(url)
+                .form(&[("refresh_token", refresh_token)])
+                .send()
+                .await
+                .map_err(|e| RefreshError::Transient(e.without_url().to_string()))?;
+            let status = resp.status();
+            let body = resp.bytes().await.map_err(|e| RefreshError::Transient(e.without_url().to_string()))?;
+            if status.is_server_error() || status.as_u16() == 429 {
+                return Err(RefreshError::Transient(format!("HTTP {status}")));
+            }
+            let env = api::parse_passport(&body)
+                .map_err(|_| RefreshError::Transient(format!("HTTP {status}, unreadable answer")))?;
+            if !env.ok() {
+                return Err(passport_refresh_error(&env));
+            }
+            let d: TokenData = serde_json::from_value(env.data)
+                .map_err(|e| RefreshError::Transient(format!("unexpected token answer: {e}")))?;
+            if d.access_token.is_empty() || d.refresh_token.is_empty() {
+                return Err(RefreshError::Transient("empty token in the answer".into()));
+            }
+            Ok(Tokens::from_grant(d.access_token, d.refresh_token, if d.expires_in == 0 { 7200 } else { d.expires_in }))
+        }
+        RefreshVia::Broker(api_url) => {
+            let url = ep.rewrite(api_url);
+            let resp = refresh_http()
+                .get(url)
+                .query(&[("refresh_ui", refresh_token), ("server_use", "true"), ("driver_txt", "115cloud_go")])
+                .send()
+                .await
+                .map_err(|e| RefreshError::Transient(e.without_url().to_string()))?;
+            let status = resp.status();
+            let body = resp.bytes().await.map_err(|e| RefreshError::Transient(e.without_url().to_string()))?;
+            #[derive(Deserialize, Default)]
+            struct Broker {
+                #[serde(default)]
+                refresh_token: Option<String>,
+                #[serde(default)]
+                access_token: Option<String>,
+                #[serde(default)]
+                text: Option<String>,
+            }
+            let b: Broker = serde_json::from_slice(&body).unwrap_or_default();
+            match (b.access_token.filter(|s| !s.is_empty()), b.refresh_token.filter(|s| !s.is_empty())) {
+                (Some(a), Some(r)) if status.is_success() => Ok(Tokens::from_grant(a, r, 7200)),
+                _ => {
+                    // The broker relays 115's `error` text as `text` (HTTP 500). A
+                    // 5xx from a proxy in front of it has no JSON at all: transient.
+                    let text = b.text.unwrap_or_default();
+                    if text.is_empty() && body.first() != Some(&b'{') {
+                        return Err(RefreshError::Transient(format!("online API answered HTTP {status}")));
+                    }
+                    if text.contains("刷新太频繁") || text.contains("40140117") {
+                        return Err(RefreshError::TooFrequent);
+                    }
+                    let msg = if text.is_empty() {
+                        "empty token returned from the online API, a wrong refresh token may have been used".into()
+                    } else {
+                        text
+                    };
+                    Err(RefreshError::Dead { code: 0, message: msg })
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenData {
+    #[serde(default, deserialize_with = "api::de_string")]
+    access_token: String,
+    #[serde(default, deserialize_with = "api::de_string")]
+    refresh_token: String,
+    #[serde(default, deserialize_with = "api::de_u64")]
+    expires_in: u64,
+}
+
+// ---------------------------------------------------------------------------------------
+// State file access under a cross-process lock
+
+/// The lock file beside a mount's state file.
+pub fn lock_path(state_path: &Path) -> PathBuf {
+    let name = state_path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    state_path.with_file_name(format!(".{name}.lock"))
+}
+
+/// An exclusive `flock` held until dropped.
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Block (in a blocking thread) until the lock is ours.
+    pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            loop {
+                // SAFETY: flock on a file descriptor we own; no memory is passed.
+                let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+                if r == 0 {
+                    break;
+                }
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(FileLock { _file: file })
+    }
+
+    pub async fn acquire_async(path: PathBuf) -> std::io::Result<FileLock> {
+        tokio::task::spawn_blocking(move || FileLock::acquire(&path)).await.map_err(std::io::Error::other)?
+    }
+}
+
+/// The tokens in a state file written by `TokenCell` (`{seed, saved_at, data}`), if its
+/// seed is `seed` (or `accept_any_seed`, when the config has no refresh token).
+pub fn read_saved(state_path: &Path, seed: &str, accept_any_seed: bool) -> Option<Tokens> {
+    let bytes = std::fs::read(state_path).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let same = v.get("seed").and_then(|s| s.as_str()) == Some(seed);
+    if !same && !accept_any_seed {
+        return None;
+    }
+    serde_json::from_value(v.get("data")?.clone()).ok()
+}
+
+/// Write tokens in `TokenCell`'s format (so `TokenCell::restore` picks them up).
+pub fn write_saved(state_path: &Path, seed: &str, t: &Tokens) -> std::io::Result<()> {
+    let doc = serde_json::json!({ "seed": seed, "saved_at": now_unix(), "data": t });
+    let data = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
+    crate::state::write_atomic(state_path, &data)
+}
+
+/// Everything one refresh needs, also as the helper process's input.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RefreshJob {
+    pub state_path: PathBuf,
+    pub seed: String,
+    pub accept_any_seed: bool,
+    /// The refresh token this process holds (the one to rotate unless the state file
+    /// already has a newer one).
+    pub refresh_token: String,
+    pub endpoints: std::collections::BTreeMap<String, String>,
+    /// `None`: passportapi; `Some(url)`: the online broker.
+    pub broker: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum HelperAnswer {
+    Ok(Tokens),
+    Adopted(Tokens),
+    Dead { code: i64, message: String },
+    TooFrequent,
+    Transient(String),
+}
+
+/// The outcome of a refresh job.
+#[derive(Debug, Clone)]
+pub enum Refreshed {
+    /// 115 rotated the pair just now.
+    Rotated(Tokens),
+    /// Another process had rotated already; its saved pair was taken. Its access token
+    /// may have expired since, so a refusal of it is worth a real refresh.
+    Adopted(Tokens),
+}
+
+impl Refreshed {
+    pub fn into_parts(self) -> (Tokens, bool) {
+        match self {
+            Refreshed::Rotated(t) => (t, false),
+            Refreshed::Adopted(t) => (t, true),
+        }
+    }
+}
+
+/// Run one refresh: lock, adopt a newer saved token if there is one, else refresh and
+/// write the new pair durably before returning it. Runs in-process or in the helper.
+pub async fn run_job(job: &RefreshJob) -> Result<Refreshed, RefreshError> {
+    let _lock = FileLock::acquire_async(lock_path(&job.state_path))
+        .await
+        .map_err(|e| RefreshError::Transient(format!("cannot lock state: {e}")))?;
+    if let Some(saved) = read_saved(&job.state_path, &job.seed, job.accept_any_seed) {
+        if !saved.refresh_token.is_empty() && saved.refresh_token != job.refresh_token {
+            tracing::info!("adopting tokens rotated by another pandav process");
+            return Ok(Refreshed::Adopted(saved));
+        }
+    }
+    let ep = Endpoints::new(job.endpoints.clone()).map_err(|e| RefreshError::Transient(e.to_string()))?;
+    let via = match &job.broker {
+        Some(u) => RefreshVia::Broker(u.clone()),
+        None => RefreshVia::Passport,
+    };
+    let new = refresh_request(&ep, &via, &job.refresh_token).await?;
+    // Durable before anyone uses it; retried because the old token is already void.
+    let mut last = None;
+    for i in 0..5u64 {
+        let (p, s, t) = (job.state_path.clone(), job.seed.clone(), new.clone());
+        match tokio::task::spawn_blocking(move || write_saved(&p, &s, &t)).await {
+            Ok(Ok(())) => {
+                last = None;
+                break;
+            }
+            Ok(Err(e)) => last = Some(e.to_string()),
+            Err(e) => last = Some(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100 * (i + 1))).await;
+    }
+    if let Some(e) = last {
+        tracing::error!(file = %job.state_path.display(), "could not save rotated 115 Open tokens: {e}");
+    }
+    Ok(Refreshed::Rotated(new))
+}
+
+static HELPER: OnceLock<PathBuf> = OnceLock::new();
+
+/// Run refreshes in a helper process started from `exe` (the `pandav` binary), so that a
+/// kill of the server mid-refresh cannot lose the rotated token. Set once by `serve`.
+pub fn use_refresh_helper(exe: PathBuf) {
+    let _ = HELPER.set(exe);
+}
+
+/// Hidden subcommand name of the helper.
+pub const HELPER_CMD: &str = "__refresh-115-open";
+
+/// Refresh through the helper process when one is configured, else in-process.
+pub async fn refresh_job(job: RefreshJob) -> Result<Refreshed, RefreshError> {
+    let Some(exe) = HELPER.get() else {
+        // A task of its own: a caller that goes away (a client hung up mid-listing)
+        // must not cancel a refresh between the provider's answer and the write.
+        return tokio::spawn(async move { run_job(&job).await })
+            .await
+            .unwrap_or_else(|e| Err(RefreshError::Transient(format!("refresh task: {e}"))));
+    };
+    let input = serde_json::to_vec(&job).map_err(|e| RefreshError::Transient(e.to_string()))?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg(HELPER_CMD)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        // The helper must outlive us if we are killed mid-refresh.
+        .kill_on_drop(false);
+    #[cfg(unix)]
+    {
+        // Own process group: a Ctrl-C or a group signal to the server does not stop a
+        // refresh half way.
+        cmd.process_group(0);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("cannot start the refresh helper ({e}), refreshing in-process");
+            return tokio::spawn(async move { run_job(&job).await })
+                .await
+                .unwrap_or_else(|e| Err(RefreshError::Transient(format!("refresh task: {e}"))));
+        }
+    };
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(&input).await.map_err(|e| RefreshError::Transient(format!("refresh helper: {e}")))?;
+    }
+    let out = child.wait_with_output().await.map_err(|e| RefreshError::Transient(format!("refresh helper: {e}")))?;
+    match serde_json::from_slice::<HelperAnswer>(&out.stdout) {
+        Ok(HelperAnswer::Ok(t)) => Ok(Refreshed::Rotated(t)),
+        Ok(HelperAnswer::Adopted(t)) => Ok(Refreshed::Adopted(t)),
+        Ok(HelperAnswer::Dead { code, message }) => Err(RefreshError::Dead { code, message }),
+        Ok(HelperAnswer::TooFrequent) => Err(RefreshError::TooFrequent),
+        Ok(HelperAnswer::Transient(m)) => Err(RefreshError::Transient(m)),
+        Err(_) => Err(RefreshError::Transient(format!("refresh helper failed ({})", out.status))),
+    }
+}
+
+/// `pandav __refresh-115-open`: read a [`RefreshJob`] on stdin, refresh, write the state,
+/// answer on stdout. Ignores SIGINT/SIGTERM/SIGHUP: it is short and must finish its write.
+pub fn helper_main() -> i32 {
+    #[cfg(unix)]
+    unsafe {
+        // SAFETY: setting signal dispositions to SIG_IGN before any thread exists.
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let mut input = Vec::new();
+    if std::io::stdin().read_to_end(&mut input).is_err() {
+        return 2;
+    }
+    let Ok(job) = serde_json::from_slice::<RefreshJob>(&input) else {
+        return 2;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let answer = match rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), run_job(&job)).await }) {
+        Ok(Ok(Refreshed::Rotated(t))) => HelperAnswer::Ok(t),
+        Ok(Ok(Refreshed::Adopted(t))) => HelperAnswer::Adopted(t),
+        Ok(Err(RefreshError::Dead { code, message })) => HelperAnswer::Dead { code, message },
+        Ok(Err(RefreshError::TooFrequent)) => HelperAnswer::TooFrequent,
+        Ok(Err(RefreshError::Transient(m))) => HelperAnswer::Transient(m),
+        Err(_) => HelperAnswer::Transient("refresh timed out".into()),
+    };
+    let out = serde_json::to_vec(&answer).unwrap_or_default();
+    let _ = std::io::stdout().write_all(&out);
+    let _ = std::io::stdout().flush();
+    0
+}
+
+// ---------------------------------------------------------------------------------------
+// PKCE device code (ref §2.1)
+
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+    pub method: &'static str,
+}
+
+/// A random 64-character verifier (43–128 allowed) and its SHA-256 challenge in standard
+/// padded base64, as every known client sends it.
+pub fn pkce() -> Pkce {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+    let mut rng = rand::thread_rng();
+    let verifier: String = (0..64).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    let challenge = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    Pkce { verifier, challenge, method: "sha256" }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeviceCode {
+    #[serde(deserialize_with = "api::de_string")]
+    pub uid: String,
+    #[serde(default, deserialize_with = "api::de_u64")]
+    pub time: u64,
+    #[serde(default, deserialize_with = "api::de_string")]
+    pub sign: String,
+    #[serde(default, deserialize_with = "api::de_string")]
+    pub qrcode: String,
+}
+
+/// Status of a device code while polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QrStatus {
+    Waiting,
+    Scanned,
+    Confirmed,
+    Expired,
+    Cancelled,
+    /// Envelope `state 0`: the code is no longer valid.
+    Invalid(String),
+}
+
+fn passport_fail(env: &PassportEnvelope) -> anyhow::Error {
+    if env.code != 0 {
+        anyhow::anyhow!("code: {}, message: {}", env.code, env.message)
+    } else if !env.error.is_empty() {
+        anyhow::anyhow!("error: {}, errno: {}", env.error, env.errno)
+    } else {
+        anyhow::anyhow!("request refused (state 0)")
+    }
+}
+
+pub async fn device_code(ep: &Endpoints, client_id: &str, p: &Pkce) -> anyhow::Result<DeviceCode> {
+    let resp = refresh_http()
+        .post(ep.url(api::PASSPORT, "/open/authDeviceCode"))
+        .form(&[("client_id", client_id), ("code_challenge", &p.challenge), ("code_challenge_method", p.method)])
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("authDeviceCode: {}", e.without_url()))?;
+    let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("authDeviceCode: {}", e.without_url()))?;
+    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("authDeviceCode: {e}"))?;
+    if !env.ok() {
+        return Err(passport_fail(&env).context("authDeviceCode refused (is the client id right?)"));
+    }
+    let mut d: DeviceCode = serde_json::from_value(env.data)?;
+    if d.qrcode.is_empty() {
+        d.qrcode = format!("https://115.com/scan/dg-{}", d.uid);
+    }
+    Ok(d)
+}
+
+/// One long poll of `qrcodeapi.115.com/get/status/`.
+pub async fn poll_status(ep: &Endpoints, d: &DeviceCode) -> anyhow::Result<QrStatus> {
+    let time = d.time.to_string();
+    let resp = reqwest::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .build()?
+        .get(ep.url(api::QRCODE, "/get/status/"))
+        .query(&[("uid", d.uid.as_str()), ("time", time.as_str()), ("sign", d.sign.as_str())])
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("status poll: {}", e.without_url()))?;
+    let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("status poll: {}", e.without_url()))?;
+    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("status poll: {e}"))?;
+    if env.state == 0 {
+        let msg = if !env.message.is_empty() { env.message.clone() } else { env.error.clone() };
+        return Ok(QrStatus::Invalid(msg));
+    }
+    let status = env.data.get("status").map(api::value_i64).unwrap_or(0);
+    Ok(match status {
+        1 => QrStatus::Scanned,
+        2 => QrStatus::Confirmed,
+        -1 => QrStatus::Expired,
+        -2 => QrStatus::Cancelled,
+        _ => QrStatus::Waiting,
+    })
+}
+
+pub async fn exchange(ep: &Endpoints, d: &DeviceCode, p: &Pkce) -> anyhow::Result<Tokens> {
+    let resp = refresh_http()
+        .post(ep.url(api::PASSPORT, "/open/deviceCodeToToken"))
+        .form(&[("uid", d.uid.as_str()), ("code_verifier", p.verifier.as_str())])
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("deviceCodeToToken: {}", e.without_url()))?;
+    let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("deviceCodeToToken: {}", e.without_url()))?;
+    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("deviceCodeToToken: {e}"))?;
+    if !env.ok() {
+        return Err(passport_fail(&env).context("deviceCodeToToken refused"));
+    }
+    let d: TokenData = serde_json::from_value(env.data)?;
+    if d.access_token.is_empty() || d.refresh_token.is_empty() {
+        anyhow::bail!("deviceCodeToToken answered without tokens");
+    }
+    Ok(Tokens::from_grant(d.access_token, d.refresh_token, if d.expires_in == 0 { 7200 } else { d.expires_in }))
+}
+
+// ---------------------------------------------------------------------------------------
+// `pandav login 115-open`
+
+/// The device-code login: QR in the terminal, polling with status lines, tokens saved in
+/// the mount's state (under the refresh lock, in `TokenCell`'s format).
+pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeout: Duration) -> anyhow::Result<()> {
+    let cfg = crate::config::Config::load(config)?;
+    let (opts, ctx) = super::mount_options(&cfg, mount)?;
+    let client_id = client_id.or(opts.client_id.clone()).filter(|c| !c.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!("no AppID: pass --client-id or set mounts.options.client_id (your app on open.115.com)")
+    })?;
+    let ep = Endpoints::new(opts.endpoints.clone())?;
+    let p = pkce();
+    let d = device_code(&ep, &client_id, &p).await?;
+    let code = qrcode::QrCode::new(d.qrcode.as_bytes())?;
+    let art = code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    println!("{art}");
+    println!("Scan this code with the 115 app and confirm the authorization.");
+    println!("(QR content: {})", d.qrcode);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last: Option<QrStatus> = None;
+    let mut errors = 0;
+    loop {
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("gave up after {}s without a confirmation; run the command again", timeout.as_secs());
+        }
+        let st = match poll_status(&ep, &d).await {
+            Ok(s) => s,
+            Err(e) => {
+                errors += 1;
+                if errors >= 10 {
+                    return Err(e.context("polling the QR status kept failing"));
+                }
+                eprintln!("status poll failed ({e:#}), retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        errors = 0;
+        if last.as_ref() != Some(&st) {
+            match &st {
+                QrStatus::Waiting => println!("status: waiting for the scan…"),
+                QrStatus::Scanned => println!("status: scanned, confirm on your phone…"),
+                QrStatus::Confirmed => println!("status: confirmed, fetching tokens…"),
+                QrStatus::Expired => anyhow::bail!("the QR code expired; run the command again"),
+                QrStatus::Cancelled => anyhow::bail!("the authorization was cancelled on the phone"),
+                QrStatus::Invalid(m) => anyhow::bail!(
+                    "the QR code is no longer valid{}",
+                    if m.is_empty() { String::new() } else { format!(": {m}") }
+                ),
+            }
+        }
+        if st == QrStatus::Confirmed {
+            break;
+        }
+        last = Some(st);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let t = exchange(&ep, &d, &p).await?;
+    let secret = opts.refresh_token.clone().unwrap_or_default();
+    let seed = fingerprint(&secret);
+    let path = ctx.state.path().to_path_buf();
+    let lp = lock_path(&path);
+    let _lock = FileLock::acquire_async(lp).await?;
+    let (p2, s2, t2) = (path.clone(), seed, t.clone());
+    tokio::task::spawn_blocking(move || write_saved(&p2, &s2, &t2)).await??;
+    println!("authorized: tokens for mount {} saved in {}", ctx.mount_path, path.display());
+    if !secret.is_empty() {
+        println!("note: the refresh_token in the config is superseded by the saved tokens (leave it unchanged, or remove it)");
+    }
+    println!("a running pandav picks the new tokens up by itself; restart it to use them at once");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_the_reference() {
+        for c in [40140123, 40140124, 40140125, 40140126, 99] {
+            assert_eq!(classify(c, "x"), Class::AccessToken, "{c}");
+        }
+        for c in [40140114, 40140115, 40140116, 40140119, 40140120] {
+            assert_eq!(classify(c, "x"), Class::Reauthorize, "{c}");
+        }
+        assert_eq!(classify(40140117, "x"), Class::TooFrequent);
+        assert_eq!(classify(40140121, "x"), Class::Transient);
+        assert_eq!(classify(770004, "访问频率过高"), Class::RateLimited);
+        assert_eq!(classify(406, "x"), Class::RateLimited);
+        assert_eq!(classify(999, "已达到当前访问上限，请稍后再试"), Class::RateLimited);
+        assert_eq!(classify(430004, "x"), Class::NotFound);
+        assert_eq!(classify(20004, "x"), Class::Exists);
+        assert_eq!(classify(91002, "x"), Class::Other);
+    }
+
+    #[test]
+    fn debug_never_shows_tokens() {
+        let t = Tokens::from_grant("ACCESS-SECRET".into(), "REFRESH-SECRET".into(), 7200);
+        let s = format!("{t:?}");
+        assert!(!s.contains("SECRET"), "{s}");
+    }
+
+    #[test]
+    fn pkce_is_within_limits() {
+        let p = pkce();
+        assert!((43..=128).contains(&p.verifier.len()));
+        let want = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(p.verifier.as_bytes()));
+        assert_eq!(p.challenge, want);
+    }
+
+    #[test]
+    fn margin_scales_with_lifetime() {
+        let t = Tokens { expires_at: 7200 + 100, issued_at: 100, ..Default::default() };
+        assert_eq!(t.margin(), 300);
+        let t = Tokens { expires_at: 110, issued_at: 100, ..Default::default() };
+        assert_eq!(t.margin(), 2);
+    }
+}

