@@ -11,8 +11,10 @@ use serde::de::DeserializeOwned;
 use crate::state::StateHandle;
 use crate::vfs::Drive;
 
+pub mod http;
 pub mod local;
 pub mod p115;
+pub mod p115_share;
 
 /// What a driver gets besides its options.
 #[derive(Debug, Clone)]
@@ -32,8 +34,11 @@ pub struct DriverInfo {
     pub policies: &'static [&'static str],
 }
 
-const DRIVERS: &[DriverInfo] =
-    &[DriverInfo { name: "local", default_policy: "proxy", policies: &["proxy", "proxy_url"] }];
+const DRIVERS: &[DriverInfo] = &[
+    DriverInfo { name: "local", default_policy: "proxy", policies: &["proxy", "proxy_url"] },
+    DriverInfo { name: "115", default_policy: "redirect", policies: &["redirect", "proxy", "proxy_url"] },
+    DriverInfo { name: "115_share", default_policy: "redirect", policies: &["redirect", "proxy", "proxy_url"] },
+];
 
 pub fn info(name: &str) -> Option<&'static DriverInfo> {
     DRIVERS.iter().find(|d| d.name == name)
@@ -48,6 +53,8 @@ pub fn names() -> Vec<&'static str> {
 pub fn build(name: &str, options: toml::Table, ctx: DriverCtx) -> Result<Arc<dyn Drive>> {
     match name {
         "local" => Ok(Arc::new(local::LocalDrive::new(parse_options(options)?, &ctx)?)),
+        "115" => Ok(Arc::new(p115::build(options, &ctx)?)),
+        "115_share" => Ok(Arc::new(p115_share::build(options, &ctx)?)),
         other => bail!("unknown driver {other:?} (known: {})", names().join(", ")),
     }
 }
