@@ -10,6 +10,17 @@ fn main() {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             report(rt.block_on(cli::serve(config, listen)))
         }
+        Cmd::Login { provider, app, png, config, mount } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            report(rt.block_on(cli::login(provider, app, png, config, mount)))
+        }
+        Cmd::Offline { cmd } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            match rt.block_on(cli::offline(cmd)) {
+                Ok(code) => code,
+                Err(e) => report(Err(e)),
+            }
+        }
     };
     std::process::exit(code);
 }

@@ -274,6 +274,7 @@ impl Http {
         let attempts = self.retry.attempts.max(1);
         let mut last = String::new();
         let mut throttled = false;
+        let mut last_resp: Option<Response> = None;
         for n in 0..attempts {
             if n > 0 {
                 let wait = self.retry.backoff(n - 1);
@@ -291,6 +292,7 @@ impl Http {
                     if retry {
                         last = format!("network: {msg}");
                         throttled = false;
+                        last_resp = None;
                         continue;
                     }
                     return Err(DriveError::Upstream(format!("{} {what}: {msg}", self.provider)));
@@ -304,6 +306,7 @@ impl Http {
                     last = format!("reading body: {}", redact(&e.without_url().to_string()));
                     if idempotent {
                         throttled = false;
+                        last_resp = None;
                         continue;
                     }
                     return Err(DriveError::Upstream(format!("{} {what}: {last}", self.provider)));
@@ -315,12 +318,20 @@ impl Http {
                 Verdict::Retry(why) => {
                     last = why;
                     throttled = false;
+                    last_resp = Some(r);
+                    continue;
                 }
                 Verdict::Throttled(why) => {
                     tracing::warn!(provider = self.provider, call = what, "throttled: {why}");
                     last = why;
                     throttled = true;
                 }
+            }
+        }
+        if !throttled {
+            // Retries ran out on an answer: the caller maps it (an errno, a 5xx).
+            if let Some(r) = last_resp {
+                return Ok(r);
             }
         }
         if throttled {
@@ -507,7 +518,12 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_jitter_and_caps() {
-        let p = RetryPolicy { attempts: 5, base: Duration::from_millis(100), max: Duration::from_millis(350), cooldown: Duration::ZERO };
+        let p = RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(350),
+            cooldown: Duration::ZERO,
+        };
         for n in 0..6 {
             let d = p.backoff(n);
             let full = (100u64 << n).min(350);

@@ -29,8 +29,19 @@ pub mod hosts {
     /// Aliyun OSS region endpoint; buckets live at `<bucket>.<OSS>`.
     pub const OSS: &str = "oss-cn-shenzhen.aliyuncs.com";
     /// Every host, for documentation and validation messages.
-    pub const ALL: &[&str] =
-        &[WEBAPI, PROAPI, APS, MY, PASSPORTAPI, QRCODEAPI, UPLB, LIXIAN, APPVERSION, OSS, "fhnfile.oss-cn-shenzhen.aliyuncs.com"];
+    pub const ALL: &[&str] = &[
+        WEBAPI,
+        PROAPI,
+        APS,
+        MY,
+        PASSPORTAPI,
+        QRCODEAPI,
+        UPLB,
+        LIXIAN,
+        APPVERSION,
+        OSS,
+        "fhnfile.oss-cn-shenzhen.aliyuncs.com",
+    ];
 }
 
 /// Fallback client version (OpenList's) when `appversion.115.com` cannot be asked.
@@ -74,7 +85,9 @@ pub fn jstr(v: &Value) -> Option<String> {
 /// A number, or a numeric string (`"12"`, `" 12 "`, `"12.0"`).
 pub fn jnum(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_u64().map(|u| u as i64)).or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_u64().map(|u| u as i64)).or_else(|| n.as_f64().map(|f| f as i64))
+        }
         Value::String(s) => {
             let t = s.trim();
             t.parse::<i64>().ok().or_else(|| t.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
@@ -114,7 +127,12 @@ pub fn error_code(v: &Value) -> Option<i64> {
 
 /// The error message of a body: the first non-empty message field.
 pub fn error_msg(v: &Value) -> String {
-    MSG_FIELDS.iter().filter_map(|k| get(v, k).and_then(Value::as_str)).find(|s| !s.trim().is_empty()).unwrap_or("").to_string()
+    MSG_FIELDS
+        .iter()
+        .filter_map(|k| get(v, k).and_then(Value::as_str))
+        .find(|s| !s.trim().is_empty())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// `state` as a bool: JSON bool, or int (1 OK, 0 error), or a string of either.
@@ -156,7 +174,9 @@ pub fn map_api_error(e: &ApiError, what: &str) -> DriveError {
     let msg = if e.msg.is_empty() { String::new() } else { format!(": {}", e.msg) };
     match e.code {
         20004 | 21003 => DriveError::Exists,
-        20001 | 20002 | 20003 | 20020 | 20021 => DriveError::InvalidInput(format!("115 refused the name (errno {}){msg}", e.code)),
+        20001 | 20002 | 20003 | 20020 | 20021 => {
+            DriveError::InvalidInput(format!("115 refused the name (errno {}){msg}", e.code))
+        }
         20009 | 20013 | 20018 | 31001 | 31003 | 50003 | 50015 | 70005 | 70008 | 90008 | 231011 | 430004 | 800001
         | 980006 | 10014 => DriveError::NotFound,
         91002 | 800006 => DriveError::Forbidden(format!("cannot put a folder inside itself (errno {}){msg}", e.code)),
@@ -181,7 +201,10 @@ pub fn parse_json(r: &Response, what: &str) -> DriveResult<Value> {
                 if text.contains("阻断") || r.status == 405 || r.status == 429 {
                     return Err(DriveError::RateLimited { retry_after: Some(Duration::from_secs(300)) });
                 }
-                return Err(DriveError::Upstream(format!("115 {what}: HTTP {} with an HTML page instead of JSON", r.status)));
+                return Err(DriveError::Upstream(format!(
+                    "115 {what}: HTTP {} with an HTML page instead of JSON",
+                    r.status
+                )));
             }
             let head: String = http::redact(&text).chars().take(120).collect();
             Err(DriveError::Upstream(format!("115 {what}: HTTP {}: unexpected body {head:?}", r.status)))
@@ -408,7 +431,10 @@ pub struct Api {
 pub enum Page {
     Items(Value),
     /// errNo 20130827, with the order the server will accept.
-    OrderRejected { order: String, asc: bool },
+    OrderRejected {
+        order: String,
+        asc: bool,
+    },
 }
 
 /// Form of a call.
@@ -539,6 +565,7 @@ impl Api {
         ver
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// One authenticated call that answers JSON; the envelope is checked, auth errors
     /// make the login lost. `ua` defaults to the 115 browser UA.
     pub async fn call(
@@ -558,6 +585,7 @@ impl Api {
         Ok((v, r))
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Like [`call`](Self::call) but the envelope is the caller's to check.
     pub async fn call_raw(
         &self,
@@ -606,9 +634,17 @@ impl Api {
     pub fn api_error(&self, e: &ApiError, what: &str) -> DriveError {
         if is_auth_code(e.code) {
             let msg = if e.code == 911 {
-                format!("115 asks to verify the account (errno 911): open 115.com in a browser, then {}", self.login_hint())
+                format!(
+                    "115 asks to verify the account (errno 911): open 115.com in a browser, then {}",
+                    self.login_hint()
+                )
             } else {
-                format!("{} (errno {}{})", self.expired_msg(), e.code, if e.msg.is_empty() { String::new() } else { format!(" {}", e.msg) })
+                format!(
+                    "{} (errno {}{})",
+                    self.expired_msg(),
+                    e.code,
+                    if e.msg.is_empty() { String::new() } else { format!(" {}", e.msg) }
+                )
             };
             return self.give_up(msg);
         }
@@ -651,7 +687,15 @@ impl Api {
         let sep = if path.contains('?') { '&' } else { '?' };
         let pq = format!("{path}{sep}t={t}");
         let (v, r) = self
-            .call_raw(what, reqwest::Method::POST, host, &pq, Body::Form(http::form(&[("data", &data)])), ua, idempotent)
+            .call_raw(
+                what,
+                reqwest::Method::POST,
+                host,
+                &pq,
+                Body::Form(http::form(&[("data", &data)])),
+                ua,
+                idempotent,
+            )
             .await?;
         Ok((v, r, key))
     }
@@ -663,8 +707,9 @@ impl Api {
             // `state:true` with empty data: not found, a folder, or unsupported (p115client: 50015).
             _ => return Err(DriveError::NotFound),
         };
-        m115::decode_with(&enc, key, &self.rsa)
-            .map_err(|e| DriveError::Upstream(format!("115 {what}: cannot decode the answer ({e}); is m115_test_modulus right?")))
+        m115::decode_with(&enc, key, &self.rsa).map_err(|e| {
+            DriveError::Upstream(format!("115 {what}: cannot decode the answer ({e}); is m115_test_modulus right?"))
+        })
     }
 
     // ---- calls -------------------------------------------------------------------
@@ -702,9 +747,8 @@ impl Api {
     }
 
     pub async fn post_form(&self, what: &str, host: &str, path: &str, pairs: &[(&str, &str)]) -> DriveResult<Value> {
-        let (v, _) = self
-            .call(what, reqwest::Method::POST, host, path, Body::Form(http::form(pairs)), None, false)
-            .await?;
+        let (v, _) =
+            self.call(what, reqwest::Method::POST, host, path, Body::Form(http::form(pairs)), None, false).await?;
         Ok(v)
     }
 
@@ -736,7 +780,10 @@ mod tests {
     #[test]
     fn envelope_variants() {
         // Verbatim bodies from §0.4.
-        let a: Value = serde_json::from_str(r#"{"state":false,"error":"登录超时，请重新登录。","errNo":990001,"request":"\/files?aid=1"}"#).unwrap();
+        let a: Value = serde_json::from_str(
+            r#"{"state":false,"error":"登录超时，请重新登录。","errNo":990001,"request":"\/files?aid=1"}"#,
+        )
+        .unwrap();
         assert_eq!(envelope_error(&a), Some(ApiError { code: 990001, msg: "登录超时，请重新登录。".into() }));
         let b: Value = serde_json::from_str(r#"{"state":false,"error":"请重新登录","errno":99,"request":"\/android\/2.0\/ufile\/download?t=1741113364","data":[]}"#).unwrap();
         assert_eq!(envelope_error(&b).unwrap().code, 99);
@@ -744,7 +791,10 @@ mod tests {
         assert_eq!(envelope_error(&json!({"state":0,"code":"40199002","message":"x"})).unwrap().code, 40199002);
         assert_eq!(envelope_error(&json!({"state":true,"errno":0,"data":[]})), None);
         assert_eq!(envelope_error(&json!({"count":"12","file_name":"Movies"})), None);
-        assert_eq!(envelope_error(&json!({"state":false,"error":"当前版本过低，请升级到最新版本下载。"})).unwrap().code, 0);
+        assert_eq!(
+            envelope_error(&json!({"state":false,"error":"当前版本过低，请升级到最新版本下载。"})).unwrap().code,
+            0
+        );
         assert_eq!(envelope_error(&json!({"state":false,"errCode":"20004","msg":"x"})).unwrap().code, 20004);
         assert_eq!(envelope_error(&json!({"state":false,"msg_code":50003,"error_msg":"m"})).unwrap().msg, "m");
     }
@@ -794,7 +844,8 @@ mod tests {
         assert_eq!(f.created, Some(unix(1699990000)));
         assert_eq!(item_parent(&items[1]).unwrap(), "2593093001609739968");
         // Share items: fc decides.
-        let s = entry_from_item(&json!({"fid":"1","cid":"0","n":"v.mp4","s":"5","sha":"ABCD","fc":1,"t":"1699990000"})).unwrap();
+        let s = entry_from_item(&json!({"fid":"1","cid":"0","n":"v.mp4","s":"5","sha":"ABCD","fc":1,"t":"1699990000"}))
+            .unwrap();
         assert!(!s.is_dir && s.size == 5 && s.modified == unix(1699990000));
         let s = entry_from_item(&json!({"cid":"7","pid":"0","n":"Folder A","t":"1699990000","fc":"0"})).unwrap();
         assert!(s.is_dir && s.id == "7");

@@ -184,8 +184,10 @@ pub async fn qr_token(http: &Http) -> DriveResult<QrToken> {
         return Err(qr_error(&v, "QR token"));
     }
     let d = get(&v, "data").ok_or_else(|| DriveError::Upstream("115 QR token: no data".into()))?;
-    let uid = fstr(d, "uid").filter(|s| !s.is_empty()).ok_or_else(|| DriveError::Upstream("115 QR token: no uid".into()))?;
-    let qrcode = fstr(d, "qrcode").filter(|s| !s.is_empty()).unwrap_or_else(|| format!("https://115.com/scan/dg-{uid}"));
+    let uid =
+        fstr(d, "uid").filter(|s| !s.is_empty()).ok_or_else(|| DriveError::Upstream("115 QR token: no uid".into()))?;
+    let qrcode =
+        fstr(d, "qrcode").filter(|s| !s.is_empty()).unwrap_or_else(|| format!("https://115.com/scan/dg-{uid}"));
     Ok(QrToken { time: fnum(d, "time").unwrap_or(0), sign: fstr(d, "sign").unwrap_or_default(), uid, qrcode })
 }
 
@@ -243,7 +245,9 @@ pub async fn qr_result(http: &Http, tok: &QrToken, app: &str) -> DriveResult<Coo
     if state_of(&v) != Some(true) {
         return Err(qr_error(&v, "QR login result"));
     }
-    let c = get(&v, "data").and_then(|d| get(d, "cookie")).ok_or_else(|| DriveError::Upstream("115 QR login: no cookie in the answer".into()))?;
+    let c = get(&v, "data")
+        .and_then(|d| get(d, "cookie"))
+        .ok_or_else(|| DriveError::Upstream("115 QR login: no cookie in the answer".into()))?;
     let part = |k: &str| fstr(c, k).unwrap_or_default();
     let text = format!("UID={};CID={};SEID={};KID={}", part("UID"), part("CID"), part("SEID"), part("KID"));
     Cookie::parse(&text).map_err(|e| DriveError::Upstream(format!("115 QR login: {e}")))

@@ -192,11 +192,18 @@ impl P115Drive {
         if !opts.cookie.is_empty() {
             auth::Cookie::parse(opts.cookie.expose()).map_err(|e| anyhow::anyhow!("cookie: {e}"))?;
         }
-        let http = build_http(opts.endpoints.clone(), opts.rate_limit, opts.retries, opts.retry_base_ms, opts.throttle_cooldown_secs)?;
+        let http = build_http(
+            opts.endpoints.clone(),
+            opts.rate_limit,
+            opts.retries,
+            opts.retry_base_ms,
+            opts.throttle_cooldown_secs,
+        )?;
         let oss = build_http(opts.endpoints.clone(), 0.0, opts.retries, opts.retry_base_ms, Some(0))?;
         let rsa = build_rsa(opts.m115_test_modulus.as_deref())?;
         let ec_server = match &opts.ec115_server_public_key {
-            Some(k) => crypto::ec115::ServerPublicKey::from_hex(k).map_err(|e| anyhow::anyhow!("ec115_server_public_key: {e}"))?,
+            Some(k) => crypto::ec115::ServerPublicKey::from_hex(k)
+                .map_err(|e| anyhow::anyhow!("ec115_server_public_key: {e}"))?,
             None => crypto::ec115::ServerPublicKey::default_115(),
         };
         let api = Api::new(ApiConfig {
@@ -245,8 +252,9 @@ impl P115Drive {
                 }
                 Page::OrderRejected { .. } => return Err(DriveError::Upstream("115 list: order not supported".into())),
             };
-            let echoed = fstr(&v, "cid")
-                .or_else(|| get(&v, "path").and_then(|p| p.as_array()).and_then(|p| p.last()).and_then(|l| fstr(l, "cid")));
+            let echoed = fstr(&v, "cid").or_else(|| {
+                get(&v, "path").and_then(|p| p.as_array()).and_then(|p| p.last()).and_then(|l| fstr(l, "cid"))
+            });
             if let Some(e) = echoed {
                 if e != cid {
                     return Err(DriveError::NotFound);
@@ -291,7 +299,12 @@ impl P115Drive {
         let key = format!("files_new_name[{id}]");
         match self
             .api
-            .post_form("rename", hosts::WEBAPI, "/files/batch_rename", &[("fid", id), ("file_name", name), (&key, name)])
+            .post_form(
+                "rename",
+                hosts::WEBAPI,
+                "/files/batch_rename",
+                &[("fid", id), ("file_name", name), (&key, name)],
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -331,7 +344,8 @@ impl P115Drive {
 
     async fn delete_ids(&self, ids: &[String]) -> DriveResult<()> {
         let keys: Vec<String> = (0..ids.len()).map(|i| format!("fid[{i}]")).collect();
-        let mut pairs: Vec<(&str, &str)> = keys.iter().map(String::as_str).zip(ids.iter().map(String::as_str)).collect();
+        let mut pairs: Vec<(&str, &str)> =
+            keys.iter().map(String::as_str).zip(ids.iter().map(String::as_str)).collect();
         pairs.push(("ignore_warn", "1"));
         self.api.post_form("delete", hosts::WEBAPI, "/rb/delete", &pairs).await.map(|_| ())
     }
@@ -342,7 +356,10 @@ impl P115Drive {
         let mut offset = 0;
         'pages: for _ in 0..20 {
             let pq = format!("/rb?aid=7&cid=0&format=json&offset={offset}&limit=1150");
-            let (v, _) = self.api.call("recycle bin", reqwest::Method::GET, hosts::WEBAPI, &pq, api::Body::None, None, true).await?;
+            let (v, _) = self
+                .api
+                .call("recycle bin", reqwest::Method::GET, hosts::WEBAPI, &pq, api::Body::None, None, true)
+                .await?;
             let items = match get(&v, "data") {
                 Some(Value::Array(a)) => a.clone(),
                 _ => vec![],
@@ -436,7 +453,8 @@ impl Drive for P115Drive {
             .api
             .m115_post("downurl", hosts::PROAPI, "/app/chrome/downurl", plain.as_bytes(), Some(&req.user_agent), true)
             .await?;
-        let v: Value = serde_json::from_slice(&dec).map_err(|e| DriveError::Upstream(format!("115 downurl: bad JSON ({e})")))?;
+        let v: Value =
+            serde_json::from_slice(&dec).map_err(|e| DriveError::Upstream(format!("115 downurl: bad JSON ({e})")))?;
         let url = api::downurl_pick(&v, &pc)?;
         Ok(api::make_link(url, &req.user_agent, &api::download_cookies(&resp)))
     }
@@ -444,9 +462,16 @@ impl Drive for P115Drive {
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
         check_115_name(name)?;
         let _g = self.mutate.lock().await;
-        let v = self.api.post_form("mkdir", hosts::WEBAPI, "/files/add", &[("pid", &parent.id), ("cname", name)]).await?;
-        let id = api::fid(&v, "cid").or_else(|| api::fid(&v, "file_id")).ok_or_else(|| DriveError::Upstream("115 mkdir: no folder id".into()))?;
-        let mut e = Entry::dir(id, fstr(&v, "file_name").or_else(|| fstr(&v, "cname")).unwrap_or_else(|| name.to_string()), std::time::SystemTime::now());
+        let v =
+            self.api.post_form("mkdir", hosts::WEBAPI, "/files/add", &[("pid", &parent.id), ("cname", name)]).await?;
+        let id = api::fid(&v, "cid")
+            .or_else(|| api::fid(&v, "file_id"))
+            .ok_or_else(|| DriveError::Upstream("115 mkdir: no folder id".into()))?;
+        let mut e = Entry::dir(
+            id,
+            fstr(&v, "file_name").or_else(|| fstr(&v, "cname")).unwrap_or_else(|| name.to_string()),
+            std::time::SystemTime::now(),
+        );
         e.created = Some(e.modified);
         Ok(e)
     }
@@ -490,7 +515,8 @@ impl Drive for P115Drive {
             return Err(DriveError::Forbidden("cannot remove the mount's root".into()));
         }
         let _g = self.mutate.lock().await;
-        let parent = if self.delete == DeleteMode::Permanent { self.parent_of(entry).await.ok().flatten() } else { None };
+        let parent =
+            if self.delete == DeleteMode::Permanent { self.parent_of(entry).await.ok().flatten() } else { None };
         self.delete_ids(std::slice::from_ref(&entry.id)).await?;
         if self.delete == DeleteMode::Permanent {
             self.purge(entry, parent.as_deref()).await?;

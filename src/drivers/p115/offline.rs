@@ -96,7 +96,14 @@ impl P115Drive {
         let ua = api::disk_ua(&ver);
         let (outer, _, key) = self
             .api
-            .m115_post_raw("offline add", hosts::LIXIAN, "/lixianssp/?ac=add_task_urls", plain.as_bytes(), Some(&ua), false)
+            .m115_post_raw(
+                "offline add",
+                hosts::LIXIAN,
+                "/lixianssp/?ac=add_task_urls",
+                plain.as_bytes(),
+                Some(&ua),
+                false,
+            )
             .await?;
         if let Some(e) = api::envelope_error(&outer) {
             if api::is_auth_code(e.code) {
@@ -105,7 +112,8 @@ impl P115Drive {
             return Err(DriveError::Upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
         }
         let dec = self.api.m115_data("offline add", &outer, key)?;
-        let v: Value = serde_json::from_slice(&dec).map_err(|e| DriveError::Upstream(format!("115 offline add: bad JSON ({e})")))?;
+        let v: Value = serde_json::from_slice(&dec)
+            .map_err(|e| DriveError::Upstream(format!("115 offline add: bad JSON ({e})")))?;
         let results = match get(&v, "result") {
             Some(Value::Array(a)) => a.clone(),
             _ => {
@@ -164,7 +172,9 @@ impl P115Drive {
                     size: fnum(t, "size").unwrap_or(0).max(0) as u64,
                     url: fstr(t, "url").unwrap_or_default(),
                     status: fnum(t, "status").unwrap_or(0),
-                    percent: get(t, "percentDone").and_then(|p| p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok()))).unwrap_or(0.0),
+                    percent: get(t, "percentDone")
+                        .and_then(|p| p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())))
+                        .unwrap_or(0.0),
                     file_id: fstr(t, "file_id").unwrap_or_default(),
                     wp_path_id: fstr(t, "wp_path_id").unwrap_or_default(),
                     add_time: fnum(t, "add_time").unwrap_or(0),
@@ -182,7 +192,8 @@ impl P115Drive {
     /// Remove tasks by info hash; `delete_files` also deletes what they downloaded.
     pub async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
         let keys: Vec<String> = (0..hashes.len()).map(|i| format!("hash[{i}]")).collect();
-        let mut pairs: Vec<(&str, &str)> = keys.iter().map(String::as_str).zip(hashes.iter().map(String::as_str)).collect();
+        let mut pairs: Vec<(&str, &str)> =
+            keys.iter().map(String::as_str).zip(hashes.iter().map(String::as_str)).collect();
         pairs.push(("flag", if delete_files { "1" } else { "0" }));
         self.api
             .call(

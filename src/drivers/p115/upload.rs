@@ -89,18 +89,28 @@ pub async fn upload_info(d: &P115Drive) -> DriveResult<UploadInfo> {
             return Ok(i.clone());
         }
     }
-    let (v, _) = d.api.call("uploadinfo", reqwest::Method::GET, hosts::PROAPI, "/app/uploadinfo", Body::None, None, true).await?;
+    let (v, _) = d
+        .api
+        .call("uploadinfo", reqwest::Method::GET, hosts::PROAPI, "/app/uploadinfo", Body::None, None, true)
+        .await?;
     let user_id = fnum(&v, "user_id")
         .filter(|u| *u > 0)
         .map(|u| u as u64)
         .or_else(|| d.api.creds().ok().and_then(|c| c.cookie.user_id()))
         .ok_or_else(|| DriveError::Upstream("115 uploadinfo: no user_id".into()))?;
-    let userkey = fstr(&v, "userkey").filter(|k| !k.is_empty()).ok_or_else(|| DriveError::Upstream("115 uploadinfo: no userkey".into()))?;
+    let userkey = fstr(&v, "userkey")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| DriveError::Upstream("115 uploadinfo: no userkey".into()))?;
     if get(&v, "upload_allowed").and_then(Value::as_bool) == Some(false) {
         let why = fstr(&v, "upload_allowed_msg").unwrap_or_default();
         return Err(DriveError::Forbidden(format!("115 does not allow uploads for this account: {why}")));
     }
-    let info = UploadInfo { user_id, userkey, size_limit: fnum(&v, "size_limit").filter(|s| *s > 0).map(|s| s as u64), at: Instant::now() };
+    let info = UploadInfo {
+        user_id,
+        userkey,
+        size_limit: fnum(&v, "size_limit").filter(|s| *s > 0).map(|s| s as u64),
+        at: Instant::now(),
+    };
     *g = Some(info.clone());
     Ok(info)
 }
@@ -204,7 +214,10 @@ async fn initupload(
     match a.statuscode {
         0 | 701 => Ok(a),
         400 => Err(DriveError::Upstream(format!("115 initupload: sig invalid (400) {}", a.statusmsg))),
-        402 => Err(DriveError::Upstream(format!("115 initupload: userid/filesize/target/pickcode invalid (402) {}", a.statusmsg))),
+        402 => Err(DriveError::Upstream(format!(
+            "115 initupload: userid/filesize/target/pickcode invalid (402) {}",
+            a.statusmsg
+        ))),
         c => Err(DriveError::Upstream(format!("115 initupload: statuscode {c} {}", a.statusmsg))),
     }
 }
@@ -218,7 +231,10 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
     let info = upload_info(d).await?;
     if let Some(limit) = info.size_limit {
         if upload.size > limit {
-            return Err(DriveError::Forbidden(format!("{} bytes is above 115's upload limit of {limit} bytes", upload.size)));
+            return Err(DriveError::Forbidden(format!(
+                "{} bytes is above 115's upload limit of {limit} bytes",
+                upload.size
+            )));
         }
     }
     let fileid = upload.sha1.to_ascii_uppercase();
@@ -232,7 +248,16 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
     let mut second: Option<(String, String)> = None;
     let mut made: Option<Entry> = None;
     for _round in 0..3 {
-        let a = initupload(d, &info, name, upload.size, &fileid, &target, second.as_ref().map(|(k, v)| (k.as_str(), v.as_str()))).await?;
+        let a = initupload(
+            d,
+            &info,
+            name,
+            upload.size,
+            &fileid,
+            &target,
+            second.as_ref().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .await?;
         match a.status {
             2 => {
                 tracing::info!(file = name, "115 rapid upload: content already known, nothing sent");
@@ -243,7 +268,10 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
                 let range = sign::parse_sign_check(&a.sign_check)
                     .map_err(|e| DriveError::Upstream(format!("115 initupload: {e}")))?;
                 if *range.end() >= upload.size || a.sign_key.is_empty() {
-                    return Err(DriveError::Upstream(format!("115 initupload: bad second-round check {:?}", a.sign_check)));
+                    return Err(DriveError::Upstream(format!(
+                        "115 initupload: bad second-round check {:?}",
+                        a.sign_check
+                    )));
                 }
                 let val = sha1_range(&upload.path, *range.start(), range.end() - range.start() + 1).await?;
                 second = Some((a.sign_key.clone(), val));
@@ -258,7 +286,8 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
             }
         }
     }
-    let new = made.ok_or_else(|| DriveError::Upstream("115 initupload: still asking for checks after 3 rounds".into()))?;
+    let new =
+        made.ok_or_else(|| DriveError::Upstream("115 initupload: still asking for checks after 3 rounds".into()))?;
     // The new file exists: now retire the one it replaces, and take its name.
     let _g = d.mutate.lock().await;
     let old: Vec<String> = existing.into_iter().filter(|e| e.id != new.id).map(|e| e.id).collect();
@@ -289,7 +318,13 @@ async fn find_uploaded(d: &P115Drive, parent: &Entry, name: &str, pc: &str, file
         .ok_or_else(|| DriveError::Upstream("115 upload: done, but the file is not in the folder".into()))
 }
 
-async fn entry_from_callback(d: &P115Drive, parent: &Entry, name: &str, cb: &Value, fileid: &str) -> DriveResult<Entry> {
+async fn entry_from_callback(
+    d: &P115Drive,
+    parent: &Entry,
+    name: &str,
+    cb: &Value,
+    fileid: &str,
+) -> DriveResult<Entry> {
     if let Some(e) = api::envelope_error(cb) {
         return Err(d.api.api_error(&e, "upload callback"));
     }
@@ -316,7 +351,8 @@ struct Sts {
 }
 
 async fn sts(d: &P115Drive) -> DriveResult<Sts> {
-    let (v, _) = d.api.call("gettoken", reqwest::Method::GET, hosts::UPLB, "/3.0/gettoken.php", Body::None, None, true).await?;
+    let (v, _) =
+        d.api.call("gettoken", reqwest::Method::GET, hosts::UPLB, "/3.0/gettoken.php", Body::None, None, true).await?;
     let code = get(&v, "StatusCode").and_then(api::jstr).unwrap_or_default();
     if code != "200" {
         return Err(DriveError::Upstream(format!("115 gettoken: StatusCode {code:?}")));
@@ -331,7 +367,11 @@ async fn sts(d: &P115Drive) -> DriveResult<Sts> {
 /// Where an object lives: virtual-hosted `https://<bucket>.<region>/<object>` unless the
 /// bucket host or the region host has an override (the latter: path style).
 pub fn oss_url(eps: &http::Endpoints, bucket: &str, object: &str) -> String {
-    let key: String = object.split('/').map(|s| percent_encoding::utf8_percent_encode(s, OSS_SEG).to_string()).collect::<Vec<_>>().join("/");
+    let key: String = object
+        .split('/')
+        .map(|s| percent_encoding::utf8_percent_encode(s, OSS_SEG).to_string())
+        .collect::<Vec<_>>()
+        .join("/");
     let bucket_host = format!("{bucket}.{}", hosts::OSS);
     if let Some(base) = eps.get(&bucket_host) {
         return format!("{base}/{key}");
@@ -342,12 +382,22 @@ pub fn oss_url(eps: &http::Endpoints, bucket: &str, object: &str) -> String {
     format!("https://{bucket_host}/{key}")
 }
 
-const OSS_SEG: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const OSS_SEG: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Aliyun OSS V1 signature (§5.5): `base64(HMAC-SHA1(secret, VERB\nMD5\nType\nDate\n
 /// canonical x-oss headers + /bucket/object?sub-resources))`.
-pub fn oss_signature(secret: &str, verb: &str, md5: &str, ctype: &str, date: &str, oss_headers: &[(String, String)], resource: &str) -> String {
-    let mut hs: Vec<(String, String)> = oss_headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect();
+pub fn oss_signature(
+    secret: &str,
+    verb: &str,
+    md5: &str,
+    ctype: &str,
+    date: &str,
+    oss_headers: &[(String, String)],
+    resource: &str,
+) -> String {
+    let mut hs: Vec<(String, String)> =
+        oss_headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect();
     hs.sort();
     let mut s = format!("{verb}\n{md5}\n{ctype}\n{date}\n");
     for (k, v) in hs {
@@ -384,13 +434,7 @@ struct OssReq<'a> {
     callback: bool,
 }
 
-fn oss_request(
-    c: &reqwest::Client,
-    sts: &Sts,
-    url: &str,
-    a: &InitAnswer,
-    q: &OssReq<'_>,
-) -> reqwest::RequestBuilder {
+fn oss_request(c: &reqwest::Client, sts: &Sts, url: &str, a: &InitAnswer, q: &OssReq<'_>) -> reqwest::RequestBuilder {
     let date = httpdate::fmt_http_date(std::time::SystemTime::now());
     let mut oss_h: Vec<(String, String)> = vec![("x-oss-security-token".into(), sts.token.clone())];
     if q.callback {
@@ -429,7 +473,9 @@ fn file_body(path: &std::path::Path, start: u64, len: u64) -> std::io::Result<re
 
 fn oss_error(what: &str, r: &http::Response) -> DriveError {
     let t = r.text();
-    let tag = |n: &str| t.split(&format!("<{n}>")).nth(1).and_then(|x| x.split(&format!("</{n}>")).next()).unwrap_or("").to_string();
+    let tag = |n: &str| {
+        t.split(&format!("<{n}>")).nth(1).and_then(|x| x.split(&format!("</{n}>")).next()).unwrap_or("").to_string()
+    };
     let (code, msg) = (tag("Code"), tag("Message"));
     if r.status == 403 && code.contains("Expired") {
         return DriveError::Upstream(format!("115 OSS {what}: credentials expired"));
@@ -454,7 +500,14 @@ async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResu
     let url = oss_url(&d.oss.endpoints, &a.bucket, &a.object);
     if upload.size < d.multipart_threshold {
         let md5 = hex::decode(&upload.md5).map(|b| B64.encode(b)).unwrap_or_default();
-        let q = OssReq { verb: reqwest::Method::PUT, query: String::new(), sub: vec![], ctype: "application/octet-stream", md5, callback: true };
+        let q = OssReq {
+            verb: reqwest::Method::PUT,
+            query: String::new(),
+            sub: vec![],
+            ctype: "application/octet-stream",
+            md5,
+            callback: true,
+        };
         let path = upload.path.clone();
         let size = upload.size;
         let r = d
@@ -467,7 +520,9 @@ async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResu
                     match file_body(&path, 0, size) {
                         Ok(b) => rb.body(b),
                         // Surfaces as a body error on send.
-                        Err(e) => rb.body(reqwest::Body::wrap_stream(futures_util::stream::once(async move { Err::<bytes::Bytes, _>(e) }))),
+                        Err(e) => rb.body(reqwest::Body::wrap_stream(futures_util::stream::once(async move {
+                            Err::<bytes::Bytes, _>(e)
+                        }))),
                     }
                 },
                 oss_verdict,
@@ -528,7 +583,9 @@ async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResu
                         let rb = oss_request(c, &creds, &url, a, &q).header("Content-Length", len);
                         match file_body(&path, off, len) {
                             Ok(b) => rb.body(b),
-                            Err(e) => rb.body(reqwest::Body::wrap_stream(futures_util::stream::once(async move { Err::<bytes::Bytes, _>(e) }))),
+                            Err(e) => rb.body(reqwest::Body::wrap_stream(futures_util::stream::once(async move {
+                                Err::<bytes::Bytes, _>(e)
+                            }))),
                         }
                     },
                     oss_verdict,
@@ -560,7 +617,10 @@ async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResu
             md5: String::new(),
             callback: true,
         };
-        let r = d.oss.send("complete multipart", true, |c| oss_request(c, &creds, &url, a, &q).body(xml.clone()), oss_verdict).await?;
+        let r = d
+            .oss
+            .send("complete multipart", true, |c| oss_request(c, &creds, &url, a, &q).body(xml.clone()), oss_verdict)
+            .await?;
         if !(200..300).contains(&r.status) || r.status == 203 {
             return Err(oss_error("complete multipart", &r));
         }
@@ -585,7 +645,9 @@ async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResu
 }
 
 fn callback_json(r: &http::Response) -> DriveResult<Value> {
-    serde_json::from_slice(&r.body).map_err(|_| DriveError::Upstream(format!("115 upload: OSS answered {} without 115's callback result", r.status)))
+    serde_json::from_slice(&r.body).map_err(|_| {
+        DriveError::Upstream(format!("115 upload: OSS answered {} without 115's callback result", r.status))
+    })
 }
 
 /// OpenList/115driver part sizing (§5.5): below i GiB use i×1000 parts (i = 1..9),
@@ -610,8 +672,14 @@ mod tests {
 
     #[test]
     fn oss_resource_sorts_subresources() {
-        assert_eq!(oss_resource("b", "o/k", &[("uploads", None), ("sequential", Some("1"))]), "/b/o/k?sequential=1&uploads");
-        assert_eq!(oss_resource("b", "o", &[("uploadId", Some("U")), ("partNumber", Some("2"))]), "/b/o?partNumber=2&uploadId=U");
+        assert_eq!(
+            oss_resource("b", "o/k", &[("uploads", None), ("sequential", Some("1"))]),
+            "/b/o/k?sequential=1&uploads"
+        );
+        assert_eq!(
+            oss_resource("b", "o", &[("uploadId", Some("U")), ("partNumber", Some("2"))]),
+            "/b/o?partNumber=2&uploadId=U"
+        );
     }
 
     #[test]
@@ -641,15 +709,24 @@ mod tests {
 
     #[test]
     fn init_answer_quirks() {
-        let v: Value = serde_json::from_str(r#"{"request":"","version":"4.1","status":1,"statuscode":0,"statusmsg":"",
+        let v: Value = serde_json::from_str(
+            r#"{"request":"","version":"4.1","status":1,"statuscode":0,"statusmsg":"",
  "pickcode":"a87dby98esb5xhgqn","target":"U_1_0","fileid":0,"fileinfo":"",
  "bucket":"fhnfile","object":"u1/abc",
  "callback":{"callback":"{\"callbackUrl\":\"http://uplb.115.com/3.0/completeupload.php\"}",
-             "callback_var":"{\"x:pick_code\":\"a87dby98esb5xhgqn\"}"}}"#).unwrap();
+             "callback_var":"{\"x:pick_code\":\"a87dby98esb5xhgqn\"}"}}"#,
+        )
+        .unwrap();
         let a = InitAnswer::from_json(&v);
         assert_eq!((a.status, a.bucket.as_str(), a.object.as_str()), (1, "fhnfile", "u1/abc"));
         assert!(a.callback.starts_with("{\"callbackUrl\""));
         assert_eq!(InitAnswer::from_json(&serde_json::json!({"status":false})).status, -1);
-        assert_eq!(InitAnswer::from_json(&serde_json::json!({"status":"7","statuscode":701,"sign_key":"k","sign_check":"0-9"})).status, 7);
+        assert_eq!(
+            InitAnswer::from_json(
+                &serde_json::json!({"status":"7","statuscode":701,"sign_key":"k","sign_check":"0-9"})
+            )
+            .status,
+            7
+        );
     }
 }

@@ -48,11 +48,7 @@ pub fn parse_share_url(s: &str) -> Result<ShareRef, String> {
         if !is_code(code) {
             return Err("no share code in the URL".into());
         }
-        let rc = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("password="))
-            .unwrap_or("")
-            .to_string();
+        let rc = query.split('&').find_map(|kv| kv.strip_prefix("password=")).unwrap_or("").to_string();
         if !rc.is_empty() && !is_code(&rc) {
             return Err("the receive code (password=) must be letters and digits".into());
         }
@@ -116,7 +112,14 @@ pub fn share_error(s: &ShareRef, e: &api115::ApiError, what: &str) -> DriveError
 }
 
 /// GET a share endpoint (no login needed, sent when there is one).
-pub async fn share_get(api: &Api, what: &str, host: &str, pq: &str, ua: &str, referer: Option<&str>) -> DriveResult<(Value, Response)> {
+pub async fn share_get(
+    api: &Api,
+    what: &str,
+    host: &str,
+    pq: &str,
+    ua: &str,
+    referer: Option<&str>,
+) -> DriveResult<(Value, Response)> {
     let url = api.http.endpoints.url(host, pq);
     let creds = api.try_creds();
     let r = api
@@ -145,7 +148,15 @@ pub async fn share_get(api: &Api, what: &str, host: &str, pq: &str, ua: &str, re
 }
 
 /// One page of `share/snap`.
-pub async fn snap(api: &Api, s: &ShareRef, cid: &str, offset: u64, limit: u32, order: &str, asc: bool) -> DriveResult<Value> {
+pub async fn snap(
+    api: &Api,
+    s: &ShareRef,
+    cid: &str,
+    offset: u64,
+    limit: u32,
+    order: &str,
+    asc: bool,
+) -> DriveResult<Value> {
     let pq = format!(
         "/share/snap?share_code={}&receive_code={}&cid={}&offset={offset}&limit={limit}&asc={}&o={}&format=json",
         http::qs(&s.share_code),
@@ -190,25 +201,43 @@ pub fn share_url_of(d: &Value) -> DriveResult<String> {
 /// Does this UA pass the app endpoint's 115-client gate?
 pub fn is_115_ua(ua: &str) -> bool {
     let l = ua.to_ascii_lowercase();
-    l.contains("115browser") || l.contains("115disk") || l.contains("115desktop") || l.contains("udown/") || l.contains("115wangpan")
+    l.contains("115browser")
+        || l.contains("115disk")
+        || l.contains("115desktop")
+        || l.contains("udown/")
+        || l.contains("115wangpan")
 }
 
 /// (a) `POST proapi /app/share/downurl` (m115, needs a login and a 115-client UA).
 /// Returns the URL, the UA it was asked with, and the answer's cookies.
-pub async fn downurl_app(api: &Api, s: &ShareRef, file_id: &str, player_ua: &str) -> DriveResult<(String, String, Vec<(String, String)>)> {
+pub async fn downurl_app(
+    api: &Api,
+    s: &ShareRef,
+    file_id: &str,
+    player_ua: &str,
+) -> DriveResult<(String, String, Vec<(String, String)>)> {
     let ua = if is_115_ua(player_ua) { player_ua.to_string() } else { SHARE_APP_UA.to_string() };
-    let plain = serde_json::json!({"share_code": s.share_code, "receive_code": s.receive_code, "file_id": file_id}).to_string();
-    let (outer, r, key) = api.m115_post_raw("share downurl", hosts::PROAPI, "/app/share/downurl", plain.as_bytes(), Some(&ua), true).await?;
+    let plain =
+        serde_json::json!({"share_code": s.share_code, "receive_code": s.receive_code, "file_id": file_id}).to_string();
+    let (outer, r, key) = api
+        .m115_post_raw("share downurl", hosts::PROAPI, "/app/share/downurl", plain.as_bytes(), Some(&ua), true)
+        .await?;
     if let Some(e) = api115::envelope_error(&outer) {
         return Err(share_error(s, &e, "share downurl"));
     }
     let dec = api.m115_data("share downurl", &outer, key)?;
-    let v: Value = serde_json::from_slice(&dec).map_err(|e| DriveError::Upstream(format!("115 share downurl: bad JSON ({e})")))?;
+    let v: Value =
+        serde_json::from_slice(&dec).map_err(|e| DriveError::Upstream(format!("115 share downurl: bad JSON ({e})")))?;
     Ok((share_url_of(&v)?, ua, r.set_cookies()))
 }
 
 /// (b) `GET webapi /share/downurl` (plain JSON, the player's UA, ≤ 200 MB).
-pub async fn downurl_web(api: &Api, s: &ShareRef, file_id: &str, player_ua: &str) -> DriveResult<(String, Vec<(String, String)>)> {
+pub async fn downurl_web(
+    api: &Api,
+    s: &ShareRef,
+    file_id: &str,
+    player_ua: &str,
+) -> DriveResult<(String, Vec<(String, String)>)> {
     let pq = format!(
         "/share/downurl?share_code={}&receive_code={}&file_id={}&dl=1",
         http::qs(&s.share_code),

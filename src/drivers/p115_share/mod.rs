@@ -220,11 +220,7 @@ impl Drive for ShareDrive {
         self.guard()?;
         let items = self.note(self.list_items(&dir.id).await)?;
         let mut seen = std::collections::HashSet::new();
-        Ok(items
-            .iter()
-            .filter_map(api115::entry_from_item)
-            .filter(|e| seen.insert((e.is_dir, e.id.clone())))
-            .collect())
+        Ok(items.iter().filter_map(api115::entry_from_item).filter(|e| seen.insert((e.is_dir, e.id.clone()))).collect())
     }
 
     async fn link(&self, file: &Entry, req: &LinkRequest) -> DriveResult<Link> {
@@ -250,7 +246,9 @@ impl Drive for ShareDrive {
             Ok((url, cookies)) => Ok(api115::make_link(url, &req.user_agent, &cookies)),
             Err(e @ DriveError::AuthLost(_)) => self.note(Err(e)),
             Err(e) => Err(match first_err {
-                Some(f) => DriveError::Upstream(format!("115 share download link: app endpoint: {f}; web endpoint: {e}")),
+                Some(f) => {
+                    DriveError::Upstream(format!("115 share download link: app endpoint: {f}; web endpoint: {e}"))
+                }
                 None => e,
             }),
         }
