@@ -745,6 +745,7 @@ async fn share_links_app_first_then_web() {
             ("proapi.115.com", "/app/share/downurl") => {
                 assert!(r.header("user-agent").unwrap().contains("115Browser"), "app endpoint wants a 115 UA");
                 assert!(r.header("referer").is_none());
+                assert_eq!(r.header("accept").as_deref(), Some("application/json;charset=UTF-8"));
                 assert!(r.header("cookie").is_some());
                 let (k, plain) = m115::server_decode_request(&r.f("data").unwrap(), &k2).unwrap();
                 let ask: serde_json::Value = serde_json::from_slice(&plain).unwrap();
@@ -778,4 +779,101 @@ async fn share_links_app_first_then_web() {
     assert!(link.url.contains("/web/"), "{}", link.url);
     assert_eq!(link.headers, vec![("User-Agent".to_string(), "Kodi/20".to_string())]);
     assert_eq!(env.fx.count("proapi.115.com", "/app/share/downurl"), 1);
+}
+
+// ---------------------------------------------------------------------------------
+// The binary: `pandav login 115` and `pandav offline`
+
+/// Run the pandav binary off the runtime thread (the fixture server keeps serving).
+async fn run_bin(args: impl FnOnce(&mut std::process::Command) + Send + 'static) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pandav"));
+        args(&mut c);
+        c.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn write_config(env: &Env, extra_opts: &str) -> std::path::PathBuf {
+    let mut eps = String::new();
+    for (h, b) in env.fx.endpoints() {
+        eps.push_str(&format!("{h:?} = {b:?}\n"));
+    }
+    let cfg = format!(
+        "[server]\nstate_dir = {:?}\n[[mounts]]\npath = \"/115\"\ndriver = \"115\"\n[mounts.options]\nrate_limit = 0\napp_version = \"35.6.0.3\"\nm115_test_modulus = {:?}\n{extra_opts}\n[mounts.options.endpoints]\n{eps}",
+        env.dir.path().join("state"),
+        model::test_rsa().0
+    );
+    let p = env.dir.path().join("pandav.toml");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+#[tokio::test]
+async fn login_subcommand_saves_the_cookie_for_serve() {
+    let m = Model::new();
+    let m2 = m.clone();
+    let env = Env::new(move |r| match (r.host.as_str(), r.path.as_str()) {
+        ("qrcodeapi.115.com", "/api/1.0/web/1.0/token/") => Resp::json(json!({"state":1,"data":{"uid":"abc","time":1700000000,"sign":"s"}})),
+        ("qrcodeapi.115.com", "/get/status/") => Resp::json(json!({"state":1,"code":0,"data":{"status":2}})),
+        ("passportapi.115.com", p) => {
+            assert_eq!(p, "/app/1.0/alipaymini/1.0/login/qrcode");
+            Resp::json(json!({"state":1,"code":0,"data":{"cookie":{"UID":"123456789_R2_1700000100","CID":"0f1e2d3c","SEID":"9a8b7c6d5e4f","KID":"k"}}}))
+        }
+        _ => m2.handle(r),
+    })
+    .await;
+    let cfg = write_config(&env, "");
+    let png = env.dir.path().join("qr.png");
+    let (p2, c2) = (png.clone(), cfg.clone());
+    let out = run_bin(move |c| {
+        c.args(["login", "115", "--app", "alipaymini", "--png"])
+            .arg(&p2)
+            .arg("--config")
+            .arg(&c2)
+            .args(["--mount", "/115"]);
+    })
+    .await;
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(se.contains("signs out") && se.contains("confirmed"), "{se}");
+    assert!(so.contains("user 123456789"), "{so}");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    let state = std::fs::read_to_string(env.dir.path().join("state/mount-_115.json")).unwrap();
+    assert!(state.contains("SEID=9a8b7c6d5e4f") && state.contains("alipaymini"), "{state}");
+    // The config has no cookie: the driver uses the saved one.
+    let ctx = DriverCtx { state: StateHandle::at(env.dir.path().join("state/mount-_115.json")), ..env.ctx() };
+    let mut o = env.options("");
+    o.remove("cookie");
+    let d = p115::build(o, &ctx).unwrap();
+    d.init().await.unwrap();
+    // Unknown app names are refused before any call.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pandav"))
+        .args(["login", "115", "--app", "toaster", "--config"])
+        .arg(&cfg)
+        .args(["--mount", "/115"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("toaster"));
+}
+
+#[tokio::test]
+async fn offline_subcommand_lists_tasks() {
+    let m = Model::new();
+    let m2 = m.clone();
+    let env = Env::new(move |r| match (r.host.as_str(), r.path.as_str()) {
+        ("lixian.115.com", "/lixian/") => Resp::json(json!({"state":true,"errno":0,"page":1,"page_count":1,"count":1,"total":1500,"quota":1498,
+            "tasks":[{"info_hash":"a1b2","name":"ubuntu.iso","size":"4700000000","status":1,"percentDone":12.5,"url":"https://x"}]})),
+        _ => m2.handle(r),
+    })
+    .await;
+    let cfg = write_config(&env, &format!("cookie = {:?}", model::COOKIE));
+    let out = run_bin(move |c| {
+        c.args(["offline", "list", "--config"]).arg(&cfg).arg("/115");
+    })
+    .await;
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{so}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(so.contains("downloading") && so.contains("ubuntu.iso") && so.contains("1498 left of 1500"), "{so}");
 }

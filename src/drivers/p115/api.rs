@@ -597,6 +597,22 @@ impl Api {
         ua: Option<&str>,
         idempotent: bool,
     ) -> DriveResult<(Value, Response)> {
+        self.call_raw_h(what, method, host, path_query, body, ua, idempotent, &[]).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// [`call_raw`](Self::call_raw) with extra request headers.
+    pub async fn call_raw_h(
+        &self,
+        what: &str,
+        method: reqwest::Method,
+        host: &str,
+        path_query: &str,
+        body: Body,
+        ua: Option<&str>,
+        idempotent: bool,
+        extra: &[(&str, &str)],
+    ) -> DriveResult<(Value, Response)> {
         let creds = self.creds()?;
         let url = self.http.endpoints.url(host, path_query);
         let ua = match ua {
@@ -616,6 +632,9 @@ impl Api {
                     let mut rb = c.request(method.clone(), &url).header("Cookie", &creds.header);
                     if !ua.is_empty() {
                         rb = rb.header("User-Agent", &ua);
+                    }
+                    for (k, v) in extra {
+                        rb = rb.header(*k, *v);
                     }
                     if let Some(f) = &form {
                         rb = rb.header("Content-Type", "application/x-www-form-urlencoded").body(f.clone());
@@ -662,7 +681,7 @@ impl Api {
         ua: Option<&str>,
         idempotent: bool,
     ) -> DriveResult<(Vec<u8>, Value, Response)> {
-        let (v, r, key) = self.m115_post_raw(what, host, path, plain, ua, idempotent).await?;
+        let (v, r, key) = self.m115_post_raw(what, host, path, plain, ua, idempotent, &[]).await?;
         if let Some(e) = envelope_error(&v) {
             return Err(self.api_error(&e, what));
         }
@@ -680,6 +699,7 @@ impl Api {
         plain: &[u8],
         ua: Option<&str>,
         idempotent: bool,
+        extra: &[(&str, &str)],
     ) -> DriveResult<(Value, Response, [u8; 16])> {
         let key = m115::random_key16();
         let data = m115::encode(plain, key, &self.rsa);
@@ -687,7 +707,7 @@ impl Api {
         let sep = if path.contains('?') { '&' } else { '?' };
         let pq = format!("{path}{sep}t={t}");
         let (v, r) = self
-            .call_raw(
+            .call_raw_h(
                 what,
                 reqwest::Method::POST,
                 host,
@@ -695,6 +715,7 @@ impl Api {
                 Body::Form(http::form(&[("data", &data)])),
                 ua,
                 idempotent,
+                extra,
             )
             .await?;
         Ok((v, r, key))

@@ -115,6 +115,23 @@ pub const QR_APPS: &[(&str, &str)] = &[
     ("harmony", "S1, HarmonyOS"),
 ];
 
+/// How an app name goes on the wire of the login-result call (p115client, §1.2.4):
+/// `desktop` is `web`; bare `windows`/`mac`/`linux` are disabled, their `os_` names are
+/// used; `ios`, `qios`, `ipad` and `qipad` are all posted as `ios`, told apart by the UA.
+pub fn qr_app_wire(app: &str) -> (&str, Option<&'static str>) {
+    match app {
+        "desktop" => ("web", None),
+        "windows" => ("os_windows", None),
+        "mac" => ("os_mac", None),
+        "linux" => ("os_linux", None),
+        "ios" => ("ios", Some("UPhone/1.0.0")),
+        "qios" => ("ios", Some("OfficePhone/1.0.0")),
+        "ipad" => ("ios", Some("UPad/1.0.0")),
+        "qipad" => ("ios", Some("OfficePad/1.0.0")),
+        other => (other, None),
+    }
+}
+
 /// A QR token (§1.2.1).
 #[derive(Debug, Clone)]
 pub struct QrToken {
@@ -226,15 +243,17 @@ pub async fn qr_status(http: &Http, tok: &QrToken) -> DriveResult<QrStatus> {
 
 /// Step 4: the cookies for `app` (`passportapi /app/1.0/{app}/1.0/login/qrcode`).
 pub async fn qr_result(http: &Http, tok: &QrToken, app: &str) -> DriveResult<Cookie> {
+    let (app, ua) = qr_app_wire(app);
     let url = http.endpoints.url(hosts::PASSPORTAPI, &format!("/app/1.0/{app}/1.0/login/qrcode"));
     let body = http::form(&[("account", &tok.uid), ("app", app)]);
+    let ua = ua.unwrap_or(qr_ua());
     let r = http
         .send(
             "QR login result",
             false,
             |c| {
                 c.post(&url)
-                    .header("User-Agent", qr_ua())
+                    .header("User-Agent", ua)
                     .header("Content-Type", "application/x-www-form-urlencoded")
                     .body(body.clone())
             },

@@ -103,6 +103,7 @@ impl P115Drive {
                 plain.as_bytes(),
                 Some(&ua),
                 false,
+                &[],
             )
             .await?;
         if let Some(e) = api::envelope_error(&outer) {

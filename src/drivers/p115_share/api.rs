@@ -220,7 +220,15 @@ pub async fn downurl_app(
     let plain =
         serde_json::json!({"share_code": s.share_code, "receive_code": s.receive_code, "file_id": file_id}).to_string();
     let (outer, r, key) = api
-        .m115_post_raw("share downurl", hosts::PROAPI, "/app/share/downurl", plain.as_bytes(), Some(&ua), true)
+        .m115_post_raw(
+            "share downurl",
+            hosts::PROAPI,
+            "/app/share/downurl",
+            plain.as_bytes(),
+            Some(&ua),
+            true,
+            &[("Accept", "application/json;charset=UTF-8")],
+        )
         .await?;
     if let Some(e) = api115::envelope_error(&outer) {
         return Err(share_error(s, &e, "share downurl"));
