@@ -462,6 +462,10 @@ impl Drive for P115Drive {
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
         check_115_name(name)?;
         let _g = self.mutate.lock().await;
+        // 115 allows a folder beside a file of the same name; a file system does not.
+        if !self.named(&parent.id, name).await?.is_empty() {
+            return Err(DriveError::Exists);
+        }
         let v =
             self.api.post_form("mkdir", hosts::WEBAPI, "/files/add", &[("pid", &parent.id), ("cname", name)]).await?;
         let id = api::fid(&v, "cid")
@@ -477,10 +481,15 @@ impl Drive for P115Drive {
     }
 
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
+        mount::check_name(new_name)?;
         if entry.is_dir {
             check_115_name(new_name)?;
         }
         let _g = self.mutate.lock().await;
+        // 115 keeps duplicate names side by side; refuse instead of making one.
+        if self.named(&new_parent.id, new_name).await?.iter().any(|e| e.id != entry.id) {
+            return Err(DriveError::Exists);
+        }
         let cur_parent = self.parent_of(entry).await?;
         if cur_parent.as_deref() != Some(new_parent.id.as_str()) {
             self.move_id(&entry.id, &new_parent.id).await?;
@@ -491,9 +500,16 @@ impl Drive for P115Drive {
     }
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
+        mount::check_name(new_name)?;
+        if entry.is_dir {
+            check_115_name(new_name)?;
+        }
         let _g = self.mutate.lock().await;
-        let before: std::collections::HashSet<String> =
-            Self::entries(&self.list_raw(&new_parent.id).await?.0).into_iter().map(|e| e.id).collect();
+        let present = Self::entries(&self.list_raw(&new_parent.id).await?.0);
+        if present.iter().any(|e| e.name == new_name) {
+            return Err(DriveError::Exists);
+        }
+        let before: std::collections::HashSet<String> = present.into_iter().map(|e| e.id).collect();
         self.api
             .post_form("copy", hosts::WEBAPI, "/files/copy", &[("pid", &new_parent.id), ("fid[0]", &entry.id)])
             .await?;
@@ -578,6 +594,7 @@ impl P115Drive {
 
 /// Folder names may not contain `"`, `<` or `>` (errno 20003).
 fn check_115_name(name: &str) -> DriveResult<()> {
+    mount::check_name(name)?;
     if name.contains(['"', '<', '>']) {
         return Err(DriveError::InvalidInput(format!("115 does not allow '\"', '<' or '>' in folder names: {name:?}")));
     }

@@ -224,6 +224,7 @@ async fn initupload(
 
 /// Store `upload` as `parent/name`.
 pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> DriveResult<Entry> {
+    crate::vfs::mount::check_name(name)?;
     let existing = d.named(&parent.id, name).await?;
     if existing.iter().any(|e| e.is_dir) {
         return Err(DriveError::IsADirectory);
