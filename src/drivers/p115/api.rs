@@ -691,6 +691,7 @@ impl Api {
 
     /// The POST of [`m115_post`](Self::m115_post) without the envelope check; returns the
     /// request key for [`m115_data`](Self::m115_data).
+    #[allow(clippy::too_many_arguments)]
     pub async fn m115_post_raw(
         &self,
         what: &str,
