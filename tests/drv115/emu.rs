@@ -468,3 +468,20 @@ async fn emu_rclone_round_trip_through_serve() {
     assert!(ranged.stdout.ends_with(&big[1000..2000]));
     drop(srv);
 }
+
+#[tokio::test]
+async fn emu_delete_to_recycle_bin_or_permanently() {
+    let e = E::new(Opts::default()).await;
+    let a = e.emu.put_file(UID, 0, "a.txt", b"a".to_vec());
+    let b = e.emu.put_file(UID, 0, "b.txt", b"b".to_vec());
+    let d = e.drive("");
+    let l = d.list(&root()).await.unwrap();
+    d.remove(l.iter().find(|x| x.name == "a.txt").unwrap()).await.unwrap();
+    assert!(!e.emu.is_alive(a));
+    assert!(e.emu.recycle_bin(UID).iter().any(|x| x.id == a), "recycle keeps it in the bin");
+    let p = e.drive("delete = \"permanent\"");
+    p.remove(l.iter().find(|x| x.name == "b.txt").unwrap()).await.unwrap();
+    assert!(!e.emu.is_alive(b));
+    assert!(!e.emu.recycle_bin(UID).iter().any(|x| x.id == b), "permanent empties it from the bin: {:?}", e.emu.recycle_bin(UID));
+    assert!(e.emu.recycle_bin(UID).iter().any(|x| x.id == a), "and only it");
+}
