@@ -879,3 +879,22 @@ async fn offline_subcommand_lists_tasks() {
     assert!(out.status.success(), "{so}{}", String::from_utf8_lossy(&out.stderr));
     assert!(so.contains("downloading") && so.contains("ubuntu.iso") && so.contains("1498 left of 1500"), "{so}");
 }
+
+#[tokio::test]
+async fn an_unreachable_cookie_check_is_not_an_expired_cookie() {
+    let env = Env::new(|r| match r.host.as_str() {
+        "my.115.com" => Resp::raw(502, "text/plain", "bad gateway"),
+        _ => Resp::json(json!({"state":true,"cid":0,"count":0,"data":[]})),
+    })
+    .await;
+    let d = env.drive("retries = 1");
+    assert!(matches!(d.init().await, Err(DriveError::Upstream(_))));
+    assert!(d.list(&root()).await.is_ok(), "the login is not given up");
+    // A login page instead of JSON: logged out.
+    let env = Env::new(|r| match r.host.as_str() {
+        "my.115.com" => Resp::raw(200, "text/html", "<html>login</html>"),
+        _ => Resp::json(json!({"state":true,"cid":0,"count":0,"data":[]})),
+    })
+    .await;
+    assert!(matches!(env.drive("").init().await, Err(DriveError::AuthLost(_))));
+}

@@ -777,12 +777,24 @@ impl Api {
     /// `GET my.115.com/?ct=guide&ac=status`: is the cookie alive? (Does not disturb other
     /// sessions, unlike check/sso.) Any non-JSON answer means no.
     pub async fn cookie_alive(&self) -> DriveResult<bool> {
-        let pq = format!("/?ct=guide&ac=status&_={}", now_millis());
-        match self.call_raw("cookie check", reqwest::Method::GET, hosts::MY, &pq, Body::None, None, true).await {
-            Ok((v, _)) => Ok(state_of(&v) == Some(true)),
-            Err(DriveError::Upstream(_)) => Ok(false),
-            Err(e) => Err(e),
+        let creds = self.creds()?;
+        let url = self.http.endpoints.url(hosts::MY, &format!("/?ct=guide&ac=status&_={}", now_millis()));
+        let ua = browser_ua(&self.app_ver().await);
+        // Network trouble is an error (the cookie may be fine); any answer that is not
+        // JSON with `state: true` (a login page, a redirect) means logged out.
+        let r = self
+            .http
+            .send(
+                "cookie check",
+                true,
+                |c| c.get(&url).header("Cookie", &creds.header).header("User-Agent", &ua),
+                |r| http::default_verdict(r, true),
+            )
+            .await?;
+        if r.status >= 500 {
+            return Err(DriveError::Upstream(format!("115 cookie check: HTTP {}", r.status)));
         }
+        Ok(serde_json::from_slice::<Value>(&r.body).ok().is_some_and(|v| state_of(&v) == Some(true)))
     }
 }
 
