@@ -508,7 +508,7 @@ async fn an_upload_replaces_the_file_of_the_same_name_afterwards() {
     assert_eq!(kids.len(), 1);
     assert_eq!(kids[0].1.data, b"version 2");
     // A folder of that name is not overwritten.
-    let dir = m.add("0", "folder", true, b"");
+    let dir = d.mkdir(&root(), "folder").await.unwrap().id;
     let sp = spool(env.dir.path(), b"x").await;
     assert!(matches!(d.put(&root(), "folder", sp.upload).await, Err(DriveError::IsADirectory)));
     assert!(m.children("0").iter().any(|(i, _)| *i == dir));
@@ -897,4 +897,22 @@ async fn an_unreachable_cookie_check_is_not_an_expired_cookie() {
     })
     .await;
     assert!(matches!(env.drive("").init().await, Err(DriveError::AuthLost(_))));
+}
+
+#[tokio::test]
+async fn a_burst_of_uploads_into_a_big_folder_lists_it_once() {
+    let m = Model::new();
+    for i in 0..2500 {
+        m.add("0", &format!("old{i}"), false, b"");
+    }
+    let env = Env::model(&m).await;
+    let d = env.drive("");
+    for i in 0..5 {
+        let sp = spool(env.dir.path(), format!("new file {i}").as_bytes()).await;
+        d.put(&root(), &format!("new{i}.txt"), sp.upload).await.unwrap();
+    }
+    let sp = spool(env.dir.path(), b"again").await;
+    d.put(&root(), "new0.txt", sp.upload).await.unwrap();
+    assert_eq!(env.fx.count("webapi.115.com", "/files"), 3, "one listing of three pages");
+    assert_eq!(m.children("0").iter().filter(|(_, n)| n.name == "new0.txt").count(), 1, "replaced, not duplicated");
 }

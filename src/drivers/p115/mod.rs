@@ -176,7 +176,13 @@ pub struct P115Drive {
     upload_info: tokio::sync::Mutex<Option<upload::UploadInfo>>,
     /// One mutation at a time (p115client: don't run them concurrently).
     mutate: tokio::sync::Mutex<()>,
+    /// Listings the driver consults itself (name checks before writes): kept briefly and
+    /// patched by its own writes, so a burst of uploads into a big folder lists it once.
+    own_lists: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Vec<Entry>)>>,
 }
+
+/// How long the driver trusts a listing for its own name checks.
+const OWN_LIST_TTL: Duration = Duration::from_secs(10);
 
 impl P115Drive {
     pub fn new(opts: P115Options, ctx: &DriverCtx) -> anyhow::Result<P115Drive> {
@@ -229,6 +235,7 @@ impl P115Drive {
             ec_server,
             upload_info: tokio::sync::Mutex::new(None),
             mutate: tokio::sync::Mutex::new(()),
+            own_lists: Default::default(),
         })
     }
 
@@ -318,10 +325,46 @@ impl P115Drive {
         self.api.post_form("move", hosts::WEBAPI, "/files/move", &[("pid", pid), ("fid[0]", id)]).await.map(|_| ())
     }
 
-    /// Children named `name` in `dir`.
+    /// Children named `name` in `dir` (from a listing at most [`OWN_LIST_TTL`] old).
     async fn named(&self, dir: &str, name: &str) -> DriveResult<Vec<Entry>> {
-        let (items, _) = self.list_raw(dir).await?;
-        Ok(Self::entries(&items).into_iter().filter(|e| e.name == name).collect())
+        let cached = {
+            let m = self.own_lists.lock().unwrap();
+            m.get(dir).filter(|(at, _)| at.elapsed() < OWN_LIST_TTL).map(|(_, l)| l.clone())
+        };
+        let list = match cached {
+            Some(l) => l,
+            None => {
+                let l = Self::entries(&self.list_raw(dir).await?.0);
+                self.own_store(dir, l.clone());
+                l
+            }
+        };
+        Ok(list.into_iter().filter(|e| e.name == name).collect())
+    }
+
+    fn own_store(&self, dir: &str, list: Vec<Entry>) {
+        let mut m = self.own_lists.lock().unwrap();
+        if m.len() > 256 {
+            m.retain(|_, (at, _)| at.elapsed() < OWN_LIST_TTL);
+        }
+        m.insert(dir.to_string(), (std::time::Instant::now(), list));
+    }
+
+    fn own_add(&self, dir: &str, e: &Entry) {
+        if let Some((_, l)) = self.own_lists.lock().unwrap().get_mut(dir) {
+            l.retain(|x| x.id != e.id);
+            l.push(e.clone());
+        }
+    }
+
+    fn own_forget(&self, ids: &[String]) {
+        let mut m = self.own_lists.lock().unwrap();
+        for (_, l) in m.values_mut() {
+            l.retain(|x| !ids.contains(&x.id));
+        }
+        for id in ids {
+            m.remove(id);
+        }
     }
 
     /// Make sure `id` is called `name`: rename it unless `current` already is `name`,
@@ -347,7 +390,9 @@ impl P115Drive {
         let mut pairs: Vec<(&str, &str)> =
             keys.iter().map(String::as_str).zip(ids.iter().map(String::as_str)).collect();
         pairs.push(("ignore_warn", "1"));
-        self.api.post_form("delete", hosts::WEBAPI, "/rb/delete", &pairs).await.map(|_| ())
+        let r = self.api.post_form("delete", hosts::WEBAPI, "/rb/delete", &pairs).await.map(|_| ());
+        self.own_forget(ids);
+        r
     }
 
     /// Empty the recycle bin of what `delete_ids` just put there (`delete = "permanent"`).
@@ -436,7 +481,9 @@ impl Drive for P115Drive {
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
         let (items, _) = self.list_raw(&dir.id).await?;
-        Ok(Self::entries(&items))
+        let l = Self::entries(&items);
+        self.own_store(&dir.id, l.clone());
+        Ok(l)
     }
 
     async fn link(&self, file: &Entry, req: &LinkRequest) -> DriveResult<Link> {
@@ -477,6 +524,7 @@ impl Drive for P115Drive {
             std::time::SystemTime::now(),
         );
         e.created = Some(e.modified);
+        self.own_add(&parent.id, &e);
         Ok(e)
     }
 
@@ -496,7 +544,10 @@ impl Drive for P115Drive {
         } else if entry.name == new_name {
             return Ok(entry.clone());
         }
-        self.settle_name(&entry.id, &entry.name, new_name).await
+        self.own_forget(std::slice::from_ref(&entry.id));
+        let e = self.settle_name(&entry.id, &entry.name, new_name).await?;
+        self.own_add(&new_parent.id, &e);
+        Ok(e)
     }
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
@@ -523,7 +574,12 @@ impl Drive for P115Drive {
             .or_else(|| if fresh.len() == 1 { fresh.first() } else { None })
             .ok_or_else(|| DriveError::Upstream("115 copy: the copy did not show up in the target folder".into()))?;
         let (id, cur) = (new.id.clone(), new.name.clone());
-        self.settle_name(&id, &cur, new_name).await
+        let e = self.settle_name(&id, &cur, new_name).await?;
+        self.own_store(
+            &new_parent.id,
+            after.into_iter().filter(|x| x.id != id).chain(std::iter::once(e.clone())).collect(),
+        );
+        Ok(e)
     }
 
     async fn remove(&self, entry: &Entry) -> DriveResult<()> {

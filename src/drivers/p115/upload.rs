@@ -289,15 +289,17 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
     }
     let new =
         made.ok_or_else(|| DriveError::Upstream("115 initupload: still asking for checks after 3 rounds".into()))?;
-    // The new file exists: now retire the one it replaces, and take its name.
+    // The new file exists: now retire the one(s) it replaces, and take its name. Asked
+    // again under the lock, so that concurrent uploads of one name leave one file.
     let _g = d.mutate.lock().await;
-    let old: Vec<String> = existing.into_iter().filter(|e| e.id != new.id).map(|e| e.id).collect();
+    drop(existing);
+    let old: Vec<String> =
+        d.named(&parent.id, name).await?.into_iter().filter(|e| e.id != new.id && !e.is_dir).map(|e| e.id).collect();
     if !old.is_empty() {
         d.delete_ids(&old).await?;
     }
-    if new.name != name {
-        return d.settle_name(&new.id, &new.name, name).await;
-    }
+    let new = if new.name != name { d.settle_name(&new.id, &new.name, name).await? } else { new };
+    d.own_add(&parent.id, &new);
     Ok(new)
 }
 
