@@ -482,6 +482,10 @@ async fn emu_delete_to_recycle_bin_or_permanently() {
     let p = e.drive("delete = \"permanent\"");
     p.remove(l.iter().find(|x| x.name == "b.txt").unwrap()).await.unwrap();
     assert!(!e.emu.is_alive(b));
-    assert!(!e.emu.recycle_bin(UID).iter().any(|x| x.id == b), "permanent empties it from the bin: {:?}", e.emu.recycle_bin(UID));
+    assert!(
+        !e.emu.recycle_bin(UID).iter().any(|x| x.id == b),
+        "permanent empties it from the bin: {:?}",
+        e.emu.recycle_bin(UID)
+    );
     assert!(e.emu.recycle_bin(UID).iter().any(|x| x.id == a), "and only it");
 }
