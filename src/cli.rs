@@ -41,6 +41,11 @@ pub enum Cmd {
         #[command(subcommand)]
         provider: LoginCmd,
     },
+    /// 115 offline download (cloud download) tasks of a `115` mount.
+    Offline {
+        #[command(subcommand)]
+        cmd: OfflineCmd,
+    },
     /// Internal: one 115 Open token refresh in a separate process (see drivers::p115_open::auth).
     #[command(name = "__refresh-115-open", hide = true)]
     Refresh115OpenHelper,
@@ -48,6 +53,22 @@ pub enum Cmd {
 
 #[derive(Subcommand, Debug)]
 pub enum LoginCmd {
+    /// 115 Cloud (cookie): QR code login; the cookie goes into the mount's state.
+    #[command(name = "115")]
+    P115 {
+        /// 115 app slot to occupy (tv, android, ios, alipaymini, wechatmini, qandroid, web, …).
+        /// Logging in signs out any other session of the same app type.
+        #[arg(long, default_value = "tv")]
+        app: String,
+        /// Write the QR code to this PNG file instead of drawing it in the terminal.
+        #[arg(long)]
+        png: Option<PathBuf>,
+        #[arg(short, long, env = "PANDAV_CONFIG")]
+        config: PathBuf,
+        /// The mount (its path in the config) whose state gets the login.
+        #[arg(long)]
+        mount: String,
+    },
     /// 115 Open: PKCE device-code flow (scan the QR code with the 115 app).
     #[command(name = "115-open")]
     Open115 {
@@ -70,10 +91,44 @@ pub fn login(cmd: LoginCmd) -> Result<()> {
     init_logging("warn");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cmd {
+        LoginCmd::P115 { app, png, config, mount } => rt.block_on(login_115(app, png, config, mount)),
         LoginCmd::Open115 { client_id, config, mount, timeout } => {
             rt.block_on(drivers::p115_open::auth::login(&config, &mount, client_id, Duration::from_secs(timeout)))
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OfflineCmd {
+    /// Add magnet, http(s), ftp or ed2k URLs as tasks.
+    Add {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Mount path of a `115` mount.
+        mount: String,
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// Folder (path inside the mount) to save into; default: 115's cloud-download folder.
+        #[arg(long)]
+        dir: Option<String>,
+    },
+    /// List tasks.
+    List {
+        #[arg(short, long)]
+        config: PathBuf,
+        mount: String,
+    },
+    /// Remove tasks by info hash.
+    Remove {
+        #[arg(short, long)]
+        config: PathBuf,
+        mount: String,
+        #[arg(required = true)]
+        hashes: Vec<String>,
+        /// Also delete the files the tasks downloaded.
+        #[arg(long)]
+        delete_files: bool,
+    },
 }
 
 /// Build every mount of `cfg` (no network: drivers connect in `Mount::init`).
@@ -286,4 +341,184 @@ pub fn hash_password() -> Result<()> {
     }
     println!("{}", crate::server::auth::hash_password(pass)?);
     Ok(())
+}
+
+/// The mount `path` of `cfg`: (index, normalised path, driver name, options).
+fn find_mount(cfg: &Config, path: &str) -> Result<(String, String, toml::Table)> {
+    let want = crate::config::normalize_mount_path(path).map_err(|e| anyhow!("--mount: {e}"))?;
+    for (i, m) in cfg.raw.mounts.iter().enumerate() {
+        if cfg.mount_path(i) == want {
+            let opts = m.options.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default();
+            return Ok((want, m.driver.get_ref().clone(), opts));
+        }
+    }
+    let known: Vec<String> = (0..cfg.raw.mounts.len()).map(|i| cfg.mount_path(i)).collect();
+    Err(anyhow!("{}: no mount {want} (mounts: {})", cfg.source_name, known.join(", ")))
+}
+
+/// `pandav login 115`: QR login, cookie saved in the mount's state.
+pub async fn login_115(app: String, png: Option<PathBuf>, config: PathBuf, mount: String) -> Result<()> {
+    use crate::drivers::p115::auth;
+    if !auth::QR_APPS.iter().any(|(a, _)| *a == app) {
+        let names: Vec<&str> = auth::QR_APPS.iter().map(|(a, _)| *a).collect();
+        return Err(anyhow!("--app {app:?} is not a 115 app type (one of: {})", names.join(", ")));
+    }
+    let cfg = Config::load(&config)?;
+    init_logging("warn");
+    let (path, driver, opts) = find_mount(&cfg, &mount)?;
+    if driver != "115" && driver != "115_share" {
+        return Err(anyhow!("mount {path} uses driver {driver:?}; 115 login is for 115 and 115_share mounts"));
+    }
+    let config_cookie = opts.get("cookie").and_then(|c| c.as_str()).unwrap_or("").trim().to_string();
+    let endpoints: std::collections::BTreeMap<String, String> = match opts.get("endpoints") {
+        Some(e) => e.clone().try_into().map_err(|e| anyhow!("mount {path}: endpoints: {e}"))?,
+        None => Default::default(),
+    };
+    let http = crate::drivers::p115::build_http(endpoints, 0.0, Some(2), None, Some(0))?;
+    let state = StateDir::open(&cfg.state_dir())?.mount(&path);
+    let slot = auth::QR_APPS.iter().find(|(a, _)| *a == app).map(|(_, d)| *d).unwrap_or("");
+    eprintln!(
+        "Logging in as app type {app:?} ({slot}). 115 allows one session per app type: this signs out\n\
+         any other {app:?} session of the account (browsers stay logged in unless you use --app web)."
+    );
+    let cookie = auth::qr_login(
+        &http,
+        &app,
+        |tok| {
+            match &png {
+                Some(file) => {
+                    write_qr_png(&tok.qrcode, file)?;
+                    eprintln!("QR code written to {}: open it and scan it with the 115 app.", file.display());
+                }
+                None => {
+                    let code = qrcode::QrCode::new(tok.qrcode.as_bytes())?;
+                    let art = code
+                        .render::<qrcode::render::unicode::Dense1x2>()
+                        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                        .quiet_zone(true)
+                        .build();
+                    println!("{art}");
+                    eprintln!("Scan this QR code with the 115 app (or open {} on the phone).", tok.qrcode);
+                }
+            }
+            Ok(())
+        },
+        |st| eprintln!("{}", st.message()),
+    )
+    .await?;
+    let seed = auth::SavedLogin { cookie: config_cookie.clone(), app: None };
+    let cell = crate::vfs::token::TokenCell::restore(state.clone(), &config_cookie, seed)?;
+    let (_, generation) = cell.get();
+    let saved = auth::SavedLogin { cookie: cookie.header(), app: Some(app.clone()) };
+    cell.refresh(generation, |_| async move { Ok(saved) }).await.map_err(|e| anyhow!("saving the login: {e}"))?;
+    let who = cookie.user_id().map(|u| format!("user {u}")).unwrap_or_else(|| "the account".into());
+    println!("Logged in as {who} (app {app}); saved to {}.", state.path().display());
+    println!("`pandav serve` with this config uses it for {path} (a running server picks it up on its next call).");
+    Ok(())
+}
+
+/// A QR code as a black-on-white PNG, 8 px per module, with a 4-module quiet zone.
+fn write_qr_png(text: &str, file: &std::path::Path) -> Result<()> {
+    let code = qrcode::QrCode::new(text.as_bytes())?;
+    let w = code.width();
+    let colors = code.to_colors();
+    let (scale, quiet) = (8usize, 4usize);
+    let side = (w + 2 * quiet) * scale;
+    let mut px = vec![255u8; side * side];
+    for y in 0..w {
+        for x in 0..w {
+            if colors[y * w + x] == qrcode::Color::Dark {
+                for dy in 0..scale {
+                    let row = ((y + quiet) * scale + dy) * side;
+                    for dx in 0..scale {
+                        px[row + (x + quiet) * scale + dx] = 0;
+                    }
+                }
+            }
+        }
+    }
+    let f = std::fs::File::create(file).with_context(|| format!("cannot write {}", file.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), side as u32, side as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut wr = enc.write_header()?;
+    wr.write_image_data(&px)?;
+    wr.finish()?;
+    Ok(())
+}
+
+/// Build the `115` driver of a mount for offline commands, logged in and checked.
+async fn offline_drive(config: &std::path::Path, mount: &str) -> Result<Arc<crate::drivers::p115::P115Drive>> {
+    let cfg = Config::load(config)?;
+    init_logging("warn");
+    let (path, driver, opts) = find_mount(&cfg, mount)?;
+    if driver != "115" {
+        return Err(anyhow!("mount {path} uses driver {driver:?}; offline download needs a 115 mount"));
+    }
+    let state = StateDir::open(&cfg.state_dir())?;
+    let ctx = DriverCtx { mount_path: path.clone(), state: state.mount(&path), base_dir: cfg.base_dir.clone() };
+    let d = crate::drivers::p115::build(opts, &ctx).map_err(|e| anyhow!("mount {path} options: {e:#}"))?;
+    crate::vfs::Drive::init(&d).await.map_err(|e| anyhow!("{e}"))?;
+    Ok(Arc::new(d))
+}
+
+/// The folder id of `dir` (a path inside the mount).
+async fn resolve_dir(d: &crate::drivers::p115::P115Drive, dir: &str) -> Result<String> {
+    use crate::vfs::Drive;
+    let mut cur = d.root().await.map_err(|e| anyhow!("{e}"))?;
+    for name in dir.split('/').filter(|s| !s.is_empty()) {
+        let list = d.list(&cur).await.map_err(|e| anyhow!("{e}"))?;
+        cur = list
+            .into_iter()
+            .find(|e| e.is_dir && e.name == name)
+            .ok_or_else(|| anyhow!("--dir {dir:?}: no folder {name:?}"))?;
+    }
+    Ok(cur.id)
+}
+
+/// `pandav offline …`. Returns the exit code.
+pub async fn offline(cmd: OfflineCmd) -> Result<i32> {
+    match cmd {
+        OfflineCmd::Add { config, mount, urls, dir } => {
+            let d = offline_drive(&config, &mount).await?;
+            let wp = match &dir {
+                Some(p) => Some(resolve_dir(&d, p).await?),
+                None => None,
+            };
+            let res = d.offline_add(&urls, wp.as_deref()).await.map_err(|e| anyhow!("{e}"))?;
+            let mut failed = 0;
+            for r in &res {
+                if r.ok {
+                    println!("added   {}  {}  {}", r.info_hash, r.name, r.url);
+                } else if r.exists {
+                    println!("exists  {}  {}  (task already exists)", r.info_hash, r.url);
+                } else {
+                    failed += 1;
+                    println!("failed  {}  {}", r.url, r.message);
+                }
+            }
+            Ok(if failed > 0 { 1 } else { 0 })
+        }
+        OfflineCmd::List { config, mount } => {
+            let d = offline_drive(&config, &mount).await?;
+            let l = d.offline_list().await.map_err(|e| anyhow!("{e}"))?;
+            println!("{:<12} {:>6} {:>14}  {:<40}  name", "status", "done", "size", "info_hash");
+            for t in &l.tasks {
+                println!("{:<12} {:>5.1}% {:>14}  {:<40}  {}", t.status_text(), t.percent, t.size, t.info_hash, t.name);
+            }
+            if let (Some(total), Some(left)) = (l.quota_total, l.quota_left) {
+                println!("{} task(s); quota {left} left of {total}", l.tasks.len());
+            } else {
+                println!("{} task(s)", l.tasks.len());
+            }
+            Ok(0)
+        }
+        OfflineCmd::Remove { config, mount, hashes, delete_files } => {
+            let d = offline_drive(&config, &mount).await?;
+            d.offline_remove(&hashes, delete_files).await.map_err(|e| anyhow!("{e}"))?;
+            println!("removed {} task(s){}", hashes.len(), if delete_files { " and their files" } else { "" });
+            Ok(0)
+        }
+    }
 }

@@ -11,9 +11,11 @@ use serde::de::DeserializeOwned;
 use crate::state::StateHandle;
 use crate::vfs::Drive;
 
+pub mod http;
 pub mod local;
 pub mod oss;
 pub mod p115;
+pub mod p115_share;
 pub mod p115_open;
 
 /// What a driver gets besides its options.
@@ -37,6 +39,8 @@ pub struct DriverInfo {
 const DRIVERS: &[DriverInfo] = &[
     DriverInfo { name: "local", default_policy: "proxy", policies: &["proxy", "proxy_url"] },
     DriverInfo { name: "115_open", default_policy: "redirect", policies: &["redirect", "proxy", "proxy_url"] },
+    DriverInfo { name: "115", default_policy: "redirect", policies: &["redirect", "proxy", "proxy_url"] },
+    DriverInfo { name: "115_share", default_policy: "redirect", policies: &["redirect", "proxy", "proxy_url"] },
 ];
 
 pub fn info(name: &str) -> Option<&'static DriverInfo> {
@@ -53,6 +57,8 @@ pub fn build(name: &str, options: toml::Table, ctx: DriverCtx) -> Result<Arc<dyn
     match name {
         "local" => Ok(Arc::new(local::LocalDrive::new(parse_options(options)?, &ctx)?)),
         "115_open" => p115_open::build(options, &ctx),
+        "115" => Ok(Arc::new(p115::build(options, &ctx)?)),
+        "115_share" => Ok(Arc::new(p115_share::build(options, &ctx)?)),
         other => bail!("unknown driver {other:?} (known: {})", names().join(", ")),
     }
 }

@@ -10,6 +10,7 @@
 //! `suite::run_all`. Select scenarios with `CONFORMANCE_ONLY=name,name` (substrings).
 
 mod local;
+mod p115;
 mod rotating;
 mod scenarios;
 mod suite;

@@ -1,0 +1,548 @@
+//! HTTP plumbing shared by the cloud drivers: endpoint overrides, pacing to N requests
+//! per second, retry with exponential backoff and jitter, throttle detection, error
+//! mapping, and redaction of cookies and tokens from anything that reaches a log.
+//!
+//! A driver builds one [`Http`] per mount and sends every provider call through
+//! [`Http::send`], which owns the loop: wait for the rate limiter, send, classify the
+//! answer (done, retry, throttled), back off with jitter, and after the last attempt turn
+//! a throttle into [`DriveError::RateLimited`] (503 + Retry-After for the client). After a
+//! lasting throttle the mount cools down: calls fail fast until the cool-down is over,
+//! instead of pressing a provider that is already refusing us.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+
+use crate::vfs::{DriveError, DriveResult};
+
+/// Base URLs that replace `https://<host>` for the hosts a driver calls (tests point
+/// them at an emulator; users behind a relay at the relay).
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    map: BTreeMap<String, String>,
+}
+
+impl Endpoints {
+    /// Validate a `host → base URL` table: hosts are bare names, bases are http(s) URLs
+    /// (a path prefix is allowed; a trailing `/` is dropped).
+    pub fn new(map: BTreeMap<String, String>) -> anyhow::Result<Endpoints> {
+        let mut out = BTreeMap::new();
+        for (host, base) in map {
+            let h = host.trim().to_ascii_lowercase();
+            if h.is_empty() || h.contains('/') || h.contains(':') {
+                anyhow::bail!("endpoints: key {host:?} must be a bare host name like \"webapi.115.com\"");
+            }
+            let b = base.trim().trim_end_matches('/').to_string();
+            if !(b.starts_with("http://") || b.starts_with("https://")) {
+                anyhow::bail!("endpoints.{host}: {base:?} must start with http:// or https://");
+            }
+            out.insert(h, b);
+        }
+        Ok(Endpoints { map: out })
+    }
+
+    /// The override for `host`, if any.
+    pub fn get(&self, host: &str) -> Option<&str> {
+        self.map.get(&host.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// `https://<host>` or its override.
+    pub fn base(&self, host: &str) -> String {
+        self.get(host).map(str::to_string).unwrap_or_else(|| format!("https://{host}"))
+    }
+
+    /// `base(host) + path_and_query` (`path_and_query` starts with `/`).
+    pub fn url(&self, host: &str, path_and_query: &str) -> String {
+        format!("{}{}", self.base(host), path_and_query)
+    }
+
+    /// Rewrite an absolute provider URL (`scheme://host/rest`) whose host has an
+    /// override; other URLs are returned unchanged.
+    pub fn rewrite(&self, url: &str) -> String {
+        let Some((_, rest)) = url.split_once("://") else { return url.to_string() };
+        let (host, tail) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let host_only = host.rsplit('@').next().unwrap_or(host);
+        let host_only = host_only.split(':').next().unwrap_or(host_only);
+        match self.get(host_only) {
+            Some(base) => format!("{base}{tail}"),
+            None => url.to_string(),
+        }
+    }
+}
+
+/// Pacing: at most `rate` requests per second, burst 1 (what AList/OpenList do for 115).
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    /// `rate <= 0` means unlimited.
+    pub fn per_second(rate: f64) -> RateLimiter {
+        let interval = if rate > 0.0 { Duration::from_secs_f64(1.0 / rate) } else { Duration::ZERO };
+        RateLimiter { interval, next: tokio::sync::Mutex::new(Instant::now()) }
+    }
+
+    /// Wait for this caller's slot.
+    pub async fn wait(&self) {
+        if self.interval.is_zero() {
+            return;
+        }
+        let at = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let at = (*next).max(now);
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// First backoff; doubles per attempt, with jitter.
+    pub base: Duration,
+    /// Cap of one backoff.
+    pub max: Duration,
+    /// After retries against a throttle ran out: fail fast this long, and tell clients
+    /// to come back after it (Retry-After).
+    pub cooldown: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(1000),
+            max: Duration::from_secs(20),
+            cooldown: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Backoff before retry number `n` (0-based): `min(max, base·2ⁿ)` scaled by a random
+    /// factor in [0.5, 1.0] ("equal jitter"), so that many clients do not retry in step.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let full = self.base.saturating_mul(1u32 << n.min(16)).min(self.max);
+        let f: f64 = rand::thread_rng().gen_range(0.5..=1.0);
+        full.mul_f64(f)
+    }
+}
+
+/// A provider answer, read whole (API bodies are small).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `name=value` of every `Set-Cookie` header.
+    pub fn set_cookies(&self) -> Vec<(String, String)> {
+        self.headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| {
+                let first = v.split(';').next()?.trim();
+                let (k, val) = first.split_once('=')?;
+                Some((k.trim().to_string(), val.trim().to_string()))
+            })
+            .collect()
+    }
+
+    pub fn is_html(&self) -> bool {
+        let ct = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if ct.contains("html") {
+            return true;
+        }
+        let head: Vec<u8> = self.body.iter().take(64).copied().collect();
+        let head = String::from_utf8_lossy(&head).trim_start().to_ascii_lowercase();
+        head.starts_with("<!doctype") || head.starts_with("<html")
+    }
+}
+
+/// What a driver makes of one answer.
+pub enum Verdict {
+    /// Hand it to the caller.
+    Done,
+    /// Transient trouble: try again after the backoff.
+    Retry(String),
+    /// The provider is pacing us (throttle page, 429…): back off, and if it lasts, cool down.
+    Throttled(String),
+}
+
+/// The default classification: 405 with an HTML body or 429 is a throttle, 5xx (and 408)
+/// is worth retrying when the request is idempotent, the rest is the caller's.
+pub fn default_verdict(r: &Response, idempotent: bool) -> Verdict {
+    match r.status {
+        429 => Verdict::Throttled("429 Too Many Requests".into()),
+        405 if r.is_html() => Verdict::Throttled("405 throttle page".into()),
+        500 | 502 | 503 | 504 | 408 if idempotent => Verdict::Retry(format!("HTTP {}", r.status)),
+        _ => Verdict::Done,
+    }
+}
+
+/// One provider's HTTP side for one mount.
+pub struct Http {
+    pub client: reqwest::Client,
+    pub endpoints: Endpoints,
+    pub limiter: RateLimiter,
+    pub retry: RetryPolicy,
+    /// Provider name for messages ("115").
+    pub provider: &'static str,
+    cooling_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Http {
+    pub fn new(provider: &'static str, endpoints: Endpoints, rate: f64, retry: RetryPolicy) -> anyhow::Result<Http> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(120))
+            // API calls never follow redirects: a logged-out legacy page redirects to a
+            // login page, and that must be seen, not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Http {
+            client,
+            endpoints,
+            limiter: RateLimiter::per_second(rate),
+            retry,
+            provider,
+            cooling_until: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// A client without a total timeout (long polls, big uploads), sharing nothing else.
+    pub fn long_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client")
+    }
+
+    /// Seconds left of a throttle cool-down, if one is running.
+    pub fn cooling(&self) -> Option<Duration> {
+        let mut g = self.cooling_until.lock().unwrap();
+        match *g {
+            Some(t) if t > Instant::now() => Some(t - Instant::now()),
+            Some(_) => {
+                *g = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn start_cooldown(&self) -> Duration {
+        let d = self.retry.cooldown;
+        if !d.is_zero() {
+            *self.cooling_until.lock().unwrap() = Some(Instant::now() + d);
+        }
+        d.max(Duration::from_secs(1))
+    }
+
+    /// Send a request built by `build` (called again for every attempt), paced by the
+    /// limiter, retried per the policy. `classify` decides on each answer (use
+    /// [`default_verdict`] for the usual rules). `idempotent` allows retrying after
+    /// failures where the request may have reached the provider.
+    pub async fn send<B, C>(&self, what: &str, idempotent: bool, build: B, classify: C) -> DriveResult<Response>
+    where
+        B: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        C: Fn(&Response) -> Verdict,
+    {
+        if let Some(left) = self.cooling() {
+            return Err(DriveError::RateLimited { retry_after: Some(left.max(Duration::from_secs(1))) });
+        }
+        let attempts = self.retry.attempts.max(1);
+        let mut last = String::new();
+        let mut throttled = false;
+        let mut last_resp: Option<Response> = None;
+        for n in 0..attempts {
+            if n > 0 {
+                let wait = self.retry.backoff(n - 1);
+                tracing::info!(provider = self.provider, call = what, attempt = n + 1, "retrying in {wait:?}: {last}");
+                tokio::time::sleep(wait).await;
+            }
+            self.limiter.wait().await;
+            let sent = build(&self.client).send().await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    let retry = e.is_connect() || (idempotent && (e.is_timeout() || e.is_request() || e.is_body()));
+                    let msg = redact(&e.without_url().to_string());
+                    // A refused connection never reached the provider: always safe to retry.
+                    if retry {
+                        last = format!("network: {msg}");
+                        throttled = false;
+                        last_resp = None;
+                        continue;
+                    }
+                    return Err(DriveError::Upstream(format!("{} {what}: {msg}", self.provider)));
+                }
+            };
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = match resp.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    last = format!("reading body: {}", redact(&e.without_url().to_string()));
+                    if idempotent {
+                        throttled = false;
+                        last_resp = None;
+                        continue;
+                    }
+                    return Err(DriveError::Upstream(format!("{} {what}: {last}", self.provider)));
+                }
+            };
+            let r = Response { status, headers, body };
+            match classify(&r) {
+                Verdict::Done => return Ok(r),
+                Verdict::Retry(why) => {
+                    last = why;
+                    throttled = false;
+                    last_resp = Some(r);
+                    continue;
+                }
+                Verdict::Throttled(why) => {
+                    tracing::warn!(provider = self.provider, call = what, "throttled: {why}");
+                    last = why;
+                    throttled = true;
+                }
+            }
+        }
+        if !throttled {
+            // Retries ran out on an answer: the caller maps it (an errno, a 5xx).
+            if let Some(r) = last_resp {
+                return Ok(r);
+            }
+        }
+        if throttled {
+            let after = self.start_cooldown();
+            tracing::warn!(
+                provider = self.provider,
+                call = what,
+                "still throttled after {attempts} attempts; pausing calls for {after:?}"
+            );
+            return Err(DriveError::RateLimited { retry_after: Some(after) });
+        }
+        Err(DriveError::Upstream(format!("{} {what} failed after {attempts} attempts: {last}", self.provider)))
+    }
+}
+
+/// Names whose values are secrets wherever they appear as `name=value` or
+/// `"name":"value"`: matched exactly (cookie names are upper case; `cid` in lower case is
+/// a folder id and stays visible).
+const SECRET_EXACT: &[&str] = &["UID", "CID", "SEID", "KID"];
+/// Matched case-insensitively.
+const SECRET_ANYCASE: &[&str] = &[
+    "cookie",
+    "token",
+    "access_token",
+    "refresh_token",
+    "securitytoken",
+    "accesskeysecret",
+    "accesskeyid",
+    "x-oss-security-token",
+    "authorization",
+    "userkey",
+    "sig",
+    "sign",
+    "k_ec",
+    "password",
+    "receive_code",
+    "set-cookie",
+];
+
+fn is_secret_name(name: &str) -> bool {
+    SECRET_EXACT.contains(&name) || SECRET_ANYCASE.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+/// Replace the values of cookies, tokens and signatures in `s` by `***`: `name=value`
+/// pairs (query strings, cookie headers, forms), `"name":"value"` JSON members and
+/// `name: value` header lines, plus bare `<32 hex>=<32 hex>` download cookies.
+pub fn redact(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        // A name: letters, digits, '_' and '-'.
+        if b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'-' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'-') {
+                i += 1;
+            }
+            let name = &s[start..i];
+            out.push_str(name);
+            // Separator: `=`, `:` or `":` with optional spaces and an opening quote.
+            let mut j = i;
+            if j < b.len() && b[j] == b'"' {
+                j += 1;
+            }
+            while j < b.len() && b[j] == b' ' {
+                j += 1;
+            }
+            if j < b.len() && (b[j] == b'=' || b[j] == b':') {
+                j += 1;
+                while j < b.len() && b[j] == b' ' {
+                    j += 1;
+                }
+                let quoted = j < b.len() && b[j] == b'"';
+                if quoted {
+                    j += 1;
+                }
+                let vstart = j;
+                while j < b.len() {
+                    let c = b[j];
+                    if quoted && c == b'"' {
+                        break;
+                    }
+                    if !quoted && (c == b';' || c == b'&' || c == b',' || c == b' ' || c == b'"' || c == b'\n') {
+                        break;
+                    }
+                    j += 1;
+                }
+                let value = &s[vstart..j];
+                let hex_cookie = name.len() == 32
+                    && value.len() == 32
+                    && name.bytes().all(|c| c.is_ascii_hexdigit())
+                    && value.bytes().all(|c| c.is_ascii_hexdigit());
+                if (is_secret_name(name) || hex_cookie) && !value.is_empty() {
+                    out.push_str(&s[i..vstart]);
+                    out.push_str("***");
+                    i = j;
+                    continue;
+                }
+            }
+            continue;
+        }
+        let ch = s[i..].chars().next().expect("char boundary");
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// A secret string (cookie, token): usable, but never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"***\"")
+        }
+    }
+}
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+/// Map a network failure of a non-retried call.
+pub fn net_error(provider: &str, what: &str, e: reqwest::Error) -> DriveError {
+    DriveError::Upstream(format!("{provider} {what}: {}", redact(&e.without_url().to_string())))
+}
+
+/// Query-string encoding of one value.
+pub fn qs(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// A form body from pairs, in the given order.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_cookies_tokens_and_json_members() {
+        let s = "Cookie: UID=1_A1_2; CID=abc; SEID=def; KID=ghi; cid=123&token=zz&sig=AA";
+        let r = redact(s);
+        assert!(!r.contains("abc") && !r.contains("def") && !r.contains("ghi") && !r.contains("zz"), "{r}");
+        assert!(r.contains("cid=123"), "folder ids stay visible: {r}");
+        let j = r#"{"SecurityToken":"sss","AccessKeySecret":"kkk","n":"a.txt","userkey":"uk"}"#;
+        let r = redact(j);
+        assert!(!r.contains("sss") && !r.contains("kkk") && !r.contains("uk\""), "{r}");
+        assert!(r.contains("a.txt"));
+        let c = "0123456789abcdef0123456789abcdef=fedcba9876543210fedcba9876543210";
+        assert!(!redact(c).contains("fedcba"), "{}", redact(c));
+        assert_eq!(redact("状态 ok"), "状态 ok");
+    }
+
+    #[test]
+    fn endpoints_override_and_rewrite() {
+        let mut m = BTreeMap::new();
+        m.insert("webapi.115.com".into(), "http://127.0.0.1:9/webapi.115.com/".into());
+        let e = Endpoints::new(m).unwrap();
+        assert_eq!(e.url("webapi.115.com", "/files?x=1"), "http://127.0.0.1:9/webapi.115.com/files?x=1");
+        assert_eq!(e.url("proapi.115.com", "/a"), "https://proapi.115.com/a");
+        assert_eq!(e.rewrite("https://webapi.115.com/x?y"), "http://127.0.0.1:9/webapi.115.com/x?y");
+        assert_eq!(e.rewrite("https://other/x"), "https://other/x");
+        let mut bad = BTreeMap::new();
+        bad.insert("webapi.115.com".into(), "ftp://x".into());
+        assert!(Endpoints::new(bad).is_err());
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let p = RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(350),
+            cooldown: Duration::ZERO,
+        };
+        for n in 0..6 {
+            let d = p.backoff(n);
+            let full = (100u64 << n).min(350);
+            assert!(d >= Duration::from_millis(full / 2) && d <= Duration::from_millis(full), "{n}: {d:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn limiter_paces() {
+        let l = RateLimiter::per_second(20.0);
+        let t = Instant::now();
+        for _ in 0..5 {
+            l.wait().await;
+        }
+        assert!(t.elapsed() >= Duration::from_millis(190), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn secret_debug_hides_value() {
+        assert_eq!(format!("{:?}", Secret("UID=1".into())), "\"***\"");
+    }
+}
