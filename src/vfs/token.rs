@@ -16,17 +16,14 @@ use sha2::Digest;
 use super::error::{DriveError, DriveResult};
 use crate::state::StateHandle;
 
-/// How long a transient refresh failure is handed to queued callers before the next
-/// caller may try again.
-const SHARE_FAILURE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
-
 pub struct TokenCell<T> {
     current: RwLock<Arc<T>>,
     generation: AtomicU64,
     refresh_lock: tokio::sync::Mutex<()>,
-    /// The last failed refresh: (generation it started from, when, why). Callers queued
-    /// behind a failing refresh get its answer instead of trying the same dead token
-    /// again; a lost grant stays failed until new credentials arrive.
+    /// The last failed refresh: (generation it started from, when it failed, why).
+    /// Callers that were queued behind it get its answer instead of trying the same dead
+    /// token again; a caller arriving later tries afresh (drivers latch a lost grant
+    /// themselves, and may adopt new credentials through `refresh`).
     failed: std::sync::Mutex<Option<(u64, std::time::Instant, DriveError)>>,
     state: StateHandle,
     /// Fingerprint of the configured secret this state descends from.
@@ -98,13 +95,14 @@ impl<T: Serialize + DeserializeOwned + Send + Sync> TokenCell<T> {
         F: FnOnce(Arc<T>) -> Fut,
         Fut: std::future::Future<Output = DriveResult<T>>,
     {
+        let arrived = std::time::Instant::now();
         let _guard = self.refresh_lock.lock().await;
         let (cur, gen) = self.get();
         if gen != seen {
             return Ok(cur);
         }
         if let Some((g, at, e)) = self.failed.lock().unwrap().as_ref() {
-            if *g == gen && (matches!(e, DriveError::AuthLost(_)) || at.elapsed() < SHARE_FAILURE_FOR) {
+            if *g == gen && *at >= arrived {
                 return Err(e.duplicate());
             }
         }
