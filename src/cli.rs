@@ -449,50 +449,34 @@ fn write_qr_png(text: &str, file: &std::path::Path) -> Result<()> {
 }
 
 /// Build the `115` driver of a mount for offline commands, logged in and checked.
-async fn offline_drive(config: &std::path::Path, mount: &str) -> Result<Arc<crate::drivers::p115::P115Drive>> {
+/// The named mount of a config, built and initialised for a one-off command (with the
+/// real state dir, so rotated tokens are shared with a running server).
+async fn one_mount(config: &std::path::Path, mount: &str) -> Result<Arc<Mount>> {
     let cfg = Config::load(config)?;
     init_logging("warn");
-    let (path, driver, opts) = find_mount(&cfg, mount)?;
-    if driver != "115" {
-        return Err(anyhow!("mount {path} uses driver {driver:?}; offline download needs a 115 mount"));
-    }
     let state = StateDir::open(&cfg.state_dir())?;
-    let ctx = DriverCtx { mount_path: path.clone(), state: state.mount(&path), base_dir: cfg.base_dir.clone() };
-    let d = crate::drivers::p115::build(opts, &ctx).map_err(|e| anyhow!("mount {path} options: {e:#}"))?;
-    crate::vfs::Drive::init(&d).await.map_err(|e| anyhow!("{e}"))?;
-    Ok(Arc::new(d))
-}
-
-/// The folder id of `dir` (a path inside the mount).
-async fn resolve_dir(d: &crate::drivers::p115::P115Drive, dir: &str) -> Result<String> {
-    use crate::vfs::Drive;
-    let mut cur = d.root().await.map_err(|e| anyhow!("{e}"))?;
-    for name in dir.split('/').filter(|s| !s.is_empty()) {
-        let list = d.list(&cur).await.map_err(|e| anyhow!("{e}"))?;
-        cur = list
-            .into_iter()
-            .find(|e| e.is_dir && e.name == name)
-            .ok_or_else(|| anyhow!("--dir {dir:?}: no folder {name:?}"))?;
+    let table = build_table(&cfg, &state)?;
+    let path = crate::config::normalize_mount_path(mount).map_err(|e| anyhow!("mount {e}"))?;
+    let m = table.get(&path).cloned().ok_or_else(|| anyhow!("no mount {path} in {}", cfg.source_name))?;
+    if !m.caps().offline_download {
+        return Err(anyhow!("mount {path} (driver {}) has no offline download", m.drive.kind()));
     }
-    Ok(cur.id)
+    m.init().await.map_err(|e| anyhow!("mount {path}: {e}"))?;
+    Ok(m)
 }
 
 /// `pandav offline …`. Returns the exit code.
 pub async fn offline(cmd: OfflineCmd) -> Result<i32> {
     match cmd {
         OfflineCmd::Add { config, mount, urls, dir } => {
-            let d = offline_drive(&config, &mount).await?;
-            let wp = match &dir {
-                Some(p) => Some(resolve_dir(&d, p).await?),
-                None => None,
-            };
-            let res = d.offline_add(&urls, wp.as_deref()).await.map_err(|e| anyhow!("{e}"))?;
+            let m = one_mount(&config, &mount).await?;
+            let res = m.offline_add(&urls, dir.as_deref()).await.map_err(|e| anyhow!("{e}"))?;
             let mut failed = 0;
             for r in &res {
-                if r.ok {
-                    println!("added   {}  {}  {}", r.info_hash, r.name, r.url);
-                } else if r.exists {
+                if r.exists {
                     println!("exists  {}  {}  (task already exists)", r.info_hash, r.url);
+                } else if r.ok {
+                    println!("added   {}  {}  {}", r.info_hash, r.name, r.url);
                 } else {
                     failed += 1;
                     println!("failed  {}  {}", r.url, r.message);
@@ -501,8 +485,8 @@ pub async fn offline(cmd: OfflineCmd) -> Result<i32> {
             Ok(if failed > 0 { 1 } else { 0 })
         }
         OfflineCmd::List { config, mount } => {
-            let d = offline_drive(&config, &mount).await?;
-            let l = d.offline_list().await.map_err(|e| anyhow!("{e}"))?;
+            let m = one_mount(&config, &mount).await?;
+            let l = m.offline_list().await.map_err(|e| anyhow!("{e}"))?;
             println!("{:<12} {:>6} {:>14}  {:<40}  name", "status", "done", "size", "info_hash");
             for t in &l.tasks {
                 println!("{:<12} {:>5.1}% {:>14}  {:<40}  {}", t.status_text(), t.percent, t.size, t.info_hash, t.name);
@@ -515,8 +499,8 @@ pub async fn offline(cmd: OfflineCmd) -> Result<i32> {
             Ok(0)
         }
         OfflineCmd::Remove { config, mount, hashes, delete_files } => {
-            let d = offline_drive(&config, &mount).await?;
-            d.offline_remove(&hashes, delete_files).await.map_err(|e| anyhow!("{e}"))?;
+            let m = one_mount(&config, &mount).await?;
+            m.offline_remove(&hashes, delete_files).await.map_err(|e| anyhow!("{e}"))?;
             println!("removed {} task(s){}", hashes.len(), if delete_files { " and their files" } else { "" });
             Ok(0)
         }

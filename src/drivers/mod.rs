@@ -15,8 +15,8 @@ pub mod http;
 pub mod local;
 pub mod oss;
 pub mod p115;
-pub mod p115_share;
 pub mod p115_open;
+pub mod p115_share;
 
 /// What a driver gets besides its options.
 #[derive(Debug, Clone)]

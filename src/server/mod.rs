@@ -1,5 +1,6 @@
 //! The HTTP server: listeners, optional TLS, Basic auth, routing, request log.
 
+pub mod admin;
 pub mod auth;
 mod body;
 pub mod download;
@@ -118,6 +119,11 @@ impl App {
                     return r;
                 }
             }
+        }
+
+        if let Some(mount) = rest.strip_prefix(admin::OFFLINE_PREFIX) {
+            let mount = mount.to_string();
+            return admin::offline(&self.table, &ctx.user, &mount, req).await;
         }
 
         if let Some(r) = self.guard_roots(&req, &ctx) {

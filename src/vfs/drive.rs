@@ -79,6 +79,21 @@ pub trait Drive: Send + Sync + 'static {
         None
     }
 
+    /// Add URLs (magnet, http, ed2k…) as offline download tasks saving into `dir` (the
+    /// provider's default folder when `None`), for drives with `caps().offline_download`.
+    async fn offline_add(&self, _urls: &[String], _dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
+        Err(DriveError::Unsupported("offline download"))
+    }
+
+    async fn offline_list(&self) -> DriveResult<OfflineTasks> {
+        Err(DriveError::Unsupported("offline download"))
+    }
+
+    /// Remove tasks by info hash, and the files they downloaded when `delete_files`.
+    async fn offline_remove(&self, _hashes: &[String], _delete_files: bool) -> DriveResult<()> {
+        Err(DriveError::Unsupported("offline download"))
+    }
+
     async fn quota(&self) -> DriveResult<Option<Quota>> {
         Ok(None)
     }

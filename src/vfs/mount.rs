@@ -456,6 +456,39 @@ impl Mount {
         self.track(self.drive.read(entry, range).await)
     }
 
+    /// Offline download into the folder at `dir_rel` (the provider's default: `None`).
+    pub async fn offline_add(&self, urls: &[String], dir_rel: Option<&str>) -> DriveResult<Vec<OfflineAdded>> {
+        self.writable()?;
+        let dir = match dir_rel {
+            Some(rel) => {
+                let d = self.resolve(rel.trim_matches('/')).await?;
+                if !d.is_dir {
+                    return Err(DriveError::NotADirectory);
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let r = self.track(self.drive.offline_add(urls, dir.as_ref()).await);
+        if let Some(rel) = dir_rel {
+            self.invalidate(rel.trim_matches('/'));
+        }
+        r
+    }
+
+    pub async fn offline_list(&self) -> DriveResult<OfflineTasks> {
+        self.track(self.drive.offline_list().await)
+    }
+
+    pub async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
+        self.writable()?;
+        let r = self.track(self.drive.offline_remove(hashes, delete_files).await);
+        if delete_files {
+            self.invalidate_tree("");
+        }
+        r
+    }
+
     /// A download link for `entry` as `req`'s client, from the cache while it is valid.
     /// Concurrent requests for the same uncached link make one provider call.
     pub async fn link(&self, entry: &Entry, req: &LinkRequest) -> DriveResult<Link> {

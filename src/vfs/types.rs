@@ -119,3 +119,48 @@ pub struct Quota {
     pub used: u64,
     pub total: Option<u64>,
 }
+
+/// The outcome of adding one URL as an offline (cloud) download task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfflineAdded {
+    pub url: String,
+    pub ok: bool,
+    /// The provider already had this task (counted as success).
+    pub exists: bool,
+    pub info_hash: String,
+    pub name: String,
+    /// Why it failed, in words (empty on success).
+    pub message: String,
+}
+
+/// One offline (cloud) download task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfflineTask {
+    pub info_hash: String,
+    pub name: String,
+    pub url: String,
+    pub size: u64,
+    pub percent: f64,
+    /// -1 failed, 0 queued, 1 downloading, 2 done
+    pub status: i64,
+}
+
+impl OfflineTask {
+    pub fn status_text(&self) -> &'static str {
+        match self.status {
+            0 => "queued",
+            1 => "downloading",
+            2 => "done",
+            -1 => "failed",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Offline tasks and, when the provider says, the quota.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OfflineTasks {
+    pub tasks: Vec<OfflineTask>,
+    pub quota_total: Option<i64>,
+    pub quota_left: Option<i64>,
+}

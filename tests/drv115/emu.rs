@@ -489,3 +489,78 @@ async fn emu_delete_to_recycle_bin_or_permanently() {
     );
     assert!(e.emu.recycle_bin(UID).iter().any(|x| x.id == a), "and only it");
 }
+
+/// Offline download through the running server's admin endpoint and through the
+/// `pandav offline` command, both landing in the emulator's task list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emu_offline_admin_endpoint_and_cli() {
+    let e = E::new(Opts::default()).await;
+    e.emu.mkdir(UID, 0, "Downloads");
+    let cookie = e.cookie.clone();
+    let users = "[[users]]\nname = \"admin\"\npassword = \"pw\"\n[[users]]\nname = \"viewer\"\npassword = \"pw\"\nread_only = true\n";
+    let cfg = write_config(&e, &format!("cookie = {cookie:?}"), users);
+    let srv = serve(&cfg);
+    let api = format!("{}/-/offline/115", srv.url);
+    let magnet = "magnet:?xt=urn:btih:89abcdef0123456789abcdef0123456789abcdef";
+    let body = format!("{{\"urls\": [{magnet:?}], \"dir\": \"Downloads\"}}");
+
+    // No credentials, a read-only user, a bad body, an unknown mount: refused plainly.
+    let o = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", &body, &api]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "401");
+    let o = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-u", "viewer:pw", "-X", "POST", "-d", &body, &api]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "403");
+    let o = curl(&["-w", " %{http_code}", "-u", "admin:pw", "-X", "POST", "-d", "{\"urls\": 5}", &api]);
+    let so = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(so.ends_with(" 400") && so.contains("bad JSON"), "{so}");
+    let o = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-u", "admin:pw", &format!("{}/-/offline/nope", srv.url)]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
+
+    // Add, see it in the list (also as the read-only user), add again: "exists".
+    let o = curl(&["-w", " %{http_code}", "-u", "admin:pw", "-X", "POST", "-d", &body, &api]);
+    let so = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(so.ends_with(" 200") && so.contains("\"ok\":true"), "{so}");
+    assert_eq!(e.emu.offline_tasks(UID).len(), 1);
+    let o = curl(&["-u", "viewer:pw", &api]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list["tasks"].as_array().unwrap().len(), 1, "{list}");
+    let hash = list["tasks"][0]["info_hash"].as_str().unwrap().to_string();
+    let o = curl(&["-u", "admin:pw", "-X", "POST", "-d", &body, &api]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"exists\":true"));
+
+    // The CLI sees the same task (same state dir), then removes it.
+    let out =
+        std::process::Command::new(bin()).args(["offline", "list", "--config"]).arg(&cfg).arg("/115").output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && so.contains(&hash), "{so}{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(bin())
+        .args(["offline", "remove", "--config"])
+        .arg(&cfg)
+        .args(["/115", &hash])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(e.emu.offline_tasks(UID).is_empty());
+
+    // DELETE through the endpoint of a task added by the CLI.
+    let out = std::process::Command::new(bin())
+        .args(["offline", "add", "--config"])
+        .arg(&cfg)
+        .args(["/115", "https://example.com/c.iso"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let h = e.emu.offline_tasks(UID)[0].info_hash.clone();
+    let o = curl(&[
+        "-w",
+        " %{http_code}",
+        "-u",
+        "admin:pw",
+        "-X",
+        "DELETE",
+        "-d",
+        &format!("{{\"hashes\": [{h:?}]}}"),
+        &api,
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with(" 200"));
+    assert!(e.emu.offline_tasks(UID).is_empty());
+}
