@@ -11,6 +11,7 @@
 
 mod local;
 mod p115;
+mod p115open;
 mod rotating;
 mod scenarios;
 mod suite;
