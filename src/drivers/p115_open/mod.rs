@@ -522,6 +522,7 @@ impl Drive for Open115 {
     }
 
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
+        mount::check_name(name)?;
         let env = self
             .call(Req::post(
                 "/open/folder/add",
@@ -540,6 +541,7 @@ impl Drive for Open115 {
     }
 
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
+        mount::check_name(new_name)?;
         let parent = self.parent_of(&entry.id).await?;
         if parent.as_deref() != Some(new_parent.id.as_str()) {
             self.move_ids(&entry.id, &new_parent.id).await?;
@@ -554,6 +556,7 @@ impl Drive for Open115 {
     }
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
+        mount::check_name(new_name)?;
         let before: std::collections::HashSet<String> =
             self.list_id(&new_parent.id).await?.into_iter().map(|e| e.id).collect();
         self.call(Req::post(
@@ -593,6 +596,7 @@ impl Drive for Open115 {
     }
 
     async fn put(&self, parent: &Entry, name: &str, up: Upload) -> DriveResult<Entry> {
+        mount::check_name(name)?;
         // 115 keeps same-name files side by side (ref §7.6): upload first, then remove
         // the old one, so a failed upload leaves it intact.
         let old: Vec<Entry> = self.list_id(&parent.id).await?.into_iter().filter(|e| e.name == name).collect();
