@@ -542,6 +542,10 @@ impl Drive for Open115 {
 
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         mount::check_name(new_name)?;
+        // 115 keeps same-name items side by side (ref §7.6): refuse instead of making a twin.
+        if self.list_id(&new_parent.id).await?.iter().any(|e| e.name == new_name && e.id != entry.id) {
+            return Err(DriveError::Exists);
+        }
         let parent = self.parent_of(&entry.id).await?;
         if parent.as_deref() != Some(new_parent.id.as_str()) {
             self.move_ids(&entry.id, &new_parent.id).await?;
