@@ -50,11 +50,46 @@ pub struct RequestCtx {
     pub error: Arc<Mutex<Option<DriveError>>>,
     /// Set when an upload stored the `X-OC-Mtime` the client asked for.
     pub mtime_accepted: Arc<std::sync::atomic::AtomicBool>,
+    /// The folder `read_dir` listed during this request, so that the properties
+    /// dav-server asks for each child of a PROPFIND come from that listing instead of
+    /// resolving every child's path again (a stat per child on a local folder, a scan of
+    /// the cached listing per child on a cloud folder: quadratic in the folder's size).
+    listed: Arc<Mutex<Option<Listed>>>,
+}
+
+#[derive(Debug)]
+struct Listed {
+    /// `path_str` of the folder.
+    dir: String,
+    entries: Arc<Vec<Entry>>,
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 impl RequestCtx {
     pub fn new(user: Arc<User>, user_agent: String, ip: Option<IpAddr>, oc_mtime: Option<SystemTime>) -> RequestCtx {
-        RequestCtx { user, user_agent, ip, oc_mtime, error: Default::default(), mtime_accepted: Default::default() }
+        RequestCtx {
+            user,
+            user_agent,
+            ip,
+            oc_mtime,
+            error: Default::default(),
+            mtime_accepted: Default::default(),
+            listed: Default::default(),
+        }
+    }
+
+    fn remember_listing(&self, dir: String, entries: Arc<Vec<Entry>>) {
+        let by_name = entries.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
+        *self.listed.lock().unwrap() = Some(Listed { dir, entries, by_name });
+    }
+
+    /// `f` of the entry at `path` (a `path_str`) if this request listed its folder.
+    fn with_listed<T>(&self, path: &str, f: impl FnOnce(&Entry) -> T) -> Option<T> {
+        let (parent, name) = path.rsplit_once('/')?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let guard = self.listed.lock().unwrap();
+        let l = guard.as_ref().filter(|l| l.dir == parent)?;
+        l.by_name.get(name).map(|&i| f(&l.entries[i]))
     }
 
     /// Map a drive error to dav-server's status vocabulary, keeping the detail.
@@ -294,6 +329,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                 }
                 Target::Mount(m, rel) => {
                     let (_, list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
+                    ctx.remember_listing(path_str(path)?, Arc::clone(&list));
                     list.iter()
                         .map(|e| Box::new(DirEnt { name: e.name.clone(), meta: Meta::of(e) }) as Box<dyn DavDirEntry>)
                         .collect()
@@ -420,10 +456,11 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
             let p = path_str(path)?;
             let mut out = self.props.all(&p, do_content);
             if let Target::Mount(m, rel) = self.target(path, ctx)? {
-                let e = self.entry(&m, &rel, ctx).await?;
-                if let Some(c) = props::checksums_prop(&e, do_content) {
-                    out.push(c);
-                }
+                let c = match ctx.with_listed(&p, |e| props::checksums_prop(e, do_content)) {
+                    Some(c) => c,
+                    None => props::checksums_prop(&self.entry(&m, &rel, ctx).await?, do_content),
+                };
+                out.extend(c);
             }
             Ok(out)
         }
@@ -434,8 +471,12 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         async move {
             if props::is_checksums(&prop) {
                 if let Target::Mount(m, rel) = self.target(path, ctx)? {
-                    let e = self.entry(&m, &rel, ctx).await?;
-                    if let Some(xml) = props::checksums_prop(&e, true).and_then(|p| p.xml) {
+                    let p = path_str(path)?;
+                    let c = match ctx.with_listed(&p, |e| props::checksums_prop(e, true)) {
+                        Some(c) => c,
+                        None => props::checksums_prop(&self.entry(&m, &rel, ctx).await?, true),
+                    };
+                    if let Some(xml) = c.and_then(|p| p.xml) {
                         return Ok(xml);
                     }
                 }
