@@ -62,7 +62,8 @@ struct Listed {
     /// `path_str` of the folder.
     dir: String,
     entries: Arc<Vec<Entry>>,
-    by_name: std::collections::HashMap<String, usize>,
+    /// Positions in `entries`, sorted by name (4 bytes an entry, no copied names).
+    by_name: Vec<u32>,
 }
 
 impl RequestCtx {
@@ -79,7 +80,8 @@ impl RequestCtx {
     }
 
     fn remember_listing(&self, dir: String, entries: Arc<Vec<Entry>>) {
-        let by_name = entries.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
         *self.listed.lock().unwrap() = Some(Listed { dir, entries, by_name });
     }
 
@@ -89,7 +91,8 @@ impl RequestCtx {
         let parent = if parent.is_empty() { "/" } else { parent };
         let guard = self.listed.lock().unwrap();
         let l = guard.as_ref().filter(|l| l.dir == parent)?;
-        l.by_name.get(name).map(|&i| f(&l.entries[i]))
+        let at = l.by_name.binary_search_by(|&i| l.entries[i as usize].name.as_str().cmp(name)).ok()?;
+        Some(f(&l.entries[l.by_name[at] as usize]))
     }
 
     /// Map a drive error to dav-server's status vocabulary, keeping the detail.
@@ -187,6 +190,28 @@ impl DavDirEntry for DirEnt {
     }
     fn is_dir(&self) -> FsFuture<'_, bool> {
         let d = self.meta.is_dir;
+        async move { Ok(d) }.boxed()
+    }
+}
+
+/// Child `i` of a mount folder's listing, made as dav-server walks the folder, so a
+/// PROPFIND of a big folder holds the listing once rather than a copy of every name and
+/// its metadata as well.
+struct ListedEnt {
+    list: Arc<Vec<Entry>>,
+    i: usize,
+}
+
+impl DavDirEntry for ListedEnt {
+    fn name(&self) -> Vec<u8> {
+        self.list[self.i].name.as_bytes().to_vec()
+    }
+    fn metadata(&self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let m: Box<dyn DavMetaData> = Box::new(Meta::of(&self.list[self.i]));
+        async move { Ok(m) }.boxed()
+    }
+    fn is_dir(&self) -> FsFuture<'_, bool> {
+        let d = self.list[self.i].is_dir;
         async move { Ok(d) }.boxed()
     }
 }
@@ -307,7 +332,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         ctx: &'a RequestCtx,
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
-            let entries: Vec<Box<dyn DavDirEntry>> = match self.target(path, ctx)? {
+            match self.target(path, ctx)? {
                 Target::Virtual(dir) => {
                     let user = &ctx.user;
                     let mut out: Vec<Box<dyn DavDirEntry>> = vec![];
@@ -325,18 +350,19 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                         };
                         out.push(Box::new(DirEnt { name, meta: Meta { is_dir: true, ..meta } }));
                     }
-                    out
+                    let s: FsStream<Box<dyn DavDirEntry>> = Box::pin(stream::iter(out.into_iter().map(Ok)));
+                    Ok(s)
                 }
                 Target::Mount(m, rel) => {
                     let (_, list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
                     ctx.remember_listing(path_str(path)?, Arc::clone(&list));
-                    list.iter()
-                        .map(|e| Box::new(DirEnt { name: e.name.clone(), meta: Meta::of(e) }) as Box<dyn DavDirEntry>)
-                        .collect()
+                    let s: FsStream<Box<dyn DavDirEntry>> =
+                        Box::pin(stream::iter((0..list.len()).map(move |i| {
+                            Ok(Box::new(ListedEnt { list: Arc::clone(&list), i }) as Box<dyn DavDirEntry>)
+                        })));
+                    Ok(s)
                 }
-            };
-            let s: FsStream<Box<dyn DavDirEntry>> = Box::pin(stream::iter(entries.into_iter().map(Ok)));
-            Ok(s)
+            }
         }
         .boxed()
     }
