@@ -481,6 +481,7 @@ async fn run(secs: u64) -> Result<Table, String> {
     let mut child = Child::start(&up_url)?;
     let pd = child.url.clone();
     let idle_rss = vm_rss_mib(&child.pid()).unwrap_or(0.0);
+    eprintln!("[proxy] upstream {up_url}/blob, pandav {pd}/ (pid {})", child.pid());
     let direct = format!("{up_url}/blob");
     let proxied = format!("{pd}/proxy/big.bin");
     let redirect = format!("{pd}/redirect/big.bin");

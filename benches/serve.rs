@@ -71,6 +71,10 @@ struct Figures {
     range_p99: Duration,
     range_cpu_ms: f64,
     rss_start: f64,
+    /// Peak RSS during each phase (VmHWM reset at the start of the phase).
+    rss_propfind: f64,
+    rss_get: f64,
+    rss_range: f64,
     rss_peak: f64,
     note: String,
 }
@@ -404,19 +408,34 @@ async fn bench_ranges(s: &Server, big: &Path, f: &mut Figures) -> Result<(), Str
 
 async fn run_one(s: &Server, big: &Path, secs: u64) -> Figures {
     let mut f = Figures { rss_start: vm_rss_mib(&s.pid()).unwrap_or(0.0), ..Default::default() };
+    let pid = s.pid();
+    let mut peaks = vec![];
     eprintln!("[{}] PROPFIND Depth 1 on many/ for {secs} s…", s.name);
+    peaks.push(vm_hwm_mib(&pid).unwrap_or(0.0));
+    let reset = reset_hwm(&pid);
     if let Err(e) = bench_propfind(s, secs, &mut f).await {
         f.note += &format!("PROPFIND failed: {e}. ");
     }
+    f.rss_propfind = vm_hwm_mib(&pid).unwrap_or(0.0);
+    peaks.push(f.rss_propfind);
     eprintln!("[{}] GET big.bin…", s.name);
+    reset_hwm(&pid);
     if let Err(e) = bench_get(s, &mut f).await {
         f.note += &format!("GET failed: {e}. ");
     }
+    f.rss_get = vm_hwm_mib(&pid).unwrap_or(0.0);
+    peaks.push(f.rss_get);
     eprintln!("[{}] {RANGE_PAR} parallel range GETs × {RANGE_ROUNDS}…", s.name);
+    reset_hwm(&pid);
     if let Err(e) = bench_ranges(s, big, &mut f).await {
         f.note += &format!("range GETs failed: {e}. ");
     }
-    f.rss_peak = vm_hwm_mib(&s.pid()).unwrap_or(0.0);
+    f.rss_range = vm_hwm_mib(&pid).unwrap_or(0.0);
+    peaks.push(f.rss_range);
+    f.rss_peak = peaks.into_iter().fold(0.0, f64::max);
+    if !reset {
+        f.note += "could not reset VmHWM (clear_refs): per-phase peaks are cumulative. ";
+    }
     f
 }
 
@@ -506,7 +525,11 @@ fn main() {
     t.row("  MiB/s", c(&|f| format!("{:.0}", f.range_mib_s)));
     t.row("  p50 / p99 latency", c(&|f| format!("{} / {}", ms(f.range_p50), ms(f.range_p99))));
     t.row("  server CPU per batch", c(&|f| format!("{:.0} ms", f.range_cpu_ms)));
-    t.row("RSS at start / peak (VmHWM)", c(&|f| format!("{:.1} / {:.1} MiB", f.rss_start, f.rss_peak)));
+    t.row("peak RSS (VmHWM), whole run", c(&|f| format!("{:.1} MiB", f.rss_peak)));
+    t.row(
+        "  at start; PROPFIND / GET / ranges",
+        c(&|f| format!("{:.1}; {:.1} / {:.1} / {:.1}", f.rss_start, f.rss_propfind, f.rss_get, f.rss_range)),
+    );
     t.print();
     for (name, f) in cols.iter().zip(&results) {
         if !f.note.is_empty() {
