@@ -13,7 +13,8 @@
 //!
 //! Environment: `BENCH_PHASES=1,2,3,4,5` (which figures: 1 one stream, 2 64 streams,
 //! 3 redirects, 4 seek TTFB, 5 PROPFIND of a cached 10k folder), `BENCH_SECS=3` (length
-//! of the redirect and PROPFIND phases), `BENCH_LOG=info` (pandav's
+//! of the redirect and PROPFIND phases), `BENCH_HOLD=0` (seconds to keep the upstream and
+//! pandav up after the phases, for probing them with curl or perf), `BENCH_LOG=info` (pandav's
 //! tracing level; lines are formatted and thrown away, as a real daemon would pay for
 //! them; `off` to skip).
 
@@ -47,6 +48,9 @@ const REDIRECT_CLIENTS: usize = 4;
 const REDIRECT_MAX: usize = 200_000;
 const TTFB_SAMPLES: usize = 25;
 const FOLDER_FILES: usize = 10_000;
+/// The paced upstream's rate (a fast CDN seen from a home line: ~840 Mbit/s).
+const PACED_RATE: u64 = 100 << 20;
+const PACED_LEN: u64 = 256 << 20;
 const PROPFIND_MAX: usize = 200;
 const ALLPROP: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
 
@@ -65,12 +69,23 @@ fn pattern() -> Bytes {
 }
 
 /// Bytes `start..end` of the blob as a stream of zero-copy slices of the pattern.
-fn blob_stream(pattern: Bytes, start: u64, end: u64) -> impl futures_util::Stream<Item = Bytes> + Send {
+/// `rate`: bytes per second to hold the stream to (a far-away CDN), or unpaced.
+fn blob_stream(
+    pattern: Bytes,
+    start: u64,
+    end: u64,
+    rate: Option<u64>,
+) -> impl futures_util::Stream<Item = Bytes> + Send {
+    let t0 = tokio::time::Instant::now();
     futures_util::stream::unfold(start, move |pos| {
         let pattern = pattern.clone();
         async move {
             if pos >= end {
                 return None;
+            }
+            if let Some(rate) = rate {
+                let due = t0 + Duration::from_secs_f64((pos - start) as f64 / rate as f64);
+                tokio::time::sleep_until(due).await;
             }
             let at = (pos % PATTERN as u64) as usize;
             let n = CHUNK.min(PATTERN - at).min((end - pos) as usize);
@@ -93,7 +108,8 @@ impl Upstream {
                 .header(header::LOCATION, "http://127.0.0.1:9/elsewhere")
                 .body(empty())
                 .unwrap(),
-            "/blob" => {
+            "/blob" | "/paced" => {
+                let rate = (req.uri().path() == "/paced").then_some(PACED_RATE);
                 let range = req
                     .headers()
                     .get(header::RANGE)
@@ -117,7 +133,7 @@ impl Upstream {
                     r = r.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{BLOB_SIZE}", end - 1));
                 }
                 let body = http_body_util::StreamBody::new(
-                    blob_stream(self.pattern.clone(), start, end).map(|b| Ok(hyper::body::Frame::data(b))),
+                    blob_stream(self.pattern.clone(), start, end, rate).map(|b| Ok(hyper::body::Frame::data(b))),
                 );
                 r.body(body.boxed_unsync()).unwrap()
             }
@@ -186,12 +202,16 @@ impl Drive for BenchDrive {
                 .map(|i| file(format!("f{i}"), format!("file-{i:05}.dat"), 4096, Some(format!("{i:040x}"))))
                 .collect());
         }
-        Ok(vec![file("blob".into(), "big.bin".into(), BLOB_SIZE, None), Entry::dir("many", "many", mtime())])
+        Ok(vec![
+            file("blob".into(), "big.bin".into(), BLOB_SIZE, None),
+            file("paced".into(), "paced.bin".into(), BLOB_SIZE, None),
+            Entry::dir("many", "many", mtime()),
+        ])
     }
-    async fn link(&self, _file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
+    async fn link(&self, file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
         self.links.fetch_add(1, Ordering::Relaxed);
         Ok(Link {
-            url: format!("{}/blob", self.url),
+            url: format!("{}/{}", self.url, file.id),
             headers: vec![],
             expires_at: Some(SystemTime::now() + Duration::from_secs(7200)),
         })
@@ -474,6 +494,7 @@ fn init_tracing() {
 }
 
 async fn run(secs: u64) -> Result<Table, String> {
+    let hold: u64 = std::env::var("BENCH_HOLD").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let phases = std::env::var("BENCH_PHASES").unwrap_or_else(|_| "1,2,3,4,5".into());
     let want = |n: u32| phases.split(',').any(|p| p.trim() == n.to_string());
     let up = Arc::new(Upstream { pattern: pattern(), requests: AtomicU64::new(0) });
@@ -481,7 +502,7 @@ async fn run(secs: u64) -> Result<Table, String> {
     let mut child = Child::start(&up_url)?;
     let pd = child.url.clone();
     let idle_rss = vm_rss_mib(&child.pid()).unwrap_or(0.0);
-    eprintln!("[proxy] upstream {up_url}/blob, pandav {pd}/ (pid {})", child.pid());
+    eprintln!("[proxy] upstream {up_url}/blob, pandav {pd}/proxy/big.bin (pid {})", child.pid());
     let direct = format!("{up_url}/blob");
     let proxied = format!("{pd}/proxy/big.bin");
     let redirect = format!("{pd}/redirect/big.bin");
@@ -536,6 +557,21 @@ async fn run(secs: u64) -> Result<Table, String> {
                 format!("{:.2} s", cpu_per_gib.as_secs_f64()),
                 format!("≈ {:.0} MiB/s per core", 1024.0 / cpu_per_gib.as_secs_f64().max(1e-3)),
             ],
+        );
+
+        // The same with the upstream held to 100 MiB/s, as a real CDN is: does pandav in
+        // between keep the client at the upstream's pace?
+        eprintln!(
+            "[proxy] {} MiB from an upstream paced at {} MiB/s, direct and through pandav…",
+            PACED_LEN >> 20,
+            PACED_RATE >> 20
+        );
+        let (n, d) = read_all(&c, &format!("{up_url}/paced"), Some((0, PACED_LEN))).await?;
+        let (m, p) = read_all(&c, &format!("{pd}/proxy/paced.bin"), Some((0, PACED_LEN))).await?;
+        let (d, p) = (mib_s(n, d), mib_s(m, p));
+        t.row(
+            &format!("GET {} MiB, upstream paced at {} MiB/s: MiB/s", PACED_LEN >> 20, PACED_RATE >> 20),
+            vec![format!("{d:.1}"), format!("{p:.1}"), format!("{:.3}", p / d)],
         );
     }
 
@@ -654,6 +690,10 @@ async fn run(secs: u64) -> Result<Table, String> {
                 ),
             ],
         );
+    }
+    if hold > 0 {
+        eprintln!("[proxy] holding the servers up for {hold} s (BENCH_HOLD)…");
+        tokio::time::sleep(Duration::from_secs(hold)).await;
     }
     Ok(t)
 }
