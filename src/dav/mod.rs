@@ -50,11 +50,49 @@ pub struct RequestCtx {
     pub error: Arc<Mutex<Option<DriveError>>>,
     /// Set when an upload stored the `X-OC-Mtime` the client asked for.
     pub mtime_accepted: Arc<std::sync::atomic::AtomicBool>,
+    /// The folder `read_dir` listed during this request, so that the properties
+    /// dav-server asks for each child of a PROPFIND come from that listing instead of
+    /// resolving every child's path again (a stat per child on a local folder, a scan of
+    /// the cached listing per child on a cloud folder: quadratic in the folder's size).
+    listed: Arc<Mutex<Option<Listed>>>,
+}
+
+#[derive(Debug)]
+struct Listed {
+    /// `path_str` of the folder.
+    dir: String,
+    entries: Arc<Vec<Entry>>,
+    /// Positions in `entries`, sorted by name (4 bytes an entry, no copied names).
+    by_name: Vec<u32>,
 }
 
 impl RequestCtx {
     pub fn new(user: Arc<User>, user_agent: String, ip: Option<IpAddr>, oc_mtime: Option<SystemTime>) -> RequestCtx {
-        RequestCtx { user, user_agent, ip, oc_mtime, error: Default::default(), mtime_accepted: Default::default() }
+        RequestCtx {
+            user,
+            user_agent,
+            ip,
+            oc_mtime,
+            error: Default::default(),
+            mtime_accepted: Default::default(),
+            listed: Default::default(),
+        }
+    }
+
+    fn remember_listing(&self, dir: String, entries: Arc<Vec<Entry>>) {
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
+        *self.listed.lock().unwrap() = Some(Listed { dir, entries, by_name });
+    }
+
+    /// `f` of the entry at `path` (a `path_str`) if this request listed its folder.
+    fn with_listed<T>(&self, path: &str, f: impl FnOnce(&Entry) -> T) -> Option<T> {
+        let (parent, name) = path.rsplit_once('/')?;
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let guard = self.listed.lock().unwrap();
+        let l = guard.as_ref().filter(|l| l.dir == parent)?;
+        let at = l.by_name.binary_search_by(|&i| l.entries[i as usize].name.as_str().cmp(name)).ok()?;
+        Some(f(&l.entries[l.by_name[at] as usize]))
     }
 
     /// Map a drive error to dav-server's status vocabulary, keeping the detail.
@@ -152,6 +190,28 @@ impl DavDirEntry for DirEnt {
     }
     fn is_dir(&self) -> FsFuture<'_, bool> {
         let d = self.meta.is_dir;
+        async move { Ok(d) }.boxed()
+    }
+}
+
+/// Child `i` of a mount folder's listing, made as dav-server walks the folder, so a
+/// PROPFIND of a big folder holds the listing once rather than a copy of every name and
+/// its metadata as well.
+struct ListedEnt {
+    list: Arc<Vec<Entry>>,
+    i: usize,
+}
+
+impl DavDirEntry for ListedEnt {
+    fn name(&self) -> Vec<u8> {
+        self.list[self.i].name.as_bytes().to_vec()
+    }
+    fn metadata(&self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let m: Box<dyn DavMetaData> = Box::new(Meta::of(&self.list[self.i]));
+        async move { Ok(m) }.boxed()
+    }
+    fn is_dir(&self) -> FsFuture<'_, bool> {
+        let d = self.list[self.i].is_dir;
         async move { Ok(d) }.boxed()
     }
 }
@@ -272,7 +332,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         ctx: &'a RequestCtx,
     ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
         async move {
-            let entries: Vec<Box<dyn DavDirEntry>> = match self.target(path, ctx)? {
+            match self.target(path, ctx)? {
                 Target::Virtual(dir) => {
                     let user = &ctx.user;
                     let mut out: Vec<Box<dyn DavDirEntry>> = vec![];
@@ -290,17 +350,19 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                         };
                         out.push(Box::new(DirEnt { name, meta: Meta { is_dir: true, ..meta } }));
                     }
-                    out
+                    let s: FsStream<Box<dyn DavDirEntry>> = Box::pin(stream::iter(out.into_iter().map(Ok)));
+                    Ok(s)
                 }
                 Target::Mount(m, rel) => {
                     let (_, list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
-                    list.iter()
-                        .map(|e| Box::new(DirEnt { name: e.name.clone(), meta: Meta::of(e) }) as Box<dyn DavDirEntry>)
-                        .collect()
+                    ctx.remember_listing(path_str(path)?, Arc::clone(&list));
+                    let s: FsStream<Box<dyn DavDirEntry>> =
+                        Box::pin(stream::iter((0..list.len()).map(move |i| {
+                            Ok(Box::new(ListedEnt { list: Arc::clone(&list), i }) as Box<dyn DavDirEntry>)
+                        })));
+                    Ok(s)
                 }
-            };
-            let s: FsStream<Box<dyn DavDirEntry>> = Box::pin(stream::iter(entries.into_iter().map(Ok)));
-            Ok(s)
+            }
         }
         .boxed()
     }
@@ -420,10 +482,11 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
             let p = path_str(path)?;
             let mut out = self.props.all(&p, do_content);
             if let Target::Mount(m, rel) = self.target(path, ctx)? {
-                let e = self.entry(&m, &rel, ctx).await?;
-                if let Some(c) = props::checksums_prop(&e, do_content) {
-                    out.push(c);
-                }
+                let c = match ctx.with_listed(&p, |e| props::checksums_prop(e, do_content)) {
+                    Some(c) => c,
+                    None => props::checksums_prop(&self.entry(&m, &rel, ctx).await?, do_content),
+                };
+                out.extend(c);
             }
             Ok(out)
         }
@@ -434,8 +497,12 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         async move {
             if props::is_checksums(&prop) {
                 if let Target::Mount(m, rel) = self.target(path, ctx)? {
-                    let e = self.entry(&m, &rel, ctx).await?;
-                    if let Some(xml) = props::checksums_prop(&e, true).and_then(|p| p.xml) {
+                    let p = path_str(path)?;
+                    let c = match ctx.with_listed(&p, |e| props::checksums_prop(e, true)) {
+                        Some(c) => c,
+                        None => props::checksums_prop(&self.entry(&m, &rel, ctx).await?, true),
+                    };
+                    if let Some(xml) = c.and_then(|p| p.xml) {
                         return Ok(xml);
                     }
                 }
