@@ -52,9 +52,32 @@ pub struct Health {
 
 type Listing = Arc<Vec<Entry>>;
 
+/// A folder listing with an index by name, so resolving every child of a large folder
+/// is linear, not quadratic.
+struct Cached {
+    at: Instant,
+    list: Listing,
+    by_name: std::collections::HashMap<String, usize>,
+}
+
+impl Cached {
+    fn new(list: Listing) -> Cached {
+        let mut by_name = std::collections::HashMap::with_capacity(list.len());
+        for (i, e) in list.iter().enumerate() {
+            // Providers that allow two items of one name (115) resolve to the first.
+            by_name.entry(e.name.clone()).or_insert(i);
+        }
+        Cached { at: Instant::now(), list, by_name }
+    }
+
+    fn find(&self, name: &str) -> DriveResult<Entry> {
+        self.by_name.get(name).map(|&i| self.list[i].clone()).ok_or(DriveError::NotFound)
+    }
+}
+
 #[derive(Default)]
 struct DirSlot {
-    cached: tokio::sync::Mutex<Option<(Instant, Listing)>>,
+    cached: tokio::sync::Mutex<Option<Arc<Cached>>>,
 }
 
 /// A download link cached until shortly before it expires.
@@ -292,9 +315,9 @@ impl Mount {
     async fn child(&self, parent_rel: &str, parent: &Entry, name: &str) -> DriveResult<Entry> {
         if let Some(slot) = self.dirs.get(parent_rel).map(|s| Arc::clone(&s)) {
             if let Ok(guard) = slot.cached.try_lock() {
-                if let Some((at, list)) = guard.as_ref() {
-                    if at.elapsed() < self.opts.cache_ttl || is_probe_name(name) {
-                        return find(list, name);
+                if let Some(c) = guard.as_ref() {
+                    if c.at.elapsed() < self.opts.cache_ttl || is_probe_name(name) {
+                        return c.find(name);
                     }
                 }
             }
@@ -302,23 +325,22 @@ impl Mount {
         if self.caps.fast_lookup {
             return self.track(self.drive.lookup(parent, name).await)?.ok_or(DriveError::NotFound);
         }
-        let list = self.listing(parent_rel, parent).await?;
-        find(&list, name)
+        self.listing(parent_rel, parent).await?.find(name)
     }
 
     /// The children of a folder, from the cache while fresh. One listing at a time per
     /// folder: concurrent callers wait for the first one's answer.
-    async fn listing(&self, rel: &str, dir: &Entry) -> DriveResult<Listing> {
+    async fn listing(&self, rel: &str, dir: &Entry) -> DriveResult<Arc<Cached>> {
         let slot = Arc::clone(&self.dirs.entry(rel.to_string()).or_default());
         let mut guard = slot.cached.lock().await;
-        if let Some((at, list)) = guard.as_ref() {
-            if at.elapsed() < self.opts.cache_ttl {
-                return Ok(Arc::clone(list));
+        if let Some(c) = guard.as_ref() {
+            if c.at.elapsed() < self.opts.cache_ttl {
+                return Ok(Arc::clone(c));
             }
         }
-        let list = Arc::new(self.track(self.drive.list(dir).await)?);
-        *guard = Some((Instant::now(), Arc::clone(&list)));
-        Ok(list)
+        let c = Arc::new(Cached::new(Arc::new(self.track(self.drive.list(dir).await)?)));
+        *guard = Some(Arc::clone(&c));
+        Ok(c)
     }
 
     pub async fn list(&self, rel: &str) -> DriveResult<(Entry, Listing)> {
@@ -326,7 +348,7 @@ impl Mount {
         if !dir.is_dir {
             return Err(DriveError::NotADirectory);
         }
-        let list = self.listing(rel, &dir).await?;
+        let list = Arc::clone(&self.listing(rel, &dir).await?.list);
         Ok((dir, list))
     }
 
@@ -507,6 +529,3 @@ impl Mount {
     }
 }
 
-fn find(list: &[Entry], name: &str) -> DriveResult<Entry> {
-    list.iter().find(|e| e.name == name).cloned().ok_or(DriveError::NotFound)
-}
