@@ -129,10 +129,7 @@ async fn run() {
     m.init().await.unwrap();
 
     // ---------------------------------------------------------------- listing
-    println!(
-        "\n== listing /big ({n_files} files), page_size {} ==",
-        page_size.as_deref().unwrap_or("default (1000)")
-    );
+    println!("\n== listing /big ({n_files} files), page_size {} ==", page_size.as_deref().unwrap_or("default (1000)"));
     emu.reset_counters();
     let t = Instant::now();
     let (_, l) = m.list("big").await.unwrap();
@@ -250,8 +247,5 @@ async fn run() {
         println!("  emu upload log: {l}");
     }
     let stored = emu.list_children(UID, emu.find_path(UID, "/up").unwrap());
-    println!(
-        "  stored: {:?} size {} sha1 {}",
-        stored[0].name, stored[0].size, stored[0].sha1
-    );
+    println!("  stored: {:?} size {} sha1 {}", stored[0].name, stored[0].size, stored[0].sha1);
 }

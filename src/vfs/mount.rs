@@ -528,4 +528,3 @@ impl Mount {
         LinkSource { drive: Arc::clone(&self.drive), cache: Arc::clone(&self.links), path: self.opts.path.clone() }
     }
 }
-

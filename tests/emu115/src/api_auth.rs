@@ -10,10 +10,10 @@ use crate::Inner;
 
 /// 1x1 PNG (the QR image is not rendered; clients only need *a* PNG).
 const PNG_1X1: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x01,
-    0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41,
-    0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49,
-    0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00,
+    0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
 pub async fn route(inner: &Arc<Inner>, req: &Req) -> Reply {
@@ -39,7 +39,9 @@ pub async fn route(inner: &Arc<Inner>, req: &Req) -> Reply {
         "appversion.115.com" => {
             let v = inner.st().opts.min_app_version.clone().unwrap_or_else(|| "35.6.0.3".into());
             let e = json!({"version_code": v, "version_url": "", "created_time": 1700000000});
-            Reply::json(&json!({"state": true, "error": "", "errno": 0, "data": {"win": e, "mac": e, "linux": e, "android": e, "ios": e}}))
+            Reply::json(
+                &json!({"state": true, "error": "", "errno": 0, "data": {"win": e, "mac": e, "linux": e, "android": e, "ios": e}}),
+            )
         }
         _ => Reply::not_found(),
     }
@@ -54,7 +56,18 @@ fn token(inner: &Arc<Inner>, app: &str) -> Reply {
     let uid = crate::util::rand_hex(20);
     let time = st.now();
     let sign = crate::util::rand_hex(20);
-    st.qr.insert(uid.clone(), Qr { app: app.to_string(), time, sign: sign.clone(), status: 0, user: None, consumed: false, force_expired: false });
+    st.qr.insert(
+        uid.clone(),
+        Qr {
+            app: app.to_string(),
+            time,
+            sign: sign.clone(),
+            status: 0,
+            user: None,
+            consumed: false,
+            force_expired: false,
+        },
+    );
     Reply::json(&json!({"state": 1, "code": 0, "message": "", "errno": 0, "error": "",
         "data": {"uid": uid, "time": time, "sign": sign, "qrcode": format!("https://115.com/scan/dg-{uid}")}}))
 }
@@ -104,8 +117,10 @@ async fn status(inner: &Arc<Inner>, req: &Req) -> Reply {
     }
     if s == -1 {
         // §1.2.3: an expired token carries 40199002 in the envelope as well as status -1.
-        return Reply::json(&json!({"state": 0, "code": 40199002, "message": "二维码已过期", "errno": 40199002, "error": "二维码已过期",
-                                   "data": {"msg": "二维码已过期", "status": -1, "version": ""}}));
+        return Reply::json(
+            &json!({"state": 0, "code": 40199002, "message": "二维码已过期", "errno": 40199002, "error": "二维码已过期",
+                                   "data": {"msg": "二维码已过期", "status": -1, "version": ""}}),
+        );
     }
     let msg = match s {
         1 => "扫码成功",
@@ -193,8 +208,10 @@ fn check_sso(inner: &Arc<Inner>, req: &Req) -> Reply {
     let st = inner.st();
     match st.session_for(&req.cookies()) {
         // §1.3: success is state == 0 on this endpoint.
-        Some(s) => Reply::json(&json!({"state": 0, "code": 0, "data": {"expire": st.now() + 86400 * 30, "link": "", "user_id": s.user_id},
-                                        "check_ssd": true, "errno": 0, "error": "", "message": ""})),
+        Some(s) => Reply::json(
+            &json!({"state": 0, "code": 0, "data": {"expire": st.now() + 86400 * 30, "link": "", "user_id": s.user_id},
+                                        "check_ssd": true, "errno": 0, "error": "", "message": ""}),
+        ),
         // STRICT [inferred]: logged out → non-zero state with 40101032 (§1.4).
         None => Reply::json(&json!({"state": 1, "code": 40101032, "data": {}, "check_ssd": false, "errno": 40101032,
                                      "error": "请重新登录", "message": "请重新登录"})),
@@ -211,7 +228,9 @@ fn my(inner: &Arc<Inner>, req: &Req) -> Reply {
     };
     let name = st.users.get(&sess.user_id).map(|u| u.name.clone()).unwrap_or_default();
     let v: Value = match (ct, ac) {
-        ("guide", "status") => json!({"state": true, "error": "", "errno": 0, "data": {"user_id": sess.user_id, "ssoent": sess.ssoent}}),
+        ("guide", "status") => {
+            json!({"state": true, "error": "", "errno": 0, "data": {"user_id": sess.user_id, "ssoent": sess.ssoent}})
+        }
         ("ajax", "nav") => json!({"state": true, "error": "", "errno": 0, "data": {
             "user_id": sess.user_id, "user_name": name, "face": "https://face.115.com/m.jpg", "vip": 1,
             "expire": st.now() + 86400 * 365, "forever": 0, "global": 0, "is_privilege": true,

@@ -13,15 +13,21 @@ pub fn m115_request(st: &State, req: &Req) -> Result<(Value, [u8; 16]), Reply> {
     // STRICT: `t` (unix seconds) is required on the m115 endpoints (§0.3).
     let t_ok = req.q.get("t").map(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).unwrap_or(false);
     if !t_ok {
-        return Err(Reply::json(&json!({"state": false, "msg": "参数错误", "errno": 1001, "error": "参数错误", "data": []})));
+        return Err(Reply::json(
+            &json!({"state": false, "msg": "参数错误", "errno": 1001, "error": "参数错误", "data": []}),
+        ));
     }
     let Some(data) = req.form.get("data") else {
-        return Err(Reply::json(&json!({"state": false, "msg": "参数错误", "errno": 1001, "error": "参数错误", "data": []})));
+        return Err(Reply::json(
+            &json!({"state": false, "msg": "参数错误", "errno": 1001, "error": "参数错误", "data": []}),
+        ));
     };
-    let (plain, k) = crate::m115::server_decode(&st.rsa, data)
-        .map_err(|_| Reply::json(&json!({"state": false, "msg": "参数错误", "errno": 1001, "error": "参数错误", "data": []})))?;
-    let v: Value = serde_json::from_slice(&plain)
-        .map_err(|_| Reply::json(&json!({"state": false, "msg": "参数错误", "errno": 1001, "error": "参数错误", "data": []})))?;
+    let (plain, k) = crate::m115::server_decode(&st.rsa, data).map_err(|_| {
+        Reply::json(&json!({"state": false, "msg": "参数错误", "errno": 1001, "error": "参数错误", "data": []}))
+    })?;
+    let v: Value = serde_json::from_slice(&plain).map_err(|_| {
+        Reply::json(&json!({"state": false, "msg": "参数错误", "errno": 1001, "error": "参数错误", "data": []}))
+    })?;
     Ok((v, k))
 }
 
@@ -30,7 +36,14 @@ fn pct(s: &str) -> String {
 }
 
 /// Mint a CDN link bound to `ua` (§3.5). Returns the URL.
-pub fn mint_link(st: &mut State, base: &str, user_id: u64, n: &Node, ua: Option<String>, cookie: &(String, String)) -> String {
+pub fn mint_link(
+    st: &mut State,
+    base: &str,
+    user_id: u64,
+    n: &Node,
+    ua: Option<String>,
+    cookie: &(String, String),
+) -> String {
     let token = crate::util::rand_hex(16);
     let expires = st.now() + st.opts.link_ttl.as_secs() as i64;
     let require_cookie = st.opts.link_require_cookie;
@@ -86,7 +99,9 @@ pub fn chrome_downurl(inner: &Arc<Inner>, req: &Req) -> Reply {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let e = |code: i64, msg: &str| Reply::json(&json!({"state": false, "msg": msg, "errno": code, "error": msg, "data": []}));
+    let e = |code: i64, msg: &str| {
+        Reply::json(&json!({"state": false, "msg": msg, "errno": code, "error": msg, "data": []}))
+    };
     if pcs.is_empty() {
         return e(50001, "提取码不能为空");
     }
@@ -101,7 +116,10 @@ pub fn chrome_downurl(inner: &Arc<Inner>, req: &Req) -> Reply {
             return e(50015, "文件不存在或已删除。");
         }
         if n.is_dir {
-            out.insert(n.id.to_string(), json!({"file_name": n.name, "file_size": "0", "pick_code": n.pc, "sha1": "", "url": false}));
+            out.insert(
+                n.id.to_string(),
+                json!({"file_name": n.name, "file_size": "0", "pick_code": n.pc, "sha1": "", "url": false}),
+            );
             continue;
         }
         if let Some(max) = st.opts.downurl_max_size {
@@ -118,7 +136,8 @@ pub fn chrome_downurl(inner: &Arc<Inner>, req: &Req) -> Reply {
     }
     let plain = serde_json::to_vec(&Value::Object(out)).unwrap();
     let data = crate::m115::server_encode(&st.rsa, &plain, &k);
-    Reply::json(&json!({"state": true, "msg": "", "errno": 0, "error": "", "data": data})).header("set-cookie", &set_cookie_header(&cookie))
+    Reply::json(&json!({"state": true, "msg": "", "errno": 0, "error": "", "data": data}))
+        .header("set-cookie", &set_cookie_header(&cookie))
 }
 
 fn forbidden(msg: &str) -> Reply {
@@ -165,9 +184,12 @@ pub fn cdn(inner: &Arc<Inner>, req: &Req) -> Reply {
     };
     match parse_range(req.header("range"), len) {
         RangeReq::Full => common(Reply::raw(200, "application/octet-stream", data)),
-        RangeReq::Unsatisfiable => common(Reply::raw(416, "text/html", "416 Requested Range Not Satisfiable")).header("content-range", &format!("bytes */{len}")),
-        RangeReq::Part(a, b) => common(Reply::raw(206, "application/octet-stream", data.slice(a as usize..=b as usize)))
-            .header("content-range", &format!("bytes {a}-{b}/{len}")),
+        RangeReq::Unsatisfiable => common(Reply::raw(416, "text/html", "416 Requested Range Not Satisfiable"))
+            .header("content-range", &format!("bytes */{len}")),
+        RangeReq::Part(a, b) => {
+            common(Reply::raw(206, "application/octet-stream", data.slice(a as usize..=b as usize)))
+                .header("content-range", &format!("bytes {a}-{b}/{len}"))
+        }
     }
 }
 

@@ -325,7 +325,11 @@ fn try_busy(st: &mut State, uid: u64, kind: &'static str) -> Result<(), Reply> {
     let now = st.now_ms();
     if let Some((_, until, k)) = st.busy.get(&uid) {
         if *until > now {
-            let (code, verb) = if *k == "move" || kind == "move" { (990019, "移动") } else { (990009, if kind == "delete" { "删除" } else { "复制" }) };
+            let (code, verb) = if *k == "move" || kind == "move" {
+                (990019, "移动")
+            } else {
+                (990009, if kind == "delete" { "删除" } else { "复制" })
+            };
             return Err(Reply::json(&err("errno", code, &format!("{verb}[...]操作尚未执行完成，请稍后再试！"))));
         }
     }
@@ -393,7 +397,9 @@ async fn rename(inner: &Arc<Inner>, req: &Req) -> Reply {
         }
     }
     // Error codes arrive as numeric strings on this endpoint (§0.4 quirk).
-    let e = |code: i64, msg: &str| Reply::json(&json!({"state": false, "error": msg, "errno": code.to_string(), "errtype": "war"}));
+    let e = |code: i64, msg: &str| {
+        Reply::json(&json!({"state": false, "error": msg, "errno": code.to_string(), "errtype": "war"}))
+    };
     if items.is_empty() {
         return e(1001, "参数错误");
     }
@@ -410,7 +416,9 @@ async fn rename(inner: &Arc<Inner>, req: &Req) -> Reply {
                 return e(c, m);
             }
             let clash = st.children(uid, n.parent).iter().any(|s| s.is_dir && s.id != n.id && &s.name == name)
-                || plan.iter().any(|(pid, pn)| pn == name && st.nodes.get(pid).map(|p| p.is_dir && p.parent == n.parent).unwrap_or(false));
+                || plan.iter().any(|(pid, pn)| {
+                    pn == name && st.nodes.get(pid).map(|p| p.is_dir && p.parent == n.parent).unwrap_or(false)
+                });
             if clash {
                 return e(20004, "该目录名称已存在。");
             }
@@ -442,7 +450,8 @@ async fn move_copy(inner: &Arc<Inner>, req: &Req, is_move: bool) -> Reply {
         };
         uid = u;
         let pid = req.param("pid").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let fids: Vec<u64> = req.form.array("fid").iter().chain(req.q.array("fid").iter()).filter_map(|s| s.parse().ok()).collect();
+        let fids: Vec<u64> =
+            req.form.array("fid").iter().chain(req.q.array("fid").iter()).filter_map(|s| s.parse().ok()).collect();
         if fids.is_empty() {
             return Reply::json(&err("errno", 990002, "参数错误"));
         }
@@ -485,7 +494,8 @@ async fn move_copy(inner: &Arc<Inner>, req: &Req, is_move: bool) -> Reply {
             for f in &fids {
                 let mut ids = st.descendants(*f);
                 ids.push(*f);
-                need += ids.iter().filter(|i| st.alive(**i)).filter_map(|i| st.nodes.get(i)).map(|n| n.size).sum::<u64>();
+                need +=
+                    ids.iter().filter(|i| st.alive(**i)).filter_map(|i| st.nodes.get(i)).map(|n| n.size).sum::<u64>();
             }
             let total = st.users.get(&uid).map(|u| u.space_total).unwrap_or(0);
             if st.used_space(uid) + need > total {
@@ -555,7 +565,9 @@ fn rb_list(inner: &Arc<Inner>, req: &Req) -> Reply {
                    "pick_code": n.pc, "sha1": n.sha1})
         })
         .collect();
-    Reply::json(&json!({"state": true, "error": "", "errno": 0, "count": v.len(), "offset": offset, "page_size": limit, "data": data}))
+    Reply::json(
+        &json!({"state": true, "error": "", "errno": 0, "count": v.len(), "offset": offset, "page_size": limit, "data": data}),
+    )
 }
 
 async fn rb_revert(inner: &Arc<Inner>, req: &Req) -> Reply {

@@ -24,8 +24,10 @@ pub fn route(inner: &Arc<Inner>, req: &Req) -> Reply {
                 return not_logged_99(req, true);
             };
             let u = &st.users[&uid];
-            Reply::json(&json!({"state": true, "errno": 0, "error": "", "count": u.offline_quota_total, "surplus": u.offline_quota_left,
-                                "used": u.offline_quota_total - u.offline_quota_left}))
+            Reply::json(
+                &json!({"state": true, "errno": 0, "error": "", "count": u.offline_quota_total, "surplus": u.offline_quota_left,
+                                "used": u.offline_quota_total - u.offline_quota_left}),
+            )
         }
         _ => Reply::not_found(),
     }
@@ -58,7 +60,10 @@ fn parse_link(url: &str) -> Option<(String, String, u64)> {
     let lower = u.to_ascii_lowercase();
     if lower.starts_with("magnet:?") {
         let q = crate::util::Params::parse(&u.as_bytes()[8..]);
-        let xt = q.0.iter().find(|(k, v)| k == "xt" && v.to_ascii_lowercase().starts_with("urn:btih:")).map(|(_, v)| v[9..].to_string())?;
+        let xt =
+            q.0.iter()
+                .find(|(k, v)| k == "xt" && v.to_ascii_lowercase().starts_with("urn:btih:"))
+                .map(|(_, v)| v[9..].to_string())?;
         let hash = if xt.len() == 40 && xt.bytes().all(|b| b.is_ascii_hexdigit()) {
             xt.to_ascii_lowercase()
         } else if xt.len() == 32 {
@@ -139,7 +144,8 @@ fn add(inner: &Arc<Inner>, req: &Req) -> Reply {
         idx.sort();
         idx.into_iter().map(|(_, u)| u).collect()
     };
-    let outer_err = |code: i64, msg: &str| Reply::json(&json!({"state": false, "errno": code, "error": msg, "errcode": code}));
+    let outer_err =
+        |code: i64, msg: &str| Reply::json(&json!({"state": false, "errno": code, "error": msg, "errcode": code}));
     if urls.is_empty() {
         return outer_err(10004, "错误的链接");
     }
@@ -154,7 +160,9 @@ fn add(inner: &Arc<Inner>, req: &Req) -> Reply {
     let mut results = Vec::new();
     for url in &urls {
         let r = match parse_link(url) {
-            None => json!({"state": false, "errno": 10004, "errcode": 10004, "errtype": "war", "info_hash": "", "name": "", "url": url, "error_msg": "错误的链接"}),
+            None => {
+                json!({"state": false, "errno": 10004, "errcode": 10004, "errtype": "war", "info_hash": "", "name": "", "url": url, "error_msg": "错误的链接"})
+            }
             Some((hash, name, size)) => {
                 if st.tasks.iter().any(|t| t.user_id == uid && t.info_hash == hash) {
                     json!({"state": false, "errno": 10008, "errcode": 10008, "errtype": "war", "info_hash": hash, "name": name, "url": url, "error_msg": "任务已存在"})
@@ -181,11 +189,8 @@ fn add(inner: &Arc<Inner>, req: &Req) -> Reply {
         };
         results.push(r);
     }
-    let decoded = if single {
-        results.remove(0)
-    } else {
-        json!({"state": true, "errno": 0, "errcode": 0, "result": results})
-    };
+    let decoded =
+        if single { results.remove(0) } else { json!({"state": true, "errno": 0, "errcode": 0, "result": results}) };
     let data = crate::m115::server_encode(&st.rsa, &serde_json::to_vec(&decoded).unwrap(), &k);
     Reply::json(&json!({"state": true, "errno": 0, "error": "", "data": data}))
 }
@@ -226,8 +231,10 @@ fn list(inner: &Arc<Inner>, req: &Req) -> Reply {
         })
         .collect();
     let u = &st.users[&uid];
-    Reply::json(&json!({"state": true, "errno": 0, "error": "", "page": page, "page_count": page_count, "page_row": row,
-                        "count": count, "total": u.offline_quota_total, "quota": u.offline_quota_left, "tasks": items}))
+    Reply::json(
+        &json!({"state": true, "errno": 0, "error": "", "page": page, "page_count": page_count, "page_row": row,
+                        "count": count, "total": u.offline_quota_total, "quota": u.offline_quota_left, "tasks": items}),
+    )
 }
 
 fn remove_tasks(st: &mut State, uid: u64, pred: impl Fn(&Task) -> bool, delete_files: bool) {

@@ -160,7 +160,9 @@ pub fn app_downurl(inner: &Arc<Inner>, req: &Req) -> Reply {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let g = |key: &str| v.get(key).map(|x| x.as_str().map(|s| s.to_string()).unwrap_or_else(|| x.to_string())).unwrap_or_default();
+    let g = |key: &str| {
+        v.get(key).map(|x| x.as_str().map(|s| s.to_string()).unwrap_or_else(|| x.to_string())).unwrap_or_default()
+    };
     let (code, recv, fid) = (g("share_code"), g("receive_code"), g("file_id"));
     let s = match resolve(&st, &code, &recv, Some(uid)) {
         Ok(s) => s.clone(),
@@ -209,7 +211,9 @@ fn web_downurl(inner: &Arc<Inner>, req: &Req) -> Reply {
         Err(r) => return r,
     };
     if n.is_dir {
-        return Reply::json(&json!({"state": true, "data": {"fid": sid(n.id), "fn": n.name, "fs": "-1", "url": false}}));
+        return Reply::json(
+            &json!({"state": true, "data": {"fid": sid(n.id), "fn": n.name, "fs": "-1", "url": false}}),
+        );
     }
     if n.size > st.opts.share_web_downurl_max {
         return Reply::json(&err("errno", 50028, "文件大小超出限制，请使用115电脑端下载"));

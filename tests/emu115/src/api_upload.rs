@@ -197,7 +197,10 @@ fn handle_init(st: &mut State, f: &Params) -> Value {
             let maxlen = (filesize - start).min(128 * 1024);
             let end = start + rng.gen_range(1..=maxlen) - 1;
             let sk = rand_hex(6);
-            st.sign_checks.insert(sk.clone(), crate::state::SignCheck { user_id: uid, fileid: fileid.clone(), start, end, issued: now });
+            st.sign_checks.insert(
+                sk.clone(),
+                crate::state::SignCheck { user_id: uid, fileid: fileid.clone(), start, end, issued: now },
+            );
             return json!({"request": "", "status": 7, "statuscode": 701, "statusmsg": "", "pickcode": "", "target": target,
                           "version": "4.1", "sign_key": sk, "sign_check": format!("{start}-{end}")});
         }
@@ -209,7 +212,17 @@ fn handle_init(st: &mut State, f: &Params) -> Value {
     let object = format!("u1/{uid}/{}", rand_hex(16));
     st.pending.insert(
         object.clone(),
-        PendingUpload { user_id: uid, parent: pid, name: filename, size: filesize, sha1: fileid, file_id: id, pc: pc.clone(), target: target.clone(), done: false },
+        PendingUpload {
+            user_id: uid,
+            parent: pid,
+            name: filename,
+            size: filesize,
+            sha1: fileid,
+            file_id: id,
+            pc: pc.clone(),
+            target: target.clone(),
+            done: false,
+        },
     );
     let callback = json!({
         "callbackUrl": "http://uplb.115.com/3.0/completeupload.php",
@@ -241,12 +254,49 @@ fn oss_error(status: u16, code: &str, msg: &str) -> Reply {
 }
 
 const SUB_RESOURCES: &[&str] = &[
-    "acl", "uploads", "location", "cors", "logging", "website", "referer", "lifecycle", "delete", "append", "tagging",
-    "objectMeta", "uploadId", "partNumber", "security-token", "position", "img", "style", "styleName", "replication",
-    "replicationProgress", "replicationLocation", "cname", "bucketInfo", "comp", "qos", "live", "status", "vod",
-    "startTime", "endTime", "symlink", "x-oss-process", "response-content-type", "response-content-language",
-    "response-expires", "response-cache-control", "response-content-disposition", "response-content-encoding",
-    "restore", "callback", "callback-var", "sequential",
+    "acl",
+    "uploads",
+    "location",
+    "cors",
+    "logging",
+    "website",
+    "referer",
+    "lifecycle",
+    "delete",
+    "append",
+    "tagging",
+    "objectMeta",
+    "uploadId",
+    "partNumber",
+    "security-token",
+    "position",
+    "img",
+    "style",
+    "styleName",
+    "replication",
+    "replicationProgress",
+    "replicationLocation",
+    "cname",
+    "bucketInfo",
+    "comp",
+    "qos",
+    "live",
+    "status",
+    "vod",
+    "startTime",
+    "endTime",
+    "symlink",
+    "x-oss-process",
+    "response-content-type",
+    "response-content-language",
+    "response-expires",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "restore",
+    "callback",
+    "callback-var",
+    "sequential",
 ];
 
 /// OSS V1 string-to-sign (§5.5).
@@ -290,7 +340,11 @@ fn check_oss_auth(st: &State, req: &Req, bucket: &str, object: &str) -> Result<(
         return Err(oss_error(400, "InvalidArgument", "Authorization header is invalid."));
     };
     let Some(sts) = st.sts.get(akid.trim()) else {
-        return Err(oss_error(403, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records."));
+        return Err(oss_error(
+            403,
+            "InvalidAccessKeyId",
+            "The OSS Access Key Id you provided does not exist in our records.",
+        ));
     };
     if st.now() > sts.expires {
         return Err(oss_error(403, "SecurityTokenExpired", "The security token you provided has expired."));
@@ -303,7 +357,14 @@ fn check_oss_auth(st: &State, req: &Req, bucket: &str, object: &str) -> Result<(
     mac.update(sts_str.as_bytes());
     let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     if want != sig.trim() {
-        return Err(oss_error(403, "SignatureDoesNotMatch", &format!("The request signature we calculated does not match the signature you provided. StringToSign: {}", sts_str.replace('\n', "\\n"))));
+        return Err(oss_error(
+            403,
+            "SignatureDoesNotMatch",
+            &format!(
+                "The request signature we calculated does not match the signature you provided. StringToSign: {}",
+                sts_str.replace('\n', "\\n")
+            ),
+        ));
     }
     Ok(())
 }
@@ -351,13 +412,21 @@ pub fn oss(inner: &Arc<Inner>, req: &Req) -> Reply {
                 return oss_error(400, "InvalidArgument", "sequential is required");
             }
             let id = rand_hex(16).to_uppercase();
-            st.multiparts.insert(id.clone(), Multipart { bucket: bucket.clone(), object: object.clone(), parts: Default::default() });
+            st.multiparts.insert(
+                id.clone(),
+                Multipart { bucket: bucket.clone(), object: object.clone(), parts: Default::default() },
+            );
             Reply::raw(200, "application/xml", format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<InitiateMultipartUploadResult>\n  <Bucket>{bucket}</Bucket>\n  <Key>{object}</Key>\n  <UploadId>{id}</UploadId>\n</InitiateMultipartUploadResult>\n"))
         }
         ("PUT", false, Some(upload_id)) => {
-            let Some(n) = q.get("partNumber").and_then(|p| p.parse::<u32>().ok()).filter(|n| (1..=10_000).contains(n)) else {
-                return oss_error(400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive.");
+            let Some(n) = q.get("partNumber").and_then(|p| p.parse::<u32>().ok()).filter(|n| (1..=10_000).contains(n))
+            else {
+                return oss_error(
+                    400,
+                    "InvalidArgument",
+                    "Part number must be an integer between 1 and 10000, inclusive.",
+                );
             };
             let Some(mp) = st.multiparts.get_mut(upload_id).filter(|m| m.object == object) else {
                 return oss_error(404, "NoSuchUpload", "The specified upload does not exist.");
@@ -377,7 +446,10 @@ pub fn oss(inner: &Arc<Inner>, req: &Req) -> Reply {
             };
             let mut x = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListPartsResult>\n  <Bucket>{}</Bucket>\n  <Key>{}</Key>\n  <UploadId>{upload_id}</UploadId>\n", mp.bucket, mp.object);
             for (n, (b, e)) in &mp.parts {
-                x.push_str(&format!("  <Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag><Size>{}</Size></Part>\n", b.len()));
+                x.push_str(&format!(
+                    "  <Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag><Size>{}</Size></Part>\n",
+                    b.len()
+                ));
             }
             x.push_str("</ListPartsResult>\n");
             Reply::raw(200, "application/xml", x)
@@ -409,7 +481,11 @@ pub fn oss(inner: &Arc<Inner>, req: &Req) -> Reply {
                     return oss_error(400, "InvalidPart", "ETag mismatch.");
                 }
                 if i + 1 < listed.len() && (b.len() as u64) < st.opts.oss_min_part_size {
-                    return oss_error(400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size.");
+                    return oss_error(
+                        400,
+                        "EntityTooSmall",
+                        "Your proposed upload is smaller than the minimum allowed size.",
+                    );
                 }
                 data.extend_from_slice(b);
             }
@@ -485,7 +561,11 @@ fn maybe_callback(st: &mut State, req: &Req, bucket: &str, object: &str, data: B
     let Some(p) = st.pending.get(object) else {
         return fail(st, "unknown object");
     };
-    if p.done || p.pc != pick_code || form.get_or("user_id", "") != p.user_id.to_string() || form.get_or("target", "") != p.target {
+    if p.done
+        || p.pc != pick_code
+        || form.get_or("user_id", "") != p.user_id.to_string()
+        || form.get_or("target", "") != p.target
+    {
         return fail(st, "callback vars do not match initupload");
     }
     // STRICT: the stored object must match what initupload announced (size and SHA-1),

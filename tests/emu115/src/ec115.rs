@@ -11,7 +11,8 @@ use crate::util::crc32;
 pub const CRC_SALT: &[u8] = b"^j>WD3Kr?J2gLFjD4W2y@";
 pub const TOKEN_MD5_SALT: &str = "Qclm8MGWUv59TnrR0XPg";
 /// 115's real server public key X||Y (56 bytes). Its private scalar is not known.
-pub const REAL_SERVER_PUB_XY_HEX: &str = "57a29257cd2320e5d6d143322fa4bb8a3cf9d3cc623ef5edac62b7678a89c91a83ba800d6129f522d034c895dd2465243addc250953beeba";
+pub const REAL_SERVER_PUB_XY_HEX: &str =
+    "57a29257cd2320e5d6d143322fa4bb8a3cf9d3cc623ef5edac62b7678a89c91a83ba800d6129f522d034c895dd2465243addc250953beeba";
 pub const FIXED_CLIENT_PUB30_HEX: &str = "1d030e80a178dceececda377de128d8ed9ddcf55ae61ed46ea121a1cfc81";
 pub const FIXED_AES_KEY_HEX: &str = "fb1a19d652f5aaf7bc651d0f69bf422f";
 pub const FIXED_AES_IV_HEX: &str = "69bf422f49960550a0ad44ec3446cb4c";
@@ -29,9 +30,8 @@ pub struct KEc {
 
 /// Decode and verify the 48-byte `k_ec` token (standard base64).
 pub fn decode_k_ec(b64: &str) -> Result<KEc, String> {
-    let mut buf = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| format!("k_ec base64: {e}"))?;
+    let mut buf =
+        base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| format!("k_ec base64: {e}"))?;
     if buf.len() != 48 {
         return Err(format!("k_ec length {} != 48", buf.len()));
     }
@@ -48,7 +48,13 @@ pub fn decode_k_ec(b64: &str) -> Result<KEc, String> {
     for b in &mut buf[24..44] {
         *b ^= r2;
     }
-    if buf[15] != 0 || buf[16] != 0x73 || buf[17..20] != [0, 0, 0] || buf[39] != 0 || buf[40] != 1 || buf[41..44] != [0, 0, 0] {
+    if buf[15] != 0
+        || buf[16] != 0x73
+        || buf[17..20] != [0, 0, 0]
+        || buf[39] != 0
+        || buf[40] != 1
+        || buf[41..44] != [0, 0, 0]
+    {
         return Err("k_ec fixed bytes mismatch".into());
     }
     let mut pub30 = [0u8; 30];

@@ -593,7 +593,11 @@ impl Emu115 {
             let pat = pattern.trim_start_matches('/').to_string();
             for (token, l) in st.links.iter_mut() {
                 let key = format!("{CDN_HOST}/{token}");
-                let m = if pat.contains('*') { util::glob_match(&pat, &key) } else { key.starts_with(&pat) || CDN_HOST.starts_with(&pat) };
+                let m = if pat.contains('*') {
+                    util::glob_match(&pat, &key)
+                } else {
+                    key.starts_with(&pat) || CDN_HOST.starts_with(&pat)
+                };
                 if m {
                     l.expires = now - 1;
                 }
@@ -601,7 +605,12 @@ impl Emu115 {
             return id;
         }
         let remaining = fault.times;
-        st.faults.push(state::FaultEntry { id, pattern: pattern.trim_start_matches('/').to_string(), fault, remaining });
+        st.faults.push(state::FaultEntry {
+            id,
+            pattern: pattern.trim_start_matches('/').to_string(),
+            fault,
+            remaining,
+        });
         id
     }
 

@@ -24,9 +24,7 @@ pub fn kts() -> Vec<u8> {
 /// `out[i] = ((seed[i] + KTS[size*i]) mod 256) XOR KTS[size*(size-1-i)]`
 pub fn derive(seed: &[u8], size: usize) -> Vec<u8> {
     let k = kts();
-    (0..size)
-        .map(|i| seed[i].wrapping_add(k[size * i]) ^ k[size * (size - 1 - i)])
-        .collect()
+    (0..size).map(|i| seed[i].wrapping_add(k[size * i]) ^ k[size * (size - 1 - i)]).collect()
 }
 
 /// Aligned XOR: leading `len % 4` bytes use `key[0..m]`, then the key restarts at 0.
@@ -65,9 +63,7 @@ impl RsaKey {
 
 /// Decode a client request `data` (base64). Returns (plaintext, client key K).
 pub fn server_decode(key: &RsaKey, data_b64: &str) -> Result<(Vec<u8>, [u8; 16]), String> {
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(data_b64.trim())
-        .map_err(|e| format!("base64: {e}"))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(data_b64.trim()).map_err(|e| format!("base64: {e}"))?;
     if raw.is_empty() || raw.len() % 128 != 0 {
         return Err(format!("ciphertext length {} is not a multiple of 128", raw.len()));
     }

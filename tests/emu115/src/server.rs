@@ -191,7 +191,10 @@ fn is_api_host(h: &str) -> bool {
     h.ends_with("115.com")
 }
 
-async fn handle(inner: Arc<Inner>, req: hyper::Request<hyper::body::Incoming>) -> Result<Response<EmuBody>, std::io::Error> {
+async fn handle(
+    inner: Arc<Inner>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Response<EmuBody>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -208,7 +211,9 @@ async fn handle(inner: Arc<Inner>, req: hyper::Request<hyper::body::Incoming>) -
     let ctype = parts.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let is_oss = host.ends_with("aliyuncs.com");
     let encrypted_body = is_oss || (host == "uplb.115.com" && parts.uri.path().contains("initupload"));
-    let form = if !encrypted_body && (ctype.contains("x-www-form-urlencoded") || (ctype.is_empty() && parts.method == Method::POST)) {
+    let form = if !encrypted_body
+        && (ctype.contains("x-www-form-urlencoded") || (ctype.is_empty() && parts.method == Method::POST))
+    {
         Params::parse(&body)
     } else {
         Params::default()
@@ -301,7 +306,8 @@ async fn handle(inner: Arc<Inner>, req: hyper::Request<hyper::body::Incoming>) -
 }
 
 fn build(reply: Reply, body_faults: &[FaultKind], is_head: bool) -> Response<EmuBody> {
-    let mut b = Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let mut b =
+        Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     let len = reply.body.len() as u64;
     let mut has_len = false;
     for (k, v) in &reply.headers {
@@ -346,7 +352,8 @@ fn build(reply: Reply, body_faults: &[FaultKind], is_head: bool) -> Response<Emu
                 if sent >= lim {
                     // let hyper flush what was sent before the connection is torn down
                     tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-                    let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "emulated drop"))).await;
+                    let _ =
+                        tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "emulated drop"))).await;
                     return;
                 }
                 end = end.min(off + (lim - sent) as usize);
@@ -384,9 +391,12 @@ async fn route(inner: &Arc<Inner>, req: &Req) -> Reply {
             "/app/uploadinfo" => crate::api_upload::uploadinfo(inner, req),
             _ => Reply::not_found(),
         },
-        "my.115.com" | "passportapi.115.com" | "hnpassportapi.115.com" | "qrcodeapi.115.com" | "hnqrcodeapi.115.com" | "appversion.115.com" => {
-            crate::api_auth::route(inner, req).await
-        }
+        "my.115.com"
+        | "passportapi.115.com"
+        | "hnpassportapi.115.com"
+        | "qrcodeapi.115.com"
+        | "hnqrcodeapi.115.com"
+        | "appversion.115.com" => crate::api_auth::route(inner, req).await,
         "uplb.115.com" => crate::api_upload::uplb(inner, req),
         "lixian.115.com" | "clouddownload.115.com" => crate::api_offline::route(inner, req),
         crate::OSS_HOST | crate::OSS_ENDPOINT_HOST => crate::api_upload::oss(inner, req),

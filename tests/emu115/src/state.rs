@@ -245,18 +245,12 @@ impl State {
     }
 
     pub fn now(&self) -> i64 {
-        let real = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         real + self.clock_offset
     }
 
     pub fn now_ms(&self) -> u128 {
-        let real = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
+        let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
         (real as i128 + self.clock_offset as i128 * 1000) as u128
     }
 
@@ -347,7 +341,15 @@ impl State {
         id
     }
 
-    pub fn insert_node_with_id(&mut self, id: u64, owner: u64, parent: u64, name: &str, is_dir: bool, data: Option<&Bytes>) {
+    pub fn insert_node_with_id(
+        &mut self,
+        id: u64,
+        owner: u64,
+        parent: u64,
+        name: &str,
+        is_dir: bool,
+        data: Option<&Bytes>,
+    ) {
         let now = self.now();
         let (size, sha1) = match data {
             Some(b) => {
@@ -421,10 +423,7 @@ impl State {
     }
 
     pub fn children(&self, owner: u64, parent: u64) -> Vec<&Node> {
-        self.nodes
-            .values()
-            .filter(|n| n.owner == owner && n.parent == parent && n.deleted.is_none())
-            .collect()
+        self.nodes.values().filter(|n| n.owner == owner && n.parent == parent && n.deleted.is_none()).collect()
     }
 
     pub fn descendants(&self, id: u64) -> Vec<u64> {
@@ -486,10 +485,22 @@ impl State {
         let pc = self.mint_pc(new_owner, id, n.is_dir);
         self.nodes.insert(
             id,
-            Node { id, parent: dst_parent, owner: new_owner, pc, ctime: now, mtime: now, atime: now, deleted: None, starred: false, ..n.clone() },
+            Node {
+                id,
+                parent: dst_parent,
+                owner: new_owner,
+                pc,
+                ctime: now,
+                mtime: now,
+                atime: now,
+                deleted: None,
+                starred: false,
+                ..n.clone()
+            },
         );
         if n.is_dir {
-            let kids: Vec<u64> = self.nodes.values().filter(|c| c.parent == src && c.deleted.is_none()).map(|c| c.id).collect();
+            let kids: Vec<u64> =
+                self.nodes.values().filter(|c| c.parent == src && c.deleted.is_none()).map(|c| c.id).collect();
             for k in kids {
                 self.copy_subtree(k, id, new_owner);
             }

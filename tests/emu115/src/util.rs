@@ -81,9 +81,7 @@ pub fn rfc3339_utc(ts: i64) -> String {
 /// RFC 1123 date (for Last-Modified headers).
 pub fn http_date(ts: i64) -> String {
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (y, m, d, hh, mm, ss) = split_ts(ts);
     let wd = WD[ts.div_euclid(86_400).rem_euclid(7) as usize];
     format!("{wd}, {d:02} {} {y:04} {hh:02}:{mm:02}:{ss:02} GMT", MON[(m - 1) as usize])
@@ -183,10 +181,7 @@ pub mod pickcode {
 
     fn subst(t: &str, plain: &str) -> String {
         let a = ALPHABET.as_bytes();
-        plain
-            .chars()
-            .map(|c| a[t.find(c).expect("base36 char")] as char)
-            .collect()
+        plain.chars().map(|c| a[t.find(c).expect("base36 char")] as char).collect()
     }
 
     /// `prefix + E(base36(id)) + E(stable_point)`; encryption maps `T[i]` to `ALPHABET[i]`.
@@ -203,10 +198,7 @@ pub mod pickcode {
         if body.len() < 5 {
             return None;
         }
-        let plain: String = body
-            .chars()
-            .map(|c| ALPHABET.find(c).map(|i| t[i] as char))
-            .collect::<Option<String>>()?;
+        let plain: String = body.chars().map(|c| ALPHABET.find(c).map(|i| t[i] as char)).collect::<Option<String>>()?;
         let (idp, sp) = plain.split_at(plain.len() - 4);
         let id = u64::from_str_radix(idp, 36).ok()?;
         Some((prefix.to_string(), id, sp.to_string()))

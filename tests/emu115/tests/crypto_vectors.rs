@@ -137,9 +137,18 @@ fn ec115_request_body_vectors_all_paddings() {
             assert_eq!(String::from_utf8(got).unwrap(), plain, "{field} {}", v["key_source"]);
         }
         // our inline client encoder reproduces the vectors
-        assert_eq!(hex::encode(aes_encrypt(&key, &iv, plain.as_bytes(), Pad::Pkcs7)), v["ciphertext_hex_pkcs7"].as_str().unwrap());
-        assert_eq!(hex::encode(aes_encrypt(&key, &iv, plain.as_bytes(), Pad::Zero)), v["ciphertext_hex_zero"].as_str().unwrap());
-        assert_eq!(hex::encode(aes_encrypt(&key, &iv, plain.as_bytes(), Pad::P115cipher)), v["ciphertext_hex_p115cipher"].as_str().unwrap());
+        assert_eq!(
+            hex::encode(aes_encrypt(&key, &iv, plain.as_bytes(), Pad::Pkcs7)),
+            v["ciphertext_hex_pkcs7"].as_str().unwrap()
+        );
+        assert_eq!(
+            hex::encode(aes_encrypt(&key, &iv, plain.as_bytes(), Pad::Zero)),
+            v["ciphertext_hex_zero"].as_str().unwrap()
+        );
+        assert_eq!(
+            hex::encode(aes_encrypt(&key, &iv, plain.as_bytes(), Pad::P115cipher)),
+            v["ciphertext_hex_p115cipher"].as_str().unwrap()
+        );
     }
 }
 
@@ -164,7 +173,12 @@ fn ec115_response_body_vectors_byte_exact() {
 fn upload_sig_token_vectors() {
     for v in vectors("upload-sign-vectors.json")["sig_token_vectors"].as_array().unwrap() {
         let uid = v["userid"].as_u64().unwrap().to_string();
-        let s = ec115::upload_sig(&uid, v["userkey"].as_str().unwrap(), v["fileid"].as_str().unwrap(), v["target"].as_str().unwrap());
+        let s = ec115::upload_sig(
+            &uid,
+            v["userkey"].as_str().unwrap(),
+            v["fileid"].as_str().unwrap(),
+            v["target"].as_str().unwrap(),
+        );
         assert_eq!(s, v["sig"].as_str().unwrap());
         let t = ec115::upload_token(
             v["fileid"].as_str().unwrap(),
@@ -186,6 +200,9 @@ fn pickcode_vectors() {
         let pc = pickcode::encode(id, v["stable_point"].as_str().unwrap(), v["prefix"].as_str().unwrap());
         assert_eq!(pc, v["pickcode"].as_str().unwrap());
         let (p, id2, sp) = pickcode::decode(&pc).unwrap();
-        assert_eq!((p.as_str(), id2, sp.as_str()), (v["prefix"].as_str().unwrap(), id, v["stable_point"].as_str().unwrap()));
+        assert_eq!(
+            (p.as_str(), id2, sp.as_str()),
+            (v["prefix"].as_str().unwrap(), id, v["stable_point"].as_str().unwrap())
+        );
     }
 }

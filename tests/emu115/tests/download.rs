@@ -14,7 +14,13 @@ fn now_s() -> u64 {
 }
 
 /// POST downurl; returns (outer envelope, decoded data or Null, set-cookie).
-async fn downurl(emu: &Emu115, c: &reqwest::Client, cookie: &str, ua: Option<&str>, plain: &str) -> (Value, Value, Option<String>) {
+async fn downurl(
+    emu: &Emu115,
+    c: &reqwest::Client,
+    cookie: &str,
+    ua: Option<&str>,
+    plain: &str,
+) -> (Value, Value, Option<String>) {
     let k: [u8; 16] = rand::random();
     let data = m115_encode(plain.as_bytes(), &k);
     let mut rb = c
@@ -133,13 +139,17 @@ async fn downurl_errors_and_directories() {
     let d = emu.mkdir(UID, 0, "dir");
     let big = emu.put_file(UID, 0, "big", content(501));
     let small = emu.put_file(UID, 0, "small", content(5));
-    let (_, dec, _) = downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(d).unwrap())).await;
+    let (_, dec, _) =
+        downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(d).unwrap()))
+            .await;
     assert_eq!(dec[d.to_string()]["url"], json!(false), "url is false for directories");
     let (v, _, _) = downurl(&emu, &c, &cookie, Some(PLAYER_UA), r#"{"pickcode":"zzzzzzzzzzzzzzz"}"#).await;
     assert_eq!((v["state"].clone(), v["errno"].clone()), (json!(false), json!(50003)));
     let (v, _, _) = downurl(&emu, &c, &cookie, Some(PLAYER_UA), r#"{"pickcode":""}"#).await;
     assert_eq!(v["errno"], json!(50001));
-    let (v, _, _) = downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(big).unwrap())).await;
+    let (v, _, _) =
+        downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(big).unwrap()))
+            .await;
     assert_eq!(v["errno"], json!(50028));
     // several pick codes at once
     let pcs = format!("{},{}", emu.pick_code(small).unwrap(), emu.pick_code(d).unwrap());
@@ -147,12 +157,22 @@ async fn downurl_errors_and_directories() {
     assert_eq!(dec.as_object().unwrap().len(), 2);
     // another user's pick code does not exist for me
     let other = emu.add_user(UID + 1, "bob");
-    let (v, _, _) = downurl(&emu, &c, &other, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(small).unwrap())).await;
+    let (v, _, _) =
+        downurl(&emu, &c, &other, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(small).unwrap()))
+            .await;
     assert_eq!(v["errno"], json!(50003));
     // deleted file
     emu.inject("nothing", Fault::status(500));
-    let _ = post_form(&c, &format!("{}/rb/delete", emu.endpoint("webapi.115.com")), &cookie, &[("fid[0]", &small.to_string())]).await;
-    let (v, _, _) = downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(small).unwrap())).await;
+    let _ = post_form(
+        &c,
+        &format!("{}/rb/delete", emu.endpoint("webapi.115.com")),
+        &cookie,
+        &[("fid[0]", &small.to_string())],
+    )
+    .await;
+    let (v, _, _) =
+        downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(small).unwrap()))
+            .await;
     assert_eq!(v["errno"], json!(50015));
     // missing `t`
     let r: Value = c
@@ -175,7 +195,9 @@ async fn cookie_bound_links_f3() {
     let cookie = emu.add_user(UID, "alice");
     let c = client();
     let f = emu.put_file(UID, 0, "a.bin", content(64));
-    let (_, dec, sc) = downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(f).unwrap())).await;
+    let (_, dec, sc) =
+        downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(f).unwrap()))
+            .await;
     let url = dec[f.to_string()]["url"]["url"].as_str().unwrap();
     assert!(url.contains("&f=3&"));
     assert_eq!(fetch(&c, url, Some(PLAYER_UA), None).await.status(), 403);
@@ -191,7 +213,9 @@ async fn download_faults_drop_and_slow() {
     let c = client();
     let data = content(300_000);
     let f = emu.put_file(UID, 0, "a.bin", data.clone());
-    let (_, dec, _) = downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(f).unwrap())).await;
+    let (_, dec, _) =
+        downurl(&emu, &c, &cookie, Some(PLAYER_UA), &format!(r#"{{"pickcode":"{}"}}"#, emu.pick_code(f).unwrap()))
+            .await;
     let url = dec[f.to_string()]["url"]["url"].as_str().unwrap().to_string();
 
     emu.inject(&format!("{}/*", emu115::CDN_HOST), Fault::drop_after(70_000).times(1));

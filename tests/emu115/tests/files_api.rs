@@ -86,10 +86,13 @@ async fn metadata_endpoints_match_reference_examples() {
     let v = get_json(&c, &format!("{base}/files/get_info?file_id=42"), &cookie).await;
     assert_eq!(v, json!({"state": false, "errno": 20018, "error": "文件不存在或已删除。"}));
 
-    let ex: Value = serde_json::from_str(r#"{"count":"12","size":"3.2GB","folder_count":"2","ptime":"1699990000","utime":"1700000000",
+    let ex: Value = serde_json::from_str(
+        r#"{"count":"12","size":"3.2GB","folder_count":"2","ptime":"1699990000","utime":"1700000000",
  "is_share":"0","file_name":"Movies","pick_code":"fbndxbf3njpbpxw7he","sha1":"","is_mark":"0",
  "open_time":1700000500,"file_category":"0",
- "paths":[{"file_id":0,"file_name":"根目录"},{"file_id":2593093001609739968,"file_name":"Movies"}]}"#).unwrap();
+ "paths":[{"file_id":0,"file_name":"根目录"},{"file_id":2593093001609739968,"file_name":"Movies"}]}"#,
+    )
+    .unwrap();
     let v = get_json(&c, &format!("{base}/category/get?cid={movies}&aid=1"), &cookie).await;
     assert_shape(&ex, &v, "", &[]);
     assert_eq!(v["count"], "1");
@@ -153,13 +156,19 @@ async fn paging_returns_every_file_exactly_once() {
     assert_eq!(v["count"], json!(2630));
     // aps natsort: max 1200, o ignored, deep offsets restart
     let aps = emu.endpoint("aps.115.com");
-    let v = get_json(&c, &format!("{aps}/natsort/files.php?aid=1&cid={dir}&offset=0&limit=5000&show_dir=1&o=file_size&asc=1&fc_mix=1"), &cookie).await;
+    let v = get_json(
+        &c,
+        &format!("{aps}/natsort/files.php?aid=1&cid={dir}&offset=0&limit=5000&show_dir=1&o=file_size&asc=1&fc_mix=1"),
+        &cookie,
+    )
+    .await;
     let data = v["data"].as_array().unwrap();
     assert_eq!(data.len(), 1200);
     assert_eq!(data[0]["n"], "d0");
     assert_eq!(data[1]["n"], "d1");
     assert_eq!(data[2]["n"], "d2", "natural order: d2 < d10");
-    let v = get_json(&c, &format!("{aps}/natsort/files.php?aid=1&cid={dir}&offset=1300&limit=10&show_dir=1"), &cookie).await;
+    let v = get_json(&c, &format!("{aps}/natsort/files.php?aid=1&cid={dir}&offset=1300&limit=10&show_dir=1"), &cookie)
+        .await;
     assert_eq!(v["offset"], json!(0));
 }
 
@@ -177,7 +186,8 @@ async fn listing_quirks_and_sorting() {
     assert_eq!(v["cid"], json!(0));
     assert_eq!(v["count"], json!(3));
     // sort by name descending, dirs first with fc_mix=0
-    let v = get_json(&c, &format!("{base}/files?aid=1&cid=0&show_dir=1&limit=10&o=file_name&asc=0&fc_mix=0"), &cookie).await;
+    let v = get_json(&c, &format!("{base}/files?aid=1&cid=0&show_dir=1&limit=10&o=file_name&asc=0&fc_mix=0"), &cookie)
+        .await;
     let names: Vec<&str> = v["data"].as_array().unwrap().iter().map(|x| x["n"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["zdir", "b.txt", "a.txt"]);
     // mixed, by size ascending
@@ -198,17 +208,32 @@ async fn auth_failure_bodies() {
     let url = files_url(&emu, 0, 0, 1150);
     let v = get_json(&c, &url, "").await;
     let q = url.split_once('?').unwrap().1;
-    assert_eq!(v, json!({"state": false, "error": "登录超时，请重新登录。", "errNo": 990001, "request": format!("/files?{q}")}));
+    assert_eq!(
+        v,
+        json!({"state": false, "error": "登录超时，请重新登录。", "errNo": 990001, "request": format!("/files?{q}")})
+    );
     // the same cookie works, then dies on expire_cookie
     assert_eq!(get_json(&c, &url, &cookie).await["state"], true);
     emu.expire_cookie(UID);
     assert_eq!(get_json(&c, &url, &cookie).await["errNo"], json!(990001));
     let v = get_json(&c, &format!("{base}/files/getid?path=%2F%E6%88%91%E7%9A%84%E6%8E%A5%E6%94%B6"), &cookie).await;
-    assert_eq!(v, json!({"state": false, "error": "登录超时，请重新登录。", "errNo": 990001, "request": "/files/getid?path=%2F%E6%88%91%E7%9A%84%E6%8E%A5%E6%94%B6"}));
+    assert_eq!(
+        v,
+        json!({"state": false, "error": "登录超时，请重新登录。", "errNo": 990001, "request": "/files/getid?path=%2F%E6%88%91%E7%9A%84%E6%8E%A5%E6%94%B6"})
+    );
     let v = get_json(&c, &format!("{base}/files/get_info?file_id=1"), &cookie).await;
     assert_eq!(v, json!({"state": false, "errno": 99, "error": "请重新登录"}));
-    let v = post_form(&c, &format!("{}/app/chrome/downurl?t=1741113364", emu.endpoint("proapi.115.com")), &cookie, &[("data", "x")]).await;
-    assert_eq!(v, json!({"state": false, "error": "请重新登录", "errno": 99, "request": "/app/chrome/downurl?t=1741113364", "data": []}));
+    let v = post_form(
+        &c,
+        &format!("{}/app/chrome/downurl?t=1741113364", emu.endpoint("proapi.115.com")),
+        &cookie,
+        &[("data", "x")],
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!({"state": false, "error": "请重新登录", "errno": 99, "request": "/app/chrome/downurl?t=1741113364", "data": []})
+    );
     // cookie without KID or with a trailing garbage value is not a session
     let fresh = emu.login(UID, "web").unwrap();
     let no_kid: String = fresh.split(';').filter(|p| !p.starts_with("KID")).collect::<Vec<_>>().join(";");
@@ -249,7 +274,13 @@ async fn mkdir_rename_errors() {
     assert_eq!(v["errno"], json!("20004"), "numeric-string error code");
     let v = post_form(&c, &ren, &cookie, &[(&format!("files_new_name[{f}]"), "a.txt")]).await;
     assert_eq!(v["error"], "更新的数据为空");
-    let v = post_form(&c, &ren, &cookie, &[(&format!("files_new_name[{f}]"), "b.txt"), (&format!("files_new_name[{other}]"), "Renamed")]).await;
+    let v = post_form(
+        &c,
+        &ren,
+        &cookie,
+        &[(&format!("files_new_name[{f}]"), "b.txt"), (&format!("files_new_name[{other}]"), "Renamed")],
+    )
+    .await;
     assert_eq!(v["state"], true);
     assert_eq!(v["data"], json!([]));
     assert_eq!(emu.entry(f).unwrap().name, "b.txt");
@@ -273,11 +304,18 @@ async fn move_copy_delete_batch_semantics() {
     let v = post_form(&c, &mv, &cookie, &[("pid", &b.to_string()), ("fid[0]", &a.to_string())]).await;
     assert_eq!(v["errno"], json!(800006));
     // all-or-nothing: one bad id → nothing moves
-    let v = post_form(&c, &mv, &cookie, &[("pid", &b.to_string()), ("fid[0]", &f2.to_string()), ("fid[1]", "77")]).await;
+    let v =
+        post_form(&c, &mv, &cookie, &[("pid", &b.to_string()), ("fid[0]", &f2.to_string()), ("fid[1]", "77")]).await;
     assert_eq!(v["state"], false);
     assert_eq!(emu.entry(f2).unwrap().parent_id, 0);
     // good batch
-    let v = post_form(&c, &mv, &cookie, &[("pid", &b.to_string()), ("fid[0]", &f2.to_string()), ("fid[1]", &f1.to_string())]).await;
+    let v = post_form(
+        &c,
+        &mv,
+        &cookie,
+        &[("pid", &b.to_string()), ("fid[0]", &f2.to_string()), ("fid[1]", &f1.to_string())],
+    )
+    .await;
     assert_eq!(v["state"], true);
     assert_eq!(emu.list_children(UID, b).len(), 2);
     // moving to a non-existent pid "succeeds" and leaves a dangling node
@@ -318,7 +356,12 @@ async fn move_copy_delete_batch_semantics() {
     // recycle bin listing and revert
     let v = get_json(&c, &format!("{base}/rb?aid=7&cid=0&format=json&offset=0&limit=10"), &cookie).await;
     assert_eq!(v["data"][0]["id"], json!(a.to_string()));
-    assert_shape(&json!({"id":"1","file_name":"","file_size":"0","cid":"0","parent_name":"","dtime":"1"}), &v["data"][0], "", &[]);
+    assert_shape(
+        &json!({"id":"1","file_name":"","file_size":"0","cid":"0","parent_name":"","dtime":"1"}),
+        &v["data"][0],
+        "",
+        &[],
+    );
     let v = post_form(&c, &format!("{base}/rb/revert"), &cookie, &[("rid[0]", &a.to_string())]).await;
     assert_eq!(v["state"], true);
     assert!(emu.is_alive(f2));
@@ -360,7 +403,12 @@ async fn throttle_page_is_html_405_and_faults() {
     assert_eq!(emu.calls("webapi.115.com/files"), 3);
 
     emu.inject("*/files/get_info", Fault::status(503).times(1));
-    let r = c.get(format!("{}/files/get_info?file_id=1", emu.endpoint("webapi.115.com"))).header("cookie", &cookie).send().await.unwrap();
+    let r = c
+        .get(format!("{}/files/get_info?file_id=1", emu.endpoint("webapi.115.com")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
 
     let id = emu.inject("webapi.115.com/files", Fault::reset());

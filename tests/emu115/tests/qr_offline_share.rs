@@ -16,7 +16,14 @@ async fn status(c: &reqwest::Client, emu: &Emu115, tok: &Value) -> Value {
     let d = &tok["data"];
     get_json(
         c,
-        &format!("{}/get/status/?uid={}&time={}&sign={}&_={}", emu.endpoint("qrcodeapi.115.com"), d["uid"].as_str().unwrap(), d["time"], d["sign"].as_str().unwrap(), now_s()),
+        &format!(
+            "{}/get/status/?uid={}&time={}&sign={}&_={}",
+            emu.endpoint("qrcodeapi.115.com"),
+            d["uid"].as_str().unwrap(),
+            d["time"],
+            d["sign"].as_str().unwrap(),
+            now_s()
+        ),
         "",
     )
     .await
@@ -28,9 +35,12 @@ async fn qr_login_flow_issues_cookies_for_the_app_slot() {
     let old_web = emu.add_user(UID, "alice");
     let c = client();
     let tok = get_json(&c, &format!("{}/api/1.0/web/1.0/token/", emu.endpoint("qrcodeapi.115.com")), "").await;
-    let ex: Value = serde_json::from_str(r#"{"state":1,"code":0,"message":"","errno":0,"error":"",
+    let ex: Value = serde_json::from_str(
+        r#"{"state":1,"code":0,"message":"","errno":0,"error":"",
  "data":{"uid":"6ae86b118792f0152699613b728dea650afdd40b","time":1700000000,
-         "sign":"2c1b7f6e...","qrcode":"https://115.com/scan/dg-6ae86b118792f0152699613b728dea650afdd40b"}}"#).unwrap();
+         "sign":"2c1b7f6e...","qrcode":"https://115.com/scan/dg-6ae86b118792f0152699613b728dea650afdd40b"}}"#,
+    )
+    .unwrap();
     assert_shape(&ex, &tok, "", &[]);
     let uid = tok["data"]["uid"].as_str().unwrap().to_string();
     assert_eq!(uid.len(), 40);
@@ -38,29 +48,56 @@ async fn qr_login_flow_issues_cookies_for_the_app_slot() {
     assert_shape(&json!({"state":1,"code":0,"message":"","data":{"msg":"","status":1,"version":""}}), &s, "", &[]);
     assert_eq!(s["data"]["status"], json!(0));
     // result before confirmation fails
-    let r = post_form(&c, &format!("{}/app/1.0/web/1.0/login/qrcode", emu.endpoint("passportapi.115.com")), "", &[("account", &uid), ("app", "web")]).await;
+    let r = post_form(
+        &c,
+        &format!("{}/app/1.0/web/1.0/login/qrcode", emu.endpoint("passportapi.115.com")),
+        "",
+        &[("account", &uid), ("app", "web")],
+    )
+    .await;
     assert_eq!(r["state"], json!(0));
     assert!(emu.qr_scan(&uid, UID));
     assert_eq!(status(&c, &emu, &tok).await["data"]["status"], json!(1));
     assert!(emu.qr_confirm(&uid));
     assert_eq!(status(&c, &emu, &tok).await["data"]["status"], json!(2));
-    let r = post_form(&c, &format!("{}/app/1.0/web/1.0/login/qrcode", emu.endpoint("passportapi.115.com")), "", &[("account", &uid), ("app", "web")]).await;
-    let ex: Value = serde_json::from_str(r#"{"state":1,"code":0,"message":"","errno":0,"error":"",
+    let r = post_form(
+        &c,
+        &format!("{}/app/1.0/web/1.0/login/qrcode", emu.endpoint("passportapi.115.com")),
+        "",
+        &[("account", &uid), ("app", "web")],
+    )
+    .await;
+    let ex: Value = serde_json::from_str(
+        r#"{"state":1,"code":0,"message":"","errno":0,"error":"",
  "data":{"alert":"","bind_mobile":1,"country":"CN","email":"","from":"",
          "face":{"face_l":"https://...","face_m":"https://...","face_s":"https://..."},
          "is_chang_passwd":0,"is_first_login":0,"is_trusted":null,"is_vip":1,"mark":0,
          "mobile":"138****0000","user_id":123456789,"user_name":"alice",
-         "cookie":{"UID":"123456789_I1_1700000100","CID":"0f1e...","SEID":"9a8b...","KID":"c3d4..."}}}"#).unwrap();
+         "cookie":{"UID":"123456789_I1_1700000100","CID":"0f1e...","SEID":"9a8b...","KID":"c3d4..."}}}"#,
+    )
+    .unwrap();
     assert_shape(&ex, &r, "", &[]);
     let ck = &r["data"]["cookie"];
     assert!(ck["UID"].as_str().unwrap().starts_with("123456789_A1_"));
-    let cookie = format!("UID={}; CID={}; SEID={}; KID={}", ck["UID"].as_str().unwrap(), ck["CID"].as_str().unwrap(), ck["SEID"].as_str().unwrap(), ck["KID"].as_str().unwrap());
+    let cookie = format!(
+        "UID={}; CID={}; SEID={}; KID={}",
+        ck["UID"].as_str().unwrap(),
+        ck["CID"].as_str().unwrap(),
+        ck["SEID"].as_str().unwrap(),
+        ck["KID"].as_str().unwrap()
+    );
     let files = format!("{}/files?aid=1&cid=0&show_dir=1", emu.endpoint("webapi.115.com"));
     assert_eq!(get_json(&c, &files, &cookie).await["state"], true);
     // one session per device type: the older web cookie is dead now
     assert_eq!(get_json(&c, &files, &old_web).await["errNo"], json!(990001));
     // the token is single-use
-    let r = post_form(&c, &format!("{}/app/1.0/web/1.0/login/qrcode/", emu.endpoint("qrcodeapi.115.com")), "", &[("account", &uid)]).await;
+    let r = post_form(
+        &c,
+        &format!("{}/app/1.0/web/1.0/login/qrcode/", emu.endpoint("qrcodeapi.115.com")),
+        "",
+        &[("account", &uid)],
+    )
+    .await;
     assert_eq!(r["code"], json!(40199002));
 
     // cookie checks
@@ -69,7 +106,12 @@ async fn qr_login_flow_issues_cookies_for_the_app_slot() {
     let nav = get_json(&c, &format!("{my}/?ct=ajax&ac=nav&_={}", now_s()), &cookie).await;
     assert_eq!(nav["data"]["user_id"], json!(UID));
     assert!(nav["data"]["privilege"]["mark"].is_string());
-    let sso = get_json(&c, &format!("{}/app/1.0/web/1.0/check/sso?_={}", emu.endpoint("passportapi.115.com"), now_s()), &cookie).await;
+    let sso = get_json(
+        &c,
+        &format!("{}/app/1.0/web/1.0/check/sso?_={}", emu.endpoint("passportapi.115.com"), now_s()),
+        &cookie,
+    )
+    .await;
     assert_eq!((sso["state"].clone(), sso["data"]["user_id"].clone()), (json!(0), json!(UID)));
     assert_eq!(get_json(&c, &format!("{my}/?ct=guide&ac=status"), "").await["state"], false);
 }
@@ -84,8 +126,17 @@ async fn qr_tv_login_keeps_web_session_and_alias_hosts() {
     // scanning side over HTTP with the logged-in cookie (§1.2.6)
     let q = emu.endpoint("qrcodeapi.115.com");
     assert_eq!(get_json(&c, &format!("{q}/api/2.0/prompt.php?uid={uid}"), &web).await["state"], json!(1));
-    assert_eq!(get_json(&c, &format!("{q}/api/2.0/slogin.php?key={uid}&uid={uid}&client=0"), &web).await["state"], json!(1));
-    let r = post_form(&c, &format!("{}/app/1.0/tv/1.0/login/qrcode", emu.endpoint("hnpassportapi.115.com")), "", &[("account", &uid), ("app", "tv")]).await;
+    assert_eq!(
+        get_json(&c, &format!("{q}/api/2.0/slogin.php?key={uid}&uid={uid}&client=0"), &web).await["state"],
+        json!(1)
+    );
+    let r = post_form(
+        &c,
+        &format!("{}/app/1.0/tv/1.0/login/qrcode", emu.endpoint("hnpassportapi.115.com")),
+        "",
+        &[("account", &uid), ("app", "tv")],
+    )
+    .await;
     assert!(r["data"]["cookie"]["UID"].as_str().unwrap().contains("_I1_"));
     assert_eq!(get_json(&c, &format!("{}/files", emu.endpoint("webapi.115.com")), &web).await["state"], true);
     // bare "mac" is disabled
@@ -93,7 +144,13 @@ async fn qr_tv_login_keeps_web_session_and_alias_hosts() {
     let u2 = tok["data"]["uid"].as_str().unwrap().to_string();
     emu.qr_scan(&u2, UID);
     emu.qr_confirm(&u2);
-    let r = post_form(&c, &format!("{}/app/1.0/mac/1.0/login/qrcode", emu.endpoint("passportapi.115.com")), "", &[("account", &u2)]).await;
+    let r = post_form(
+        &c,
+        &format!("{}/app/1.0/mac/1.0/login/qrcode", emu.endpoint("passportapi.115.com")),
+        "",
+        &[("account", &u2)],
+    )
+    .await;
     assert_eq!(r["state"], json!(0));
 }
 
@@ -112,7 +169,17 @@ async fn qr_cancel_expiry_and_long_poll() {
     let endpoint = emu.endpoint("qrcodeapi.115.com");
     let waiter = tokio::spawn(async move {
         let d = &tok2["data"];
-        get_json(&c2, &format!("{endpoint}/get/status/?uid={}&time={}&sign={}", d["uid"].as_str().unwrap(), d["time"], d["sign"].as_str().unwrap()), "").await
+        get_json(
+            &c2,
+            &format!(
+                "{endpoint}/get/status/?uid={}&time={}&sign={}",
+                d["uid"].as_str().unwrap(),
+                d["time"],
+                d["sign"].as_str().unwrap()
+            ),
+            "",
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     emu.qr_scan(&emu_uid, UID);
@@ -171,21 +238,35 @@ async fn offline_add_list_delete() {
     assert_eq!(res[2]["state"], true);
     assert_eq!((res[3]["state"].clone(), res[3]["errcode"].clone()), (json!(false), json!(10004)));
     // task exists
-    let (_, dec) = offline_add(&emu, &c, &cookie, &json!({"ac": "add_task_urls", "wp_path_id": dir.to_string(), "url[0]": magnet})).await;
+    let (_, dec) = offline_add(
+        &emu,
+        &c,
+        &cookie,
+        &json!({"ac": "add_task_urls", "wp_path_id": dir.to_string(), "url[0]": magnet}),
+    )
+    .await;
     assert_eq!(dec["result"][0]["errcode"], json!(10008));
     assert_eq!(dec["result"][0]["info_hash"], "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678");
     // quota
     emu.set_offline_quota(UID, 0);
-    let (_, dec) = offline_add(&emu, &c, &cookie, &json!({"ac": "add_task_urls", "url[0]": "https://example.com/2"})).await;
+    let (_, dec) =
+        offline_add(&emu, &c, &cookie, &json!({"ac": "add_task_urls", "url[0]": "https://example.com/2"})).await;
     assert_eq!(dec["result"][0]["errcode"], json!(10010));
     // missing save dir
-    let (outer, _) = offline_add(&emu, &c, &cookie, &json!({"ac": "add_task_urls", "wp_path_id": "1", "url[0]": "https://example.com/3"})).await;
+    let (outer, _) = offline_add(
+        &emu,
+        &c,
+        &cookie,
+        &json!({"ac": "add_task_urls", "wp_path_id": "1", "url[0]": "https://example.com/3"}),
+    )
+    .await;
     assert_eq!(outer["errno"], json!(10014));
 
     // list with paging
     emu.set_offline_quota(UID, 100);
     for i in 0..40 {
-        offline_add(&emu, &c, &cookie, &json!({"ac": "add_task_url", "url": format!("https://example.com/f{i}")})).await;
+        offline_add(&emu, &c, &cookie, &json!({"ac": "add_task_url", "url": format!("https://example.com/f{i}")}))
+            .await;
     }
     let base = emu.endpoint("lixian.115.com");
     let v = post_form(&c, &format!("{base}/lixian/?ct=lixian&ac=task_lists&page=1"), &cookie, &[]).await;
@@ -204,7 +285,13 @@ async fn offline_add_list_delete() {
     let fid = emu.offline_complete(UID, "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", b"iso".to_vec()).unwrap();
     assert_eq!(emu.entry(fid).unwrap().parent_id, dir);
     // delete with flag=1 also removes the file
-    let v = post_form(&c, &format!("{base}/lixian/?ct=lixian&ac=task_del"), &cookie, &[("hash[0]", "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"), ("flag", "1")]).await;
+    let v = post_form(
+        &c,
+        &format!("{base}/lixian/?ct=lixian&ac=task_del"),
+        &cookie,
+        &[("hash[0]", "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"), ("flag", "1")],
+    )
+    .await;
     assert_eq!(v["state"], true);
     assert!(!emu.is_alive(fid));
     assert_eq!(emu.offline_tasks(UID).len(), 42);
@@ -241,7 +328,9 @@ async fn share_snap_states_and_downloads() {
     assert!(sh.share_code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     assert_eq!(sh.receive_code.len(), 4);
     let web = emu.endpoint("webapi.115.com");
-    let snap = |cid: u64, off: usize, lim: usize, recv: &str| format!("{web}/share/snap?share_code={}&receive_code={recv}&cid={cid}&offset={off}&limit={lim}&asc=1&o=file_name&format=json", sh.share_code);
+    let snap = |cid: u64, off: usize, lim: usize, recv: &str| {
+        format!("{web}/share/snap?share_code={}&receive_code={recv}&cid={cid}&offset={off}&limit={lim}&asc=1&o=file_name&format=json", sh.share_code)
+    };
     let v = get_json(&c, &snap(0, 0, 20, &sh.receive_code), "").await;
     let ex: Value = serde_json::from_str(SNAP_EXAMPLE).unwrap();
     assert_shape(&ex, &v, "", &["share_state", "receive_count", "auto_renewal", "auto_fill_recvcode"]);
@@ -271,19 +360,31 @@ async fn share_snap_states_and_downloads() {
     assert_eq!(get_json(&c, &snap(0, 0, 20, "zzzz"), "").await["errno"], json!(4100008));
     assert_eq!(get_json(&c, &snap(0, 0, 20, ""), "").await["errno"], json!(4100012));
     assert_eq!(get_json(&c, &snap(0, 0, 20, ""), &owner).await["state"], true);
-    assert_eq!(get_json(&c, &format!("{web}/share/snap?share_code=nope&receive_code=abcd&cid=0"), "").await["errno"], json!(4100026));
+    assert_eq!(
+        get_json(&c, &format!("{web}/share/snap?share_code=nope&receive_code=abcd&cid=0"), "").await["errno"],
+        json!(4100026)
+    );
 
     // (a) app downurl: m115, 115 UA, logged in
     let pro = emu.endpoint("proapi.115.com");
     let ua = "Mozilla/5.0 115Browser/27.0.5.7";
     let k: [u8; 16] = rand::random();
-    let payload = json!({"share_code": sh.share_code, "receive_code": sh.receive_code, "file_id": video.to_string()}).to_string();
+    let payload =
+        json!({"share_code": sh.share_code, "receive_code": sh.receive_code, "file_id": video.to_string()}).to_string();
     let send = |ua: &'static str, cookie: String| {
         let c = c.clone();
         let data = m115_encode(payload.as_bytes(), &k);
         let url = format!("{pro}/app/share/downurl?t={}", now_s());
         async move {
-            let r = c.post(url).header("user-agent", ua).header("cookie", cookie).header("content-type", "application/x-www-form-urlencoded").body(format!("data={}", enc(&data))).send().await.unwrap();
+            let r = c
+                .post(url)
+                .header("user-agent", ua)
+                .header("cookie", cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("data={}", enc(&data)))
+                .send()
+                .await
+                .unwrap();
             r.json::<Value>().await.unwrap()
         }
     };
@@ -300,7 +401,10 @@ async fn share_snap_states_and_downloads() {
     assert_eq!(c.get(url).header("user-agent", "other").send().await.unwrap().status(), 403);
 
     // (b) web downurl needs the share referer
-    let u = format!("{web}/share/downurl?share_code={}&receive_code={}&file_id={video}&dl=1", sh.share_code, sh.receive_code);
+    let u = format!(
+        "{web}/share/downurl?share_code={}&receive_code={}&file_id={video}&dl=1",
+        sh.share_code, sh.receive_code
+    );
     let v: Value = c.get(&u).header("cookie", &viewer).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["state"], false);
     let v: Value = c
@@ -319,7 +423,19 @@ async fn share_snap_states_and_downloads() {
     assert_eq!(c.get(url).header("user-agent", "Player").send().await.unwrap().status(), 200);
 
     // receive into bob's drive
-    let v = post_form(&c, &format!("{web}/share/receive"), &viewer, &[("user_id", &(UID + 1).to_string()), ("share_code", &sh.share_code), ("receive_code", &sh.receive_code), ("file_id", &format!("{folder},{video}")), ("cid", "0")]).await;
+    let v = post_form(
+        &c,
+        &format!("{web}/share/receive"),
+        &viewer,
+        &[
+            ("user_id", &(UID + 1).to_string()),
+            ("share_code", &sh.share_code),
+            ("receive_code", &sh.receive_code),
+            ("file_id", &format!("{folder},{video}")),
+            ("cid", "0"),
+        ],
+    )
+    .await;
     assert_eq!(v["state"], true);
     let kids = emu.list_children(UID + 1, 0);
     assert_eq!(kids.len(), 2);
@@ -327,7 +443,13 @@ async fn share_snap_states_and_downloads() {
     assert_eq!(emu.list_children(UID + 1, f.id).len(), 25);
     let empty = emu.mkdir(UID, 0, "empty");
     let sh2 = emu.create_share(UID, &[empty]);
-    let v = post_form(&c, &format!("{web}/share/receive"), &viewer, &[("share_code", &sh2.share_code), ("receive_code", &sh2.receive_code), ("file_id", &empty.to_string())]).await;
+    let v = post_form(
+        &c,
+        &format!("{web}/share/receive"),
+        &viewer,
+        &[("share_code", &sh2.share_code), ("receive_code", &sh2.receive_code), ("file_id", &empty.to_string())],
+    )
+    .await;
     assert_eq!(v["errno"], json!(51011));
 
     // states
@@ -346,6 +468,16 @@ async fn share_web_downurl_version_gate_option() {
     let f = emu.put_file(UID, 0, "a", b"x".to_vec());
     let sh = emu.create_share(UID, &[f]);
     let c = client();
-    let v = get_json(&c, &format!("{}/share/downurl?share_code={}&receive_code={}&file_id={f}&dl=1", emu.endpoint("webapi.115.com"), sh.share_code, sh.receive_code), &cookie).await;
+    let v = get_json(
+        &c,
+        &format!(
+            "{}/share/downurl?share_code={}&receive_code={}&file_id={f}&dl=1",
+            emu.endpoint("webapi.115.com"),
+            sh.share_code,
+            sh.receive_code
+        ),
+        &cookie,
+    )
+    .await;
     assert_eq!(v, json!({"state": false, "error": "当前版本过低，请升级到最新版本下载。"}));
 }

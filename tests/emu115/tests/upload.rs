@@ -46,10 +46,13 @@ async fn setup(opts: Opts) -> Ctx {
     let cookie = emu.add_user(UID, "alice");
     let c = client();
     let v = get_json(&c, &format!("{}/app/uploadinfo", emu.endpoint("proapi.115.com")), &cookie).await;
-    let ex: Value = serde_json::from_str(r#"{"state":true,"error":"","errno":0,"user_id":123456789,"userkey":"0123456789ABCDEF0123456789ABCDEF",
+    let ex: Value = serde_json::from_str(
+        r#"{"state":true,"error":"","errno":0,"user_id":123456789,"userkey":"0123456789ABCDEF0123456789ABCDEF",
  "app_id":0,"app_version":0,"isp_type":0,"max_dir_level":25,"max_dir_level_yun":25,
  "max_file_num":50000,"max_file_num_yun":50000,"size_limit":115964116992,"size_limit_yun":115964116992,
- "type_limit":[],"upload_allowed":true,"upload_allowed_msg":""}"#).unwrap();
+ "type_limit":[],"upload_allowed":true,"upload_allowed_msg":""}"#,
+    )
+    .unwrap();
     assert_shape(&ex, &v, "", &[]);
     assert_eq!(v["user_id"], json!(UID));
     let userkey = v["userkey"].as_str().unwrap().to_string();
@@ -106,16 +109,43 @@ struct Sts {
 }
 
 async fn sts(ctx: &Ctx) -> Sts {
-    let v: Value = ctx.c.get(format!("{}/3.0/gettoken.php", ctx.emu.endpoint("uplb.115.com"))).send().await.unwrap().json().await.unwrap();
-    assert_shape(&json!({"StatusCode":"200","AccessKeyId":"STS.xxxx","AccessKeySecret":"yyyy","SecurityToken":"zzzz","Expiration":"2023-11-14T23:13:20Z"}), &v, "", &[]);
-    Sts { id: v["AccessKeyId"].as_str().unwrap().into(), secret: v["AccessKeySecret"].as_str().unwrap().into(), token: v["SecurityToken"].as_str().unwrap().into() }
+    let v: Value = ctx
+        .c
+        .get(format!("{}/3.0/gettoken.php", ctx.emu.endpoint("uplb.115.com")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_shape(
+        &json!({"StatusCode":"200","AccessKeyId":"STS.xxxx","AccessKeySecret":"yyyy","SecurityToken":"zzzz","Expiration":"2023-11-14T23:13:20Z"}),
+        &v,
+        "",
+        &[],
+    );
+    Sts {
+        id: v["AccessKeyId"].as_str().unwrap().into(),
+        secret: v["AccessKeySecret"].as_str().unwrap().into(),
+        token: v["SecurityToken"].as_str().unwrap().into(),
+    }
 }
 
 const DATE: &str = "Wed, 15 Nov 2023 06:13:20 GMT";
 
 #[allow(clippy::too_many_arguments)]
 /// Signed OSS request (V1). `sub` is the canonical sub-resource string ("" or "?a&b=c").
-async fn oss(ctx: &Ctx, s: &Sts, verb: &str, object: &str, query: &str, sub: &str, ctype: &str, cb: Option<&Value>, body: Vec<u8>) -> reqwest::Response {
+async fn oss(
+    ctx: &Ctx,
+    s: &Sts,
+    verb: &str,
+    object: &str,
+    query: &str,
+    sub: &str,
+    ctype: &str,
+    cb: Option<&Value>,
+    body: Vec<u8>,
+) -> reqwest::Response {
     let mut x: Vec<(String, String)> = vec![("x-oss-security-token".into(), s.token.clone())];
     if let Some(cb) = cb {
         x.push(("x-oss-callback".into(), B64.encode(cb["callback"].as_str().unwrap())));
@@ -124,7 +154,12 @@ async fn oss(ctx: &Ctx, s: &Sts, verb: &str, object: &str, query: &str, sub: &st
     let xr: Vec<(&str, &str)> = x.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let signature = oss_sign(&s.secret, verb, "", ctype, DATE, &xr, &format!("/fhnfile/{object}{sub}"));
     let url = format!("{}/{object}{query}", ctx.emu.endpoint(OSS_HOST));
-    let mut rb = ctx.c.request(verb.parse().unwrap(), url).header("date", DATE).header("authorization", format!("OSS {}:{signature}", s.id)).header("user-agent", "aliyun-sdk-android/2.9.1");
+    let mut rb = ctx
+        .c
+        .request(verb.parse().unwrap(), url)
+        .header("date", DATE)
+        .header("authorization", format!("OSS {}:{signature}", s.id))
+        .header("user-agent", "aliyun-sdk-android/2.9.1");
     if !ctype.is_empty() {
         rb = rb.header("content-type", ctype);
     }
@@ -168,7 +203,8 @@ async fn status1_simple_put_with_callback_creates_file() {
     let s = sts(&ctx).await;
     // a wrong signature is refused and creates nothing
     let bad = Sts { id: s.id.clone(), secret: "wrong".into(), token: s.token.clone() };
-    let r = oss(&ctx, &bad, "PUT", &object, "", "", "application/octet-stream", Some(&v["callback"]), data.clone()).await;
+    let r =
+        oss(&ctx, &bad, "PUT", &object, "", "", "application/octet-stream", Some(&v["callback"]), data.clone()).await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("SignatureDoesNotMatch"));
     // a PUT without callback stores the object but creates no file
@@ -199,7 +235,14 @@ async fn status2_rapid_upload_sends_no_body() {
     ctx.emu.add_user(UID + 1, "bob");
     let data = det(5000);
     ctx.emu.put_file(UID + 1, 0, "theirs.bin", data.clone());
-    let v = init(&ctx, &fixed(), &form(&ctx, "mine.bin", &data, "U_1_0", "1700000000123", "", ""), Pad::P115cipher, 3_487_918_203).await;
+    let v = init(
+        &ctx,
+        &fixed(),
+        &form(&ctx, "mine.bin", &data, "U_1_0", "1700000000123", "", ""),
+        Pad::P115cipher,
+        3_487_918_203,
+    )
+    .await;
     assert_shape(&serde_json::from_str(r#"{"request":"","status":2,"statuscode":0,"statusmsg":"","pickcode":"a87dby98esbg8hgqn","target":"U_1_0","version":"4.1"}"#).unwrap(), &v, "", &[]);
     assert_eq!(v["status"], json!(2));
     let kids = ctx.emu.list_children(UID, 0);
@@ -213,7 +256,9 @@ async fn status7_second_round_range_sha1() {
     let ctx = setup(Opts::default()).await;
     let data = det(3 * 1024 * 1024);
     ctx.emu.add_known_content(data.clone());
-    let v = init(&ctx, &fixed(), &form(&ctx, "big.bin", &data, "U_1_0", "1700000000", "", ""), Pad::Pkcs7, 1_700_000_000).await;
+    let v =
+        init(&ctx, &fixed(), &form(&ctx, "big.bin", &data, "U_1_0", "1700000000", "", ""), Pad::Pkcs7, 1_700_000_000)
+            .await;
     assert_shape(&serde_json::from_str(r#"{"request":"","status":7,"statuscode":701,"statusmsg":"","pickcode":"","target":"U_1_0","version":"4.1","sign_key":"0a1b2c3d4e5f","sign_check":"2392148-2392298"}"#).unwrap(), &v, "", &[]);
     let sk = v["sign_key"].as_str().unwrap().to_string();
     let (a, b) = v["sign_check"].as_str().unwrap().split_once('-').unwrap();
@@ -221,14 +266,25 @@ async fn status7_second_round_range_sha1() {
     assert!(a <= b && b < data.len());
     let sv = sha1_upper(&data[a..=b]);
     // wrong value first
-    let w = init(&ctx, &fixed(), &form(&ctx, "big.bin", &data, "U_1_0", "1700000001", &sk, &sha1_upper(b"nope")), Pad::Pkcs7, 1_700_000_001).await;
+    let w = init(
+        &ctx,
+        &fixed(),
+        &form(&ctx, "big.bin", &data, "U_1_0", "1700000001", &sk, &sha1_upper(b"nope")),
+        Pad::Pkcs7,
+        1_700_000_001,
+    )
+    .await;
     assert_eq!(w["statuscode"], json!(400));
     assert!(ctx.emu.list_children(UID, 0).is_empty());
-    let v2 = init(&ctx, &fixed(), &form(&ctx, "big.bin", &data, "U_1_0", "1700000002", &sk, &sv), Pad::Pkcs7, 1_700_000_002).await;
+    let v2 =
+        init(&ctx, &fixed(), &form(&ctx, "big.bin", &data, "U_1_0", "1700000002", &sk, &sv), Pad::Pkcs7, 1_700_000_002)
+            .await;
     assert_eq!(v2["status"], json!(2), "{v2}");
     assert_eq!(ctx.emu.list_children(UID, 0).len(), 1);
     // a sign_key is single-use
-    let v3 = init(&ctx, &fixed(), &form(&ctx, "big.bin", &data, "U_1_0", "1700000003", &sk, &sv), Pad::Pkcs7, 1_700_000_003).await;
+    let v3 =
+        init(&ctx, &fixed(), &form(&ctx, "big.bin", &data, "U_1_0", "1700000003", &sk, &sv), Pad::Pkcs7, 1_700_000_003)
+            .await;
     assert_eq!(v3["statuscode"], json!(400));
 }
 
@@ -242,7 +298,14 @@ async fn status7_time_window() {
     let (a, b) = v["sign_check"].as_str().unwrap().split_once('-').unwrap();
     let sv = sha1_upper(&data[a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()]);
     ctx.emu.advance_time(std::time::Duration::from_secs(600));
-    let v2 = init(&ctx, &fixed(), &form(&ctx, "x", &data, "U_1_0", "2", v["sign_key"].as_str().unwrap(), &sv), Pad::Pkcs7, 2).await;
+    let v2 = init(
+        &ctx,
+        &fixed(),
+        &form(&ctx, "x", &data, "U_1_0", "2", v["sign_key"].as_str().unwrap(), &sv),
+        Pad::Pkcs7,
+        2,
+    )
+    .await;
     assert_eq!((v2["statuscode"].clone(), v2["statusmsg"].clone()), (json!(400), json!("sig invalid")));
 }
 
@@ -276,7 +339,8 @@ async fn real_ecdh_with_test_server_scalar_and_zero_padding() {
     let ctx = setup(Opts::default()).await;
     let keys = ecdh_keys(&ctx.emu);
     let data = det(2048);
-    let v = init(&ctx, &keys, &form(&ctx, "e.bin", &data, "U_1_0", "1700000000", "", ""), Pad::Zero, 1_700_000_000).await;
+    let v =
+        init(&ctx, &keys, &form(&ctx, "e.bin", &data, "U_1_0", "1700000000", "", ""), Pad::Zero, 1_700_000_000).await;
     assert_eq!(v["status"], json!(1));
     // a key agreed with 115's real public key cannot be decrypted by the emulator
     use p224::elliptic_curve::sec1::ToEncodedPoint;
@@ -314,7 +378,18 @@ async fn multipart_upload_with_callback() {
     let parts: Vec<&[u8]> = data.chunks(150 * 1024).collect();
     for (i, p) in parts.iter().enumerate() {
         let n = i + 1;
-        let r = oss(&ctx, &s, "PUT", &object, &format!("?partNumber={n}&uploadId={upload_id}"), &format!("?partNumber={n}&uploadId={upload_id}"), "", None, p.to_vec()).await;
+        let r = oss(
+            &ctx,
+            &s,
+            "PUT",
+            &object,
+            &format!("?partNumber={n}&uploadId={upload_id}"),
+            &format!("?partNumber={n}&uploadId={upload_id}"),
+            "",
+            None,
+            p.to_vec(),
+        )
+        .await;
         assert_eq!(r.status(), 200);
         etags.push(r.headers()["etag"].to_str().unwrap().to_string());
     }
@@ -323,7 +398,18 @@ async fn multipart_upload_with_callback() {
         xml.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{e}</ETag></Part>", i + 1));
     }
     xml.push_str("</CompleteMultipartUpload>");
-    let r = oss(&ctx, &s, "POST", &object, &format!("?uploadId={upload_id}"), &format!("?uploadId={upload_id}"), "text/xml", Some(&v["callback"]), xml.into_bytes()).await;
+    let r = oss(
+        &ctx,
+        &s,
+        "POST",
+        &object,
+        &format!("?uploadId={upload_id}"),
+        &format!("?uploadId={upload_id}"),
+        "text/xml",
+        Some(&v["callback"]),
+        xml.into_bytes(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let res: Value = r.json().await.unwrap();
     assert_eq!(res["state"], true);
@@ -341,11 +427,36 @@ async fn multipart_upload_with_callback() {
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (i, p) in data2.chunks(60 * 1024).enumerate() {
         let n = i + 1;
-        let r = oss(&ctx, &s, "PUT", &object, &format!("?partNumber={n}&uploadId={upload_id}"), &format!("?partNumber={n}&uploadId={upload_id}"), "", None, p.to_vec()).await;
-        xml.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag></Part>", r.headers()["etag"].to_str().unwrap()));
+        let r = oss(
+            &ctx,
+            &s,
+            "PUT",
+            &object,
+            &format!("?partNumber={n}&uploadId={upload_id}"),
+            &format!("?partNumber={n}&uploadId={upload_id}"),
+            "",
+            None,
+            p.to_vec(),
+        )
+        .await;
+        xml.push_str(&format!(
+            "<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag></Part>",
+            r.headers()["etag"].to_str().unwrap()
+        ));
     }
     xml.push_str("</CompleteMultipartUpload>");
-    let r = oss(&ctx, &s, "POST", &object, &format!("?uploadId={upload_id}"), &format!("?uploadId={upload_id}"), "text/xml", Some(&v["callback"]), xml.into_bytes()).await;
+    let r = oss(
+        &ctx,
+        &s,
+        "POST",
+        &object,
+        &format!("?uploadId={upload_id}"),
+        &format!("?uploadId={upload_id}"),
+        "text/xml",
+        Some(&v["callback"]),
+        xml.into_bytes(),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("EntityTooSmall"));
     assert_eq!(ctx.emu.list_children(UID, 0).len(), 1);

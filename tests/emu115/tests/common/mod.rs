@@ -279,9 +279,18 @@ pub fn token(fileid: &str, size: &str, sk: &str, sv: &str, userid: &str, t: &str
 
 // ------------------------------------------------------------------ OSS V1 signing
 
-pub fn oss_sign(secret: &str, verb: &str, md5: &str, ctype: &str, date: &str, xoss: &[(&str, &str)], resource: &str) -> String {
+pub fn oss_sign(
+    secret: &str,
+    verb: &str,
+    md5: &str,
+    ctype: &str,
+    date: &str,
+    xoss: &[(&str, &str)],
+    resource: &str,
+) -> String {
     use hmac::{Hmac, Mac};
-    let mut hs: Vec<(String, String)> = xoss.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect();
+    let mut hs: Vec<(String, String)> =
+        xoss.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string())).collect();
     hs.sort();
     let mut s = format!("{verb}\n{md5}\n{ctype}\n{date}\n");
     for (k, v) in hs {
