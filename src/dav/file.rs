@@ -143,9 +143,9 @@ impl WriteFile {
         Ok(WriteFile { mount, rel, ctx, spool: Some(spool), size: 0, expected, stored: None })
     }
 
-    async fn write(&mut self, data: &[u8]) -> DriveResult<()> {
+    async fn write(&mut self, data: Bytes) -> DriveResult<()> {
         let s = self.spool.as_mut().ok_or(DriveError::InvalidInput("write after close".into()))?;
-        s.write(data).await?;
+        s.write_bytes(data).await?;
         self.size = s.size();
         Ok(())
     }
@@ -193,7 +193,7 @@ impl DavFile for WriteFile {
             while buf.has_remaining() {
                 let chunk = buf.chunk().to_vec();
                 buf.advance(chunk.len());
-                if let Err(e) = self.write(&chunk).await {
+                if let Err(e) = self.write(Bytes::from(chunk)).await {
                     return Err(self.ctx.fs_err(e));
                 }
             }
@@ -204,7 +204,7 @@ impl DavFile for WriteFile {
 
     fn write_bytes(&mut self, buf: Bytes) -> FsFuture<'_, ()> {
         async move {
-            match self.write(&buf).await {
+            match self.write(buf).await {
                 Ok(()) => Ok(()),
                 Err(e) => Err(self.ctx.fs_err(e)),
             }

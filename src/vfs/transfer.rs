@@ -203,7 +203,7 @@ pub async fn copy_across(a: &Mount, from: &str, b: &Mount, to: &str) -> DriveRes
     let mut spool = Spool::create(&dir).await?;
     let mut stream = open(a, &src, ReadRange { start: 0, end: None }).await?;
     while let Some(chunk) = stream.next().await {
-        spool.write(&chunk?).await?;
+        spool.write_bytes(chunk?).await?;
     }
     if spool.size() != src.size {
         return Err(DriveError::Upstream(format!("source gave {} bytes, expected {}", spool.size(), src.size)));
