@@ -241,9 +241,25 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     for m in table.mounts() {
         let m = Arc::clone(m);
         tokio::spawn(async move {
-            match m.init().await {
-                Ok(()) => tracing::info!(mount = %m.path(), driver = m.drive.kind(), "mount ready"),
-                Err(e) => tracing::error!(mount = %m.path(), "mount failed to start: {e}"),
+            // A provider that cannot be reached at start is tried again with backoff; a lost
+            // login is left to the refresh task (it notices a new `pandav login`).
+            let mut wait = Duration::from_secs(5);
+            loop {
+                match m.init().await {
+                    Ok(()) => {
+                        tracing::info!(mount = %m.path(), driver = m.drive.kind(), "mount ready");
+                        break;
+                    }
+                    Err(e @ crate::vfs::DriveError::AuthLost(_)) => {
+                        tracing::error!(mount = %m.path(), "mount failed to start: {e}");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::error!(mount = %m.path(), "mount failed to start, retrying in {}s: {e}", wait.as_secs());
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(300));
+                    }
+                }
             }
             m.spawn_refresh();
         });

@@ -130,7 +130,7 @@ fn redirect(url: &str) -> Response<BoxBody> {
 pub fn error_response(e: &DriveError) -> Response<BoxBody> {
     let status = e.status();
     if e.is_server_side() {
-        tracing::warn!("download failed: {e}");
+        tracing::warn!("request failed: {e}");
     }
     let mut r = super::status(status, &format!("{e}\n"));
     if let Some(ra) = e.retry_after() {

@@ -144,6 +144,9 @@ impl App {
                 }
                 _ => {}
             }
+            if let Some(r) = self.precheck_listing(&req, &ctx).await {
+                return r;
+            }
         }
 
         let mut resp = if req.method().as_str() == "PROPPATCH" {
@@ -174,6 +177,29 @@ impl App {
             resp.headers_mut().insert("x-oc-mtime", HeaderValue::from_static("accepted"));
         }
         resp.map(body::boxed)
+    }
+
+    /// dav-server turns a failing `read_dir` into a 207 with no children, and a client
+    /// syncing from that folder would delete its own copies. For a Depth 1 PROPFIND of a
+    /// cloud folder, list it first (the listing is cached, so dav-server's own call costs
+    /// nothing) and answer the provider's trouble instead. Local folders list on every
+    /// PROPFIND and fail only for reasons dav-server reports itself.
+    async fn precheck_listing<B>(&self, req: &Request<B>, ctx: &RequestCtx) -> Option<Response<BoxBody>> {
+        if req.headers().get("depth").map(|v| v.as_bytes()) != Some(b"1") {
+            return None;
+        }
+        let path = self.dav_path(req)?;
+        let (m, rel) = self.fs.locate(&path, &ctx.user)?;
+        if m.caps().local_read {
+            return None;
+        }
+        match m.list(&rel).await {
+            Ok(_) | Err(crate::vfs::DriveError::NotFound) | Err(crate::vfs::DriveError::NotADirectory) => None,
+            Err(e) => {
+                tracing::warn!(user = %ctx.user.name, %path, "listing failed: {e}");
+                Some(download::error_response(&e))
+            }
+        }
     }
 
     /// ownCloud clients (rclone's owncloud vendor: `rclone touch`, sync of a changed

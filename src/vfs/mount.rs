@@ -261,8 +261,10 @@ impl Mount {
         }
         .await;
         let r = self.track(r);
-        if r.is_ok() {
-            self.set_health(true, "ready".into());
+        match &r {
+            Ok(()) => self.set_health(true, "ready".into()),
+            Err(DriveError::AuthLost(_)) => {}
+            Err(e) => self.set_health(false, format!("could not start: {e}")),
         }
         r
     }

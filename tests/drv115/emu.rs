@@ -564,3 +564,36 @@ async fn emu_offline_admin_endpoint_and_cli() {
     assert!(String::from_utf8_lossy(&o.stdout).ends_with(" 200"));
     assert!(e.emu.offline_tasks(UID).is_empty());
 }
+
+/// A folder whose listing fails must not look empty: a client syncing from it (rclone
+/// sync) would delete its own copies. PROPFIND answers the provider's trouble (503 with
+/// Retry-After for a throttled 115) instead of a 207 with no children.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emu_failed_listing_is_an_error_not_an_empty_folder() {
+    let e = E::new(Opts::default()).await;
+    let movies = e.emu.mkdir(UID, 0, "Movies");
+    e.emu.put_file(UID, movies, "a.mkv", b"aaaa".to_vec());
+    let cookie = e.cookie.clone();
+    let cfg = write_config(&e, &format!("cookie = {cookie:?}\nretries = 1"), "");
+    let srv = serve(&cfg);
+    // The root listing works (resolves /115/Movies); then /files fails for good.
+    let o = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "PROPFIND",
+        "-H",
+        "Depth: 1",
+        &format!("{}/115/", srv.url),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "207");
+    e.emu.inject("webapi.115.com/files", Fault::throttle());
+    let o =
+        curl(&["-D", "-", "-o", "/dev/null", "-X", "PROPFIND", "-H", "Depth: 1", &format!("{}/115/Movies/", srv.url)]);
+    let head = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 503"), "a failed listing must not answer 207:\n{head}");
+    assert!(head.contains("retry-after:"), "{head}");
+    e.emu.clear_faults();
+}
