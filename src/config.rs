@@ -85,7 +85,7 @@ impl OneOrMany {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: Spanned<String>,
@@ -98,7 +98,7 @@ pub struct UserConfig {
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MountConfig {
     pub path: Spanned<String>,
@@ -114,6 +114,30 @@ pub struct MountConfig {
     pub cache_ttl: Option<Duration>,
     #[serde(default)]
     pub options: Option<Spanned<toml::Table>>,
+}
+
+// Debug by hand: passwords and driver options (cookies, tokens) never reach a log line.
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", self.name.get_ref())
+            .field("mounts", &self.mounts)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let option_keys: Vec<&String> = self.options.as_ref().map(|o| o.get_ref().keys().collect()).unwrap_or_default();
+        f.debug_struct("MountConfig")
+            .field("path", self.path.get_ref())
+            .field("driver", self.driver.get_ref())
+            .field("policy", &self.policy.as_ref().map(|p| p.get_ref()))
+            .field("read_only", &self.read_only)
+            .field("option_keys", &option_keys)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Override a mount's download policy for clients whose User-Agent matches.
@@ -464,6 +488,14 @@ mod tests {
         assert!(e.0.contains("no [[users]]"), "{e}");
         parse(&format!("[server]\nlisten=\"0.0.0.0:80\"\nallow_anonymous=true\n{base}")).unwrap();
         parse(&format!("[server]\nlisten=\"[::]:80\"\n[[users]]\nname=\"u\"\npassword=\"p\"\n{base}")).unwrap();
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c = parse("[[users]]\nname=\"u\"\npassword=\"hunter2\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[mounts.options]\ncookie=\"UID=1;SEID=sesame\"\n").unwrap();
+        let d = format!("{:?}", c.raw);
+        assert!(!d.contains("hunter2") && !d.contains("sesame"), "{d}");
+        assert!(d.contains("cookie") && d.contains("\"u\""), "{d}");
     }
 
     #[test]
