@@ -469,4 +469,27 @@ async fn check_accepts_the_example_and_offline_entry_points_work() {
     assert_eq!(info.refresh_attempts, info.refresh_count);
     assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token);
     assert!(offline::cli_list(&cfg, "/nope").await.is_err());
+
+    // The shared `pandav offline` command (any driver with offline download) on the same mount.
+    let run = |args: &[&str]| {
+        let out = Command::new(bin()).args(["offline"]).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cfg_s = cfg.to_str().unwrap();
+    let (code, so, se) = run(&["add", "--config", cfg_s, "/o", "https://example.com/y.iso"]);
+    assert_eq!(code, Some(0), "{so}{se}");
+    let tasks = env.emu.offline_tasks(env.user);
+    assert_eq!(tasks.len(), 1, "{so}");
+    let hash = tasks[0].info_hash.clone();
+    let (code, so, se) = run(&["list", "--config", cfg_s, "/o"]);
+    assert!(code == Some(0) && so.contains(&hash), "{so}{se}");
+    let (code, so, se) = run(&["remove", "--config", cfg_s, "/o", &hash]);
+    assert_eq!(code, Some(0), "{so}{se}");
+    assert!(env.emu.offline_tasks(env.user).is_empty());
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_attempts, info.refresh_count, "no refresh token was burnt twice");
 }
