@@ -159,12 +159,14 @@ impl<'a> Bucket<'a> {
         format!("{}/{}{}", self.base_url, utf8_percent_encode(key, KEY), subresources(&enc_sub))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         verb: reqwest::Method,
         key: &str,
         sub: &[(&str, Option<String>)],
         content_type: &str,
+        content_md5: &str,
         extra: Vec<(String, String)>,
         body: Option<reqwest::Body>,
     ) -> DriveResult<(u16, reqwest::header::HeaderMap, Bytes)> {
@@ -176,7 +178,7 @@ impl<'a> Bucket<'a> {
         let sig = sign_v1(
             &self.creds.access_key_secret,
             verb.as_str(),
-            "",
+            content_md5,
             content_type,
             &date,
             &oss_headers,
@@ -189,6 +191,9 @@ impl<'a> Bucket<'a> {
             .header("Authorization", format!("OSS {}:{sig}", self.creds.access_key_id));
         if !content_type.is_empty() {
             rb = rb.header("Content-Type", content_type);
+        }
+        if !content_md5.is_empty() {
+            rb = rb.header("Content-MD5", content_md5);
         }
         if let Some(ua) = &self.user_agent {
             rb = rb.header("User-Agent", ua);
@@ -211,18 +216,24 @@ impl<'a> Bucket<'a> {
         Ok((status, headers, body))
     }
 
-    /// Single `PutObject` of `body` (`len` bytes), with 115's callback.
+    /// Single `PutObject` of `body` (`len` bytes), with 115's callback. `md5_hex`, when
+    /// given, goes out as Content-MD5 so OSS refuses a body damaged on the way.
     pub async fn put_object(
         &self,
         key: &str,
         body: reqwest::Body,
         len: u64,
+        md5_hex: Option<&str>,
         cb: Option<&Callback>,
     ) -> DriveResult<Answer> {
         let extra = cb.map(|c| c.headers().to_vec()).unwrap_or_default();
-        let _ = len;
+        let md5 = md5_hex
+            .and_then(|h| hex::decode(h).ok())
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+            .unwrap_or_default();
+        let _ = len; // the body carries its length; kept for callers' clarity
         let (status, _, body) =
-            self.send(reqwest::Method::PUT, key, &[], "application/octet-stream", extra, Some(body)).await?;
+            self.send(reqwest::Method::PUT, key, &[], "application/octet-stream", &md5, extra, Some(body)).await?;
         if status == 200 {
             Ok(Answer { status, body })
         } else if status == 203 {
@@ -234,8 +245,10 @@ impl<'a> Bucket<'a> {
 
     /// `InitiateMultipartUpload` (`?uploads`, plus `sequential` as 115 requires).
     pub async fn initiate(&self, key: &str) -> DriveResult<String> {
-        let sub = [("uploads", None), ("sequential", None)];
-        let (status, _, body) = self.send(reqwest::Method::POST, key, &sub, "", vec![], None).await?;
+        // `sequential=1`: required by 115 (115-web §5.5 `?uploads&sequential=1`; 115-open
+        // §7.4 names the bare key, and p115oss sends `=1`, which satisfies both readings).
+        let sub = [("uploads", None), ("sequential", Some("1".to_string()))];
+        let (status, _, body) = self.send(reqwest::Method::POST, key, &sub, "", "", vec![], None).await?;
         if status != 200 {
             return Err(oss_error("initiate multipart", status, &body));
         }
@@ -245,8 +258,9 @@ impl<'a> Bucket<'a> {
     /// `UploadPart`; returns the part's ETag.
     pub async fn upload_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> DriveResult<String> {
         let sub = [("partNumber", Some(number.to_string())), ("uploadId", Some(upload_id.to_string()))];
-        let (status, headers, body) =
-            self.send(reqwest::Method::PUT, key, &sub, "application/octet-stream", vec![], Some(data.into())).await?;
+        let (status, headers, body) = self
+            .send(reqwest::Method::PUT, key, &sub, "application/octet-stream", "", vec![], Some(data.into()))
+            .await?;
         if status != 200 {
             return Err(oss_error("upload part", status, &body));
         }
@@ -266,7 +280,7 @@ impl<'a> Bucket<'a> {
             if let Some(m) = &marker {
                 sub.push(("part-number-marker", Some(m.clone())));
             }
-            let (status, _, body) = self.send(reqwest::Method::GET, key, &sub, "", vec![], None).await?;
+            let (status, _, body) = self.send(reqwest::Method::GET, key, &sub, "", "", vec![], None).await?;
             if status != 200 {
                 return Err(oss_error("list parts", status, &body));
             }
@@ -307,7 +321,7 @@ impl<'a> Bucket<'a> {
         let sub = [("uploadId", Some(upload_id.to_string()))];
         let extra = cb.map(|c| c.headers().to_vec()).unwrap_or_default();
         let (status, _, body) =
-            self.send(reqwest::Method::POST, key, &sub, "text/xml", extra, Some(xml.into_bytes().into())).await?;
+            self.send(reqwest::Method::POST, key, &sub, "text/xml", "", extra, Some(xml.into_bytes().into())).await?;
         if status == 200 {
             Ok(Answer { status, body })
         } else if status == 203 {
@@ -323,7 +337,7 @@ impl<'a> Bucket<'a> {
     /// `AbortMultipartUpload` (best effort).
     pub async fn abort(&self, key: &str, upload_id: &str) -> DriveResult<()> {
         let sub = [("uploadId", Some(upload_id.to_string()))];
-        let (status, _, body) = self.send(reqwest::Method::DELETE, key, &sub, "", vec![], None).await?;
+        let (status, _, body) = self.send(reqwest::Method::DELETE, key, &sub, "", "", vec![], None).await?;
         if status == 204 || status == 200 || status == 404 {
             Ok(())
         } else {

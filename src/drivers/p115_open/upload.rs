@@ -279,7 +279,11 @@ impl Open115 {
         let mut last = None;
         for i in 0..PART_TRIES {
             let sts = self.sts(i > 0).await?;
-            match self.bucket_for(&sts, bucket).put_object(object, body.clone().into(), up.size, Some(cb)).await {
+            match self
+                .bucket_for(&sts, bucket)
+                .put_object(object, body.clone().into(), up.size, Some(&up.md5), Some(cb))
+                .await
+            {
                 Ok(a) => return Ok(a),
                 Err(e) if oss::retryable(&e) || e.to_string().contains("credentials") => {
                     last = Some(e);
