@@ -43,6 +43,11 @@ impl Endpoints {
         Ok(Endpoints { map: out })
     }
 
+    /// The whole table (normalised host → base URL).
+    pub fn map(&self) -> &BTreeMap<String, String> {
+        &self.map
+    }
+
     /// The override for `host`, if any.
     pub fn get(&self, host: &str) -> Option<&str> {
         self.map.get(&host.to_ascii_lowercase()).map(String::as_str)

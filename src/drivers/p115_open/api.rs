@@ -2,7 +2,6 @@
 //! decoding of unstable shapes (§1.4), and `Api::call`, which adds the Bearer token,
 //! the rate limit, refresh-once-and-retry, back-off and error mapping to every call.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,62 +21,7 @@ pub const BROKER_URL: &str = "https://api.oplist.org/115cloud/renewapi";
 // ---------------------------------------------------------------------------------------
 // Hosts
 
-/// Real hostname → base URL (`https://proapi.115.com` → `http://127.0.0.1:9/proapi`), for
-/// tests, relays and mirrors. Hosts not in the table are reached as `https://<host>`.
-#[derive(Clone, Debug, Default)]
-pub struct Endpoints {
-    map: BTreeMap<String, String>,
-}
-
-impl Endpoints {
-    pub fn new(map: BTreeMap<String, String>) -> anyhow::Result<Endpoints> {
-        let mut out = BTreeMap::new();
-        for (host, base) in map {
-            let h = host.trim().to_ascii_lowercase();
-            if h.is_empty() || h.contains('/') || h.contains(':') {
-                anyhow::bail!("endpoints: {host:?} is not a host name (write e.g. \"proapi.115.com\")");
-            }
-            if !(base.starts_with("http://") || base.starts_with("https://")) {
-                anyhow::bail!("endpoints.\"{host}\": {base:?} is not an http(s) URL");
-            }
-            out.insert(h, base.trim_end_matches('/').to_string());
-        }
-        Ok(Endpoints { map: out })
-    }
-
-    pub fn map(&self) -> &BTreeMap<String, String> {
-        &self.map
-    }
-
-    /// Base URL for a real host.
-    pub fn base(&self, host: &str) -> String {
-        match self.map.get(&host.to_ascii_lowercase()) {
-            Some(b) => b.clone(),
-            None => format!("https://{host}"),
-        }
-    }
-
-    pub fn url(&self, host: &str, path: &str) -> String {
-        format!("{}{path}", self.base(host))
-    }
-
-    /// A provider URL with its host replaced by the override for that host, if any.
-    pub fn rewrite(&self, url: &str) -> String {
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return url.to_string();
-        };
-        let (host, tail) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let bare = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
-        let bare = bare.split(':').next().unwrap_or(bare).to_ascii_lowercase();
-        match self.map.get(&bare) {
-            Some(base) => format!("{base}{tail}"),
-            None => format!("{scheme}://{rest}"),
-        }
-    }
-}
+pub use crate::drivers::http::Endpoints;
 
 // ---------------------------------------------------------------------------------------
 // Lenient decoding
@@ -652,7 +596,7 @@ mod tests {
 
     #[test]
     fn endpoints_rewrite_hosts() {
-        let mut m = BTreeMap::new();
+        let mut m = std::collections::BTreeMap::new();
         m.insert("cdn.example.net".to_string(), "http://127.0.0.1:9/cdn".to_string());
         let ep = Endpoints::new(m).unwrap();
         assert_eq!(ep.rewrite("https://cdn.example.net/a/b?t=1"), "http://127.0.0.1:9/cdn/a/b?t=1");
