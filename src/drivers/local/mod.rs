@@ -141,7 +141,7 @@ fn entry_from(id: String, name: String, m: &std::fs::Metadata) -> Entry {
 }
 
 /// Bytes per read of a file being served.
-const READ_CHUNK: u64 = 256 * 1024;
+const READ_CHUNK: u64 = 128 * 1024;
 
 /// `range` of `f` as a stream of chunks, each read straight into its own buffer by one
 /// blocking task. The buffer is allocated here, on the runtime's thread. (A
