@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_pandav");
 
 /// What to tell someone whose machine lacks a client the tests need.
-pub const INSTALL_HINT: &str = "run the tests through scripts/test.sh, which installs litmus, curl, ffmpeg and rclone";
+pub const INSTALL_HINT: &str = "run the tests through .ci/test.sh, which installs litmus, curl, ffmpeg and rclone";
 
 /// A scratch folder for one test (config, data roots, client files), removed at the end.
 pub struct TestDir {

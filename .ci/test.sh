@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test of every workspace member:
 #
-#     scripts/test.sh [extra cargo test arguments…]
+#     .ci/test.sh [extra cargo test arguments…]
 #
 # On a fresh Debian/Ubuntu machine it first installs what the tests drive: litmus,
 # curl, ffmpeg (ffprobe), a C toolchain, Rust (through rustup, when cargo is missing)
