@@ -447,37 +447,11 @@ impl Drive for P115Drive {
     }
 
     async fn offline_add(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
-        let r = P115Drive::offline_add(self, urls, dir.map(|d| d.id.as_str())).await?;
-        Ok(r.into_iter()
-            .map(|a| OfflineAdded {
-                url: a.url,
-                ok: a.ok,
-                exists: a.exists,
-                info_hash: a.info_hash,
-                name: a.name,
-                message: a.message,
-            })
-            .collect())
+        P115Drive::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
     }
 
     async fn offline_list(&self) -> DriveResult<OfflineTasks> {
-        let l = P115Drive::offline_list(self).await?;
-        Ok(OfflineTasks {
-            tasks: l
-                .tasks
-                .into_iter()
-                .map(|t| OfflineTask {
-                    info_hash: t.info_hash,
-                    name: t.name,
-                    url: t.url,
-                    size: t.size,
-                    percent: t.percent,
-                    status: t.status,
-                })
-                .collect(),
-            quota_total: l.quota_total,
-            quota_left: l.quota_left,
-        })
+        P115Drive::offline_list(self).await
     }
 
     async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {

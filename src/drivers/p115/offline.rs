@@ -8,54 +8,12 @@ use super::P115Drive;
 use crate::drivers::http;
 use crate::vfs::*;
 
-/// What 115 said about one URL.
-#[derive(Debug, Clone)]
-pub struct AddResult {
-    pub url: String,
-    pub ok: bool,
-    /// errcode 10008: the task already exists (counted as success, like elevengo).
-    pub exists: bool,
-    pub info_hash: String,
-    pub name: String,
-    pub message: String,
-}
+/// The shared shapes (`vfs::OfflineAdded`, `OfflineTask`, `OfflineTasks`) under the names
+/// this module has always used.
+pub type AddResult = OfflineAdded;
+pub type Task = OfflineTask;
+pub type TaskList = OfflineTasks;
 
-/// One task of the list.
-#[derive(Debug, Clone)]
-pub struct Task {
-    pub info_hash: String,
-    pub name: String,
-    pub size: u64,
-    pub url: String,
-    /// 0 queued, 1 downloading, 2 done, -1 failed.
-    pub status: i64,
-    pub percent: f64,
-    pub file_id: String,
-    pub wp_path_id: String,
-    pub add_time: i64,
-}
-
-impl Task {
-    pub fn status_text(&self) -> &'static str {
-        match self.status {
-            0 => "queued",
-            1 => "downloading",
-            2 => "done",
-            -1 => "failed",
-            _ => "unknown",
-        }
-    }
-}
-
-/// The task list with the quota figures of its answer.
-#[derive(Debug, Clone, Default)]
-pub struct TaskList {
-    pub tasks: Vec<Task>,
-    pub quota_total: Option<i64>,
-    pub quota_left: Option<i64>,
-}
-
-/// Plain words for the offline errnos (§6.1).
 pub fn offline_message(code: i64, msg: &str) -> String {
     let what = match code {
         10004 => "invalid link",
@@ -176,9 +134,6 @@ impl P115Drive {
                     percent: get(t, "percentDone")
                         .and_then(|p| p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())))
                         .unwrap_or(0.0),
-                    file_id: fstr(t, "file_id").unwrap_or_default(),
-                    wp_path_id: fstr(t, "wp_path_id").unwrap_or_default(),
-                    add_time: fnum(t, "add_time").unwrap_or(0),
                 });
             }
             let pages = fnum(&v, "page_count").unwrap_or(1);

@@ -386,35 +386,11 @@ impl Drive for Open115 {
     }
 
     async fn offline_add(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
-        let r = Open115::offline_add(self, urls, dir.map(|d| d.id.as_str())).await?;
-        Ok(r.into_iter()
-            .map(|a| OfflineAdded {
-                url: a.url,
-                ok: a.ok,
-                exists: false,
-                info_hash: a.info_hash,
-                name: String::new(),
-                message: a.message,
-            })
-            .collect())
+        Open115::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
     }
 
     async fn offline_list(&self) -> DriveResult<OfflineTasks> {
-        let tasks = Open115::offline_list(self).await?;
-        Ok(OfflineTasks {
-            tasks: tasks
-                .into_iter()
-                .map(|t| OfflineTask {
-                    info_hash: t.info_hash,
-                    name: t.name,
-                    url: t.url,
-                    size: t.size,
-                    percent: t.percent,
-                    status: t.status,
-                })
-                .collect(),
-            ..OfflineTasks::default()
-        })
+        Ok(OfflineTasks { tasks: Open115::offline_list(self).await?, ..OfflineTasks::default() })
     }
 
     async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {

@@ -8,42 +8,11 @@ use serde_json::Value;
 
 use super::api::{value_bool, value_i64, value_string, value_u64, Req};
 use super::Open115;
-use crate::vfs::{DriveError, DriveResult};
+use crate::vfs::{DriveError, DriveResult, OfflineAdded, OfflineTask};
 
-/// Result of one URL of an add request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Added {
-    pub url: String,
-    pub ok: bool,
-    pub info_hash: String,
-    pub message: String,
-}
-
-/// One offline task.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Task {
-    pub info_hash: String,
-    pub name: String,
-    pub url: String,
-    pub size: u64,
-    pub percent: f64,
-    /// -1 failed, 0 pending, 1 downloading, 2 done
-    pub status: i64,
-    pub file_id: String,
-    pub dir_id: String,
-}
-
-impl Task {
-    pub fn status_text(&self) -> &'static str {
-        match self.status {
-            -1 => "failed",
-            0 => "pending",
-            1 => "downloading",
-            2 => "done",
-            _ => "unknown",
-        }
-    }
-}
+/// The shared shapes (`vfs::OfflineAdded`, `OfflineTask`) under this module's names.
+pub type Added = OfflineAdded;
+pub type Task = OfflineTask;
 
 impl Open115 {
     /// Add download tasks for `urls` (HTTP(S), FTP, magnet, ed2k) into folder `dir_id`
@@ -62,7 +31,9 @@ impl Open115 {
             .map(|it| Added {
                 url: it.get("url").map(value_string).unwrap_or_default(),
                 ok: it.get("state").map(value_bool).unwrap_or(false),
+                exists: false,
                 info_hash: it.get("info_hash").map(value_string).unwrap_or_default(),
+                name: String::new(),
                 message: it.get("message").map(value_string).unwrap_or_default(),
             })
             .collect())
@@ -112,8 +83,6 @@ fn task_of(t: &Value) -> Task {
         size: t.get("size").map(value_u64).unwrap_or(0),
         percent: t.get("percentDone").and_then(|v| v.as_f64().or_else(|| value_string(v).parse().ok())).unwrap_or(0.0),
         status: t.get("status").map(value_i64).unwrap_or(0),
-        file_id: s("file_id"),
-        dir_id: s("wp_path_id"),
     }
 }
 
