@@ -96,7 +96,7 @@ pub struct P115Options {
     pub ec115_server_public_key: Option<String>,
 }
 
-fn root_id() -> String {
+pub(crate) fn root_id() -> String {
     "0".into()
 }
 fn default_page_size() -> u32 {
@@ -105,10 +105,10 @@ fn default_page_size() -> u32 {
 fn default_order() -> String {
     "user_ptime".into()
 }
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
-fn default_rate() -> f64 {
+pub(crate) fn default_rate() -> f64 {
     2.0
 }
 fn default_threshold() -> u64 {

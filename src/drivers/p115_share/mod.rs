@@ -42,7 +42,7 @@ pub struct ShareOptions {
     pub share_code: Option<String>,
     #[serde(default)]
     pub receive_code: Option<Secret>,
-    #[serde(default = "root_id", deserialize_with = "de_id")]
+    #[serde(default = "super::p115::root_id", deserialize_with = "de_id")]
     pub root_folder_id: String,
     #[serde(default)]
     pub cookie: Secret,
@@ -50,9 +50,9 @@ pub struct ShareOptions {
     pub page_size: u32,
     #[serde(default = "default_order")]
     pub order: String,
-    #[serde(default = "yes")]
+    #[serde(default = "super::p115::yes")]
     pub asc: bool,
-    #[serde(default = "default_rate")]
+    #[serde(default = "super::p115::default_rate")]
     pub rate_limit: f64,
     #[serde(default)]
     pub app_version: Option<String>,
@@ -69,20 +69,11 @@ pub struct ShareOptions {
     pub m115_test_modulus: Option<String>,
 }
 
-fn root_id() -> String {
-    "0".into()
-}
 fn default_page() -> u32 {
     200
 }
 fn default_order() -> String {
     "file_name".into()
-}
-fn yes() -> bool {
-    true
-}
-fn default_rate() -> f64 {
-    2.0
 }
 
 /// How long a broken share is answered from memory before 115 is asked again.
