@@ -4,11 +4,13 @@ pub mod admin;
 pub mod auth;
 mod body;
 pub mod download;
+mod listen;
 pub mod policy;
 pub mod sign;
 pub mod tls;
 
-use std::convert::Infallible;
+pub use listen::serve;
+
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,8 +21,6 @@ use dav_server::{memls::MemLs, DavHandler};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::dav::{DavFs, RequestCtx};
@@ -386,65 +386,6 @@ fn xml_error(code: StatusCode, inner: &str) -> Response<BoxBody> {
     *r.status_mut() = code;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
     r
-}
-
-/// Serve on the given listeners until `shutdown` resolves.
-pub async fn serve(
-    app: Arc<App>,
-    listeners: Vec<TcpListener>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let mut tasks = tokio::task::JoinSet::new();
-    for l in listeners {
-        let app = Arc::clone(&app);
-        let tls = tls.clone();
-        tasks.spawn(accept_loop(app, l, tls));
-    }
-    shutdown.await;
-    tracing::info!("shutting down");
-    tasks.abort_all();
-}
-
-async fn accept_loop(app: Arc<App>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .max_buf_size(256 * 1024)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
-            let r = match tls {
-                Some(acc) => match acc.accept(stream).await {
-                    Ok(s) => builder.serve_connection(TokioIo::new(s), svc).await,
-                    Err(e) => {
-                        tracing::debug!(%peer, "TLS handshake failed: {e}");
-                        return;
-                    }
-                },
-                None => builder.serve_connection(TokioIo::new(stream), svc).await,
-            };
-            if let Err(e) = r {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        });
-    }
 }
 
 #[cfg(test)]
