@@ -423,6 +423,15 @@ impl Mount {
         }
         let entry = self.resolve(from).await?;
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
+        // A drive that replaces an existing target file (`Caps::replace_file`) must not be
+        // handed one here: this rename does not overwrite.
+        if self.caps.replace_file {
+            match self.child(to_prel, &new_parent, to_name).await {
+                Ok(_) => return Err(DriveError::Exists),
+                Err(DriveError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let r = self.track(self.drive.move_to(&entry, &new_parent, to_name).await);
         self.invalidate(split_parent(from).0);
         self.invalidate(to_prel);
