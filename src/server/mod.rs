@@ -9,7 +9,7 @@ pub mod policy;
 pub mod sign;
 pub mod tls;
 
-pub use listen::serve;
+pub use listen::{prepare, serve, serve_with, Limits};
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
