@@ -105,9 +105,10 @@ impl App {
             };
         }
 
-        let user = match self.auth.check(req.headers().get(header::AUTHORIZATION)) {
+        let user = match self.auth.check(req.headers().get(header::AUTHORIZATION), peer.ip()).await {
             auth::AuthResult::Ok(u) => u,
             auth::AuthResult::Challenge => return self.challenge(),
+            auth::AuthResult::Throttled(wait) => return auth::throttled(wait),
         };
         *user_name = user.name.clone();
         let oc_mtime = req.headers().get("x-oc-mtime").and_then(parse_oc_mtime);
