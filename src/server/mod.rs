@@ -280,7 +280,7 @@ impl App {
     }
 
     /// GET/HEAD of a file goes through the download policy; `None` for anything else
-    /// (folders, virtual folders, missing paths), which dav-server answers.
+    /// (folders, virtual folders), which dav-server answers.
     async fn file_download<B>(
         &self,
         req: &Request<B>,
@@ -291,7 +291,11 @@ impl App {
         let (m, rel) = self.fs.locate(path, &ctx.user)?;
         let entry = match m.resolve(&rel).await {
             Ok(e) if !e.is_dir => e,
-            Ok(_) | Err(crate::vfs::DriveError::NotFound) => return None,
+            Ok(_) => return None,
+            // Answered here: dav-server would look again, and a file that appears in
+            // between is sent by it with its headers first and its bytes opened after,
+            // so a failure then is a 200 with a short body.
+            Err(crate::vfs::DriveError::NotFound) => return Some(status(StatusCode::NOT_FOUND, "not found\n")),
             Err(e) => return Some(download::error_response(&e)),
         };
         let ask = download::Ask { method: req.method(), headers: req.headers(), path, signed };
