@@ -248,6 +248,7 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = systemd_credential_base(&base).unwrap_or(base);
         Config::parse(&text, &path.display().to_string(), base)
     }
 
@@ -443,6 +444,22 @@ impl Config {
     /// Normalised mount path of mount `i` (validated at load).
     pub fn mount_path(&self, i: usize) -> String {
         normalize_mount_path(self.raw.mounts[i].path.get_ref()).expect("validated")
+    }
+}
+
+/// A config handed over by systemd's `LoadCredential=` sits in `$CREDENTIALS_DIRECTORY`,
+/// a read-only copy: relative paths in it (`root = "./data"`) are taken from
+/// `$STATE_DIRECTORY` (else the working directory) instead.
+fn systemd_credential_base(config_dir: &Path) -> Option<PathBuf> {
+    let creds = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?);
+    let same = |a: &Path, b: &Path| a == b || a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a));
+    if !same(config_dir, &creds) {
+        return None;
+    }
+    match std::env::var_os("STATE_DIRECTORY") {
+        // StateDirectory= may name several, separated by ':'.
+        Some(d) => d.to_str().and_then(|s| s.split(':').next()).map(PathBuf::from),
+        None => std::env::current_dir().ok(),
     }
 }
 
