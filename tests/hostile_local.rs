@@ -14,5 +14,9 @@ mod common;
 mod connections;
 #[path = "hostile_local/helpers.rs"]
 mod helpers;
+#[path = "hostile_local/install.rs"]
+mod install;
 #[path = "hostile_local/symlinks.rs"]
 mod symlinks;
+#[path = "hostile_local/uploads.rs"]
+mod uploads;
