@@ -5,7 +5,8 @@
 //! alive afterwards, and its log free of panics.
 //!
 //! One file per class: `symlinks.rs`, `connections.rs`, `auth.rs`, `uploads.rs`,
-//! `install.rs` (systemd unit). `helpers.rs` has what tests/common does not.
+//! `install.rs` (systemd unit), `replace.rs` (the driver's atomic replace, through the
+//! `Drive` API). `helpers.rs` has what tests/common does not.
 
 #[path = "hostile_local/auth.rs"]
 mod auth;
@@ -16,6 +17,8 @@ mod connections;
 mod helpers;
 #[path = "hostile_local/install.rs"]
 mod install;
+#[path = "hostile_local/replace.rs"]
+mod replace;
 #[path = "hostile_local/symlinks.rs"]
 mod symlinks;
 #[path = "hostile_local/uploads.rs"]
