@@ -6,6 +6,31 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+/// A child process (a server under test) killed and reaped when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Killed {
+    pub fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Drain a child's pipe so it never blocks on a full pipe; lines go nowhere.
+pub fn drain<R: std::io::Read + Send + 'static>(r: R) {
+    std::thread::spawn(move || {
+        let mut r = r;
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+    });
+}
+
 /// `/proc/loadavg`'s first three fields.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
