@@ -481,6 +481,32 @@ impl EmuAliyun {
         }
     }
 
+    /// A user with a chosen `user_id` (e.g. the one of a signature vector).
+    pub fn add_user_with_id(&self, user_id: &str, name: &str) -> UserInfo {
+        let info = self.add_user(name);
+        let mut st = self.inner.st();
+        let mut u = st.users.remove(&info.user_id).expect("user");
+        u.user_id = user_id.to_string();
+        st.users.insert(user_id.to_string(), u);
+        UserInfo { user_id: user_id.to_string(), ..info }
+    }
+
+    /// Register an access token with a chosen value (e.g. the token of a proof_code vector).
+    pub fn seed_access_token(&self, user_id: &str, kind: TokenKind, token: &str, app: Option<&str>) {
+        let o = self.inner.opts();
+        let now = self.inner.now();
+        self.inner.st().access.insert(
+            token.to_string(),
+            state::AccessTok {
+                user_id: user_id.into(),
+                kind,
+                app: app.map(Into::into),
+                expires_ms: now + o.access_token_ttl.as_millis() as i64,
+                revoked: false,
+            },
+        );
+    }
+
     /// A consumer refresh token of this kind (as taken from the web or mobile app).
     pub fn issue_refresh_token(&self, user_id: &str, kind: TokenKind) -> String {
         assert!(kind != TokenKind::Open, "use open_authorize for open tokens");
