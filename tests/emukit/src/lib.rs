@@ -47,4 +47,4 @@ pub use clock::{Clock, RateLimiter};
 pub use fault::{Action, Fault, FaultId};
 pub use http::{Body, ByteSource, Reply, Request};
 pub use log::LoggedRequest;
-pub use server::{BindOptions, Bound, Server};
+pub use server::{BindOptions, Bound, Layout, Server};

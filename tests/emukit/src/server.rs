@@ -26,21 +26,53 @@ use crate::util::pct_decode;
 
 type Handler<X> = dyn Fn(Request, Option<X>) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync;
 
+/// How hosts map to listeners.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// One port per host; the endpoint of a host is `http://IP:PORT` (the default).
+    #[default]
+    PortPerHost,
+    /// One port for every host, each under a path prefix named after it:
+    /// `http://IP:PORT/<host>/<path>` (the layout the 115 emulators publish). Any first path
+    /// segment is taken as the host; the handler answers unknown ones.
+    PathPrefix,
+}
+
 /// Where to bind.
 #[derive(Clone, Debug, Default)]
 pub struct BindOptions {
     /// Preferred port per host (e.g. the ports of a previous run, so a driver configured with
     /// the old endpoints keeps working after an emulator restart). Other hosts get a free port.
+    /// With [`Layout::PathPrefix`] the single port is the one of key `"*"`.
     pub ports: BTreeMap<String, u16>,
     /// Address to bind; default 127.0.0.1.
     pub ip: Option<IpAddr>,
+    pub layout: Layout,
 }
 
 /// Listeners bound for every host but not serving yet: read the endpoints, build the
 /// emulator's state with them, then [`Bound::serve`].
 pub struct Bound {
+    /// `(host, listener)`; the host is `"*"` for the single listener of [`Layout::PathPrefix`].
     listeners: Vec<(String, TcpListener)>,
     ip: IpAddr,
+    layout: Layout,
+    hosts: Vec<String>,
+}
+
+async fn listen(ip: IpAddr, port: u16, what: &str) -> std::io::Result<TcpListener> {
+    let sock = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    sock.set_reuseaddr(true)?;
+    sock.bind(SocketAddr::new(ip, port))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("bind {what} on {ip}:{port}: {e}")))?;
+    sock.listen(1024)
+}
+
+fn base_of(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("http://{a}:{port}"),
+        IpAddr::V6(a) => format!("http://[{a}]:{port}"),
+    }
 }
 
 impl Bound {
@@ -48,39 +80,48 @@ impl Bound {
     /// for it because something is configured with it).
     pub async fn bind(hosts: &[&str], opts: &BindOptions) -> std::io::Result<Bound> {
         let ip = opts.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let mut listeners = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for h in hosts {
             let h = h.to_ascii_lowercase();
-            if listeners.iter().any(|(x, _)| *x == h) {
-                continue;
+            if !names.contains(&h) {
+                names.push(h);
             }
-            let port = opts.ports.get(&h).copied().unwrap_or(0);
-            let sock = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-            sock.set_reuseaddr(true)?;
-            sock.bind(SocketAddr::new(ip, port))
-                .map_err(|e| std::io::Error::new(e.kind(), format!("bind {h} on {ip}:{port}: {e}")))?;
-            listeners.push((h, sock.listen(1024)?));
         }
-        Ok(Bound { listeners, ip })
+        let mut listeners = Vec::new();
+        match opts.layout {
+            Layout::PortPerHost => {
+                for h in &names {
+                    let port = opts.ports.get(h).copied().unwrap_or(0);
+                    listeners.push((h.clone(), listen(ip, port, h).await?));
+                }
+            }
+            Layout::PathPrefix => {
+                let port = opts.ports.get("*").copied().unwrap_or(0);
+                listeners.push(("*".to_string(), listen(ip, port, "all hosts").await?));
+            }
+        }
+        Ok(Bound { listeners, ip, layout: opts.layout, hosts: names })
     }
 
     pub fn ports(&self) -> BTreeMap<String, u16> {
         self.listeners.iter().map(|(h, l)| (h.clone(), l.local_addr().map(|a| a.port()).unwrap_or(0))).collect()
     }
 
-    /// `host → http://IP:PORT` (no trailing slash).
+    /// `host → base URL` (no trailing slash) for every host.
     pub fn endpoints(&self) -> BTreeMap<String, String> {
-        let ip = self.ip;
-        self.ports()
-            .into_iter()
-            .map(|(h, p)| {
-                let base = match ip {
-                    IpAddr::V4(a) => format!("http://{a}:{p}"),
-                    IpAddr::V6(a) => format!("http://[{a}]:{p}"),
-                };
-                (h, base)
-            })
-            .collect()
+        let ports = self.ports();
+        match self.layout {
+            Layout::PortPerHost => ports.into_iter().map(|(h, p)| (h, base_of(self.ip, p))).collect(),
+            Layout::PathPrefix => {
+                let base = base_of(self.ip, ports["*"]);
+                self.hosts.iter().map(|h| (h.clone(), format!("{base}/{h}"))).collect()
+            }
+        }
+    }
+
+    /// The single base URL of [`Layout::PathPrefix`] (`http://IP:PORT`).
+    pub fn base_url(&self) -> Option<String> {
+        (self.layout == Layout::PathPrefix).then(|| base_of(self.ip, self.ports()["*"]))
     }
 
     /// Start serving every host with `handler`. `X` is the emulator's own fault type
@@ -93,6 +134,7 @@ impl Bound {
     {
         let endpoints = self.endpoints();
         let ports = self.ports();
+        let base = self.base_url();
         let handler: Arc<Handler<X>> = Arc::new(move |r, x| Box::pin(handler(r, x)));
         let shared = Arc::new(Shared {
             log: Mutex::new(Vec::new()),
@@ -105,7 +147,7 @@ impl Bound {
         for (host, listener) in self.listeners {
             tasks.push(tokio::spawn(accept_loop(listener, host, shared.clone(), handler.clone(), rx.clone())));
         }
-        Server { shared, shutdown: tx, tasks: Mutex::new(tasks), endpoints, ports }
+        Server { shared, shutdown: tx, tasks: Mutex::new(tasks), endpoints, ports, base }
     }
 }
 
@@ -127,6 +169,8 @@ pub struct Server<X> {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     endpoints: BTreeMap<String, String>,
     ports: BTreeMap<String, u16>,
+    /// Single base URL of [`Layout::PathPrefix`].
+    base: Option<String>,
 }
 
 impl<X> Drop for Server<X> {
@@ -139,9 +183,18 @@ impl<X> Drop for Server<X> {
 }
 
 impl<X: Clone + Send + Sync + 'static> Server<X> {
-    /// Base URL standing in for `https://<host>`; panics for a host that is not served.
+    /// Base URL standing in for `https://<host>`. With [`Layout::PortPerHost`] it panics for a
+    /// host that is not served; with [`Layout::PathPrefix`] any host has one (`BASE/<host>`).
     pub fn endpoint(&self, host: &str) -> String {
+        if let Some(base) = &self.base {
+            return format!("{base}/{host}");
+        }
         self.endpoints.get(&host.to_ascii_lowercase()).cloned().unwrap_or_else(|| panic!("host {host} is not emulated"))
+    }
+
+    /// The single base URL (`http://IP:PORT`) of [`Layout::PathPrefix`]; `None` otherwise.
+    pub fn base_url(&self) -> Option<String> {
+        self.base.clone()
     }
 
     /// `host → base URL` for every served host.
@@ -300,7 +353,18 @@ async fn handle<X: Clone + Send + Sync + 'static>(
     handler: Arc<Handler<X>>,
 ) -> Result<Response<EmuBody>, std::io::Error> {
     let (parts, body) = req.into_parts();
-    let raw_path = parts.uri.path().to_string();
+    let mut raw_path = parts.uri.path().to_string();
+    let mut host = host;
+    if host == "*" {
+        // Layout::PathPrefix: `/<host>/<path>`.
+        let trimmed = raw_path.trim_start_matches('/');
+        let (h, rest) = match trimmed.find('/') {
+            Some(i) => (trimmed[..i].to_string(), trimmed[i..].to_string()),
+            None => (trimmed.to_string(), "/".to_string()),
+        };
+        host = pct_decode(&h).to_ascii_lowercase();
+        raw_path = rest;
+    }
     let path = pct_decode(&raw_path);
     let query = parts.uri.query().unwrap_or("").to_string();
     let key = format!("{host}{path}");

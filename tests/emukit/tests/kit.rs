@@ -133,3 +133,25 @@ async fn stop_releases_ports_for_a_restart_on_the_same_ports() {
     // a taken port is an error, not a silent move
     assert!(Bound::bind(&["api.example.com"], &BindOptions { ports, ..Default::default() }).await.is_err());
 }
+
+#[tokio::test]
+async fn path_prefix_layout_serves_every_host_on_one_port() {
+    let bound = Bound::bind(
+        &["api.example.com", "data.example.com"],
+        &BindOptions { layout: emukit::Layout::PathPrefix, ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let base = bound.base_url().unwrap();
+    assert_eq!(bound.endpoints()["api.example.com"], format!("{base}/api.example.com"));
+    let s: Server<Toy> =
+        bound.serve(|r: Request, _| async move { Reply::text(200, &format!("{}|{}", r.host, r.path)) });
+    let c = reqwest::Client::new();
+    let body = c.get(format!("{}/a%20b", s.endpoint("data.example.com"))).send().await.unwrap().text().await.unwrap();
+    assert_eq!(body, "data.example.com|/a b");
+    let body = c.get(format!("{base}/Unknown.Host")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(body, "unknown.host|/", "unknown hosts reach the handler");
+    s.inject("data.example.com/a", Fault::status(503).times(1));
+    assert_eq!(c.get(format!("{base}/data.example.com/a")).send().await.unwrap().status(), 503);
+    assert_eq!(s.calls("data.example.com/a b"), 1);
+}
