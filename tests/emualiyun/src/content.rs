@@ -77,8 +77,11 @@ impl Pattern {
     }
 }
 
+/// Recently generated blocks by seed.
+type BlockCache = std::sync::Mutex<Vec<(u64, Arc<Vec<u8>>)>>;
+
 fn block_for(seed: u64) -> Arc<Vec<u8>> {
-    static CACHE: OnceLock<std::sync::Mutex<Vec<(u64, Arc<Vec<u8>>)>>> = OnceLock::new();
+    static CACHE: OnceLock<BlockCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, b)) = c.iter().find(|(s, _)| *s == seed) {

@@ -79,6 +79,7 @@ pub(crate) fn download_url_on(
 }
 
 /// A presigned part-upload URL (PUT) on `host`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn part_url(
     inner: &Inner,
     st: &State,
@@ -165,7 +166,7 @@ fn download(call: &Call) -> Reply {
     if referer_bound {
         // The signature covers the Referer header: another value or none is a mismatch (ref §2.2).
         let referer = req.header("referer").unwrap_or_default();
-        if !call.opts.accepted_referers.iter().any(|r| *r == referer) {
+        if !call.opts.accepted_referers.contains(&referer) {
             return signature_mismatch(host);
         }
     }

@@ -121,7 +121,7 @@ fn authorize(call: &Call) -> Reply {
     if q("response_type") != "code" {
         return err(400, "InvalidParameter.ResponseType", "response_type must be code");
     }
-    if !app.redirect_uris.iter().any(|r| *r == redirect) {
+    if !app.redirect_uris.contains(&redirect) {
         return err(400, "InvalidParameter.RedirectUri", "redirect_uri is not registered");
     }
     let user = call.inner.st().users.keys().next().cloned();
