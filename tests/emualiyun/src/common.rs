@@ -402,9 +402,8 @@ pub(crate) fn file_json(inner: &Inner, st: &State, n: &Node, api: Api, urls: Opt
             m.insert("crc64_hash".into(), json!(n.crc64.to_string()));
         }
         if let Some(u) = urls {
-            let expire = u.expire_sec;
-            let direct = data::download_url(inner, st, n, u.user_id, u.referer_bound, expire, now, false).0;
-            let preview = data::download_url(inner, st, n, u.user_id, u.referer_bound, expire, now, true).0;
+            let direct = data::download_url(inner, st, n, u, now, false, crate::DATA_HOST).0;
+            let preview = data::download_url(inner, st, n, u, now, true, crate::DATA_HOST).0;
             let media = cat == "image" || cat == "video";
             if media {
                 m.insert("thumbnail".into(), json!(preview.clone()));

@@ -113,15 +113,22 @@ fn capacity(call: &Call, auth: &Auth) -> Reply {
     }))
 }
 
+/// The body's `drive_id`, if the caller owns it.
+fn owned_drive(call: &Call, auth: &Auth, b: &Value) -> Result<String, Reply> {
+    let drive = req_str(b, "drive_id")?;
+    if owns(&call.inner.st(), &auth.user_id, &drive) {
+        Ok(drive)
+    } else {
+        Err(files::no_drive(Api::Consumer))
+    }
+}
+
 fn drive_get(call: &Call, auth: &Auth, b: &Value) -> Reply {
-    let drive = match req_str(b, "drive_id") {
+    let drive = match owned_drive(call, auth, b) {
         Ok(d) => d,
         Err(r) => return r,
     };
     let st = call.inner.st();
-    if !owns(&st, &auth.user_id, &drive) {
-        return files::no_drive(Api::Consumer);
-    }
     let u = st.users.get(&auth.user_id).expect("user");
     let ty = if drive == u.default_drive_id { "normal" } else { "resource" };
     Reply::json(&json!({"domain_id": DOMAIN_ID, "drive_id": drive, "drive_name": ty, "description": "",
@@ -167,31 +174,10 @@ fn list(call: &Call, auth: &Auth, b: &Value) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let drive = req_str(b, "drive_id")?;
         let parent = req_str(b, "parent_file_id")?;
-        let limit = match opt_u64(b, "limit")? {
-            None => call.opts.consumer_list_default,
-            Some(l) if l == 0 || l > call.opts.consumer_list_max => {
-                return Err(err(
-                    400,
-                    "InvalidParameter.Limit",
-                    &format!(
-                        "The input parameter limit is not valid. limit should be less than {}",
-                        call.opts.consumer_list_max
-                    ),
-                ))
-            }
-            Some(l) => l,
-        };
+        let limit = files::consumer_limit(b, &call.opts)?;
         let (order, desc) = files::parse_order(b, Api::Consumer)?;
         let marker = opt_str(b, "marker")?.unwrap_or_default();
-        let kind = match opt_str(b, "type")?.as_deref() {
-            None | Some("") => None,
-            Some("file") => Some(false),
-            Some("folder") => Some(true),
-            Some(_) => return Err(invalid("type")),
-        };
-        let categories: Vec<String> = opt_str(b, "category")?
-            .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-            .unwrap_or_default();
+        let (kind, categories) = files::parse_filters(b, Api::Consumer)?;
         let expire = url_expire(b, "url_expire_sec", 14_400, 14_400)?;
         let with_urls = opt_str(b, "fields")?.as_deref() == Some("*");
         let st = call.inner.st();
@@ -291,18 +277,9 @@ fn download_url(call: &Call, auth: &Auth, b: &Value) -> Reply {
         return err(400, "InvalidResource.FileTypeFolder", "The resource file type is folder.");
     }
     let web = auth.kind == TokenKind::Web;
-    let (url, exp) = crate::data::download_url(call.inner, &st, n, &auth.user_id, web, expire, call.now, false);
-    let (internal, _) = crate::data::download_url_on(
-        call.inner,
-        &st,
-        n,
-        &auth.user_id,
-        web,
-        expire,
-        call.now,
-        false,
-        crate::INTERNAL_DATA_HOST,
-    );
+    let u = UrlCtx { user_id: &auth.user_id, referer_bound: web, expire_sec: expire };
+    let (url, exp) = crate::data::download_url(call.inner, &st, n, &u, call.now, false, crate::DATA_HOST);
+    let (internal, _) = crate::data::download_url(call.inner, &st, n, &u, call.now, false, crate::INTERNAL_DATA_HOST);
     Reply::json(&json!({
         "method": "GET", "url": url, "internal_url": internal, "cdn_url": "",
         "expiration": emukit::util::rfc3339_millis(exp), "size": n.size,
@@ -365,10 +342,7 @@ fn update(call: &Call, auth: &Auth, b: &Value) -> Reply {
     let run = || -> Result<Reply, Reply> {
         let (_, id) = target(call, auth, b)?;
         let name = opt_str(b, "name")?;
-        let mode = opt_str(b, "check_name_mode")?.unwrap_or_else(|| "refuse".into());
-        if !matches!(mode.as_str(), "refuse" | "auto_rename" | "ignore") {
-            return Err(invalid("check_name_mode"));
-        }
+        let mode = files::rename_mode(b)?;
         let starred = opt_bool(b, "starred")?;
         let hidden = opt_bool(b, "hidden")?;
         let description = opt_str(b, "description")?;
@@ -486,14 +460,11 @@ fn restore(call: &Call, auth: &Auth, b: &Value) -> Reply {
 }
 
 fn recyclebin_list(call: &Call, auth: &Auth, b: &Value) -> Reply {
-    let drive = match req_str(b, "drive_id") {
+    let drive = match owned_drive(call, auth, b) {
         Ok(d) => d,
         Err(r) => return r,
     };
     let st = call.inner.st();
-    if !owns(&st, &auth.user_id, &drive) {
-        return files::no_drive(Api::Consumer);
-    }
     let items: Vec<Value> = st
         .nodes
         .values()
@@ -508,14 +479,11 @@ fn recyclebin_list(call: &Call, auth: &Auth, b: &Value) -> Reply {
 }
 
 fn recyclebin_clear(call: &Call, auth: &Auth, b: &Value) -> Reply {
-    let drive = match req_str(b, "drive_id") {
+    let drive = match owned_drive(call, auth, b) {
         Ok(d) => d,
         Err(r) => return r,
     };
     let mut st = call.inner.st();
-    if !owns(&st, &auth.user_id, &drive) {
-        return files::no_drive(Api::Consumer);
-    }
     let task = files::new_task(&mut st, TaskOp::Clear(drive.clone()), call.opts.async_task_running_polls, call.now);
     Reply::json_status(202, &json!({"domain_id": DOMAIN_ID, "drive_id": drive, "async_task_id": task}))
 }

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use emukit::util::{pct_encode_query, rand_from, ALNUM};
 use emukit::{Reply, Request};
 
-use crate::common::Call;
+use crate::common::{Call, UrlCtx};
 use crate::content::Content;
 use crate::crypto::hmac_sha1_b64;
 use crate::state::{Node, State, DOMAIN_ID};
-use crate::{AliFault, Inner, DATA_HOST};
+use crate::{AliFault, Inner};
 
 const PREVIEW_PROCESS: &str = "image/resize,w_1920/format,jpeg";
 
@@ -22,35 +22,19 @@ fn sign(st: &State, msg: &str) -> String {
     hmac_sha1_b64(st.url_secret.as_bytes(), msg)
 }
 
-/// A download URL for `n` (and its expiry, unix ms). `preview` = the processed image/thumbnail
-/// variant, which serves other bytes than the file.
-#[allow(clippy::too_many_arguments)]
+/// A download URL for `n` on the data `host` (and its expiry, unix ms). `preview` = the
+/// processed image/thumbnail variant, which serves other bytes than the file.
 pub(crate) fn download_url(
     inner: &Inner,
     st: &State,
     n: &Node,
-    user_id: &str,
-    referer_bound: bool,
-    expire_sec: u64,
-    now: i64,
-    preview: bool,
-) -> (String, i64) {
-    download_url_on(inner, st, n, user_id, referer_bound, expire_sec, now, preview, DATA_HOST)
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn download_url_on(
-    inner: &Inner,
-    st: &State,
-    n: &Node,
-    user_id: &str,
-    referer_bound: bool,
-    expire_sec: u64,
+    u: &UrlCtx,
     now: i64,
     preview: bool,
     host: &str,
 ) -> (String, i64) {
-    let expires = now / 1000 + expire_sec as i64;
+    let (user_id, referer_bound) = (u.user_id, u.referer_bound);
+    let expires = now / 1000 + u.expire_sec as i64;
     let path = format!("/{}/{}/{}", n.drive_id, n.file_id, n.sha1);
     let process = if preview { PREVIEW_PROCESS } else { "" };
     let referer = if referer_bound { "referer" } else { "" };

@@ -43,6 +43,35 @@ pub(crate) struct ListSpec {
     pub categories: Vec<String>,
 }
 
+/// `limit` of a consumer listing (ref §4.2): the default when absent; 0 or above the maximum →
+/// 400 `InvalidParameter.Limit` with the service's message.
+pub(crate) fn consumer_limit(b: &Value, o: &crate::Options) -> Result<u64, Reply> {
+    match crate::common::opt_u64(b, "limit")? {
+        None => Ok(o.consumer_list_default),
+        Some(l) if l == 0 || l > o.consumer_list_max => Err(err(
+            400,
+            "InvalidParameter.Limit",
+            &format!("The input parameter limit is not valid. limit should be less than {}", o.consumer_list_max),
+        )),
+        Some(l) => Ok(l),
+    }
+}
+
+/// `type` (`file` / `folder`, open also `all`) and `category` (comma list) filters.
+pub(crate) fn parse_filters(b: &Value, api: Api) -> Result<(Option<bool>, Vec<String>), Reply> {
+    let kind = match crate::common::opt_str(b, "type")?.as_deref() {
+        None | Some("") => None,
+        Some("all") if api == Api::Open => None,
+        Some("file") => Some(false),
+        Some("folder") => Some(true),
+        Some(_) => return Err(invalid("type")),
+    };
+    let categories = crate::common::opt_str(b, "category")?
+        .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    Ok((kind, categories))
+}
+
 pub(crate) fn parse_order(b: &Value, api: Api) -> Result<(OrderBy, bool), Reply> {
     let order = match b.get("order_by").and_then(Value::as_str) {
         None | Some("name") => OrderBy::Name,
@@ -194,6 +223,16 @@ pub(crate) fn resolve_name(
     }
 }
 
+/// `check_name_mode` of a rename or move: `refuse` (the default), `auto_rename` or `ignore`.
+pub(crate) fn rename_mode(b: &Value) -> Result<String, Reply> {
+    let mode = crate::common::opt_str(b, "check_name_mode")?.unwrap_or_else(|| "refuse".into());
+    if matches!(mode.as_str(), "refuse" | "auto_rename" | "ignore") {
+        Ok(mode)
+    } else {
+        Err(invalid("check_name_mode"))
+    }
+}
+
 pub(crate) fn valid_mode(mode: &str, api: Api) -> bool {
     matches!(mode, "refuse" | "auto_rename" | "ignore") || (mode == "overwrite" && api == Api::Consumer)
 }
@@ -223,17 +262,15 @@ pub(crate) fn rename(st: &mut State, id: &str, name: &str, mode: &str, api: Api,
     Ok(())
 }
 
-/// Move `id` under `to_parent` (same drive), optionally renamed. Conflicts: refuse (409),
-/// auto_rename, or overwrite (a same-name file is deleted).
-pub(crate) fn move_node(
-    st: &mut State,
+/// Checks shared by move and copy: the source is live, the target a live folder of its drive
+/// and not inside the source, the name valid. Returns the source and the name wanted.
+fn check_transfer(
+    st: &State,
     id: &str,
     to_parent: &str,
     new_name: Option<&str>,
-    mode: &str,
     api: Api,
-    now: i64,
-) -> Result<(), Reply> {
+) -> Result<(Node, String), Reply> {
     let n = st.nodes.get(id).cloned().ok_or_else(|| tree_err(TreeError::NotFound, api))?;
     if n.trashed || !st.alive(id) {
         return Err(tree_err(TreeError::Trashed, api));
@@ -246,6 +283,21 @@ pub(crate) fn move_node(
     if !State::valid_name(&name) {
         return Err(tree_err(TreeError::BadName, api));
     }
+    Ok((n, name))
+}
+
+/// Move `id` under `to_parent` (same drive), optionally renamed. Conflicts: refuse (409),
+/// auto_rename, or overwrite (a same-name file is deleted).
+pub(crate) fn move_node(
+    st: &mut State,
+    id: &str,
+    to_parent: &str,
+    new_name: Option<&str>,
+    mode: &str,
+    api: Api,
+    now: i64,
+) -> Result<(), Reply> {
+    let (n, name) = check_transfer(st, id, to_parent, new_name, api)?;
     let clash = st.child_named(&n.drive_id, to_parent, &name).filter(|e| e.file_id != id).cloned();
     let final_name = match (mode, clash) {
         (_, None) | ("ignore", Some(_)) => name,
@@ -272,18 +324,7 @@ pub(crate) fn prepare_copy(
     auto_rename: bool,
     api: Api,
 ) -> Result<(String, String), Reply> {
-    let n = st.nodes.get(id).ok_or_else(|| tree_err(TreeError::NotFound, api))?;
-    if n.trashed || !st.alive(id) {
-        return Err(tree_err(TreeError::Trashed, api));
-    }
-    st.check_folder(&n.drive_id, to_parent).map_err(|e| tree_err(e, api))?;
-    if n.is_dir && (to_parent == id || st.is_ancestor(id, to_parent)) {
-        return Err(tree_err(TreeError::IntoItself, api));
-    }
-    let name = new_name.unwrap_or(&n.name).to_string();
-    if !State::valid_name(&name) {
-        return Err(tree_err(TreeError::BadName, api));
-    }
+    let (n, name) = check_transfer(st, id, to_parent, new_name, api)?;
     let name = match st.child_named(&n.drive_id, to_parent, &name) {
         None => name,
         Some(_) if auto_rename => st.free_name(&n.drive_id, to_parent, &name),

@@ -209,15 +209,7 @@ fn list(call: &Call, auth: &Auth, b: &Value) -> Result<Reply, Reply> {
     let limit = limit.min(call.opts.open_list_max);
     let (order, desc) = files::parse_order(b, Api::Open)?;
     let marker = opt_str(b, "marker")?.unwrap_or_default();
-    let kind = match opt_str(b, "type")?.as_deref() {
-        None | Some("") | Some("all") => None,
-        Some("file") => Some(false),
-        Some("folder") => Some(true),
-        Some(_) => return Err(invalid("type")),
-    };
-    let categories: Vec<String> = opt_str(b, "category")?
-        .map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
+    let (kind, categories) = files::parse_filters(b, Api::Open)?;
     drive_ok(call, auth, &drive)?;
     let st = call.inner.st();
     st.check_folder(&drive, &parent).map_err(|e| tree_err(e, Api::Open))?;
@@ -280,7 +272,8 @@ fn download_url(call: &Call, auth: &Auth, b: &Value) -> Result<Reply, Reply> {
     if n.is_dir {
         return Err(err(400, "InvalidResource.FileTypeFolder", "The resource file type is folder."));
     }
-    let (url, exp) = crate::data::download_url(call.inner, &st, n, &auth.user_id, false, expire, call.now, false);
+    let u = UrlCtx { user_id: &auth.user_id, referer_bound: false, expire_sec: expire };
+    let (url, exp) = crate::data::download_url(call.inner, &st, n, &u, call.now, false, crate::DATA_HOST);
     Ok(Reply::json(&json!({"url": url, "expiration": emukit::util::rfc3339_millis(exp), "method": "GET",
         "size": n.size, "content_hash": n.sha1, "content_hash_name": "sha1", "file_id": n.file_id,
         "description": "", "streamsUrl": null})))
@@ -308,10 +301,7 @@ fn create(call: &Call, auth: &Auth, b: &Value) -> Result<Reply, Reply> {
 fn update(call: &Call, auth: &Auth, b: &Value) -> Result<Reply, Reply> {
     let (_, id) = target(call, auth, b)?;
     let name = opt_str(b, "name")?;
-    let mode = opt_str(b, "check_name_mode")?.unwrap_or_else(|| "refuse".into());
-    if !matches!(mode.as_str(), "refuse" | "auto_rename" | "ignore") {
-        return Err(invalid("check_name_mode"));
-    }
+    let mode = files::rename_mode(b)?;
     let starred = opt_bool(b, "starred")?;
     let mut st = call.inner.st();
     if let Some(name) = name {
@@ -338,10 +328,7 @@ fn move_(call: &Call, auth: &Auth, b: &Value) -> Result<Reply, Reply> {
     same_drive(b, &drive)?;
     let to = req_str(b, "to_parent_file_id")?;
     let new_name = opt_str(b, "new_name")?.filter(|n| !n.is_empty());
-    let mode = opt_str(b, "check_name_mode")?.unwrap_or_else(|| "refuse".into());
-    if !matches!(mode.as_str(), "refuse" | "auto_rename" | "ignore") {
-        return Err(invalid("check_name_mode"));
-    }
+    let mode = files::rename_mode(b)?;
     let mut st = call.inner.st();
     if mode == "refuse" {
         let n = st.nodes[&id].clone();

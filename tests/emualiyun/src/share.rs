@@ -162,20 +162,7 @@ pub(crate) fn route(call: &mut Call) -> Reply {
             return Ok(Reply::json(&item(call, &st, &s, &st.nodes[&id], None)));
         }
         let parent = req_str(b, "parent_file_id")?;
-        let limit = match opt_u64(b, "limit")? {
-            None => call.opts.consumer_list_default,
-            Some(l) if l == 0 || l > call.opts.consumer_list_max => {
-                return Err(err(
-                    400,
-                    "InvalidParameter.Limit",
-                    &format!(
-                        "The input parameter limit is not valid. limit should be less than {}",
-                        call.opts.consumer_list_max
-                    ),
-                ))
-            }
-            Some(l) => l,
-        };
+        let limit = files::consumer_limit(b, &call.opts)?;
         let (order, desc) = files::parse_order(b, Api::Consumer)?;
         let marker = opt_str(b, "marker")?.unwrap_or_default();
         let nodes: Vec<&Node> = if parent == "root" {
@@ -229,8 +216,9 @@ pub(crate) fn download_url(call: &mut Call) -> Reply {
             return Err(err(400, "InvalidResource.FileTypeFolder", "The resource file type is folder."));
         }
         let bound = call.opts.share_links_referer_bound || auth.kind == TokenKind::Web;
-        let (url, _) = crate::data::download_url(call.inner, &st, n, &auth.user_id, bound, expire, call.now, false);
-        let (thumb, _) = crate::data::download_url(call.inner, &st, n, &auth.user_id, bound, expire, call.now, true);
+        let u = UrlCtx { user_id: &auth.user_id, referer_bound: bound, expire_sec: expire };
+        let (url, _) = crate::data::download_url(call.inner, &st, n, &u, call.now, false, crate::DATA_HOST);
+        let (thumb, _) = crate::data::download_url(call.inner, &st, n, &u, call.now, true, crate::DATA_HOST);
         Ok(Reply::json(&json!({"download_url": url, "url": url, "thumbnail": thumb,
             "video_template_list": [], "audio_template_list": []})))
     };

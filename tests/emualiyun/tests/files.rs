@@ -100,7 +100,7 @@ async fn file_object_shape_get_and_get_by_path() {
     assert_eq!(o["category"], "video");
     assert_eq!(o["size"], 1000);
     assert_eq!(o["content_hash"].as_str().unwrap(), o["content_hash"].as_str().unwrap().to_uppercase());
-    assert_eq!(o["crc64_hash"].as_str().unwrap().parse::<u64>().is_ok(), true);
+    assert!(o["crc64_hash"].as_str().unwrap().parse::<u64>().is_ok());
     let ts = o["updated_at"].as_str().unwrap();
     assert!(ts.ends_with('Z') && ts.len() == 24, "RFC 3339 with milliseconds: {ts}");
     let dir = s.call(&emu, "/v2/file/get", json!({"drive_id": s.drive(), "file_id": d})).await;

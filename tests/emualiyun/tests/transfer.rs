@@ -123,6 +123,16 @@ async fn open_download_expiry_is_capped_by_the_app_allowance() {
     assert!(r.body.get("streamsUrl").is_some());
 }
 
+/// `proof_code` v1 (ref §7.2), written here independently of the emulator.
+fn proof_code(token: &str, size: u64, read_at: impl Fn(u64, &mut [u8])) -> String {
+    use base64::Engine;
+    let md5 = hex::encode(md5::Md5::digest(token.as_bytes()));
+    let off = u64::from_str_radix(&md5[..16], 16).unwrap() % size;
+    let mut eight = vec![0u8; 8.min((size - off) as usize)];
+    read_at(off, &mut eight);
+    base64::engine::general_purpose::STANDARD.encode(&eight)
+}
+
 fn sha1_upper(d: &[u8]) -> String {
     hex::encode_upper(Sha1::digest(d))
 }
@@ -273,12 +283,7 @@ async fn rapid_upload_of_large_known_content_sends_no_body_bytes() {
     let r = s.call(&emu, "/adrive/v2/file/createWithFolders", b.clone()).await;
     assert_eq!((r.status, r.body["code"].as_str()), (409, Some("PreHashMatched")));
     // proof with THIS request's token (ref §7.2), computed here independently
-    let md5 = hex::encode(md5::Md5::digest(s.at.as_bytes()));
-    let off = u64::from_str_radix(&md5[..16], 16).unwrap() % size;
-    let mut eight = vec![0u8; 8.min((size - off) as usize)];
-    p.read_at(off, &mut eight);
-    use base64::Engine;
-    let proof = base64::engine::general_purpose::STANDARD.encode(&eight);
+    let proof = proof_code(&s.at, size, |off, buf| p.read_at(off, buf));
     let o = b.as_object_mut().unwrap();
     o.remove("pre_hash");
     o.insert("content_hash".into(), json!(sha));
@@ -353,10 +358,9 @@ async fn open_upload_completes_after_rapid_and_after_parts() {
     assert_eq!((bad.status, bad.body["code"].as_str()), (400, Some("NotFound.UploadId")));
     // rapid: complete is still accepted
     let sha = sha1_upper(&data);
-    let md5 = hex::encode(md5::Md5::digest(at.as_bytes()));
-    let off = (u64::from_str_radix(&md5[..16], 16).unwrap() % data.len() as u64) as usize;
-    use base64::Engine;
-    let proof = base64::engine::general_purpose::STANDARD.encode(&data[off..(off + 8).min(data.len())]);
+    let proof = proof_code(at, data.len() as u64, |off, buf| {
+        buf.copy_from_slice(&data[off as usize..off as usize + buf.len()])
+    });
     let r = post(
         &emu,
         OPEN,
