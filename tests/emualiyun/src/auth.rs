@@ -186,6 +186,12 @@ pub(crate) fn passport(call: &mut Call) -> Reply {
     let req = call.req;
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/newlogin/qrcode/generate.do") => {
+            // `appName=aliyun_drive` is the one parameter every client sends (ref §2.6).
+            if req.query_param("appName").as_deref() != Some("aliyun_drive") {
+                return Reply::json(
+                    &json!({"content": {"data": {}, "status": -1, "success": false}, "hasError": true}),
+                );
+            }
             let t = call.now;
             let ck = rand_hex(32);
             let lg = rand_from(ALNUM, 32);

@@ -180,7 +180,7 @@ async fn passport_qr_login_hands_out_a_mobile_refresh_token() {
     assert_eq!(qr_poll(&emu, &t, &ck).await["content"]["data"]["qrCodeStatus"], "EXPIRED");
     assert_eq!(qr_poll(&emu, &json!(1), &ck).await["content"]["success"], false);
     let g: Value = http()
-        .get(format!("{}/newlogin/qrcode/generate.do", emu.endpoint("passport.alipan.com")))
+        .get(format!("{}/newlogin/qrcode/generate.do?appName=aliyun_drive", emu.endpoint("passport.alipan.com")))
         .send()
         .await
         .unwrap()
@@ -188,10 +188,19 @@ async fn passport_qr_login_hands_out_a_mobile_refresh_token() {
         .await
         .unwrap();
     let (t2, ck2) = (g["content"]["data"]["t"].clone(), g["content"]["data"]["ck"].clone());
+    let bad: Value = http()
+        .get(format!("{}/newlogin/qrcode/generate.do", emu.endpoint("passport.alipan.com")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["hasError"], true, "appName=aliyun_drive is required");
     assert!(emu.passport_qr_cancel(ck2.as_str().unwrap()));
     assert_eq!(qr_poll(&emu, &t2, &ck2).await["content"]["data"]["qrCodeStatus"], "CANCELED");
     let g: Value = http()
-        .get(format!("{}/newlogin/qrcode/generate.do", emu.endpoint("passport.alipan.com")))
+        .get(format!("{}/newlogin/qrcode/generate.do?appName=aliyun_drive", emu.endpoint("passport.alipan.com")))
         .send()
         .await
         .unwrap()
