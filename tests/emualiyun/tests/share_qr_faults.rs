@@ -121,6 +121,12 @@ async fn share_rate_limit_param_flow() {
     assert_eq!(r.status, 200);
 }
 
+/// `GET {passport}/newlogin/qrcode/generate.do?{query}` as JSON.
+async fn qr_generate(emu: &emualiyun::EmuAliyun, host: &str, query: &str) -> Value {
+    let url = format!("{}/newlogin/qrcode/generate.do{query}", emu.endpoint(host));
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn qr_poll(emu: &emualiyun::EmuAliyun, t: &Value, ck: &Value) -> Value {
     let r = http()
         .post(format!(
@@ -179,34 +185,13 @@ async fn passport_qr_login_hands_out_a_mobile_refresh_token() {
     // not repeated; a wrong pair and an old code are EXPIRED
     assert_eq!(qr_poll(&emu, &t, &ck).await["content"]["data"]["qrCodeStatus"], "EXPIRED");
     assert_eq!(qr_poll(&emu, &json!(1), &ck).await["content"]["success"], false);
-    let g: Value = http()
-        .get(format!("{}/newlogin/qrcode/generate.do?appName=aliyun_drive", emu.endpoint("passport.alipan.com")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let g: Value = qr_generate(&emu, "passport.alipan.com", "?appName=aliyun_drive").await;
     let (t2, ck2) = (g["content"]["data"]["t"].clone(), g["content"]["data"]["ck"].clone());
-    let bad: Value = http()
-        .get(format!("{}/newlogin/qrcode/generate.do", emu.endpoint("passport.alipan.com")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bad: Value = qr_generate(&emu, "passport.alipan.com", "").await;
     assert_eq!(bad["hasError"], true, "appName=aliyun_drive is required");
     assert!(emu.passport_qr_cancel(ck2.as_str().unwrap()));
     assert_eq!(qr_poll(&emu, &t2, &ck2).await["content"]["data"]["qrCodeStatus"], "CANCELED");
-    let g: Value = http()
-        .get(format!("{}/newlogin/qrcode/generate.do?appName=aliyun_drive", emu.endpoint("passport.alipan.com")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let g: Value = qr_generate(&emu, "passport.alipan.com", "?appName=aliyun_drive").await;
     emu.advance(Duration::from_secs(181));
     let p = qr_poll(&emu, &g["content"]["data"]["t"], &g["content"]["data"]["ck"]).await;
     assert_eq!(
