@@ -190,6 +190,29 @@ pub fn join_rel(parent: &str, name: &str) -> String {
     }
 }
 
+/// Names the mount gives its own entries while it replaces a target (the new entry
+/// before the swap, the old one after it). Clients never see or reach them: the dav
+/// layer hides them from listings and refuses paths through them.
+pub const SWAP_PREFIX: &str = ".pandav-swap-";
+
+/// Names that belong to pandav rather than to clients: swap names, and the upload
+/// spools of drives that spool next to the target (`.pandav-tmp-…`).
+pub fn is_reserved_name(name: &str) -> bool {
+    name.starts_with(SWAP_PREFIX) || name.starts_with(".pandav-tmp-")
+}
+
+fn swap_name() -> String {
+    format!("{SWAP_PREFIX}{:016x}", rand::random::<u64>())
+}
+
+/// How a replace disposes of the new entry when it cannot take the target's name.
+enum Undo<'a> {
+    /// It is a copy or an upload: remove it.
+    Remove,
+    /// It is the moved source: move it back.
+    MoveBack { parent: &'a Entry, name: &'a str },
+}
+
 /// Reject names no provider should be asked to create.
 pub fn check_name(name: &str) -> DriveResult<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
@@ -228,11 +251,11 @@ impl Mount {
     }
 
     pub fn health(&self) -> Health {
-        self.health.read().unwrap().clone()
+        self.health.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn set_health(&self, ok: bool, message: String) {
-        let mut h = self.health.write().unwrap();
+        let mut h = self.health.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if h.ok != ok || h.message != message {
             if ok {
                 tracing::info!(mount = %self.opts.path, "mount healthy: {message}");
@@ -247,7 +270,7 @@ impl Mount {
     fn track<T>(&self, r: DriveResult<T>) -> DriveResult<T> {
         match &r {
             Err(DriveError::AuthLost(msg)) => self.set_health(false, msg.clone()),
-            Ok(_) if !self.health.read().unwrap().ok => self.set_health(true, "recovered".into()),
+            Ok(_) if !self.health.read().unwrap_or_else(std::sync::PoisonError::into_inner).ok => self.set_health(true, "recovered".into()),
             _ => {}
         }
         r
@@ -414,6 +437,16 @@ impl Mount {
 
     /// Move or rename within this mount. The destination must not exist.
     pub async fn rename(&self, from: &str, to: &str) -> DriveResult<Entry> {
+        self.move_within(from, to, false).await
+    }
+
+    /// Move or rename within this mount, replacing whatever is at `to` (WebDAV MOVE
+    /// with `Overwrite: T`). The old target stays intact until the new one is in place.
+    pub async fn rename_replace(&self, from: &str, to: &str) -> DriveResult<Entry> {
+        self.move_within(from, to, true).await
+    }
+
+    async fn move_within(&self, from: &str, to: &str, replace: bool) -> DriveResult<Entry> {
         self.writable()?;
         if from.is_empty() || to.is_empty() {
             return Err(DriveError::Forbidden("cannot move a mount's root".into()));
@@ -421,32 +454,187 @@ impl Mount {
         if to.starts_with(&format!("{from}/")) {
             return Err(DriveError::Forbidden("cannot move a folder into itself".into()));
         }
+        if replace && to == from {
+            return Err(DriveError::Forbidden("cannot move an entry onto itself".into()));
+        }
         let entry = self.resolve(from).await?;
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
-        let r = self.track(self.drive.move_to(&entry, &new_parent, to_name).await);
+        let old = if replace { self.existing(to_prel, &new_parent, to_name).await? } else { None };
+        let r = match old {
+            Some(old) if !self.replaces_in_place(&entry, &old) => {
+                let (from_prel, from_name) = split_parent(from);
+                let from_parent = self.resolve(from_prel).await?;
+                // The source goes next to the target under a hidden name first; until the
+                // swap it can go back where it came from.
+                match self.track(self.drive.move_to(&entry, &new_parent, &swap_name()).await) {
+                    Ok(new) => {
+                        let undo = Undo::MoveBack { parent: &from_parent, name: from_name };
+                        self.swap_in(&new_parent, to_name, &old, new, undo).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => self.track(self.drive.move_to(&entry, &new_parent, to_name).await),
+        };
         self.invalidate(split_parent(from).0);
         self.invalidate(to_prel);
         if entry.is_dir {
             self.invalidate_tree(from);
-            self.invalidate_tree(to);
         }
+        self.invalidate_tree(to);
         r
     }
 
-    /// Copy one file (or folder, recursively) within this mount.
+    /// Copy one file (or folder, recursively) within this mount. The destination must
+    /// not exist.
     pub async fn copy(&self, from: &str, to: &str) -> DriveResult<Entry> {
+        self.copy_within(from, to, false).await
+    }
+
+    /// Copy within this mount, replacing whatever is at `to` (WebDAV COPY with
+    /// `Overwrite: T`): the copy is made aside and swapped in only once complete.
+    pub async fn copy_replace(&self, from: &str, to: &str) -> DriveResult<Entry> {
+        self.copy_within(from, to, true).await
+    }
+
+    async fn copy_within(&self, from: &str, to: &str, replace: bool) -> DriveResult<Entry> {
         self.writable()?;
         let entry = self.resolve(from).await?;
         if entry.is_dir && (from.is_empty() || to == from || to.starts_with(&format!("{from}/"))) {
             return Err(DriveError::Forbidden("cannot copy a folder into itself".into()));
         }
-        let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
-        let r = self.track(self.drive.copy_to(&entry, &new_parent, to_name).await);
-        self.invalidate(to_prel);
-        if entry.is_dir {
-            self.invalidate_tree(to);
+        if replace && to == from {
+            return Err(DriveError::Forbidden("cannot copy an entry onto itself".into()));
         }
+        let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
+        let old = if replace { self.existing(to_prel, &new_parent, to_name).await? } else { None };
+        let r = match old {
+            Some(old) if !self.replaces_in_place(&entry, &old) => {
+                let tmp = swap_name();
+                match self.track(self.drive.copy_to(&entry, &new_parent, &tmp).await) {
+                    Ok(new) => self.swap_in(&new_parent, to_name, &old, new, Undo::Remove).await,
+                    Err(e) => {
+                        self.remove_partial(to_prel, &tmp).await;
+                        Err(e)
+                    }
+                }
+            }
+            _ => self.track(self.drive.copy_to(&entry, &new_parent, to_name).await),
+        };
+        self.invalidate(to_prel);
+        self.invalidate_tree(to);
         r
+    }
+
+    /// Put the entry `make` builds at `to`. `make` gets the mount-relative path to build
+    /// at: a hidden name in `to`'s folder, so that a failed or partial build is removed
+    /// and never seen. Once it is complete it takes the name `to`; an entry already
+    /// there is replaced when `replace` (moved aside, removed only after the swap) and
+    /// is an `Exists` error otherwise.
+    pub async fn build_aside<F, Fut>(&self, to: &str, replace: bool, make: F) -> DriveResult<Entry>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = DriveResult<Entry>>,
+    {
+        self.writable()?;
+        let (prel, name, parent) = self.target_parent(to).await?;
+        let tmp = swap_name();
+        let tmp_rel = join_rel(prel, &tmp);
+        let r = match make(tmp_rel.clone()).await {
+            Ok(new) => match self.existing(prel, &parent, name).await {
+                Ok(Some(old)) if replace => self.swap_in(&parent, name, &old, new, Undo::Remove).await,
+                Ok(Some(_)) => {
+                    self.undo(new, Undo::Remove).await;
+                    Err(DriveError::Exists)
+                }
+                Ok(None) => match self.track(self.drive.move_to(&new, &parent, name).await) {
+                    Ok(e) => Ok(e),
+                    Err(e) => {
+                        self.undo(new, Undo::Remove).await;
+                        Err(e)
+                    }
+                },
+                Err(e) => {
+                    self.undo(new, Undo::Remove).await;
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                self.remove_partial(prel, &tmp).await;
+                Err(e)
+            }
+        };
+        self.invalidate(prel);
+        self.invalidate_tree(to);
+        self.invalidate_tree(&tmp_rel);
+        r
+    }
+
+    /// Whether the drive itself replaces `old` with `new` atomically (file over file).
+    fn replaces_in_place(&self, new: &Entry, old: &Entry) -> bool {
+        self.caps.replace_file && !new.is_dir && !old.is_dir
+    }
+
+    /// The entry called `name` in folder `parent` (at `prel`), if there is one.
+    async fn existing(&self, prel: &str, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
+        match self.child(prel, parent, name).await {
+            Ok(e) => Ok(Some(e)),
+            Err(DriveError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Put `new` (made under a swap name in `parent`) in the place of `old`, called
+    /// `name` in `parent`: the old entry moves aside to a second hidden name, the new one
+    /// takes the name, and only then is the old one removed. If the new one cannot take
+    /// the name, the old one goes back and `undo` disposes of the new one.
+    async fn swap_in(&self, parent: &Entry, name: &str, old: &Entry, new: Entry, undo: Undo<'_>) -> DriveResult<Entry> {
+        let bak_name = swap_name();
+        let bak = match self.track(self.drive.move_to(old, parent, &bak_name).await) {
+            Ok(b) => b,
+            Err(e) => {
+                self.undo(new, undo).await;
+                return Err(e);
+            }
+        };
+        match self.track(self.drive.move_to(&new, parent, name).await) {
+            Ok(placed) => {
+                if let Err(e) = self.track(self.drive.remove(&bak).await) {
+                    tracing::warn!(mount = %self.opts.path, "replaced {name:?}, but the old one stays as {bak_name:?}: {e}");
+                }
+                Ok(placed)
+            }
+            Err(e) => {
+                if let Err(e2) = self.track(self.drive.move_to(&bak, parent, name).await) {
+                    tracing::error!(mount = %self.opts.path, "could not put {name:?} back; it is kept as {bak_name:?}: {e2}");
+                }
+                self.undo(new, undo).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn undo(&self, new: Entry, undo: Undo<'_>) {
+        let r = match undo {
+            Undo::Remove => self.drive.remove(&new).await,
+            Undo::MoveBack { parent, name } => self.drive.move_to(&new, parent, name).await.map(|_| ()),
+        };
+        if let Err(e) = self.track(r) {
+            tracing::error!(mount = %self.opts.path, "could not undo a failed replace; {:?} is left: {e}", new.name);
+        }
+    }
+
+    /// Remove what a failed copy may have left under the hidden name `tmp` in `prel`.
+    async fn remove_partial(&self, prel: &str, tmp: &str) {
+        self.invalidate(prel);
+        let rel = join_rel(prel, tmp);
+        if let Ok(partial) = self.resolve(&rel).await {
+            if let Err(e) = self.track(self.drive.remove(&partial).await) {
+                tracing::warn!(mount = %self.opts.path, "could not remove the partial copy {rel:?}: {e}");
+            }
+        }
+        self.invalidate(prel);
+        self.invalidate_tree(&rel);
     }
 
     /// Where to spool an upload into `parent_rel` (drives may prefer a folder on the
@@ -460,10 +648,26 @@ impl Mount {
         self.opts.spool_dir.clone()
     }
 
+    /// Store `upload` at `rel`. An existing file is replaced: by the drive itself when
+    /// it can do that atomically (`Caps::replace_file`), otherwise the upload is stored
+    /// under a hidden name first and swapped in once it is complete.
     pub async fn put(&self, rel: &str, upload: Upload) -> DriveResult<Entry> {
         self.writable()?;
         let (prel, name, parent) = self.target_parent(rel).await?;
-        let r = self.track(self.drive.put(&parent, name, upload).await);
+        let r = match self.existing(prel, &parent, name).await? {
+            Some(old) if old.is_dir => Err(DriveError::IsADirectory),
+            Some(old) if !self.caps.replace_file => {
+                let tmp = swap_name();
+                match self.track(self.drive.put(&parent, &tmp, upload).await) {
+                    Ok(new) => self.swap_in(&parent, name, &old, new, Undo::Remove).await,
+                    Err(e) => {
+                        self.remove_partial(prel, &tmp).await;
+                        Err(e)
+                    }
+                }
+            }
+            _ => self.track(self.drive.put(&parent, name, upload).await),
+        };
         self.invalidate(prel);
         r
     }
