@@ -143,7 +143,10 @@ impl CopyMove<'_> {
         })?;
         let cond = match single(h, "if").map_err(|_| bad("more than one If header"))? {
             None => None,
-            Some(v) => Some(parse_if(v.as_bytes()).map_err(|e| Stop::new(StatusCode::BAD_REQUEST, format!("bad If header: {e}")))?),
+            Some(v) => Some(
+                parse_if(v.as_bytes())
+                    .map_err(|e| Stop::new(StatusCode::BAD_REQUEST, format!("bad If header: {e}")))?,
+            ),
         };
 
         // 2. Source and destination, as this user sees them.
@@ -323,7 +326,8 @@ impl CopyMove<'_> {
                     Item::Token(t) => self.locks.token_covers(t, &path),
                     Item::ETag { weak, tag } => {
                         if etag.is_none() {
-                            etag = Some(if path == src_path { Some(src.etag()) } else { self.etag_of(&path, ctx).await });
+                            etag =
+                                Some(if path == src_path { Some(src.etag()) } else { self.etag_of(&path, ctx).await });
                         }
                         !*weak && etag.as_ref().and_then(|e| e.as_deref()) == Some(tag.as_str())
                     }

@@ -317,16 +317,21 @@ mod tests {
         // RFC 4918's own examples put spaces in entity tags, which RFC 9110 does not
         // allow (and dav-server cannot read); ours have none.
         assert!(parse_if(b"([\"I am an ETag\"])").is_err());
-        let h = parse_if(b"(<urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> [\"I-am-an-ETag\"]) ([\"another\"])").unwrap();
+        let h =
+            parse_if(b"(<urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> [\"I-am-an-ETag\"]) ([\"another\"])").unwrap();
         assert_eq!(h.lists.len(), 2);
         assert_eq!(h.lists[0].conditions[1].item, Item::ETag { weak: false, tag: "\"I-am-an-ETag\"".into() });
-        let h = parse_if(b"(Not <urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> <urn:uuid:58f202ac-22cf-11d1-b12d-002035b29092>)").unwrap();
+        let h = parse_if(
+            b"(Not <urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2> <urn:uuid:58f202ac-22cf-11d1-b12d-002035b29092>)",
+        )
+        .unwrap();
         assert!(h.lists[0].conditions[0].not);
         assert!(!h.lists[0].conditions[1].not);
         let h = parse_if(b"</resource1> (<urn:uuid:a> [W/\"weak\"]) ([\"strong\"])").unwrap();
         assert_eq!(h.lists.len(), 2);
         assert!(h.lists.iter().all(|l| l.resource.as_deref() == Some("/resource1")));
-        let h = parse_if(b"<http://www.example.com/specs/> (<urn:uuid:a>) <http://x.example/b> (<urn:uuid:b>)").unwrap();
+        let h =
+            parse_if(b"<http://www.example.com/specs/> (<urn:uuid:a>) <http://x.example/b> (<urn:uuid:b>)").unwrap();
         assert_eq!(h.lists[1].resource.as_deref(), Some("http://x.example/b"));
         assert_eq!(h.tokens(), vec!["urn:uuid:a".to_string(), "urn:uuid:b".to_string()]);
         // litmus sends these.

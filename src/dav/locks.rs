@@ -234,7 +234,8 @@ impl LockTable {
             .locks
             .into_iter()
             .filter_map(|s| {
-                let expires = UNIX_EPOCH + Duration::from_secs(s.expires_unix.min(unix(now) + limits.max_timeout.as_secs()));
+                let expires =
+                    UNIX_EPOCH + Duration::from_secs(s.expires_unix.min(unix(now) + limits.max_timeout.as_secs()));
                 if expires <= now || !s.path.starts_with('/') || s.token.is_empty() {
                     return None;
                 }
@@ -439,7 +440,10 @@ impl UserLocks {
     fn own_lock(&self, locks: &[Lock], path: &str, token: &str) -> Result<usize, Option<Refusal>> {
         let i = locks.iter().position(|l| l.token == token && l.covers(path)).ok_or(None)?;
         if locks.get(i).is_some_and(|l| l.principal != self.user.name) {
-            return Err(Some(Refusal { status: StatusCode::FORBIDDEN, why: "the lock belongs to another user".into() }));
+            return Err(Some(Refusal {
+                status: StatusCode::FORBIDDEN,
+                why: "the lock belongs to another user".into(),
+            }));
         }
         Ok(i)
     }
@@ -477,8 +481,10 @@ impl DavLockSystem for UserLocks {
             let timeout = self.clamp(timeout);
             let name = self.user.name.clone();
             let (r, snap) = self.table.with(|locks| {
-                let conflict =
-                    locks.iter().find(|l| l.relevant(&p, deep) && (!l.shared || !shared)).map(|l| l.to_dav(&self.prefix));
+                let conflict = locks
+                    .iter()
+                    .find(|l| l.relevant(&p, deep) && (!l.shared || !shared))
+                    .map(|l| l.to_dav(&self.prefix));
                 if let Some(c) = conflict {
                     return (Err(Ok(c)), false);
                 }
@@ -588,9 +594,9 @@ impl DavLockSystem for UserLocks {
     fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
         let p = path_str(path).unwrap_or_default();
         async move {
-            let (r, snap) = self.table.with(|locks| {
-                (locks.iter().filter(|l| l.covers(&p)).map(|l| l.to_dav(&self.prefix)).collect(), false)
-            });
+            let (r, snap) = self
+                .table
+                .with(|locks| (locks.iter().filter(|l| l.covers(&p)).map(|l| l.to_dav(&self.prefix)).collect(), false));
             self.table.save(snap).await;
             r
         }

@@ -429,9 +429,8 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                 Target::Mount(m, rel) => {
                     let (_, mut list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
                     if list.iter().any(|e| vfs::mount::is_reserved_name(&e.name)) {
-                        list = Arc::new(
-                            list.iter().filter(|e| !vfs::mount::is_reserved_name(&e.name)).cloned().collect(),
-                        );
+                        list =
+                            Arc::new(list.iter().filter(|e| !vfs::mount::is_reserved_name(&e.name)).cloned().collect());
                     }
                     ctx.remember_listing(path_str(path)?, Arc::clone(&list));
                     let s: FsStream<Box<dyn DavDirEntry>> =

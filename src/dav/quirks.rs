@@ -208,11 +208,16 @@ mod tests {
     #[test]
     fn lastmodified_out_of_range_is_invalid() {
         let patch = |v: &str| {
-            format!(r#"<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:lastmodified>{v}</d:lastmodified></d:prop></d:set></d:propertyupdate>"#)
+            format!(
+                r#"<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:lastmodified>{v}</d:lastmodified></d:prop></d:set></d:propertyupdate>"#
+            )
         };
         assert_eq!(parse_lastmodified_patch(patch("18446744073709551615").as_bytes()), LastModified::Invalid);
         assert_eq!(parse_lastmodified_patch(patch("99999999999999999999999").as_bytes()), LastModified::Invalid);
         assert_eq!(parse_lastmodified_patch(patch(&(MAX_TIME_SECS + 1).to_string()).as_bytes()), LastModified::Invalid);
-        assert_eq!(parse_lastmodified_patch(patch(&MAX_TIME_SECS.to_string()).as_bytes()), LastModified::Set(MAX_TIME_SECS));
+        assert_eq!(
+            parse_lastmodified_patch(patch(&MAX_TIME_SECS.to_string()).as_bytes()),
+            LastModified::Set(MAX_TIME_SECS)
+        );
     }
 }

@@ -100,7 +100,9 @@ mod tests {
 
     #[test]
     fn malformed_and_rootless_bodies() {
-        for b in [&b"<a>"[..], b"not xml", b"<!-- only a comment -->", b"<?xml version=\"1.0\"?>", b"<a></b>", b"\xff\xfe"] {
+        for b in
+            [&b"<a>"[..], b"not xml", b"<!-- only a comment -->", b"<?xml version=\"1.0\"?>", b"<a></b>", b"\xff\xfe"]
+        {
             assert!(matches!(check(b), Err(XmlReject::Malformed(_))), "{:?}", String::from_utf8_lossy(b));
         }
         let ok = br#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>"#;

@@ -206,7 +206,8 @@ impl App {
                 if method == "PROPPATCH" {
                     if let Some(path) = &dav_path {
                         let tokens = if_tokens(req.headers());
-                        let r = quirks::set_lastmodified(&self.fs, &self.locks, &self.prefix, path, &bytes, &tokens, &ctx);
+                        let r =
+                            quirks::set_lastmodified(&self.fs, &self.locks, &self.prefix, path, &bytes, &tokens, &ctx);
                         if let Some(r) = r.await {
                             return r.map(full);
                         }
@@ -263,7 +264,13 @@ impl App {
     }
 
     /// A body that could not be read: 408 when the client stalled, 400 otherwise.
-    fn body_failed(&self, ctx: &RequestCtx, uri: &http::Uri, timed_out: &AtomicBool, e: &std::io::Error) -> Response<BoxBody> {
+    fn body_failed(
+        &self,
+        ctx: &RequestCtx,
+        uri: &http::Uri,
+        timed_out: &AtomicBool,
+        e: &std::io::Error,
+    ) -> Response<BoxBody> {
         tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(uri.path()), "request body failed: {e}");
         if timed_out.load(Ordering::Relaxed) {
             let mut r = status(StatusCode::REQUEST_TIMEOUT, "the request body stopped coming\n");
@@ -468,4 +475,3 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, tls: Option<tokio_rus
         });
     }
 }
-

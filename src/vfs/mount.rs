@@ -270,7 +270,9 @@ impl Mount {
     fn track<T>(&self, r: DriveResult<T>) -> DriveResult<T> {
         match &r {
             Err(DriveError::AuthLost(msg)) => self.set_health(false, msg.clone()),
-            Ok(_) if !self.health.read().unwrap_or_else(std::sync::PoisonError::into_inner).ok => self.set_health(true, "recovered".into()),
+            Ok(_) if !self.health.read().unwrap_or_else(std::sync::PoisonError::into_inner).ok => {
+                self.set_health(true, "recovered".into())
+            }
             _ => {}
         }
         r

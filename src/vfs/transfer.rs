@@ -208,7 +208,13 @@ pub async fn copy_across_replace(a: &Mount, from: &str, b: &Mount, to: &str) -> 
 
 /// Copy `from` to `to`; with `failures`, folder members that fail are noted there and
 /// skipped, without it the first failure ends the copy.
-async fn copy_tree(a: &Mount, from: &str, b: &Mount, to: &str, mut failures: Option<&mut Failures>) -> DriveResult<Entry> {
+async fn copy_tree(
+    a: &Mount,
+    from: &str,
+    b: &Mount,
+    to: &str,
+    mut failures: Option<&mut Failures>,
+) -> DriveResult<Entry> {
     let src = a.resolve(from).await?;
     if !src.is_dir {
         return copy_file(a, &src, b, to).await;
