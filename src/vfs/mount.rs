@@ -736,3 +736,297 @@ impl Mount {
         LinkSource { drive: Arc::clone(&self.drive), cache: Arc::clone(&self.links), path: self.opts.path.clone() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Replacing a target: the old entry survives every failure before the swap, and no
+    //! hidden name is left behind. An in-memory drive that fails on demand.
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+
+    #[derive(Clone)]
+    struct Node {
+        entry: Entry,
+        parent: String,
+        data: Vec<u8>,
+    }
+
+    #[derive(Default)]
+    struct Mem {
+        nodes: Mutex<HashMap<String, Node>>,
+        next: Mutex<u64>,
+        /// (operation, name prefix) pairs that fail, once each.
+        fail: Mutex<Vec<(&'static str, String)>>,
+        replace_file: bool,
+        /// Names given to move_to/copy_to/put, in order.
+        names: Mutex<Vec<String>>,
+    }
+
+    impl Mem {
+        fn new(replace_file: bool) -> Mem {
+            let m = Mem { replace_file, ..Default::default() };
+            m.nodes.lock().unwrap().insert(
+                "0".into(),
+                Node { entry: Entry::dir("0", "", SystemTime::UNIX_EPOCH), parent: String::new(), data: vec![] },
+            );
+            m
+        }
+
+        fn check(&self, op: &'static str, name: &str) -> DriveResult<()> {
+            self.names.lock().unwrap().push(name.to_string());
+            let mut fail = self.fail.lock().unwrap();
+            if let Some(i) = fail.iter().position(|(o, p)| *o == op && name.starts_with(p.as_str())) {
+                fail.remove(i);
+                return Err(DriveError::Upstream(format!("{op} {name} fails (test)")));
+            }
+            Ok(())
+        }
+
+        fn id(&self) -> String {
+            let mut n = self.next.lock().unwrap();
+            *n += 1;
+            n.to_string()
+        }
+
+        fn add(&self, parent: &str, name: &str, dir: bool, data: &[u8]) -> Entry {
+            let id = self.id();
+            let mut entry = Entry::dir(id.clone(), name, SystemTime::UNIX_EPOCH);
+            entry.is_dir = dir;
+            entry.size = data.len() as u64;
+            self.nodes
+                .lock()
+                .unwrap()
+                .insert(id, Node { entry: entry.clone(), parent: parent.into(), data: data.to_vec() });
+            entry
+        }
+
+        fn child(&self, parent: &str, name: &str) -> Option<Node> {
+            self.nodes.lock().unwrap().values().find(|n| n.parent == parent && n.entry.name == name).cloned()
+        }
+
+        fn drop_tree(&self, id: &str) {
+            let kids: Vec<String> =
+                self.nodes.lock().unwrap().values().filter(|n| n.parent == id).map(|n| n.entry.id.clone()).collect();
+            for k in kids {
+                self.drop_tree(&k);
+            }
+            self.nodes.lock().unwrap().remove(id);
+        }
+
+        /// Make room for `name` in `parent`: a file is replaced when the drive says it
+        /// can; anything else there is `Exists`.
+        fn claim(&self, parent: &str, name: &str, new_is_dir: bool, moving: Option<&str>) -> DriveResult<()> {
+            match self.child(parent, name) {
+                Some(n) if Some(n.entry.id.as_str()) == moving => Ok(()),
+                Some(n) if self.replace_file && !n.entry.is_dir && !new_is_dir => {
+                    self.drop_tree(&n.entry.id);
+                    Ok(())
+                }
+                Some(_) => Err(DriveError::Exists),
+                None => Ok(()),
+            }
+        }
+
+        fn copy_tree(&self, src: &Node, parent: &str, name: &str) -> Entry {
+            let e = self.add(parent, name, src.entry.is_dir, &src.data);
+            let kids: Vec<Node> =
+                self.nodes.lock().unwrap().values().filter(|n| n.parent == src.entry.id).cloned().collect();
+            for k in kids {
+                self.copy_tree(&k, &e.id, &k.entry.name);
+            }
+            e
+        }
+
+        /// Every path (`a/b`) with its contents (`None` for folders), hidden ones too.
+        fn tree(&self) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+            fn go(m: &Mem, id: &str, prefix: &str, out: &mut std::collections::BTreeMap<String, Option<Vec<u8>>>) {
+                let kids: Vec<Node> = m.nodes.lock().unwrap().values().filter(|n| n.parent == id).cloned().collect();
+                for k in kids {
+                    let p = join_rel(prefix, &k.entry.name);
+                    out.insert(p.clone(), (!k.entry.is_dir).then(|| k.data.clone()));
+                    go(m, &k.entry.id, &p, out);
+                }
+            }
+            let mut out = Default::default();
+            go(self, "0", "", &mut out);
+            out
+        }
+    }
+
+    #[async_trait]
+    impl Drive for Mem {
+        fn kind(&self) -> &'static str {
+            "mem"
+        }
+        fn caps(&self) -> Caps {
+            Caps { replace_file: self.replace_file, ..Caps::default() }
+        }
+        async fn root(&self) -> DriveResult<Entry> {
+            Ok(self.nodes.lock().unwrap()["0"].entry.clone())
+        }
+        async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
+            Ok(self.nodes.lock().unwrap().values().filter(|n| n.parent == dir.id).map(|n| n.entry.clone()).collect())
+        }
+        async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
+            self.check("mkdir", name)?;
+            self.claim(&parent.id, name, true, None)?;
+            Ok(self.add(&parent.id, name, true, b""))
+        }
+        async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
+            self.check("move", new_name)?;
+            self.claim(&new_parent.id, new_name, entry.is_dir, Some(&entry.id))?;
+            let mut nodes = self.nodes.lock().unwrap();
+            let n = nodes.get_mut(&entry.id).ok_or(DriveError::NotFound)?;
+            n.parent = new_parent.id.clone();
+            n.entry.name = new_name.to_string();
+            Ok(n.entry.clone())
+        }
+        async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
+            self.check("copy", new_name)?;
+            self.claim(&new_parent.id, new_name, entry.is_dir, None)?;
+            let src = self.nodes.lock().unwrap().get(&entry.id).cloned().ok_or(DriveError::NotFound)?;
+            Ok(self.copy_tree(&src, &new_parent.id, new_name))
+        }
+        async fn remove(&self, entry: &Entry) -> DriveResult<()> {
+            self.check("remove", &entry.name)?;
+            self.drop_tree(&entry.id);
+            Ok(())
+        }
+        async fn put(&self, parent: &Entry, name: &str, upload: Upload) -> DriveResult<Entry> {
+            self.check("put", name)?;
+            self.claim(&parent.id, name, false, None)?;
+            let data = std::fs::read(&upload.path)?;
+            Ok(self.add(&parent.id, name, false, &data))
+        }
+    }
+
+    fn mount(drive: Arc<Mem>) -> Mount {
+        let opts = MountOptions {
+            path: "/m".into(),
+            policy: Policy::Proxy,
+            proxy_url: None,
+            read_only: false,
+            cache_ttl: Duration::ZERO,
+            spool_dir: std::env::temp_dir(),
+        };
+        Mount::new(opts, drive)
+    }
+
+    /// `/d/target.txt` ("old"), `/d/src.txt` ("new"), `/d/olddir/o.txt`, `/d/newdir/n.txt`.
+    fn fixture(replace_file: bool) -> (Arc<Mem>, Mount) {
+        let m = Arc::new(Mem::new(replace_file));
+        let d = m.add("0", "d", true, b"");
+        m.add(&d.id, "target.txt", false, b"old");
+        m.add(&d.id, "src.txt", false, b"new");
+        let od = m.add(&d.id, "olddir", true, b"");
+        m.add(&od.id, "o.txt", false, b"o");
+        let nd = m.add(&d.id, "newdir", true, b"");
+        m.add(&nd.id, "n.txt", false, b"n");
+        let mnt = mount(Arc::clone(&m));
+        (m, mnt)
+    }
+
+    fn fail(m: &Mem, op: &'static str, prefix: &str) {
+        m.fail.lock().unwrap().push((op, prefix.to_string()));
+    }
+
+    fn no_hidden(m: &Mem) {
+        let hidden: Vec<String> = m.tree().into_keys().filter(|p| p.contains(SWAP_PREFIX)).collect();
+        assert!(hidden.is_empty(), "hidden names left: {hidden:?}");
+    }
+
+    fn upload(data: &[u8]) -> (tempfile::TempPath, Upload) {
+        let p = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        std::fs::write(&p, data).unwrap();
+        let u = Upload {
+            path: p.to_path_buf(),
+            size: data.len() as u64,
+            sha1: String::new(),
+            md5: String::new(),
+            mtime: None,
+        };
+        (p, u)
+    }
+
+    #[tokio::test]
+    async fn replacing_succeeds_without_leftovers() {
+        let (m, mnt) = fixture(false);
+        mnt.copy_replace("d/src.txt", "d/target.txt").await.unwrap();
+        assert_eq!(m.tree()["d/target.txt"], Some(b"new".to_vec()));
+        mnt.rename_replace("d/newdir", "d/olddir").await.unwrap();
+        let t = m.tree();
+        assert!(t.contains_key("d/olddir/n.txt") && !t.contains_key("d/olddir/o.txt") && !t.contains_key("d/newdir"));
+        let (_tmp, u) = upload(b"uploaded");
+        mnt.put("d/target.txt", u).await.unwrap();
+        assert_eq!(m.tree()["d/target.txt"], Some(b"uploaded".to_vec()));
+        no_hidden(&m);
+    }
+
+    #[tokio::test]
+    async fn a_failed_replace_keeps_the_old_target() {
+        // Each step of a replace fails in turn; the tree is as before every time.
+        for (op, name) in [
+            ("copy", SWAP_PREFIX),  // building the new entry aside
+            ("move", SWAP_PREFIX),  // moving the old one aside (or the source in)
+            ("move", "target.txt"), // the new one taking the name
+        ] {
+            let (m, mnt) = fixture(false);
+            let before = m.tree();
+            fail(&m, op, name);
+            assert!(mnt.copy_replace("d/src.txt", "d/target.txt").await.is_err(), "{op} {name}");
+            assert_eq!(m.tree(), before, "copy_replace with {op} {name:?} failing");
+            no_hidden(&m);
+        }
+        for (op, name) in [("move", SWAP_PREFIX), ("move", "olddir")] {
+            let (m, mnt) = fixture(false);
+            let before = m.tree();
+            fail(&m, op, name);
+            assert!(mnt.rename_replace("d/newdir", "d/olddir").await.is_err());
+            assert_eq!(m.tree(), before, "rename_replace with {op} {name:?} failing");
+        }
+        for (op, name) in [("put", SWAP_PREFIX), ("move", "target.txt")] {
+            let (m, mnt) = fixture(false);
+            let before = m.tree();
+            fail(&m, op, name);
+            let (_tmp, u) = upload(b"uploaded");
+            assert!(mnt.put("d/target.txt", u).await.is_err());
+            assert_eq!(m.tree(), before, "put with {op} {name:?} failing");
+            no_hidden(&m);
+        }
+        // A build that fails part-way leaves nothing.
+        let (m, mnt) = fixture(false);
+        let before = m.tree();
+        let r = mnt
+            .build_aside("d/olddir", true, |at| {
+                let mnt = &mnt;
+                async move {
+                    mnt.mkdir(&at).await?;
+                    mnt.mkdir(&format!("{at}/half")).await?;
+                    Err(DriveError::Upstream("source broke".into()))
+                }
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(m.tree(), before);
+    }
+
+    #[tokio::test]
+    async fn drives_that_replace_files_are_asked_directly() {
+        let (m, mnt) = fixture(true);
+        mnt.copy_replace("d/src.txt", "d/target.txt").await.unwrap();
+        let (_tmp, u) = upload(b"uploaded");
+        mnt.put("d/target.txt", u).await.unwrap();
+        assert_eq!(m.tree()["d/target.txt"], Some(b"uploaded".to_vec()));
+        let names = m.names.lock().unwrap().clone();
+        assert!(names.iter().all(|n| !n.starts_with(SWAP_PREFIX)), "{names:?}");
+        // Folders are still swapped.
+        mnt.rename_replace("d/newdir", "d/olddir").await.unwrap();
+        assert!(m.names.lock().unwrap().iter().any(|n| n.starts_with(SWAP_PREFIX)));
+        no_hidden(&m);
+    }
+}
