@@ -320,27 +320,27 @@ impl LockTable {
     /// `path` (and below it when `deep`) must be held — token submitted, and taken by
     /// this principal unless `ignore_principal` — except that shared locks only conflict
     /// when none is held.
-    fn check_locks(
-        locks: &[Lock],
+    fn check_locks<'l>(
+        locks: &'l [Lock],
         path: &str,
         principal: Option<&str>,
         ignore_principal: bool,
         deep: bool,
         tokens: &[String],
-    ) -> Result<(), Lock> {
+    ) -> Result<(), &'l Lock> {
         let mut held = false;
         let mut first_shared: Option<&Lock> = None;
         for l in locks.iter().filter(|l| l.relevant(path, deep)) {
-            if tokens.iter().any(|t| *t == l.token) && (ignore_principal || principal == Some(l.principal.as_str())) {
+            if tokens.contains(&l.token) && (ignore_principal || principal == Some(l.principal.as_str())) {
                 held = true;
             } else if !l.shared {
-                return Err(l.clone());
+                return Err(l);
             } else {
                 first_shared.get_or_insert(l);
             }
         }
         match first_shared {
-            Some(l) if !held => Err(l.clone()),
+            Some(l) if !held => Err(l),
             _ => Ok(()),
         }
     }
@@ -348,9 +348,10 @@ impl LockTable {
     /// Whether an operation by `user` on `path` (and below, when `deep`) may go ahead,
     /// given the submitted `tokens`. For our own handlers (COPY, MOVE, mtime PROPPATCH).
     pub async fn check(&self, path: &str, user: &str, deep: bool, tokens: &[String]) -> Result<(), ()> {
-        let (r, snap) = self.with(|locks| (Self::check_locks(locks, path, Some(user), false, deep, tokens), false));
+        let (r, snap) =
+            self.with(|locks| (Self::check_locks(locks, path, Some(user), false, deep, tokens).map_err(|_| ()), false));
         self.save(snap).await;
-        r.map_err(|_| ())
+        r
     }
 
     /// Whether `token` is a live lock covering `path` (an `If:` state-token condition).

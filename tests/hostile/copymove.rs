@@ -63,7 +63,8 @@ fn refused_copy_and_move_keep_the_destination() {
     let mut fx = Fx::new();
     let before = fx.snapshot();
     let t = [("Overwrite", "T")];
-    let cases: Vec<(&str, &str, &str, Option<&str>, Vec<(&str, &str)>, u16)> = vec![
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Vec<(&'a str, &'a str)>, u16);
+    let cases: Vec<Case> = vec![
         ("MOVE", "/ro/r.txt", "/b/precious.txt", Some("full"), t.to_vec(), 403),
         ("MOVE", "/ro/r.txt", "/b/keep", Some("full"), t.to_vec(), 403),
         ("COPY", "/a/src.txt", "/ro/r.txt", Some("full"), t.to_vec(), 403),

@@ -46,6 +46,12 @@ pub struct Fx {
 
 pub const MOUNTS: [(&str, &str); 4] = [("/a", "a"), ("/b", "b"), ("/ro", "ro"), ("/v/c", "c")];
 
+impl Default for Fx {
+    fn default() -> Fx {
+        Fx::new()
+    }
+}
+
 impl Fx {
     pub fn new() -> Fx {
         Fx::with_server("")
