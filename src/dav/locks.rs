@@ -432,6 +432,26 @@ impl UserLocks {
         }
     }
 
+    /// Apply `f` to the lock `token` that covers `path` (given its index), if this user
+    /// owns it; a refusal is recorded for the server to answer.
+    async fn on_own_lock<T>(
+        &self,
+        path: &str,
+        token: &str,
+        f: impl FnOnce(&mut Vec<Lock>, usize) -> T,
+    ) -> Result<T, ()> {
+        let (r, snap) = self.table.with(|locks| match self.own_lock(locks, path, token) {
+            Ok(i) => (Ok(f(locks, i)), true),
+            Err(refusal) => (Err(refusal), false),
+        });
+        self.table.save(snap).await;
+        r.map_err(|refusal| {
+            if let Some(r) = refusal {
+                self.refuse(r.status, r.why);
+            }
+        })
+    }
+
     fn clamp(&self, timeout: Option<Duration>) -> Duration {
         let max = self.table.limits.max_timeout;
         timeout.unwrap_or(max).clamp(Duration::from_secs(1), max.max(Duration::from_secs(1)))
@@ -524,48 +544,28 @@ impl DavLockSystem for UserLocks {
     }
 
     fn unlock(&'_ self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
-        let p = path_str(path).unwrap_or_default();
-        let token = token.to_string();
+        let (p, token) = (path_str(path).unwrap_or_default(), token.to_string());
         async move {
-            let (r, snap) = self.table.with(|locks| match self.own_lock(locks, &p, &token) {
-                Ok(i) => {
-                    locks.remove(i);
-                    (Ok(()), true)
-                }
-                Err(refusal) => (Err(refusal), false),
-            });
-            self.table.save(snap).await;
-            r.map_err(|refusal| {
-                if let Some(r) = refusal {
-                    self.refuse(r.status, r.why);
-                }
+            self.on_own_lock(&p, &token, |locks, i| {
+                locks.remove(i);
             })
+            .await
         }
         .boxed()
     }
 
     fn refresh(&'_ self, path: &DavPath, token: &str, timeout: Option<Duration>) -> LsFuture<'_, Result<DavLock, ()>> {
-        let p = path_str(path).unwrap_or_default();
-        let token = token.to_string();
+        let (p, token) = (path_str(path).unwrap_or_default(), token.to_string());
         let timeout = self.clamp(timeout);
         async move {
-            let (r, snap) = self.table.with(|locks| match self.own_lock(locks, &p, &token) {
-                Ok(i) => match locks.get_mut(i) {
-                    Some(l) => {
-                        l.timeout = timeout;
-                        l.expires = SystemTime::now() + timeout;
-                        (Ok(l.to_dav(&self.prefix)), true)
-                    }
-                    None => (Err(None), false),
-                },
-                Err(refusal) => (Err(refusal), false),
+            let refreshed = self.on_own_lock(&p, &token, |locks, i| {
+                locks.get_mut(i).map(|l| {
+                    l.timeout = timeout;
+                    l.expires = SystemTime::now() + timeout;
+                    l.to_dav(&self.prefix)
+                })
             });
-            self.table.save(snap).await;
-            r.map_err(|refusal| {
-                if let Some(r) = refusal {
-                    self.refuse(r.status, r.why);
-                }
-            })
+            refreshed.await?.ok_or(())
         }
         .boxed()
     }
