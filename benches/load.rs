@@ -121,7 +121,11 @@ async fn run_load(name: &str, url: &str, active: usize, secs: u64, pid: &str) ->
                 let t = Instant::now();
                 let is_propfind = i % 5 == 4;
                 let ok = if is_propfind {
-                    match client.request(propfind.clone(), format!("{url}/local/small/")).header("Depth", "1").send().await
+                    match client
+                        .request(propfind.clone(), format!("{url}/local/small/"))
+                        .header("Depth", "1")
+                        .send()
+                        .await
                     {
                         Ok(r) if r.status().as_u16() == 207 => r.bytes().await.is_ok(),
                         _ => false,

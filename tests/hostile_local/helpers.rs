@@ -110,7 +110,8 @@ pub fn assert_sound(server: &mut Server) {
     assert!(!log.contains("panicked"), "the server panicked:\n{log}");
 }
 
-/// An HTTP/1.1 request with `Connection: close` and optional extra header lines.
+/// An HTTP/1.1 request with `Connection: close` and optional extra header lines. The
+/// host is `t`: a `Destination` must name it (`http://t/…`) to be on this server.
 pub fn request(method: &str, path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     let mut r = format!(
         "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n",
