@@ -16,8 +16,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,27 +53,8 @@ fn start_pandav(tmp: &std::path::Path) -> Pandav {
     );
     let cfg_path = tmp.join("pandav.toml");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let bin = env!("CARGO_BIN_EXE_pandav");
-    let mut child = Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(&cfg_path)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "pandav exited before printing its URL");
-        if let Some(rest) = line.trim().strip_prefix("pandav serving WebDAV at ") {
-            break rest.trim_end_matches('/').to_string();
-        }
-    };
-    // The request log goes to stdout: drain it so the server never blocks on the pipe.
-    drain(out);
-    Pandav { child: Killed(child), url }
+    let (child, url) = spawn_pandav(env!("CARGO_BIN_EXE_pandav"), &cfg_path).unwrap_or_else(|e| panic!("{e}"));
+    Pandav { child, url }
 }
 
 fn count_fds(pid: &str) -> usize {

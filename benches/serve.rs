@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,27 +100,8 @@ fn start_pandav(data: &Path, tmp: &Path) -> Result<Server, String> {
     );
     let cfg_path = tmp.join("pandav.toml");
     std::fs::write(&cfg_path, cfg).map_err(|e| e.to_string())?;
-    let mut child = Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(&cfg_path)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {bin}: {e}"))?;
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        if out.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Err("pandav exited before printing its URL".into());
-        }
-        if let Some(rest) = line.trim().strip_prefix("pandav serving WebDAV at ") {
-            break rest.to_string();
-        }
-    };
-    drain(out);
-    Ok(Server { name: "pandav".into(), child: Killed(child), base: format!("{}/local/", url.trim_end_matches('/')) })
+    let (child, url) = spawn_pandav(bin, &cfg_path)?;
+    Ok(Server { name: "pandav".into(), child, base: format!("{url}/local/") })
 }
 
 fn find_tool(env: &str, candidates: &[&str]) -> Option<PathBuf> {
