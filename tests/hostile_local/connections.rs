@@ -127,3 +127,53 @@ fn open_file_limit_is_raised_at_start() {
     assert_eq!(soft, hard_seen, "soft limit not raised");
     assert_sound(&mut server);
 }
+
+/// With TLS, a client that connects and never starts (or never finishes) the handshake
+/// is closed after `header_timeout` too.
+#[test]
+fn a_silent_tls_handshake_is_closed() {
+    let dir = TestDir::new();
+    let root = dir.mkdir("root");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = run(
+        std::process::Command::new(tool("openssl"))
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        Duration::from_secs(60),
+    );
+    assert!(out.ok(), "openssl: {out:?}");
+    let extra = format!(
+        "header_timeout = \"1s\"\ntls_cert = {}\ntls_key = {}",
+        toml_str(cert.to_str().unwrap()),
+        toml_str(key.to_str().unwrap())
+    );
+    let text = ConfigBuilder::new().server(&extra).local("/local", &root).build(&dir.mkdir("state"));
+    // The fixture reads an http:// URL; the address is all these connections need.
+    let config = dir.write("pandav.toml", text);
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let url =
+        line.trim().strip_prefix("pandav serving WebDAV at https://").expect("an https URL").trim_end_matches('/');
+    let addr: std::net::SocketAddr = url.parse().unwrap();
+    let mut silent = connect(addr);
+    let mut half = connect(addr);
+    // The first bytes of a TLS record header (handshake, TLS 1.0), then nothing.
+    half.write_all(&[0x16, 0x03, 0x01]).unwrap();
+    let within = Duration::from_secs(20);
+    let ends = [watch(&mut silent, within), watch(&mut half, within)];
+    let _ = child.kill();
+    let _ = child.wait();
+    for (what, end) in ["no handshake", "half a handshake"].iter().zip(ends) {
+        assert!(matches!(end, Ended::Closed(_)), "{what}: still open after {within:?}");
+    }
+}
