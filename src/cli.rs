@@ -236,6 +236,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
         }
     }
     let state = StateDir::open(&cfg.state_dir())?;
+    let limits = crate::server::prepare(&cfg, &state.spool_dir());
     let table = Arc::new(build_table(&cfg, &state)?);
 
     for m in table.mounts() {
@@ -281,7 +282,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     }
     let sign_key = state.secret("sign")?;
     let app = Arc::new(crate::server::App::new(&cfg, Arc::clone(&table), sign_key));
-    crate::server::serve(app, listeners, tls, shutdown_signal()).await;
+    crate::server::serve_with(app, listeners, tls, limits, shutdown_signal()).await;
     Ok(())
 }
 

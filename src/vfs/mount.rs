@@ -461,7 +461,7 @@ impl Mount {
         }
         let entry = self.resolve(from).await?;
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
-        let old = if replace { self.existing(to_prel, &new_parent, to_name).await? } else { None };
+        let old = self.target_in_the_way(to_prel, &new_parent, to_name, replace).await?;
         let r = match old {
             Some(old) if !self.replaces_in_place(&entry, &old) => {
                 let (from_prel, from_name) = split_parent(from);
@@ -509,7 +509,7 @@ impl Mount {
             return Err(DriveError::Forbidden("cannot copy an entry onto itself".into()));
         }
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
-        let old = if replace { self.existing(to_prel, &new_parent, to_name).await? } else { None };
+        let old = self.target_in_the_way(to_prel, &new_parent, to_name, replace).await?;
         let r = match old {
             Some(old) if !self.replaces_in_place(&entry, &old) => {
                 let tmp = swap_name();
@@ -570,6 +570,25 @@ impl Mount {
         self.invalidate_tree(to);
         self.invalidate_tree(&tmp_rel);
         r
+    }
+
+    /// The entry at the target of a move or copy that `replace`s it, `None` when there
+    /// is none. Without `replace`, an existing target is an `Exists` error when the
+    /// drive would replace it (`Caps::replace_file`); other drives refuse it themselves.
+    async fn target_in_the_way(
+        &self,
+        prel: &str,
+        parent: &Entry,
+        name: &str,
+        replace: bool,
+    ) -> DriveResult<Option<Entry>> {
+        if replace {
+            return self.existing(prel, parent, name).await;
+        }
+        if self.caps.replace_file && self.existing(prel, parent, name).await?.is_some() {
+            return Err(DriveError::Exists);
+        }
+        Ok(None)
     }
 
     /// Whether the drive itself replaces `old` with `new` atomically (file over file).

@@ -30,7 +30,13 @@ impl LocalFixture {
     pub async fn mount_at(&self, root: &Path, spec: &Spec) -> anyhow::Result<TestMount> {
         let work = tempfile::tempdir()?;
         let drive = LocalDrive::new(
-            LocalOptions { root: root.to_path_buf(), follow_symlinks: self.follow_symlinks, create: false },
+            LocalOptions {
+                root: root.to_path_buf(),
+                follow_symlinks: self.follow_symlinks,
+                create: false,
+                file_mode: None,
+                dir_mode: None,
+            },
             &DriverCtx {
                 mount_path: "/local".into(),
                 state: StateHandle::at(work.path().join("state.json")),

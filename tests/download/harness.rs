@@ -326,7 +326,8 @@ impl Harness {
                         state: StateHandle::at(tmp.path().join(format!("state-{tag}.json"))),
                         base_dir: tmp.path().to_path_buf(),
                     };
-                    let opts = LocalOptions { root, follow_symlinks: false, create: false };
+                    let opts =
+                        LocalOptions { root, follow_symlinks: false, create: false, file_mode: None, dir_mode: None };
                     Arc::new(LocalDrive::new(opts, &ctx).unwrap())
                 }
             };
