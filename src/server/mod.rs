@@ -175,9 +175,13 @@ impl App {
                 let cm = CopyMove { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
                 return cm.handle(&req, &src, &ctx).await.map(full);
             }
-            "DELETE" if dav_path.as_deref().is_some_and(|p| self.protected(p, &ctx)) => {
-                tracing::info!(user = %Esc(&ctx.user.name), "refused DELETE of a mount root or virtual folder");
-                return status(StatusCode::FORBIDDEN, "a mount root or virtual folder cannot be deleted\n");
+            "DELETE" => {
+                let Some(path) = dav_path else {
+                    return status(StatusCode::BAD_REQUEST, "bad path\n");
+                };
+                let req = Request::from_parts(parts, ());
+                let cm = CopyMove { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
+                return cm.delete(&req, &path, &ctx).await.map(full);
             }
             "PROPFIND" | "PROPPATCH" | "LOCK" => {
                 let bytes = match body::read_limited(&mut body, xmlgate::MAX_BODY).await {
@@ -279,17 +283,6 @@ impl App {
             return r;
         }
         status(StatusCode::BAD_REQUEST, "the request body broke off\n")
-    }
-
-    /// Mount roots and the virtual folders above them are not the user's to delete.
-    /// dav-server deletes a folder's contents one by one before the folder itself, so
-    /// refusing only the last step would still empty the mount.
-    fn protected(&self, path: &str, ctx: &RequestCtx) -> bool {
-        match self.fs.table().resolve(path, &|m| ctx.user.sees(m)) {
-            Some(crate::vfs::Resolved::Virtual(_)) => true,
-            Some(crate::vfs::Resolved::Mount(_, rel)) => rel.is_empty(),
-            None => false,
-        }
     }
 
     /// The decoded request path without the URL prefix, as dav-server sees it.

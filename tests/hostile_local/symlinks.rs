@@ -38,12 +38,10 @@ fn send(server: &Server, method: &str, path: &str, headers: &str) -> u16 {
 /// MOVE of a link to a folder moves the link; DELETE of it removes the link, not what
 /// is in the folder; so does DELETE of a folder holding such a link.
 ///
-/// Ignored until DELETE reaches the drive as one `Mount::remove`: dav-server deletes a
-/// folder's entries one by one before the folder itself, and a link to a folder looks
-/// like a folder to it (the driver's `remove` of the link removes just the link, and its
-/// recursive removal never descends through a link; see drivers/local/tree.rs tests).
+/// dav-server deleted a folder's entries one by one before the folder itself, and a link
+/// to a folder looks like a folder to it; pandav now hands DELETE to the drive as one
+/// `Mount::remove` (dav/copymove.rs), which removes a link as a link.
 #[test]
-#[ignore = "needs DELETE to reach the drive as one Mount::remove (dav layer, hard-dav)"]
 fn following_links_delete_and_move_act_on_the_link() {
     let t = linked_tree();
     let mut server = follow_server(&t);
