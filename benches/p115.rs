@@ -104,6 +104,7 @@ async fn run() {
         mount_path: "/115".into(),
         state: StateHandle::at(dir.path().join("state/mount-_115.json")),
         base_dir: dir.path().into(),
+        source: None,
     };
     let drive: Arc<dyn Drive> = Arc::new(p115::build(toml::from_str(&text).unwrap(), &ctx).unwrap());
     let m = Mount::new(

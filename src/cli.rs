@@ -46,9 +46,13 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: OfflineCmd,
     },
-    /// Internal: one 115 Open token refresh in a separate process (see drivers::p115_open::auth).
-    #[command(name = "__refresh-115-open", hide = true)]
-    Refresh115OpenHelper,
+    /// Internal: one credential refresh of a mount in a separate process, so that a kill
+    /// of the server cannot lose a rotated token (see vfs::credentials).
+    #[command(name = "__refresh", hide = true)]
+    Refresh {
+        /// The mount (for `ps`; the job itself comes on stdin).
+        mount: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,7 +165,12 @@ pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
             Some(o) => (o.get_ref().clone(), cfg.at(o.span())),
             None => (toml::Table::new(), at.clone()),
         };
-        let ctx = DriverCtx { mount_path: path.clone(), state: state.mount(&path), base_dir: cfg.base_dir.clone() };
+        let ctx = DriverCtx {
+            mount_path: path.clone(),
+            state: state.mount(&path),
+            base_dir: cfg.base_dir.clone(),
+            source: None,
+        };
         let drive = drivers::build(driver, options, ctx)
             .map_err(|e| anyhow!("{opt_at}: mount {path} ({driver}) options: {e:#}"))?;
         let default_ttl = if drive.caps().local_read { Duration::ZERO } else { Duration::from_secs(60) };
@@ -232,7 +241,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     // prevents.)
     if std::env::var_os("PANDAV_NO_REFRESH_HELPER").is_none() {
         if let Ok(exe) = std::env::current_exe() {
-            drivers::p115_open::use_refresh_helper(exe);
+            crate::vfs::credentials::use_helper(exe);
         }
     }
     let state = StateDir::open(&cfg.state_dir())?;
@@ -282,6 +291,11 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     let sign_key = state.secret("sign")?;
     let app = Arc::new(crate::server::App::new(&cfg, Arc::clone(&table), sign_key));
     crate::server::serve(app, listeners, tls, shutdown_signal()).await;
+    // A refresh cut between the provider's answer and the write would lose the token.
+    let left = crate::vfs::credentials::barrier(Duration::from_secs(30)).await;
+    if left > 0 {
+        tracing::error!("{left} credential refresh(es) still running at exit");
+    }
     Ok(())
 }
 
@@ -423,11 +437,11 @@ pub async fn login_115(app: String, png: Option<PathBuf>, config: PathBuf, mount
         |st| eprintln!("{}", st.message()),
     )
     .await?;
-    let seed = auth::SavedLogin { cookie: config_cookie.clone(), app: None };
-    let cell = crate::vfs::token::TokenCell::restore(state.clone(), &config_cookie, seed)?;
-    let (_, generation) = cell.get();
     let saved = auth::SavedLogin { cookie: cookie.header(), app: Some(app.clone()) };
-    cell.refresh(generation, |_| async move { Ok(saved) }).await.map_err(|e| anyhow!("saving the login: {e}"))?;
+    crate::drivers::p115::auth_login(&state, &config_cookie)?
+        .save_login(saved)
+        .await
+        .map_err(|e| anyhow!("saving the login: {e}"))?;
     let who = cookie.user_id().map(|u| format!("user {u}")).unwrap_or_else(|| "the account".into());
     println!("Logged in as {who} (app {app}); saved to {}.", state.path().display());
     println!("`pandav serve` with this config uses it for {path} (a running server picks it up on its next call).");

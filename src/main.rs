@@ -8,7 +8,7 @@ fn main() {
         Cmd::Check { config } => cli::check(config),
         Cmd::HashPassword => report(cli::hash_password()),
         Cmd::Login { provider } => report(cli::login(provider)),
-        Cmd::Refresh115OpenHelper => pandav::drivers::p115_open::helper_main(),
+        Cmd::Refresh { .. } => pandav::vfs::credentials::helper_main(pandav::drivers::build_refresher),
         Cmd::Serve { config, listen } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             report(rt.block_on(cli::serve(config, listen)))

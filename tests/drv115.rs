@@ -40,6 +40,7 @@ impl Env {
             mount_path: "/115".into(),
             state: StateHandle::at(self.dir.path().join("mount-_115.json")),
             base_dir: self.dir.path().to_path_buf(),
+            source: None,
         }
     }
 
@@ -86,6 +87,7 @@ fn options_are_checked() {
         mount_path: "/115".into(),
         state: StateHandle::at(dir.path().join("s.json")),
         base_dir: dir.path().into(),
+        source: None,
     };
     let bad = |s: &str| {
         let t: toml::Table = toml::from_str(s).unwrap();
@@ -264,11 +266,9 @@ async fn an_expired_cookie_is_auth_lost_once_and_then_quiet_until_a_new_login() 
     // `pandav login` saves a new cookie in the mount's state: the next call uses it.
     m.st.lock().unwrap().cookie_dead = false;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let seed = p115::auth::SavedLogin { cookie: model::COOKIE.trim().to_string(), app: None };
-    let cell = token::TokenCell::restore(env.ctx().state, model::COOKIE.trim(), seed).unwrap();
     let saved =
         p115::auth::SavedLogin { cookie: model::COOKIE.replace("KID=c3d4e5f6", "KID=new"), app: Some("tv".into()) };
-    cell.refresh(0, |_| async move { Ok(saved) }).await.unwrap();
+    p115::auth_login(&env.ctx().state, model::COOKIE).unwrap().save_login(saved).await.unwrap();
     let l = d.list(&root()).await.unwrap();
     assert_eq!(l.len(), 1);
     assert!(env.fx.requests().last().unwrap().header("cookie").unwrap().contains("KID=new"));

@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::de::DeserializeOwned;
 
 use crate::state::StateHandle;
+use crate::vfs::credentials::{ErasedRefresh, MountSource};
 use crate::vfs::Drive;
 
 pub mod http;
@@ -25,6 +26,15 @@ pub struct DriverCtx {
     pub state: StateHandle,
     /// Folder that relative paths in the options are relative to (the config's folder).
     pub base_dir: PathBuf,
+    /// The mount's driver name and options, so that a refresh helper process can rebuild
+    /// its refresher through the registry (filled by [`build`]; `None`: refresh in-process).
+    pub source: Option<MountSource>,
+}
+
+impl DriverCtx {
+    pub fn new(mount_path: impl Into<String>, state: StateHandle, base_dir: PathBuf) -> DriverCtx {
+        DriverCtx { mount_path: mount_path.into(), state, base_dir, source: None }
+    }
 }
 
 /// Static facts about a driver.
@@ -53,7 +63,13 @@ pub fn names() -> Vec<&'static str> {
 
 /// Build a driver from its name and `[mounts.options]` table. Nothing touches the
 /// network here: problems with options show in `pandav check`.
-pub fn build(name: &str, options: toml::Table, ctx: DriverCtx) -> Result<Arc<dyn Drive>> {
+pub fn build(name: &str, options: toml::Table, mut ctx: DriverCtx) -> Result<Arc<dyn Drive>> {
+    ctx.source = Some(MountSource {
+        driver: name.to_string(),
+        mount: ctx.mount_path.clone(),
+        base_dir: ctx.base_dir.clone(),
+        options: toml::to_string(&options)?,
+    });
     match name {
         "local" => Ok(Arc::new(local::LocalDrive::new(parse_options(options)?, &ctx)?)),
         "115_open" => p115_open::build(options, &ctx),
@@ -66,4 +82,12 @@ pub fn build(name: &str, options: toml::Table, ctx: DriverCtx) -> Result<Arc<dyn
 /// Deserialize a driver's options table, with unknown keys rejected by the struct.
 pub fn parse_options<T: DeserializeOwned>(options: toml::Table) -> Result<T> {
     toml::Value::Table(options).try_into::<T>().map_err(|e| anyhow!("{}", e.to_string().trim()))
+}
+
+/// Rebuild a mount's refresher from its source (the `pandav __refresh` helper).
+pub fn build_refresher(source: &MountSource) -> Result<Box<dyn ErasedRefresh>> {
+    match source.driver.as_str() {
+        "115_open" => p115_open::build_refresher(source),
+        other => bail!("driver {other:?} has no refresher"),
+    }
 }

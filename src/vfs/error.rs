@@ -37,6 +37,11 @@ pub enum DriveError {
 pub type DriveResult<T> = Result<T, DriveError>;
 
 impl DriveError {
+    /// A provider failure described in words.
+    pub fn upstream(msg: impl Into<String>) -> DriveError {
+        DriveError::Upstream(msg.into())
+    }
+
     /// The HTTP status a WebDAV client should see for this error.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;

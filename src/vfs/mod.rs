@@ -1,11 +1,11 @@
 //! The virtual file system: the `Drive` trait, mounts and the mount table.
 
+pub mod credentials;
 pub mod drive;
 pub mod error;
 pub mod mount;
 pub mod spool;
 pub mod table;
-pub mod token;
 pub mod transfer;
 pub mod types;
 

@@ -4,7 +4,7 @@
 //! - `suite.rs`: the `Fixture` trait a driver's test implements, `run_all`, helpers.
 //! - `scenarios.rs`: the scenarios, all through the `Mount` API.
 //! - `local.rs`: the local driver's fixture and its symlink/escape tests.
-//! - `rotating.rs`: an in-test drive with expiring, rotating credentials (`TokenCell`).
+//! - `rotating.rs`: an in-test drive with expiring, rotating credentials (the kit's `Credentials`).
 //!
 //! A new driver adds one module here with a `Fixture` and a `#[tokio::test]` calling
 //! `suite::run_all`. Select scenarios with `CONFORMANCE_ONLY=name,name` (substrings).

@@ -95,6 +95,7 @@ impl Fixture for P115OpenFixture {
             mount_path: "/115open".into(),
             state: StateHandle::at(work.path().join("state.json")),
             base_dir: work.path().to_path_buf(),
+            source: None,
         };
         let mut drive = Open115::new(opts, &ctx)?;
         drive.set_backoff(fast_backoff());

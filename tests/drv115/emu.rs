@@ -53,6 +53,7 @@ impl E {
             mount_path: "/115".into(),
             state: StateHandle::at(self.dir.path().join("state/mount-_115.json")),
             base_dir: self.dir.path().into(),
+            source: None,
         }
     }
 

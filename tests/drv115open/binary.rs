@@ -67,10 +67,15 @@ struct Server {
 
 impl Server {
     fn start(config: &Path, log: &Path) -> Server {
+        Server::start_env(config, log, &[])
+    }
+
+    fn start_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Server {
         let err = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))
             .spawn()
@@ -92,6 +97,21 @@ impl Server {
             panic!("pandav did not start; log: {}", std::fs::read_to_string(log).unwrap_or_default())
         });
         Server { child, base }
+    }
+
+    /// SIGTERM, then wait for the process to exit.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let st = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(st.success());
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "pandav did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL, no chance to clean up.
@@ -492,4 +512,85 @@ async fn check_accepts_the_example_and_offline_entry_points_work() {
     assert!(env.emu.offline_tasks(env.user).is_empty());
     let info = env.emu.grant_info(env.tok.grant).unwrap();
     assert_eq!(info.refresh_attempts, info.refresh_count, "no refresh token was burnt twice");
+}
+
+/// The state file's inode: every write (temp file + rename) makes a new one.
+fn state_inode(dir: &Path, mount_file: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir.join("state").join(mount_file)).unwrap().ino()
+}
+
+/// One refresh at the emulator's passport, as another pandav process would make it.
+async fn rotate_at_emulator(emu: &Emu115Open, refresh_token: &str) -> (String, String) {
+    let url = format!("{}/open/refreshToken", emu.endpoint("passportapi.115.com"));
+    let v: serde_json::Value =
+        http().post(url).form(&[("refresh_token", refresh_token)]).send().await.unwrap().json().await.unwrap();
+    let d = &v["data"];
+    (d["access_token"].as_str().unwrap().to_string(), d["refresh_token"].as_str().unwrap().to_string())
+}
+
+/// Two processes interleaved on one state file: while server A waits for the lock to
+/// refresh its (config) token, another process rotates that token and saves the new pair.
+/// A adopts the saved pair and must not write the file again: only the process that
+/// received a pair writes it, once, under the lock (a second, unlocked write by A could
+/// put back a pair that a third process has rotated away since).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_pair_is_not_written_again_by_the_adopter() {
+    use pandav::drivers::p115_open::auth::Tokens;
+    use pandav::vfs::credentials::StateFile;
+    let env = env(Options::default()).await;
+    env.emu.put_file(env.user, 0, "hello.txt", b"hi");
+    let cfg = write_config(
+        env.dir.path(),
+        &env.emu,
+        &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
+    );
+    std::fs::create_dir_all(env.dir.path().join("state")).unwrap();
+    let file = StateFile::new(&env.dir.path().join("state/mount-_o.json"), &env.tok.refresh_token);
+    // "Process B" holds the lock: A's start-up refresh has to wait for it.
+    let lock = file.lock().await.unwrap();
+    let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
+    // A has read its credentials (it listens only after that): it holds the config token.
+    let (access, refresh) = rotate_at_emulator(&env.emu, &env.tok.refresh_token).await;
+    lock.write(&Tokens::from_grant(access, refresh.clone(), 7200)).await.unwrap();
+    let inode = state_inode(env.dir.path(), "mount-_o.json");
+    drop(lock);
+    let m = settled(&srv.base, "/o").await;
+    assert_eq!(m["ok"], true, "{m}");
+    let (st, body) = listing(&srv.base, "/o/").await;
+    assert!(st == 207 && body.contains("hello.txt"), "A serves with the adopted pair: {st}");
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_count, 1, "A adopted B's pair instead of refreshing");
+    assert_eq!(info.refresh_attempts, info.refresh_count, "no token was burned");
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), refresh);
+    assert_eq!(state_inode(env.dir.path(), "mount-_o.json"), inode, "A wrote the state file it only adopted");
+}
+
+/// SIGTERM while a refresh is in flight (in-process, without the helper): the server
+/// waits for it, so the rotated token is saved before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_an_in_flight_refresh() {
+    let env = env(Options::default()).await;
+    let cfg = write_config(
+        env.dir.path(),
+        &env.emu,
+        &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
+    );
+    env.emu.inject_times(
+        "/passportapi.115.com/open/refreshToken",
+        emu115open::Fault::Delay(Duration::from_millis(1500)),
+        1,
+    );
+    let srv = Server::start_env(&cfg, &env.dir.path().join("pandav.log"), &[("PANDAV_NO_REFRESH_HELPER", "1")]);
+    let t = Instant::now();
+    while env.emu.request_count("passportapi.115.com/open/refreshToken") == 0 {
+        assert!(t.elapsed() < Duration::from_secs(30), "the start-up refresh never reached the emulator");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The refresh is being held at the emulator right now.
+    let status = tokio::task::spawn_blocking(move || srv.terminate()).await.unwrap();
+    assert!(status.success(), "{status}");
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_count, 1, "the refresh went through");
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token, "the rotated token was lost");
 }

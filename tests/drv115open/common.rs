@@ -61,6 +61,7 @@ impl Env {
             mount_path: format!("/{name}"),
             state: StateHandle::at(self.state_path(name)),
             base_dir: self.dir.path().to_path_buf(),
+            source: None,
         };
         let mut d = Open115::new(opts, &ctx).unwrap();
         d.set_backoff(fast_backoff());

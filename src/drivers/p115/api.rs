@@ -3,7 +3,7 @@
 //! field, because the same field arrives as a number or a numeric string depending on
 //! the endpoint and the day.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -11,8 +11,7 @@ use serde_json::Value;
 use super::auth::{Cookie, SavedLogin};
 use super::crypto::m115;
 use crate::drivers::http::{self, Http, Response, Verdict};
-use crate::state::StateHandle;
-use crate::vfs::token::TokenCell;
+use crate::vfs::credentials::Credentials;
 use crate::vfs::*;
 
 /// Hosts the driver calls (every one can be overridden in `endpoints`).
@@ -389,14 +388,6 @@ pub fn downurl_pick(plain: &Value, pc: &str) -> DriveResult<String> {
 // ---------------------------------------------------------------------------------
 // The client
 
-/// Why the cookie is not usable, remembered so the API is not asked again and again.
-struct Lost {
-    msg: String,
-    /// The state file's mtime when we gave up: a newer file (from `pandav login`) is
-    /// worth a try.
-    state_mtime: Option<SystemTime>,
-}
-
 /// The cookie in force.
 pub struct Creds {
     pub cookie: Cookie,
@@ -408,8 +399,9 @@ pub struct Creds {
 pub struct ApiConfig {
     pub http: Http,
     pub rsa: m115::RsaPublic,
-    pub state: StateHandle,
-    pub config_cookie: String,
+    /// The saved login (from `pandav login 115`) or the configured cookie, with the
+    /// dead-login latch.
+    pub login: Credentials<SavedLogin>,
     pub mount_path: String,
     pub app_version: Option<String>,
 }
@@ -418,11 +410,10 @@ pub struct ApiConfig {
 pub struct Api {
     pub http: Http,
     pub rsa: m115::RsaPublic,
-    state: StateHandle,
-    config_cookie: String,
+    pub login: Credentials<SavedLogin>,
     mount_path: String,
-    creds: RwLock<Option<Arc<Creds>>>,
-    lost: Mutex<Option<Lost>>,
+    /// The parsed cookie of login generation `.0`.
+    creds: RwLock<Option<(u64, Arc<Creds>)>>,
     pinned_ver: Option<String>,
     app_ver: RwLock<Option<String>>,
 }
@@ -448,18 +439,12 @@ impl Api {
         Api {
             http: cfg.http,
             rsa: cfg.rsa,
-            state: cfg.state,
-            config_cookie: cfg.config_cookie,
+            login: cfg.login,
             mount_path: cfg.mount_path,
             creds: RwLock::new(None),
-            lost: Mutex::new(None),
             pinned_ver: cfg.app_version,
             app_ver: RwLock::new(None),
         }
-    }
-
-    pub fn state(&self) -> &StateHandle {
-        &self.state
     }
 
     pub fn login_hint(&self) -> String {
@@ -470,44 +455,29 @@ impl Api {
         format!("115 cookie expired: {}", self.login_hint())
     }
 
-    fn state_mtime(&self) -> Option<SystemTime> {
-        std::fs::metadata(self.state.path()).and_then(|m| m.modified()).ok()
-    }
-
-    /// Load the cookie: saved login state when it descends from the configured cookie
-    /// (it is then newer), else the configured cookie.
-    pub fn load_creds(&self) -> DriveResult<Option<Arc<Creds>>> {
-        let seed = SavedLogin { cookie: self.config_cookie.clone(), app: None };
-        let cell = TokenCell::restore(self.state.clone(), &self.config_cookie, seed)
-            .map_err(|e| DriveError::Upstream(format!("{e:#}")))?;
-        let saved = cell.get().0;
+    /// The cookie of the login in force (saved by `pandav login` when it descends from
+    /// the configured cookie, else the configured one); `None` when there is none.
+    fn load_creds(&self) -> DriveResult<Option<Arc<Creds>>> {
+        let (saved, gen) = self.login.get();
+        if let Some((g, c)) = self.creds.read().unwrap().as_ref() {
+            if *g == gen {
+                return Ok(Some(Arc::clone(c)));
+            }
+        }
         if saved.cookie.trim().is_empty() {
-            *self.creds.write().unwrap() = None;
             return Ok(None);
         }
         let cookie = Cookie::parse(&saved.cookie).map_err(|e| DriveError::AuthLost(format!("115 cookie: {e}")))?;
         let c = Arc::new(Creds { header: cookie.header(), cookie });
-        *self.creds.write().unwrap() = Some(Arc::clone(&c));
+        *self.creds.write().unwrap() = Some((gen, Arc::clone(&c)));
         Ok(Some(c))
     }
 
     /// The cookie to use, or the remembered reason why there is none. A lost login is
-    /// retried only when the state file changed since (a new `pandav login`).
+    /// tried again only when the state file holds another one (a new `pandav login`).
     pub fn creds(&self) -> DriveResult<Arc<Creds>> {
-        {
-            let mut lost = self.lost.lock().unwrap();
-            if let Some(l) = lost.as_ref() {
-                let now = self.state_mtime();
-                if now.is_none() || now == l.state_mtime {
-                    return Err(DriveError::AuthLost(l.msg.clone()));
-                }
-                tracing::info!(mount = %self.mount_path, "state file changed: trying the saved 115 login");
-                *lost = None;
-                *self.creds.write().unwrap() = None;
-            }
-        }
-        if let Some(c) = self.creds.read().unwrap().as_ref() {
-            return Ok(Arc::clone(c));
+        if let Some(m) = self.login.latched() {
+            return Err(DriveError::AuthLost(m));
         }
         match self.load_creds() {
             Ok(Some(c)) => Ok(c),
@@ -520,24 +490,19 @@ impl Api {
     /// The cookie if there is a usable one, without giving up when there is none (for
     /// calls where a login is optional, like share browsing).
     pub fn try_creds(&self) -> Option<Arc<Creds>> {
-        if self.lost.lock().unwrap().is_some() {
+        if self.login.latched().is_some() {
             return None;
-        }
-        if let Some(c) = self.creds.read().unwrap().as_ref() {
-            return Some(Arc::clone(c));
         }
         self.load_creds().ok().flatten()
     }
 
     /// Remember that the login is lost (no more calls until the state file changes).
     pub fn give_up(&self, msg: String) -> DriveError {
-        tracing::error!(mount = %self.mount_path, "{msg}");
-        *self.lost.lock().unwrap() = Some(Lost { msg: msg.clone(), state_mtime: self.state_mtime() });
-        DriveError::AuthLost(msg)
+        self.login.lose(msg)
     }
 
     pub fn is_lost(&self) -> bool {
-        self.lost.lock().unwrap().is_some()
+        self.login.is_latched()
     }
 
     /// The client version for User-Agents and upload tokens: pinned, else asked once

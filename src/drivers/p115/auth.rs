@@ -84,13 +84,27 @@ impl Cookie {
     }
 }
 
-/// What `pandav login 115` saves in the mount's state (the `data` of a `TokenCell`).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+/// What `pandav login 115` saves in the mount's state (a grant of the kit's credentials).
+#[derive(Clone, Serialize, Deserialize, Default)]
 pub struct SavedLogin {
     pub cookie: String,
     /// The app (device slot) the cookie was issued to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+}
+
+impl std::fmt::Debug for SavedLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedLogin").field("cookie", &"***").field("app", &self.app).finish()
+    }
+}
+
+impl crate::vfs::credentials::Grant for SavedLogin {
+    /// A cookie does not rotate, but a new login replaces it: another cookie in the state
+    /// file revives a mount whose cookie died.
+    fn rotating(&self) -> &str {
+        self.cookie.trim()
+    }
 }
 
 /// App types a QR login may occupy (§1.2.5); logging in kicks out the same app type.

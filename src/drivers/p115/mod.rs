@@ -154,6 +154,18 @@ pub fn build_http(
     Http::new("115", Endpoints::new(endpoints)?, rate, retry)
 }
 
+/// The login of a mount: the saved one (`pandav login 115`) when it descends from the
+/// configured cookie, else the configured cookie. A corrupt state file is an error now,
+/// not a surprise later.
+pub fn auth_login(
+    state: &crate::state::StateHandle,
+    config_cookie: &str,
+) -> anyhow::Result<crate::vfs::credentials::Credentials<auth::SavedLogin>> {
+    let config_cookie = config_cookie.trim();
+    let seed = auth::SavedLogin { cookie: config_cookie.to_string(), app: None };
+    crate::vfs::credentials::Credentials::restore(state, config_cookie, seed).context("115 login state")
+}
+
 pub fn build_rsa(modulus: Option<&str>) -> anyhow::Result<crypto::m115::RsaPublic> {
     match modulus {
         Some(n) => crypto::m115::RsaPublic::from_hex_modulus(n).map_err(|e| anyhow::anyhow!("m115_test_modulus: {e}")),
@@ -215,13 +227,10 @@ impl P115Drive {
         let api = Api::new(ApiConfig {
             http,
             rsa,
-            state: ctx.state.clone(),
-            config_cookie: opts.cookie.expose().trim().to_string(),
+            login: auth_login(&ctx.state, opts.cookie.expose())?,
             mount_path: ctx.mount_path.clone(),
             app_version: opts.app_version.clone(),
         });
-        // A corrupt state file is an error now, not a surprise later.
-        ctx.state.load().context("115 login state")?;
         Ok(P115Drive {
             api: Arc::new(api),
             oss,

@@ -2,15 +2,14 @@
 //! decoding of unstable shapes (§1.4), and `Api::call`, which adds the Bearer token,
 //! the rate limit, refresh-once-and-retry, back-off and error mapping to every call.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::auth::{self, Class, RefreshError, RefreshJob, Tokens};
-use crate::vfs::token::TokenCell;
+use super::auth::{self, Class, Tokens};
+use crate::vfs::credentials::{Cooldown, Credentials};
 use crate::vfs::{DriveError, DriveResult};
 
 pub const PASSPORT: &str = "passportapi.115.com";
@@ -195,13 +194,6 @@ impl<'a> Req<'a> {
     }
 }
 
-/// The grant is gone: every call fails fast with this until the state file changes.
-struct Dead {
-    message: String,
-    refresh_token: String,
-    checked: Instant,
-}
-
 /// Tunables of retries (shortened in tests through the options).
 #[derive(Clone, Debug)]
 pub struct Backoff {
@@ -225,34 +217,28 @@ impl Default for Backoff {
     }
 }
 
+impl Backoff {
+    pub fn cooldown(&self) -> Cooldown {
+        Cooldown { first: self.too_frequent_first, max: self.too_frequent_max }
+    }
+}
+
 pub struct Api {
     pub ep: Endpoints,
     http: reqwest::Client,
     limiter: Limiter,
-    pub cell: TokenCell<Tokens>,
-    state_path: PathBuf,
-    seed: String,
-    accept_any_seed: bool,
-    broker: Option<String>,
+    /// The token pair: single flight, cross-process lock, one writer, the dead latch.
+    pub creds: Credentials<Tokens>,
     pub mount: String,
-    dead: Mutex<Option<Dead>>,
-    /// After 40140117: no refresh before this instant; and the next wait.
-    too_frequent: Mutex<(Option<Instant>, Duration)>,
     /// After a throttle answer: no call before this instant (all calls of the mount).
     throttled_until: Mutex<Option<Instant>>,
     pub backoff: Backoff,
-    /// Successful token refreshes by this process (for logs and tests).
-    pub refreshes: std::sync::atomic::AtomicU64,
 }
 
 pub struct ApiConfig {
     pub ep: Endpoints,
     pub rate_limit: f64,
-    pub cell: TokenCell<Tokens>,
-    pub state_path: PathBuf,
-    pub seed: String,
-    pub accept_any_seed: bool,
-    pub broker: Option<String>,
+    pub creds: Credentials<Tokens>,
     pub mount: String,
     pub backoff: Backoff,
 }
@@ -272,63 +258,33 @@ impl Api {
             ep: c.ep,
             http: api_http(),
             limiter: Limiter::new(c.rate_limit),
-            cell: c.cell,
-            state_path: c.state_path,
-            seed: c.seed,
-            accept_any_seed: c.accept_any_seed,
-            broker: c.broker,
+            creds: c.creds.with_cooldown(c.backoff.cooldown()),
             mount: c.mount,
-            dead: Mutex::new(None),
-            too_frequent: Mutex::new((None, c.backoff.too_frequent_first)),
             throttled_until: Mutex::new(None),
             backoff: c.backoff,
-            refreshes: Default::default(),
         }
+    }
+
+    pub fn set_backoff(&mut self, b: Backoff) {
+        self.creds.set_cooldown(b.cooldown());
+        self.backoff = b;
     }
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
 
-    /// `Some(message)` while the grant is known dead. Every few seconds it looks at the
-    /// state file (no network): a `pandav login` or another process may have saved a
-    /// live token, which is then adopted.
+    /// `Some(message)` while the grant is known dead (a new pair in the state file is
+    /// adopted without the network).
     pub async fn dead_check(&self) -> Option<String> {
-        let (msg, token) = {
-            let mut g = self.dead.lock().unwrap();
-            let d = g.as_mut()?;
-            if d.checked.elapsed() < Duration::from_secs(5) {
-                return Some(d.message.clone());
-            }
-            d.checked = Instant::now();
-            (d.message.clone(), d.refresh_token.clone())
-        };
-        match auth::read_saved(&self.state_path, &self.seed, self.accept_any_seed) {
-            Some(saved) if !saved.refresh_token.is_empty() && saved.refresh_token != token => {
-                let (_, gen) = self.cell.get();
-                let adopted = saved.clone();
-                if self.cell.refresh(gen, |_| async move { Ok(adopted) }).await.is_ok() {
-                    tracing::info!(mount = %self.mount, "115 Open: new tokens found in the state file, resuming");
-                    *self.dead.lock().unwrap() = None;
-                    return None;
-                }
-                Some(msg)
-            }
-            _ => Some(msg),
-        }
-    }
-
-    fn set_dead(&self, message: String, refresh_token: String) {
-        tracing::error!(mount = %self.mount, "{message}");
-        *self.dead.lock().unwrap() = Some(Dead { message, refresh_token, checked: Instant::now() });
+        self.creds.latched()
     }
 
     pub fn is_dead(&self) -> bool {
-        self.dead.lock().unwrap().is_some()
+        self.creds.is_latched()
     }
 
-    /// Refresh unless another caller already did since generation `seen`; single flight
-    /// through the `TokenCell`, persisted before use.
+    /// Refresh unless another caller already did since generation `seen`.
     pub async fn refresh(&self, seen: u64) -> DriveResult<Arc<Tokens>> {
         self.refresh_inner(seen).await.map(|(t, _)| t)
     }
@@ -336,72 +292,9 @@ impl Api {
     /// As `refresh`; also says whether the pair was adopted from the state file (written
     /// by another process) rather than rotated just now.
     async fn refresh_inner(&self, seen: u64) -> DriveResult<(Arc<Tokens>, bool)> {
-        if let Some(m) = self.dead_check().await {
-            return Err(DriveError::AuthLost(m));
-        }
-        if let (Some(until), _) = *self.too_frequent.lock().unwrap() {
-            if Instant::now() < until {
-                // Someone may have refreshed meanwhile: then the current token is fine.
-                let (cur, gen) = self.cell.get();
-                if gen != seen {
-                    return Ok((cur, false));
-                }
-                return Err(DriveError::RateLimited { retry_after: Some(until - Instant::now()) });
-            }
-        }
-        let used = Arc::new(Mutex::new(String::new()));
-        let used2 = Arc::clone(&used);
-        let adopted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let adopted2 = Arc::clone(&adopted);
-        let job_base = RefreshJob {
-            state_path: self.state_path.clone(),
-            seed: self.seed.clone(),
-            accept_any_seed: self.accept_any_seed,
-            refresh_token: String::new(),
-            endpoints: self.ep.map().clone(),
-            broker: self.broker.clone(),
-        };
-        let mount = self.mount.clone();
-        let r = self
-            .cell
-            .refresh(seen, move |cur| async move {
-                *used2.lock().unwrap() = cur.refresh_token.clone();
-                let job = RefreshJob { refresh_token: cur.refresh_token.clone(), ..job_base };
-                match auth::refresh_job(job).await {
-                    Ok(r) => {
-                        let (t, was_adopted) = r.into_parts();
-                        adopted2.store(was_adopted, std::sync::atomic::Ordering::SeqCst);
-                        Ok(t)
-                    }
-                    Err(RefreshError::Dead { code, message }) => {
-                        Err(DriveError::AuthLost(auth::reauthorize_message(&mount, code, &message)))
-                    }
-                    Err(other) => Err(other.into_drive(&mount)),
-                }
-            })
-            .await;
-        match &r {
-            Ok(t) => {
-                let mut tf = self.too_frequent.lock().unwrap();
-                *tf = (None, self.backoff.too_frequent_first);
-                drop(tf);
-                self.refreshes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(mount = %self.mount, expires_in = t.remaining(), "115 Open tokens refreshed");
-            }
-            Err(DriveError::AuthLost(m)) => {
-                let tok = used.lock().unwrap().clone();
-                self.set_dead(m.clone(), tok);
-            }
-            Err(DriveError::RateLimited { .. }) => {
-                let mut tf = self.too_frequent.lock().unwrap();
-                let wait = tf.1;
-                *tf = (Some(Instant::now() + wait), (wait * 2).min(self.backoff.too_frequent_max));
-                tracing::warn!(mount = %self.mount, "115 Open: token refreshed too frequently (40140117), waiting {wait:?}");
-                return Err(DriveError::RateLimited { retry_after: Some(wait) });
-            }
-            Err(e) => tracing::warn!(mount = %self.mount, "115 Open token refresh failed: {e}"),
-        }
-        r.map(|t| (t, adopted.load(std::sync::atomic::Ordering::SeqCst)))
+        let r = self.creds.refresh(seen).await?;
+        tracing::debug!(mount = %self.mount, expires_in = r.grant.remaining(), adopted = r.adopted, "115 Open tokens refreshed");
+        Ok((r.grant, r.adopted))
     }
 
     async fn wait_throttle(&self) -> DriveResult<()> {
@@ -439,7 +332,7 @@ impl Api {
                 return Err(DriveError::AuthLost(m));
             }
             self.wait_throttle().await?;
-            let (tok, gen) = self.cell.get();
+            let (tok, gen) = self.creds.get();
             if tok.access_token.is_empty() && !refreshed {
                 refreshed = true;
                 self.refresh(gen).await?;

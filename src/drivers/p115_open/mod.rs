@@ -2,8 +2,8 @@
 //! `shared/reference/115-open.md`.
 //!
 //! Tokens rotate on every refresh and the old refresh token dies at once (ref §2.4), so
-//! every refresh goes through the mount's `TokenCell` (single flight, persisted before
-//! use) and `auth::run_job` (cross-process lock, adopts a newer saved pair). A dead grant
+//! every refresh goes through the mount's [`Credentials`] (single flight, cross-process
+//! lock, adopts a newer saved pair, persisted before use by one writer). A dead grant
 //! (revoked, evicted by a newer login, expired) makes every call fail fast with
 //! `AuthLost` and a `pandav login 115-open …` hint, without calling 115 again; the
 //! driver resumes by itself when the state file gets a new token.
@@ -25,7 +25,7 @@ use serde_json::Value;
 use self::api::{value_string, value_u64, Api, ApiConfig, Endpoints, Req};
 use self::auth::Tokens;
 use super::DriverCtx;
-use crate::vfs::token::{fingerprint, TokenCell};
+use crate::vfs::credentials::{self, Credentials, MountSource};
 use crate::vfs::*;
 
 fn default_root() -> String {
@@ -152,15 +152,12 @@ impl Open115 {
             expires_at: 0,
             issued_at: 0,
         };
-        let cell = TokenCell::restore(ctx.state.clone(), &secret, from_config)?;
+        let creds = Credentials::restore(&ctx.state, &secret, from_config)?
+            .with_refresher(Arc::new(refresher(&opts, &ep, &ctx.mount_path)), ctx.source.clone());
         let api = Api::new(ApiConfig {
             ep,
             rate_limit: opts.rate_limit,
-            cell,
-            state_path: ctx.state.path().to_path_buf(),
-            seed: fingerprint(&secret),
-            accept_any_seed: secret.is_empty(),
-            broker: opts.use_online_api.then(|| opts.api_url.clone()),
+            creds,
             mount: ctx.mount_path.clone(),
             backoff: Default::default(),
         });
@@ -177,7 +174,7 @@ impl Open115 {
 
     /// Shorten back-off waits (tests).
     pub fn set_backoff(&mut self, b: api::Backoff) {
-        self.api.backoff = b;
+        self.api.set_backoff(b);
     }
 
     pub fn options(&self) -> &Options {
@@ -186,12 +183,12 @@ impl Open115 {
 
     /// The tokens in force (for tests and `login`; never log them).
     pub fn tokens(&self) -> Arc<Tokens> {
-        self.api.cell.get().0
+        self.api.creds.get().0
     }
 
     /// Successful refreshes made by this driver.
     pub fn refresh_count(&self) -> u64 {
-        self.api.refreshes.load(std::sync::atomic::Ordering::Relaxed)
+        self.api.creds.refresh_count()
     }
 
     pub(crate) fn ua(&self) -> Option<&str> {
@@ -412,7 +409,7 @@ impl Drive for Open115 {
     }
 
     async fn init(&self) -> DriveResult<()> {
-        let (tok, gen) = self.api.cell.get();
+        let (tok, gen) = self.api.creds.get();
         if tok.refresh_token.is_empty() {
             return Err(DriveError::AuthLost(self.no_token_message()));
         }
@@ -604,7 +601,7 @@ impl Drive for Open115 {
         if let Some(m) = self.api.dead_check().await {
             return Err(DriveError::AuthLost(m));
         }
-        let (tok, gen) = self.api.cell.get();
+        let (tok, gen) = self.api.creds.get();
         if tok.refresh_token.is_empty() {
             return Err(DriveError::AuthLost(self.no_token_message()));
         }
@@ -642,7 +639,12 @@ pub fn mount_options(cfg: &crate::config::Config, mount: &str) -> anyhow::Result
         let table = m.options.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default();
         let opts: Options = super::parse_options(table).map_err(|e| anyhow::anyhow!("mount {path} options: {e:#}"))?;
         let state = crate::state::StateDir::open(&cfg.state_dir())?;
-        let ctx = DriverCtx { mount_path: path.clone(), state: state.mount(&path), base_dir: cfg.base_dir.clone() };
+        let ctx = DriverCtx {
+            mount_path: path.clone(),
+            state: state.mount(&path),
+            base_dir: cfg.base_dir.clone(),
+            source: None,
+        };
         return Ok((opts, ctx));
     }
     anyhow::bail!(
@@ -658,4 +660,17 @@ pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<Arc<dyn Dr
     Ok(Arc::new(Open115::new(opts, ctx)?))
 }
 
-pub use self::auth::{helper_main, use_refresh_helper, HELPER_CMD};
+/// How a mount with these options rotates its tokens.
+fn refresher(opts: &Options, ep: &Endpoints, mount: &str) -> auth::Refresher {
+    let via =
+        if opts.use_online_api { auth::RefreshVia::Broker(opts.api_url.clone()) } else { auth::RefreshVia::Passport };
+    auth::Refresher { ep: ep.clone(), via, mount: mount.to_string() }
+}
+
+/// The registry's refresher constructor (for the `pandav __refresh` helper process).
+pub fn build_refresher(source: &MountSource) -> anyhow::Result<Box<dyn credentials::ErasedRefresh>> {
+    let table: toml::Table = toml::from_str(&source.options)?;
+    let opts: Options = super::parse_options(table)?;
+    let ep = Endpoints::new(opts.endpoints.clone())?;
+    Ok(credentials::erase::<Tokens>(Arc::new(refresher(&opts, &ep, &source.mount))))
+}

@@ -29,7 +29,7 @@ use serde_json::Value;
 use self::api::ShareRef;
 use super::http::Secret;
 use super::p115::api::{self as api115, get, Api, ApiConfig};
-use super::p115::{build_http, build_rsa, de_id};
+use super::p115::{auth_login, build_http, build_rsa, de_id};
 use super::DriverCtx;
 use crate::vfs::*;
 
@@ -125,8 +125,7 @@ impl ShareDrive {
         let api = Api::new(ApiConfig {
             http,
             rsa: build_rsa(o.m115_test_modulus.as_deref())?,
-            state: ctx.state.clone(),
-            config_cookie: o.cookie.expose().trim().to_string(),
+            login: auth_login(&ctx.state, o.cookie.expose())?,
             mount_path: ctx.mount_path.clone(),
             app_version: o.app_version.clone(),
         });
