@@ -235,6 +235,9 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
         cfg = Config::parse(&cfg_text_with_listen(&cfg)?, &cfg.source_name, cfg.base_dir.clone())?;
     }
     init_logging(&cfg.raw.server.log_level);
+    // Catch SIGTERM from the start: a refresh that begins while the mounts start must
+    // be waited for too (the shutdown barrier below).
+    let shutdown = shutdown_signal()?;
     // Token refreshes of rotating credentials run in a helper process that survives a
     // kill of the server, so a rotated token is always saved.
     // (PANDAV_NO_REFRESH_HELPER=1 refreshes in-process: only for showing what the helper
@@ -290,7 +293,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     }
     let sign_key = state.secret("sign")?;
     let app = Arc::new(crate::server::App::new(&cfg, Arc::clone(&table), sign_key));
-    crate::server::serve(app, listeners, tls, shutdown_signal()).await;
+    crate::server::serve(app, listeners, tls, shutdown).await;
     // A refresh cut between the provider's answer and the write would lose the token.
     let left = crate::vfs::credentials::barrier(Duration::from_secs(30)).await;
     if left > 0 {
@@ -313,18 +316,24 @@ fn cfg_text_with_listen(cfg: &Config) -> Result<String> {
     Ok(toml::to_string(&doc)?)
 }
 
-async fn shutdown_signal() {
+/// A future that completes on Ctrl-C or SIGTERM; the handlers are in place as soon as
+/// this returns.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 pub fn check(config: PathBuf) -> i32 {

@@ -66,6 +66,12 @@ pub trait Grant: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// cookie). A saved grant whose value differs from the one held is newer: it is
     /// adopted. Empty: no usable secret.
     fn rotating(&self) -> &str;
+
+    /// Whether requests can be sent with this grant as it is (an access token of a grant
+    /// read from the config may be missing: then it is refreshed first).
+    fn usable(&self) -> bool {
+        true
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ pub fn classify(r: &Response, idempotent: bool) -> Verdict {
         if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
             if let Some(e) = envelope_error(&v) {
                 if e.code == 590075 {
-                    return Verdict::Throttled(format!("errno 590075 {}", e.msg));
+                    return Verdict::Throttled { why: format!("errno 590075 {}", e.msg), after: None };
                 }
                 if is_busy_code(e.code) {
                     return Verdict::Retry(format!("errno {} {}", e.code, e.msg));
@@ -516,8 +516,14 @@ impl Api {
         }
         let url = self.http.endpoints.url(hosts::APPVERSION, "/1/web/1.0/api/chrome");
         let got = async {
-            let r = self.http.client.get(&url).timeout(Duration::from_secs(10)).send().await.ok()?;
-            let v: Value = r.json().await.ok()?;
+            // Best effort, one try, paced like every call.
+            let call = http::Call { attempts: Some(1), ..http::Call::new("app version", true) };
+            let r = self
+                .http
+                .call(call, &http::NoSession, |c, _| c.get(&url).timeout(Duration::from_secs(10)), |_| Verdict::Done)
+                .await
+                .ok()?;
+            let v: Value = serde_json::from_slice(&r.body).ok()?;
             let ver = get(&v, "data").and_then(|d| get(d, "win")).and_then(|w| fstr(w, "version_code"))?;
             (!ver.trim().is_empty()).then(|| ver.trim().to_string())
         }

@@ -143,9 +143,11 @@ pub fn build_http(
     let mut retry = RetryPolicy::default();
     if let Some(n) = retries {
         retry.attempts = n.saturating_add(1);
+        retry.throttle_attempts = retry.attempts;
     }
     if let Some(ms) = base_ms {
         retry.base = Duration::from_millis(ms);
+        retry.throttle_base = retry.base;
         retry.max = retry.max.max(retry.base);
     }
     if let Some(s) = cooldown {
@@ -217,7 +219,8 @@ impl P115Drive {
             opts.retry_base_ms,
             opts.throttle_cooldown_secs,
         )?;
-        let oss = build_http(opts.endpoints.clone(), 0.0, opts.retries, opts.retry_base_ms, Some(0))?;
+        // OSS: same client and retries, not paced by the API rate limit, no cool-down.
+        let oss = http.sibling(0.0, RetryPolicy { cooldown: Duration::ZERO, ..http.retry });
         let rsa = build_rsa(opts.m115_test_modulus.as_deref())?;
         let ec_server = match &opts.ec115_server_public_key {
             Some(k) => crypto::ec115::ServerPublicKey::from_hex(k)

@@ -2,13 +2,14 @@
 //! decoding of unstable shapes (§1.4), and `Api::call`, which adds the Bearer token,
 //! the rate limit, refresh-once-and-retry, back-off and error mapping to every call.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::auth::{self, Class, Tokens};
+use crate::drivers::http::{Call, Http, Response, RetryPolicy, Verdict};
 use crate::vfs::credentials::{Cooldown, Credentials};
 use crate::vfs::{DriveError, DriveResult};
 
@@ -138,34 +139,6 @@ pub fn parse_passport(body: &[u8]) -> Result<PassportEnvelope, String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Rate limit
-
-/// Token bucket with burst 1: at most `rate` requests per second start.
-pub struct Limiter {
-    interval: Option<Duration>,
-    next: Mutex<Instant>,
-}
-
-impl Limiter {
-    pub fn new(rate: f64) -> Limiter {
-        let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
-        Limiter { interval, next: Mutex::new(Instant::now()) }
-    }
-
-    pub async fn acquire(&self) {
-        let Some(iv) = self.interval else { return };
-        let slot = {
-            let mut n = self.next.lock().unwrap();
-            let now = Instant::now();
-            let s = (*n).max(now);
-            *n = s + iv;
-            s
-        };
-        tokio::time::sleep_until(slot.into()).await;
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Calls
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,13 +198,11 @@ impl Backoff {
 
 pub struct Api {
     pub ep: Endpoints,
-    http: reqwest::Client,
-    limiter: Limiter,
+    /// The kit's call loop: one client for the mount, the pacer, retries, pauses.
+    pub http: Http,
     /// The token pair: single flight, cross-process lock, one writer, the dead latch.
     pub creds: Credentials<Tokens>,
     pub mount: String,
-    /// After a throttle answer: no call before this instant (all calls of the mount).
-    throttled_until: Mutex<Option<Instant>>,
     pub backoff: Backoff,
 }
 
@@ -241,37 +212,40 @@ pub struct ApiConfig {
     pub creds: Credentials<Tokens>,
     pub mount: String,
     pub backoff: Backoff,
+    /// The mount's client (shared with its refresher).
+    pub client: reqwest::Client,
 }
 
-fn api_http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(120))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("http client")
+/// 115 Open's retry policy: transient trouble retried 3 times; throttle answers pause
+/// every call of the mount (up to 15 s is waited out) and are retried
+/// `throttle_tries` times with a doubling wait; no cool-down after that.
+fn policy(b: &Backoff) -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        base: Duration::from_millis(500),
+        max: Duration::from_secs(20),
+        throttle_attempts: b.throttle_tries,
+        throttle_base: b.throttle_first,
+        cooldown: Duration::ZERO,
+        pause_wait: Duration::from_secs(15),
+        throttled_retry_after: Duration::from_secs(60),
+    }
 }
 
 impl Api {
     pub fn new(c: ApiConfig) -> Api {
-        Api {
-            ep: c.ep,
-            http: api_http(),
-            limiter: Limiter::new(c.rate_limit),
-            creds: c.creds.with_cooldown(c.backoff.cooldown()),
-            mount: c.mount,
-            throttled_until: Mutex::new(None),
-            backoff: c.backoff,
-        }
+        let http = Http::with_client(c.client, "115 Open", c.ep.clone(), c.rate_limit, policy(&c.backoff));
+        Api { ep: c.ep, http, creds: c.creds.with_cooldown(c.backoff.cooldown()), mount: c.mount, backoff: c.backoff }
     }
 
     pub fn set_backoff(&mut self, b: Backoff) {
         self.creds.set_cooldown(b.cooldown());
+        self.http.retry = policy(&b);
         self.backoff = b;
     }
 
     pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        &self.http.client
     }
 
     /// `Some(message)` while the grant is known dead (a new pair in the state file is
@@ -286,171 +260,93 @@ impl Api {
 
     /// Refresh unless another caller already did since generation `seen`.
     pub async fn refresh(&self, seen: u64) -> DriveResult<Arc<Tokens>> {
-        self.refresh_inner(seen).await.map(|(t, _)| t)
-    }
-
-    /// As `refresh`; also says whether the pair was adopted from the state file (written
-    /// by another process) rather than rotated just now.
-    async fn refresh_inner(&self, seen: u64) -> DriveResult<(Arc<Tokens>, bool)> {
         let r = self.creds.refresh(seen).await?;
         tracing::debug!(mount = %self.mount, expires_in = r.grant.remaining(), adopted = r.adopted, "115 Open tokens refreshed");
-        Ok((r.grant, r.adopted))
+        Ok(r.grant)
     }
 
-    async fn wait_throttle(&self) -> DriveResult<()> {
-        let until = *self.throttled_until.lock().unwrap();
-        if let Some(u) = until {
-            let now = Instant::now();
-            if u > now {
-                let wait = u - now;
-                if wait > Duration::from_secs(15) {
-                    return Err(DriveError::RateLimited { retry_after: Some(wait) });
-                }
-                tokio::time::sleep(wait).await;
-            }
-        }
-        Ok(())
-    }
-
-    fn throttle_for(&self, d: Duration) {
-        let mut t = self.throttled_until.lock().unwrap();
-        let until = Instant::now() + d;
-        if t.is_none_or(|x| x < until) {
-            *t = Some(until);
-        }
-    }
-
-    /// One proapi call with everything around it. Returns the success envelope.
+    /// One proapi call through the kit's loop. Returns the success envelope.
     pub async fn call(&self, req: &Req<'_>) -> DriveResult<ProEnvelope> {
         let url = self.ep.url(PROAPI, req.path);
-        let mut refreshed = false;
-        let mut transient_tries = 0u32;
-        let mut throttle_tries = 0u32;
-        let mut adoptions = 0u32;
-        loop {
-            if let Some(m) = self.dead_check().await {
-                return Err(DriveError::AuthLost(m));
-            }
-            self.wait_throttle().await?;
-            let (tok, gen) = self.creds.get();
-            if tok.access_token.is_empty() && !refreshed {
-                refreshed = true;
-                self.refresh(gen).await?;
-                continue;
-            }
-            self.limiter.acquire().await;
-            let mut rb = match req.method {
-                Method::Get => self.http.get(&url).query(&req.params),
-                Method::Post => self.http.post(&url).form(&req.params),
-            };
-            if !tok.access_token.is_empty() {
-                rb = rb.bearer_auth(&tok.access_token);
-            }
-            if let Some(ua) = req.user_agent {
-                rb = rb.header(reqwest::header::USER_AGENT, ua);
-            }
-            let resp = match rb.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    let connect = e.is_connect();
-                    let msg = format!("115 Open {}: {}", req.path, e.without_url());
-                    // A request that never connected was not executed: safe to resend.
-                    if (req.idempotent || connect) && transient_tries < 3 {
-                        transient_tries += 1;
-                        tokio::time::sleep(Duration::from_millis(300 * (1 << transient_tries))).await;
-                        continue;
+        let r = self
+            .http
+            .call(
+                Call::new(req.path, req.idempotent),
+                &self.creds,
+                |c, tok| {
+                    let mut rb = match req.method {
+                        Method::Get => c.get(&url).query(&req.params),
+                        Method::Post => c.post(&url).form(&req.params),
+                    };
+                    if !tok.access_token.is_empty() {
+                        rb = rb.bearer_auth(&tok.access_token);
                     }
-                    return Err(DriveError::Upstream(msg));
-                }
-            };
-            let status = resp.status();
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .or_else(|| resp.headers().get("x-ratelimit-reset"))
-                .and_then(|v| v.to_str().ok())
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    if req.idempotent && transient_tries < 3 {
-                        transient_tries += 1;
-                        continue;
+                    if let Some(ua) = req.user_agent {
+                        rb = rb.header(reqwest::header::USER_AGENT, ua);
                     }
-                    return Err(DriveError::Upstream(format!("115 Open {}: {}", req.path, e.without_url())));
-                }
-            };
-            if status.as_u16() == 429 {
-                let wait = retry_after.unwrap_or(Duration::from_secs(60));
-                self.throttle_for(wait.min(Duration::from_secs(60)));
-                return Err(DriveError::RateLimited { retry_after: Some(wait) });
+                    rb
+                },
+                |r| self.verdict(req, r),
+            )
+            .await?;
+        finish(req.path, &r)
+    }
+
+    /// 115 Open's reading of one answer (ref §2.5, §10.1, §11).
+    fn verdict(&self, req: &Req<'_>, r: &Response) -> Verdict {
+        let path = req.path;
+        if r.status == 429 {
+            // Retry-After is honoured by failing fast: the whole mount pauses meanwhile.
+            let wait = r.retry_after().unwrap_or(Duration::from_secs(60));
+            self.http.pause(wait.min(Duration::from_secs(60)));
+            return Verdict::Fatal(DriveError::RateLimited { retry_after: Some(wait) });
+        }
+        if r.status >= 500 {
+            if req.idempotent {
+                return Verdict::Retry(format!("HTTP {}", r.status));
             }
-            if status.is_server_error() {
-                if req.idempotent && transient_tries < 3 {
-                    transient_tries += 1;
-                    tokio::time::sleep(Duration::from_millis(300 * (1 << transient_tries))).await;
-                    continue;
-                }
-                return Err(DriveError::Upstream(format!("115 Open {}: HTTP {status}", req.path)));
+            return Verdict::Fatal(DriveError::upstream(format!("115 Open {path}: HTTP {}", r.status)));
+        }
+        let env = match parse_pro(&r.body) {
+            Ok(e) => e,
+            // A bare 401: treat like a bad access token.
+            Err(m) if r.status == 401 => {
+                return Verdict::Reauth(DriveError::upstream(format!("115 Open {path}: HTTP 401 ({m})")))
             }
-            let env = match parse_pro(&body) {
-                Ok(e) => e,
-                Err(m) if status.as_u16() == 401 => {
-                    // A bare 401: treat like a bad access token.
-                    if !refreshed {
-                        refreshed = true;
-                        self.refresh(gen).await?;
-                        continue;
-                    }
-                    return Err(DriveError::Upstream(format!("115 Open {}: HTTP 401 ({m})", req.path)));
-                }
-                Err(m) => return Err(DriveError::Upstream(format!("115 Open {}: HTTP {status}, {m}", req.path))),
-            };
-            if env.state {
-                return Ok(env);
+            Err(m) => return Verdict::Fatal(DriveError::upstream(format!("115 Open {path}: HTTP {}, {m}", r.status))),
+        };
+        if env.state {
+            return Verdict::Done;
+        }
+        match auth::classify(env.code, &env.message) {
+            // Refresh once and retry (ref §2.6).
+            Class::AccessToken | Class::Reauthorize => Verdict::Reauth(DriveError::upstream(format!(
+                "115 Open {path}: access token refused right after a refresh (code {}: {})",
+                env.code, env.message
+            ))),
+            Class::RateLimited | Class::TooFrequent => {
+                Verdict::Throttled { why: format!("code {} {}", env.code, env.message), after: None }
             }
-            let class = auth::classify(env.code, &env.message);
-            match class {
-                Class::AccessToken | Class::Reauthorize if !refreshed => {
-                    tracing::debug!(mount = %self.mount, code = env.code, "115 Open: access token refused, refreshing");
-                    // Refresh once and retry (ref §2.6). A pair adopted from the state
-                    // file was not issued just now, so it does not use up the retry.
-                    let (_, was_adopted) = self.refresh_inner(gen).await?;
-                    if !was_adopted || adoptions >= 2 {
-                        refreshed = true;
-                    }
-                    adoptions += 1;
-                    continue;
-                }
-                Class::AccessToken | Class::Reauthorize => {
-                    return Err(DriveError::Upstream(format!(
-                        "115 Open {}: access token refused right after a refresh (code {}: {})",
-                        req.path, env.code, env.message
-                    )));
-                }
-                Class::RateLimited | Class::TooFrequent => {
-                    let wait = self.backoff.throttle_first * (1 << throttle_tries.min(6));
-                    self.throttle_for(wait);
-                    if throttle_tries + 1 < self.backoff.throttle_tries {
-                        throttle_tries += 1;
-                        tracing::info!(mount = %self.mount, code = env.code, "115 Open is throttling, waiting {wait:?}");
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    return Err(DriveError::RateLimited { retry_after: Some(Duration::from_secs(60)) });
-                }
-                Class::Transient if transient_tries < 3 => {
-                    transient_tries += 1;
-                    tokio::time::sleep(Duration::from_millis(500 * (1 << transient_tries))).await;
-                    continue;
-                }
-                Class::NotFound => return Err(DriveError::NotFound),
-                Class::Exists => return Err(DriveError::Exists),
-                _ => return Err(map_other(req.path, env.code, &env.message)),
-            }
+            Class::Transient => Verdict::Retry(format!("code {} {}", env.code, env.message)),
+            Class::NotFound => Verdict::Fatal(DriveError::NotFound),
+            Class::Exists => Verdict::Fatal(DriveError::Exists),
+            Class::Other => Verdict::Fatal(map_other(path, env.code, &env.message)),
         }
     }
+}
+
+/// The envelope of an answer the loop handed back (a success, or a transient failure
+/// whose retries ran out).
+fn finish(path: &str, r: &Response) -> DriveResult<ProEnvelope> {
+    if r.status >= 500 {
+        return Err(DriveError::upstream(format!("115 Open {path}: HTTP {}", r.status)));
+    }
+    let env =
+        parse_pro(&r.body).map_err(|m| DriveError::upstream(format!("115 Open {path}: HTTP {}, {m}", r.status)))?;
+    if env.state {
+        return Ok(env);
+    }
+    Err(map_other(path, env.code, &env.message))
 }
 
 /// Codes with a better home than "provider error" (ref §11).

@@ -9,7 +9,6 @@
 //! ([`Refresher`]).
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine;
@@ -47,6 +46,10 @@ impl std::fmt::Debug for Tokens {
 impl Grant for Tokens {
     fn rotating(&self) -> &str {
         &self.refresh_token
+    }
+
+    fn usable(&self) -> bool {
+        !self.access_token.is_empty()
     }
 }
 
@@ -178,27 +181,20 @@ pub enum RefreshVia {
     Broker(String),
 }
 
-fn refresh_http() -> &'static reqwest::Client {
-    static C: OnceLock<reqwest::Client> = OnceLock::new();
-    C.get_or_init(|| {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client")
-    })
-}
-
 /// One refresh request: the provider rotates `refresh_token` and answers the new pair.
-pub async fn refresh_request(ep: &Endpoints, via: &RefreshVia, refresh_token: &str) -> Result<Tokens, RefreshError> {
+pub async fn refresh_request(
+    http: &reqwest::Client,
+    ep: &Endpoints,
+    via: &RefreshVia,
+    refresh_token: &str,
+) -> Result<Tokens, RefreshError> {
     if refresh_token.is_empty() {
         return Err(RefreshError::Dead { code: 0, message: "no refresh token".into() });
     }
     match via {
         RefreshVia::Passport => {
             let url = ep.url(api::PASSPORT, "/open/refreshToken");
-            let resp = refresh_http()
+            let resp = http
                 .post(url)
                 .form(&[("refresh_token", refresh_token)])
                 .send()
@@ -223,7 +219,7 @@ pub async fn refresh_request(ep: &Endpoints, via: &RefreshVia, refresh_token: &s
         }
         RefreshVia::Broker(api_url) => {
             let url = ep.rewrite(api_url);
-            let resp = refresh_http()
+            let resp = http
                 .get(url)
                 .query(&[("refresh_ui", refresh_token), ("server_use", "true"), ("driver_txt", "115cloud_go")])
                 .send()
@@ -277,6 +273,8 @@ struct TokenData {
 
 /// How a `115_open` mount rotates its pair: the kit's refresher.
 pub struct Refresher {
+    /// The mount's client.
+    pub http: reqwest::Client,
     pub ep: Endpoints,
     pub via: RefreshVia,
     pub mount: String,
@@ -286,7 +284,7 @@ pub struct Refresher {
 impl credentials::Refresh<Tokens> for Refresher {
     async fn refresh(&self, held: &Tokens) -> Result<Tokens, credentials::RefreshError> {
         use credentials::RefreshError as R;
-        match refresh_request(&self.ep, &self.via, &held.refresh_token).await {
+        match refresh_request(&self.http, &self.ep, &self.via, &held.refresh_token).await {
             Ok(t) => Ok(t),
             Err(RefreshError::Dead { code, message }) => Err(R::Dead(reauthorize_message(&self.mount, code, &message))),
             Err(RefreshError::TooFrequent) => Err(R::TooFrequent),
@@ -348,8 +346,13 @@ fn passport_fail(env: &PassportEnvelope) -> anyhow::Error {
     }
 }
 
-pub async fn device_code(ep: &Endpoints, client_id: &str, p: &Pkce) -> anyhow::Result<DeviceCode> {
-    let resp = refresh_http()
+pub async fn device_code(
+    http: &reqwest::Client,
+    ep: &Endpoints,
+    client_id: &str,
+    p: &Pkce,
+) -> anyhow::Result<DeviceCode> {
+    let resp = http
         .post(ep.url(api::PASSPORT, "/open/authDeviceCode"))
         .form(&[("client_id", client_id), ("code_challenge", &p.challenge), ("code_challenge_method", p.method)])
         .send()
@@ -368,12 +371,11 @@ pub async fn device_code(ep: &Endpoints, client_id: &str, p: &Pkce) -> anyhow::R
 }
 
 /// One long poll of `qrcodeapi.115.com/get/status/`.
-pub async fn poll_status(ep: &Endpoints, d: &DeviceCode) -> anyhow::Result<QrStatus> {
+pub async fn poll_status(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode) -> anyhow::Result<QrStatus> {
     let time = d.time.to_string();
-    let resp = reqwest::Client::builder()
-        .timeout(Duration::from_secs(90))
-        .build()?
+    let resp = http
         .get(ep.url(api::QRCODE, "/get/status/"))
+        .timeout(Duration::from_secs(90))
         .query(&[("uid", d.uid.as_str()), ("time", time.as_str()), ("sign", d.sign.as_str())])
         .send()
         .await
@@ -394,8 +396,8 @@ pub async fn poll_status(ep: &Endpoints, d: &DeviceCode) -> anyhow::Result<QrSta
     })
 }
 
-pub async fn exchange(ep: &Endpoints, d: &DeviceCode, p: &Pkce) -> anyhow::Result<Tokens> {
-    let resp = refresh_http()
+pub async fn exchange(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode, p: &Pkce) -> anyhow::Result<Tokens> {
+    let resp = http
         .post(ep.url(api::PASSPORT, "/open/deviceCodeToToken"))
         .form(&[("uid", d.uid.as_str()), ("code_verifier", p.verifier.as_str())])
         .send()
@@ -425,8 +427,9 @@ pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeou
         anyhow::anyhow!("no AppID: pass --client-id or set mounts.options.client_id (your app on open.115.com)")
     })?;
     let ep = Endpoints::new(opts.endpoints.clone())?;
+    let http = crate::drivers::http::client();
     let p = pkce();
-    let d = device_code(&ep, &client_id, &p).await?;
+    let d = device_code(&http, &ep, &client_id, &p).await?;
     let code = qrcode::QrCode::new(d.qrcode.as_bytes())?;
     let art = code
         .render::<qrcode::render::unicode::Dense1x2>()
@@ -444,7 +447,7 @@ pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeou
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!("gave up after {}s without a confirmation; run the command again", timeout.as_secs());
         }
-        let st = match poll_status(&ep, &d).await {
+        let st = match poll_status(&http, &ep, &d).await {
             Ok(s) => s,
             Err(e) => {
                 errors += 1;
@@ -476,7 +479,7 @@ pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeou
         last = Some(st);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let t = exchange(&ep, &d, &p).await?;
+    let t = exchange(&http, &ep, &d, &p).await?;
     let secret = opts.refresh_token.clone().unwrap_or_default();
     let path = ctx.state.path().to_path_buf();
     Credentials::restore(&ctx.state, &secret, Tokens::default())?.save_login(t).await?;

@@ -152,14 +152,17 @@ impl Open115 {
             expires_at: 0,
             issued_at: 0,
         };
+        // One client for the mount: API calls, token refreshes, OSS uploads.
+        let client = crate::drivers::http::client();
         let creds = Credentials::restore(&ctx.state, &secret, from_config)?
-            .with_refresher(Arc::new(refresher(&opts, &ep, &ctx.mount_path)), ctx.source.clone());
+            .with_refresher(Arc::new(refresher(&client, &opts, &ep, &ctx.mount_path)), ctx.source.clone());
         let api = Api::new(ApiConfig {
             ep,
             rate_limit: opts.rate_limit,
             creds,
             mount: ctx.mount_path.clone(),
             backoff: Default::default(),
+            client,
         });
         Ok(Open115 {
             api,
@@ -661,10 +664,10 @@ pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<Arc<dyn Dr
 }
 
 /// How a mount with these options rotates its tokens.
-fn refresher(opts: &Options, ep: &Endpoints, mount: &str) -> auth::Refresher {
+fn refresher(client: &reqwest::Client, opts: &Options, ep: &Endpoints, mount: &str) -> auth::Refresher {
     let via =
         if opts.use_online_api { auth::RefreshVia::Broker(opts.api_url.clone()) } else { auth::RefreshVia::Passport };
-    auth::Refresher { ep: ep.clone(), via, mount: mount.to_string() }
+    auth::Refresher { http: client.clone(), ep: ep.clone(), via, mount: mount.to_string() }
 }
 
 /// The registry's refresher constructor (for the `pandav __refresh` helper process).
@@ -672,5 +675,6 @@ pub fn build_refresher(source: &MountSource) -> anyhow::Result<Box<dyn credentia
     let table: toml::Table = toml::from_str(&source.options)?;
     let opts: Options = super::parse_options(table)?;
     let ep = Endpoints::new(opts.endpoints.clone())?;
-    Ok(credentials::erase::<Tokens>(Arc::new(refresher(&opts, &ep, &source.mount))))
+    let client = crate::drivers::http::client();
+    Ok(credentials::erase::<Tokens>(Arc::new(refresher(&client, &opts, &ep, &source.mount))))
 }
