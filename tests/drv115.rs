@@ -111,7 +111,7 @@ fn options_are_checked() {
     assert!(!format!("{:?}", d.caps()).is_empty());
     // Registry: 115 redirects by default, 115_share too, both offer the three policies.
     let i = pandav::drivers::info("115").unwrap();
-    assert_eq!(i.default_policy, "redirect");
+    assert_eq!(i.default_policy, pandav::vfs::PolicyKind::Redirect);
     assert_eq!(pandav::drivers::info("115_share").unwrap().policies.len(), 3);
 }
 

@@ -164,3 +164,50 @@ pub struct OfflineTasks {
     pub quota_total: Option<i64>,
     pub quota_left: Option<i64>,
 }
+
+/// The download policy of a mount or a client rule, as configured (`redirect`, `proxy`,
+/// `proxy_url`). [`Policy`](super::Policy) is the same with the relay's URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    Redirect,
+    Proxy,
+    ProxyUrl,
+}
+
+impl PolicyKind {
+    pub const ALL: &'static [PolicyKind] = &[PolicyKind::Redirect, PolicyKind::Proxy, PolicyKind::ProxyUrl];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Redirect => "redirect",
+            PolicyKind::Proxy => "proxy",
+            PolicyKind::ProxyUrl => "proxy_url",
+        }
+    }
+
+    /// With the relay's base URL for `proxy_url`.
+    pub fn with_url(self, proxy_url: Option<&str>) -> super::Policy {
+        match self {
+            PolicyKind::Redirect => super::Policy::Redirect,
+            PolicyKind::Proxy => super::Policy::Proxy,
+            PolicyKind::ProxyUrl => super::Policy::ProxyUrl(proxy_url.unwrap_or_default().to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl super::Policy {
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            super::Policy::Redirect => PolicyKind::Redirect,
+            super::Policy::Proxy => PolicyKind::Proxy,
+            super::Policy::ProxyUrl(_) => PolicyKind::ProxyUrl,
+        }
+    }
+}

@@ -28,6 +28,7 @@
 pub mod api;
 pub mod auth;
 pub mod crypto;
+pub mod login;
 pub mod offline;
 pub mod upload;
 
@@ -692,3 +693,36 @@ fn _assert_send_sync() {
     f::<P115Drive>();
     let _ = http::redact;
 }
+
+/// The registry entry.
+pub const ENTRY: super::DriverEntry = super::DriverEntry {
+    name: "115",
+    about: "115 Cloud through its web API (cookie, or `pandav login 115`)",
+    default_policy: crate::vfs::PolicyKind::Redirect,
+    policies: super::ALL_POLICIES,
+    options: &[
+        "cookie",
+        "root_folder_id",
+        "page_size",
+        "order",
+        "asc",
+        "rate_limit",
+        "delete",
+        "recycle_password",
+        "app_version",
+        "multipart_threshold",
+        "retries",
+        "retry_base_ms",
+        "throttle_cooldown_secs",
+        "endpoints",
+        "m115_test_modulus",
+        "ec115_server_public_key",
+    ],
+    build: |o, ctx| Ok(Arc::new(build(o, ctx)?)),
+    login: Some(super::LoginEntry {
+        command: "115",
+        about: "115 Cloud (cookie): QR code login; the cookie goes into the mount's state",
+        run: login::run,
+    }),
+    refresher: None,
+};

@@ -418,11 +418,47 @@ pub async fn exchange(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode, p:
 // ---------------------------------------------------------------------------------------
 // `pandav login 115-open`
 
-/// The device-code login: QR in the terminal, polling with status lines, tokens saved in
-/// the mount's state (under the cross-process lock, through the kit's credentials).
-pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeout: Duration) -> anyhow::Result<()> {
-    let cfg = crate::config::Config::load(config)?;
-    let (opts, ctx) = super::mount_options(&cfg, mount)?;
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "pandav login 115-open",
+    about = "115 Open: PKCE device-code flow (scan the QR code with the 115 app)"
+)]
+struct LoginArgs {
+    /// AppID of your 115 Open app (default: the mount's `client_id` option).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Give up after this many seconds without a confirmation.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    #[command(flatten)]
+    common: crate::drivers::LoginCommon,
+}
+
+/// The registry's login entry: `pandav login 115-open …`.
+pub fn login_entry(args: Vec<String>, host: &dyn crate::drivers::LoginHost) -> crate::drivers::LoginFuture<'_> {
+    Box::pin(async move {
+        use clap::Parser;
+        let a = LoginArgs::parse_from(std::iter::once("pandav login 115-open".to_string()).chain(args));
+        let m = host.mount(&a.common)?;
+        if m.driver != "115_open" {
+            anyhow::bail!("mount {} uses driver {:?}, not 115_open", m.path, m.driver);
+        }
+        let opts: super::Options =
+            crate::drivers::parse_options(m.options).map_err(|e| anyhow::anyhow!("mount {} options: {e:#}", m.path))?;
+        login(host, &opts, &m.ctx, a.client_id, a.common.png.as_deref(), Duration::from_secs(a.timeout)).await
+    })
+}
+
+/// The device-code login: QR in the terminal (or a PNG), polling with status lines,
+/// tokens saved in the mount's state through the kit's credentials.
+pub async fn login(
+    host: &dyn crate::drivers::LoginHost,
+    opts: &super::Options,
+    ctx: &crate::drivers::DriverCtx,
+    client_id: Option<String>,
+    png: Option<&Path>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let client_id = client_id.or(opts.client_id.clone()).filter(|c| !c.is_empty()).ok_or_else(|| {
         anyhow::anyhow!("no AppID: pass --client-id or set mounts.options.client_id (your app on open.115.com)")
     })?;
@@ -430,14 +466,7 @@ pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeou
     let http = crate::drivers::http::client();
     let p = pkce();
     let d = device_code(&http, &ep, &client_id, &p).await?;
-    let code = qrcode::QrCode::new(d.qrcode.as_bytes())?;
-    let art = code
-        .render::<qrcode::render::unicode::Dense1x2>()
-        .dark_color(qrcode::render::unicode::Dense1x2::Light)
-        .light_color(qrcode::render::unicode::Dense1x2::Dark)
-        .quiet_zone(true)
-        .build();
-    println!("{art}");
+    host.show_qr(&d.qrcode, png)?;
     println!("Scan this code with the 115 app and confirm the authorization.");
     println!("(QR content: {})", d.qrcode);
     let deadline = tokio::time::Instant::now() + timeout;

@@ -678,3 +678,34 @@ pub fn build_refresher(source: &MountSource) -> anyhow::Result<Box<dyn credentia
     let client = crate::drivers::http::client();
     Ok(credentials::erase::<Tokens>(Arc::new(refresher(&client, &opts, &ep, &source.mount))))
 }
+
+/// The registry entry.
+pub const ENTRY: super::DriverEntry = super::DriverEntry {
+    name: "115_open",
+    about: "115 through the 115 Open platform (OAuth tokens that rotate)",
+    default_policy: PolicyKind::Redirect,
+    policies: super::ALL_POLICIES,
+    options: &[
+        "refresh_token",
+        "access_token",
+        "root_folder_id",
+        "page_size",
+        "order",
+        "asc",
+        "rate_limit",
+        "delete",
+        "use_online_api",
+        "api_url",
+        "client_id",
+        "endpoints",
+        "part_size",
+        "user_agent",
+    ],
+    build,
+    login: Some(super::LoginEntry {
+        command: "115-open",
+        about: "115 Open: PKCE device-code flow (scan the QR code with the 115 app)",
+        run: auth::login_entry,
+    }),
+    refresher: Some(build_refresher),
+};

@@ -258,3 +258,31 @@ impl Drive for ShareDrive {
 pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<ShareDrive> {
     ShareDrive::new(super::parse_options(options)?, ctx)
 }
+
+/// The registry entry (`pandav login 115` logs a share mount in for downloads).
+pub const ENTRY: super::DriverEntry = super::DriverEntry {
+    name: "115_share",
+    about: "a 115 share link as a read-only folder",
+    default_policy: crate::vfs::PolicyKind::Redirect,
+    policies: super::ALL_POLICIES,
+    options: &[
+        "url",
+        "share_code",
+        "receive_code",
+        "root_folder_id",
+        "cookie",
+        "page_size",
+        "order",
+        "asc",
+        "rate_limit",
+        "app_version",
+        "retries",
+        "retry_base_ms",
+        "throttle_cooldown_secs",
+        "endpoints",
+        "m115_test_modulus",
+    ],
+    build: |o, ctx| Ok(std::sync::Arc::new(build(o, ctx)?)),
+    login: None,
+    refresher: None,
+};
