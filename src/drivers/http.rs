@@ -479,7 +479,7 @@ impl Http {
                         self.backoff(what, tries, &last).await;
                         continue;
                     }
-                    return Err(DriveError::upstream(format!("{} {what}: {msg}", self.provider)));
+                    return Err(DriveError::transient(format!("{} {what}: {msg}", self.provider)));
                 }
             };
             let status = resp.status().as_u16();
@@ -492,7 +492,7 @@ impl Http {
                         self.backoff(what, tries, &last).await;
                         continue;
                     }
-                    return Err(DriveError::upstream(format!("{} {what}: {msg}", self.provider)));
+                    return Err(DriveError::transient(format!("{} {what}: {msg}", self.provider)));
                 }
             };
             let r = Response { status, headers, body };
@@ -679,7 +679,7 @@ impl Secret {
 
 /// Map a network failure of a non-retried call.
 pub fn net_error(provider: &str, what: &str, e: reqwest::Error) -> DriveError {
-    DriveError::Upstream(format!("{provider} {what}: {}", redact(&e.without_url().to_string())))
+    DriveError::transient(format!("{provider} {what}: {}", redact(&e.without_url().to_string())))
 }
 
 /// Query-string encoding of one value.

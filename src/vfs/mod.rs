@@ -10,7 +10,7 @@ pub mod transfer;
 pub mod types;
 
 pub use drive::Drive;
-pub use error::{DriveError, DriveResult};
+pub use error::{DriveError, DriveResult, Hint, ProviderCode};
 pub use mount::{Health, Mount, MountOptions, Policy};
 pub use table::{MountTable, Resolved};
 pub use types::*;

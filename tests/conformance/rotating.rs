@@ -256,7 +256,7 @@ impl RotDrive {
                         self.refresh_from(g).await?;
                     }
                 }
-                Err(e) => return Err(DriveError::Upstream(format!("{e:?}"))),
+                Err(e) => return Err(DriveError::upstream(format!("{e:?}"))),
             }
         }
         unreachable!()
@@ -338,7 +338,7 @@ fn state_of(dir: &Path) -> StateHandle {
 /// the provider for the root) and start its background refresh.
 async fn start(p: &Arc<Provider>, clock: &Clock, state_dir: &Path, config_refresh: &str) -> DriveResult<Running> {
     let drive = RotDrive::new(p, clock, state_of(state_dir), config_refresh)
-        .map_err(|e| DriveError::Upstream(format!("{e:#}")))?;
+        .map_err(|e| DriveError::upstream(format!("{e:#}")))?;
     let spool = tempfile::tempdir()?;
     let mount = Arc::new(Mount::new(
         MountOptions {

@@ -168,6 +168,13 @@ pub fn is_busy_code(code: i64) -> bool {
     matches!(code, 590075 | 990009 | 990019)
 }
 
+/// "更新的数据为空" (nothing to update): a rename to the current name, which p115client
+/// counts as success. 115 says it in words only, so the words are read here, on the
+/// envelope, and nowhere else.
+pub fn is_unchanged(e: &ApiError) -> bool {
+    e.msg.contains("更新的数据为空")
+}
+
 /// Map a failed envelope to the driver error a WebDAV client should see.
 pub fn map_api_error(e: &ApiError, what: &str) -> DriveError {
     let msg = if e.msg.is_empty() { String::new() } else { format!(": {}", e.msg) };
@@ -185,8 +192,8 @@ pub fn map_api_error(e: &ApiError, what: &str) -> DriveError {
         50038 => DriveError::Forbidden(format!("download blocked by 115{msg}")),
         590075 | 990005 | 990009 | 990019 => DriveError::RateLimited { retry_after: Some(Duration::from_secs(10)) },
         c if is_auth_code(c) => DriveError::AuthLost(format!("115 {what}: errno {c}{msg}")),
-        0 => DriveError::Upstream(format!("115 {what} failed{msg}")),
-        c => DriveError::Upstream(format!("115 {what}: errno {c}{msg}")),
+        0 => DriveError::provider(ProviderCode::Num(0), format!("115 {what} failed{msg}")),
+        c => DriveError::provider(ProviderCode::Num(c), format!("115 {what}: errno {c}{msg}")),
     }
 }
 
@@ -200,13 +207,13 @@ pub fn parse_json(r: &Response, what: &str) -> DriveResult<Value> {
                 if text.contains("阻断") || r.status == 405 || r.status == 429 {
                     return Err(DriveError::RateLimited { retry_after: Some(Duration::from_secs(300)) });
                 }
-                return Err(DriveError::Upstream(format!(
+                return Err(DriveError::upstream(format!(
                     "115 {what}: HTTP {} with an HTML page instead of JSON",
                     r.status
                 )));
             }
             let head: String = http::redact(&text).chars().take(120).collect();
-            Err(DriveError::Upstream(format!("115 {what}: HTTP {}: unexpected body {head:?}", r.status)))
+            Err(DriveError::upstream(format!("115 {what}: HTTP {}: unexpected body {head:?}", r.status)))
         }
     }
 }
@@ -369,14 +376,14 @@ pub const LINK_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 /// Pick the file's record out of a decoded downurl answer (keyed by file id): the one
 /// whose `pick_code` matches, else the only/first one. Returns its URL.
 pub fn downurl_pick(plain: &Value, pc: &str) -> DriveResult<String> {
-    let obj = plain.as_object().ok_or_else(|| DriveError::Upstream("115 downurl: answer is not an object".into()))?;
+    let obj = plain.as_object().ok_or_else(|| DriveError::upstream("115 downurl: answer is not an object"))?;
     let rec = obj
         .values()
         .find(|r| fstr(r, "pick_code").is_some_and(|p| p.eq_ignore_ascii_case(pc)))
         .or_else(|| obj.values().next())
         .ok_or(DriveError::NotFound)?;
     if fnum(rec, "file_size").is_some_and(|s| s < 0) {
-        return Err(DriveError::Upstream("115 downurl: can not get download URL".into()));
+        return Err(DriveError::upstream("115 downurl: can not get download URL"));
     }
     match get(rec, "url") {
         Some(u @ Value::Object(_)) => fstr(u, "url").filter(|s| !s.is_empty()).ok_or(DriveError::NotFound),
@@ -701,7 +708,7 @@ impl Api {
             _ => return Err(DriveError::NotFound),
         };
         m115::decode_with(&enc, key, &self.rsa).map_err(|e| {
-            DriveError::Upstream(format!("115 {what}: cannot decode the answer ({e}); is m115_test_modulus right?"))
+            DriveError::upstream(format!("115 {what}: cannot decode the answer ({e}); is m115_test_modulus right?"))
         })
     }
 
@@ -763,7 +770,7 @@ impl Api {
             )
             .await?;
         if r.status >= 500 {
-            return Err(DriveError::Upstream(format!("115 cookie check: HTTP {}", r.status)));
+            return Err(DriveError::upstream(format!("115 cookie check: HTTP {}", r.status)));
         }
         Ok(serde_json::from_slice::<Value>(&r.body).ok().is_some_and(|v| state_of(&v) == Some(true)))
     }

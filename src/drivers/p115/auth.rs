@@ -205,7 +205,7 @@ fn qr_error(v: &Value, what: &str) -> DriveError {
         40100000 => "bad or missing parameters (40100000)".into(),
         c => format!("errno {c} {}", e.msg),
     };
-    DriveError::Upstream(format!("115 {what}: {text}"))
+    DriveError::upstream(format!("115 {what}: {text}"))
 }
 
 /// Step 1: a QR token (`qrcodeapi /api/1.0/web/1.0/token/`).
@@ -214,9 +214,8 @@ pub async fn qr_token(http: &Http) -> DriveResult<QrToken> {
     if state_of(&v) != Some(true) {
         return Err(qr_error(&v, "QR token"));
     }
-    let d = get(&v, "data").ok_or_else(|| DriveError::Upstream("115 QR token: no data".into()))?;
-    let uid =
-        fstr(d, "uid").filter(|s| !s.is_empty()).ok_or_else(|| DriveError::Upstream("115 QR token: no uid".into()))?;
+    let d = get(&v, "data").ok_or_else(|| DriveError::upstream("115 QR token: no data"))?;
+    let uid = fstr(d, "uid").filter(|s| !s.is_empty()).ok_or_else(|| DriveError::upstream("115 QR token: no uid"))?;
     let qrcode =
         fstr(d, "qrcode").filter(|s| !s.is_empty()).unwrap_or_else(|| format!("https://115.com/scan/dg-{uid}"));
     Ok(QrToken { time: fnum(d, "time").unwrap_or(0), sign: fstr(d, "sign").unwrap_or_default(), uid, qrcode })
@@ -280,10 +279,10 @@ pub async fn qr_result(http: &Http, tok: &QrToken, app: &str) -> DriveResult<Coo
     }
     let c = get(&v, "data")
         .and_then(|d| get(d, "cookie"))
-        .ok_or_else(|| DriveError::Upstream("115 QR login: no cookie in the answer".into()))?;
+        .ok_or_else(|| DriveError::upstream("115 QR login: no cookie in the answer"))?;
     let part = |k: &str| fstr(c, k).unwrap_or_default();
     let text = format!("UID={};CID={};SEID={};KID={}", part("UID"), part("CID"), part("SEID"), part("KID"));
-    Cookie::parse(&text).map_err(|e| DriveError::Upstream(format!("115 QR login: {e}")))
+    Cookie::parse(&text).map_err(|e| DriveError::upstream(format!("115 QR login: {e}")))
 }
 
 /// The whole flow: token, `show` the QR text, poll until confirmed (reporting each
@@ -301,7 +300,7 @@ pub async fn qr_login(
         let st = match qr_status(http, &tok).await {
             Ok(s) => s,
             // A long poll that timed out or a hiccup: ask again.
-            Err(DriveError::Upstream(m)) if m.contains("network") || m.contains("timed out") => continue,
+            Err(e) if e.hint() == crate::vfs::Hint::Transient => continue,
             Err(e) => return Err(e.into()),
         };
         if last.as_ref() != Some(&st) {

@@ -270,7 +270,7 @@ impl P115Drive {
                     order_retry = false;
                     continue;
                 }
-                Page::OrderRejected { .. } => return Err(DriveError::Upstream("115 list: order not supported".into())),
+                Page::OrderRejected { .. } => return Err(DriveError::upstream("115 list: order not supported")),
             };
             let echoed = fstr(&v, "cid").or_else(|| {
                 get(&v, "path").and_then(|p| p.as_array()).and_then(|p| p.last()).and_then(|l| fstr(l, "cid"))
@@ -312,25 +312,21 @@ impl P115Drive {
     /// The entry of an id, as 115 describes it now.
     pub async fn info(&self, id: &str) -> DriveResult<Entry> {
         let v = self.api.get_info("file_id", id).await?;
-        api::entry_from_item(&v).ok_or_else(|| DriveError::Upstream("115 get_info: unreadable item".into()))
+        api::entry_from_item(&v).ok_or_else(|| DriveError::upstream("115 get_info: unreadable item"))
     }
 
     async fn rename_id(&self, id: &str, name: &str) -> DriveResult<()> {
         let key = format!("files_new_name[{id}]");
-        match self
+        let body = api::Body::Form(http::form(&[("fid", id), ("file_name", name), (&key, name)]));
+        let (v, _) = self
             .api
-            .post_form(
-                "rename",
-                hosts::WEBAPI,
-                "/files/batch_rename",
-                &[("fid", id), ("file_name", name), (&key, name)],
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            // "更新的数据为空": nothing changed, p115client counts it as success.
-            Err(DriveError::Upstream(m)) if m.contains("更新的数据为空") => Ok(()),
-            Err(e) => Err(e),
+            .call_raw("rename", reqwest::Method::POST, hosts::WEBAPI, "/files/batch_rename", body, None, false)
+            .await?;
+        match api::envelope_error(&v) {
+            None => Ok(()),
+            // Nothing changed: p115client counts it as success.
+            Some(e) if api::is_unchanged(&e) => Ok(()),
+            Some(e) => Err(self.api.api_error(&e, "rename")),
         }
     }
 
@@ -393,7 +389,7 @@ impl P115Drive {
         self.rename_id(id, name).await?;
         let e = self.info(id).await?;
         if e.name != name {
-            return Err(DriveError::Upstream(format!("115 kept the name {:?} instead of {name:?}", e.name)));
+            return Err(DriveError::upstream(format!("115 kept the name {:?} instead of {name:?}", e.name)));
         }
         Ok(e)
     }
@@ -526,7 +522,7 @@ impl Drive for P115Drive {
             .m115_post("downurl", hosts::PROAPI, "/app/chrome/downurl", plain.as_bytes(), Some(&req.user_agent), true)
             .await?;
         let v: Value =
-            serde_json::from_slice(&dec).map_err(|e| DriveError::Upstream(format!("115 downurl: bad JSON ({e})")))?;
+            serde_json::from_slice(&dec).map_err(|e| DriveError::upstream(format!("115 downurl: bad JSON ({e})")))?;
         let url = api::downurl_pick(&v, &pc)?;
         Ok(api::make_link(url, &req.user_agent, &api::download_cookies(&resp)))
     }
@@ -542,7 +538,7 @@ impl Drive for P115Drive {
             self.api.post_form("mkdir", hosts::WEBAPI, "/files/add", &[("pid", &parent.id), ("cname", name)]).await?;
         let id = api::fid(&v, "cid")
             .or_else(|| api::fid(&v, "file_id"))
-            .ok_or_else(|| DriveError::Upstream("115 mkdir: no folder id".into()))?;
+            .ok_or_else(|| DriveError::upstream("115 mkdir: no folder id"))?;
         let mut e = Entry::dir(
             id,
             fstr(&v, "file_name").or_else(|| fstr(&v, "cname")).unwrap_or_else(|| name.to_string()),
@@ -597,7 +593,7 @@ impl Drive for P115Drive {
             .find(|e| e.name == entry.name)
             .or_else(|| fresh.iter().find(|e| entry.hashes.sha1.is_some() && e.hashes.sha1 == entry.hashes.sha1))
             .or_else(|| if fresh.len() == 1 { fresh.first() } else { None })
-            .ok_or_else(|| DriveError::Upstream("115 copy: the copy did not show up in the target folder".into()))?;
+            .ok_or_else(|| DriveError::upstream("115 copy: the copy did not show up in the target folder"))?;
         let (id, cur) = (new.id.clone(), new.name.clone());
         let e = self.settle_name(&id, &cur, new_name).await?;
         self.own_store(
@@ -657,7 +653,7 @@ impl P115Drive {
             Page::Items(v) => v,
             Page::OrderRejected { order, asc } => match self.api.files_page(cid, 0, 1, &order, asc).await? {
                 Page::Items(v) => v,
-                Page::OrderRejected { .. } => return Err(DriveError::Upstream("115 list: order not supported".into())),
+                Page::OrderRejected { .. } => return Err(DriveError::upstream("115 list: order not supported")),
             },
         };
         if fstr(&v, "cid").is_some_and(|c| c != cid) {

@@ -68,17 +68,17 @@ impl P115Drive {
             if api::is_auth_code(e.code) {
                 return Err(self.api.api_error(&e, "offline add"));
             }
-            return Err(DriveError::Upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
+            return Err(DriveError::upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
         }
         let dec = self.api.m115_data("offline add", &outer, key)?;
         let v: Value = serde_json::from_slice(&dec)
-            .map_err(|e| DriveError::Upstream(format!("115 offline add: bad JSON ({e})")))?;
+            .map_err(|e| DriveError::upstream(format!("115 offline add: bad JSON ({e})")))?;
         let results = match get(&v, "result") {
             Some(Value::Array(a)) => a.clone(),
             _ => {
                 // A single-URL style answer, or a whole-request error.
                 if let Some(e) = api::envelope_error(&v) {
-                    return Err(DriveError::Upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
+                    return Err(DriveError::upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
                 }
                 vec![v.clone()]
             }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::auth::{self, Class, Tokens};
 use crate::drivers::http::{Call, Http, Response, RetryPolicy, Verdict};
 use crate::vfs::credentials::{Cooldown, Credentials};
-use crate::vfs::{DriveError, DriveResult};
+use crate::vfs::{DriveError, DriveResult, ProviderCode};
 
 pub const PASSPORT: &str = "passportapi.115.com";
 pub const PROAPI: &str = "proapi.115.com";
@@ -359,7 +359,7 @@ fn map_other(path: &str, code: i64, message: &str) -> DriveError {
         }
         50038 | 50028 => DriveError::Forbidden(format!("115 Open: {message} (code {code})")),
         91004 | 990023 => DriveError::Forbidden("more than 50 000 items in one operation".into()),
-        _ => DriveError::Upstream(format!("115 Open {path}: code {code}: {message}")),
+        _ => DriveError::provider(ProviderCode::Num(code), format!("115 Open {path}: code {code}: {message}")),
     }
 }
 

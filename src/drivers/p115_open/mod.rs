@@ -335,7 +335,8 @@ impl Open115 {
         }
         match self.call(Req::post("/open/ufile/delete", params, true)).await {
             Ok(_) | Err(DriveError::NotFound) => {}
-            Err(DriveError::Upstream(m)) if m.contains("code 231011") => {}
+            // Already gone (ref §11: 231011 "file does not exist").
+            Err(e) if e.code() == Some(&ProviderCode::Num(231011)) => {}
             Err(e) => return Err(e),
         }
         self.parents.remove(id);
@@ -508,7 +509,7 @@ impl Drive for Open115 {
             .await?;
         let id = env.data.get("file_id").map(value_string).unwrap_or_default();
         if id.is_empty() {
-            return Err(DriveError::Upstream("115 Open folder/add answered without a file_id".into()));
+            return Err(DriveError::upstream("115 Open folder/add answered without a file_id"));
         }
         self.parents.insert(id.clone(), parent.id.clone());
         let mut e = Entry::dir(id, name, Self::now());
@@ -552,9 +553,7 @@ impl Drive for Open115 {
             .find(|e| e.name == entry.name && e.is_dir == entry.is_dir)
             .or_else(|| fresh.iter().find(|e| e.is_dir == entry.is_dir && (e.is_dir || e.size == entry.size)))
             .map(|e| (*e).clone())
-            .ok_or_else(|| {
-                DriveError::Upstream("115 Open copy: the copy did not show up in the target folder".into())
-            })?;
+            .ok_or_else(|| DriveError::upstream("115 Open copy: the copy did not show up in the target folder"))?;
         let mut copy = copy;
         if copy.name != new_name {
             self.rename_id(&copy.id, new_name).await?;

@@ -168,7 +168,7 @@ impl ShareDrive {
                 _ => vec![],
             };
             if list.len() > self.page_size as usize {
-                return Err(DriveError::Upstream(format!(
+                return Err(DriveError::upstream(format!(
                     "115 share snap: {} items for a page of {}",
                     list.len(),
                     self.page_size
@@ -237,7 +237,7 @@ impl Drive for ShareDrive {
             Err(e @ DriveError::AuthLost(_)) => self.note(Err(e)),
             Err(e) => Err(match first_err {
                 Some(f) => {
-                    DriveError::Upstream(format!("115 share download link: app endpoint: {f}; web endpoint: {e}"))
+                    DriveError::upstream(format!("115 share download link: app endpoint: {f}; web endpoint: {e}"))
                 }
                 None => e,
             }),
