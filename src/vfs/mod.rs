@@ -9,7 +9,7 @@ pub mod table;
 pub mod transfer;
 pub mod types;
 
-pub use drive::Drive;
+pub use drive::{Drive, Offline};
 pub use error::{DriveError, DriveResult, Hint, ProviderCode};
 pub use mount::{Health, Mount, MountOptions, Policy};
 pub use table::{MountTable, Resolved};

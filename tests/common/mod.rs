@@ -114,6 +114,19 @@ impl ConfigBuilder {
         self
     }
 
+    /// A mount of any driver: `extra` are mount-level lines (`policy = "proxy"`,
+    /// `read_only = true`, `cache_ttl = "0s"`), `options` the `[mounts.options]` lines;
+    /// `tables` more TOML after it (e.g. `[mounts.options.endpoints]` and its lines).
+    pub fn mount(mut self, path: &str, driver: &str, extra: &str, options: &str, tables: &str) -> Self {
+        let _ = writeln!(
+            self.mounts,
+            "[[mounts]]\npath = {}\ndriver = {}\n{extra}\n[mounts.options]\n{options}\n{tables}\n",
+            toml_str(path),
+            toml_str(driver)
+        );
+        self
+    }
+
     /// The config text, listening on a free loopback port, state in `state_dir`.
     pub fn build(&self, state_dir: &Path) -> String {
         format!(

@@ -12,6 +12,7 @@
 mod local;
 mod p115;
 mod p115open;
+mod quota;
 mod rotating;
 mod scenarios;
 mod suite;

@@ -239,7 +239,7 @@ async fn offline_tasks_add_list_remove() {
     let tasks = d.offline_list().await.unwrap();
     assert_eq!(tasks.len(), 2);
     let t = tasks.iter().find(|t| t.info_hash == added[0].info_hash).unwrap();
-    assert_eq!(t.status, 1);
+    assert_eq!(t.status, pandav::vfs::TaskStatus::Downloading);
     assert!((t.percent - 40.0).abs() < 0.01);
     d.offline_remove(&added[0].info_hash, false).await.unwrap();
     let tasks = d.offline_list().await.unwrap();

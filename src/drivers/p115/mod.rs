@@ -450,21 +450,28 @@ impl P115Drive {
 }
 
 #[async_trait]
+impl Offline for P115Drive {
+    async fn add_tasks(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
+        P115Drive::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
+    }
+
+    async fn tasks(&self) -> DriveResult<OfflineTasks> {
+        P115Drive::offline_list(self).await
+    }
+
+    async fn remove_tasks(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
+        P115Drive::offline_remove(self, hashes, delete_files).await
+    }
+}
+
+#[async_trait]
 impl Drive for P115Drive {
     fn kind(&self) -> &'static str {
         "115"
     }
 
-    async fn offline_add(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
-        P115Drive::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
-    }
-
-    async fn offline_list(&self) -> DriveResult<OfflineTasks> {
-        P115Drive::offline_list(self).await
-    }
-
-    async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
-        P115Drive::offline_remove(self, hashes, delete_files).await
+    fn offline(&self) -> Option<&dyn Offline> {
+        Some(self)
     }
 
     fn caps(&self) -> Caps {

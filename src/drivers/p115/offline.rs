@@ -130,7 +130,7 @@ impl P115Drive {
                     name: fstr(t, "name").unwrap_or_default(),
                     size: fnum(t, "size").unwrap_or(0).max(0) as u64,
                     url: fstr(t, "url").unwrap_or_default(),
-                    status: fnum(t, "status").unwrap_or(0),
+                    status: TaskStatus::from_115(fnum(t, "status").unwrap_or(0)),
                     percent: get(t, "percentDone")
                         .and_then(|p| p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())))
                         .unwrap_or(0.0),

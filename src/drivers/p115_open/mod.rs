@@ -381,24 +381,31 @@ impl Open115 {
 }
 
 #[async_trait]
+impl Offline for Open115 {
+    async fn add_tasks(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
+        Open115::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
+    }
+
+    async fn tasks(&self) -> DriveResult<OfflineTasks> {
+        Ok(OfflineTasks { tasks: Open115::offline_list(self).await?, ..OfflineTasks::default() })
+    }
+
+    async fn remove_tasks(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
+        for h in hashes {
+            Open115::offline_remove(self, h, delete_files).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl Drive for Open115 {
     fn kind(&self) -> &'static str {
         "115_open"
     }
 
-    async fn offline_add(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
-        Open115::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
-    }
-
-    async fn offline_list(&self) -> DriveResult<OfflineTasks> {
-        Ok(OfflineTasks { tasks: Open115::offline_list(self).await?, ..OfflineTasks::default() })
-    }
-
-    async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
-        for h in hashes {
-            Open115::offline_remove(self, h, delete_files).await?;
-        }
-        Ok(())
+    fn offline(&self) -> Option<&dyn Offline> {
+        Some(self)
     }
 
     fn caps(&self) -> Caps {

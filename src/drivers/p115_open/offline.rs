@@ -82,7 +82,7 @@ fn task_of(t: &Value) -> Task {
         url: s("url"),
         size: t.get("size").map(value_u64).unwrap_or(0),
         percent: t.get("percentDone").and_then(|v| v.as_f64().or_else(|| value_string(v).parse().ok())).unwrap_or(0.0),
-        status: t.get("status").map(value_i64).unwrap_or(0),
+        status: crate::vfs::TaskStatus::from_115(t.get("status").map(value_i64).unwrap_or(0)),
     }
 }
 
