@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use emu115::{Emu115, Opts};
 use md5::Digest as _;
-use pandav::drivers::p115;
+use pandav::drivers::p115::web as p115;
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use fixture::{Fixture, Req, Resp};
 use model::Model;
-use pandav::drivers::p115::{self, P115Drive};
+use pandav::drivers::p115::web::{self as p115, P115Drive};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;
@@ -267,8 +267,12 @@ async fn an_expired_cookie_is_auth_lost_once_and_then_quiet_until_a_new_login() 
     m.st.lock().unwrap().cookie_dead = false;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let saved =
-        p115::auth::SavedLogin { cookie: model::COOKIE.replace("KID=c3d4e5f6", "KID=new"), app: Some("tv".into()) };
-    p115::auth_login(&env.ctx().state, model::COOKIE).unwrap().save_login(saved).await.unwrap();
+        p115::login::SavedLogin { cookie: model::COOKIE.replace("KID=c3d4e5f6", "KID=new"), app: Some("tv".into()) };
+    pandav::drivers::p115::common::auth_login(&env.ctx().state, model::COOKIE)
+        .unwrap()
+        .save_login(saved)
+        .await
+        .unwrap();
     let l = d.list(&root()).await.unwrap();
     assert_eq!(l.len(), 1);
     assert!(env.fx.requests().last().unwrap().header("cookie").unwrap().contains("KID=new"));
@@ -414,7 +418,7 @@ async fn rapid_upload_sends_no_body() {
     assert_eq!((e.name.as_str(), e.size), ("new.bin", 300_000));
     assert_eq!(
         e.hashes.sha1.as_deref(),
-        Some(pandav::drivers::p115::crypto::sign::sha1_upper(&data).to_lowercase().as_str())
+        Some(pandav::drivers::p115::common::crypto::sign::sha1_upper(&data).to_lowercase().as_str())
     );
     assert!(env.fx.requests().iter().all(|r| !r.host.starts_with("oss")), "no OSS traffic on a rapid upload");
     assert_eq!(env.fx.count("uplb.115.com", "/3.0/gettoken.php"), 0);
@@ -422,7 +426,7 @@ async fn rapid_upload_sends_no_body() {
     assert!(init.header("user-agent").unwrap().starts_with("Mozilla/5.0 115Browser/35.6.0.3"));
     assert_eq!(init.header("content-type").as_deref(), Some("application/x-www-form-urlencoded"));
     // The k_ec timestamp is the form's t, in seconds.
-    let tok = pandav::drivers::p115::crypto::ec115::decode_k_ec(&init.q("k_ec").unwrap()).unwrap();
+    let tok = pandav::drivers::p115::common::crypto::ec115::decode_k_ec(&init.q("k_ec").unwrap()).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert!((now as i64 - tok.timestamp as i64).abs() < 60);
 }
@@ -523,7 +527,7 @@ async fn offline_add_list_remove() {
     let key = Arc::new(key);
     let k2 = Arc::clone(&key);
     let env = Env::new(move |r| {
-        use pandav::drivers::p115::crypto::m115;
+        use pandav::drivers::p115::common::crypto::m115;
         match (r.host.as_str(), r.path.as_str()) {
             ("lixian.115.com", "/lixianssp/") => {
                 assert_eq!(r.q("ac").as_deref(), Some("add_task_urls"));
@@ -608,10 +612,10 @@ async fn qr_login_polls_until_confirmed_and_returns_the_cookie() {
         _ => Resp::raw(404, "text/plain", ""),
     })
     .await;
-    let http = p115::build_http(env.fx.endpoints(), 0.0, Some(1), Some(5), Some(0)).unwrap();
+    let http = pandav::drivers::p115::common::build_http(env.fx.endpoints(), 0.0, Some(1), Some(5), Some(0)).unwrap();
     let mut said = vec![];
     let mut shown = String::new();
-    let c = p115::auth::qr_login(
+    let c = p115::login::qr_login(
         &http,
         "tv",
         |t| {
@@ -625,7 +629,7 @@ async fn qr_login_polls_until_confirmed_and_returns_the_cookie() {
     assert_eq!(c.header(), "UID=123456789_I1_1700000100;CID=0f1e;SEID=9a8b;KID=c3d4");
     assert_eq!(c.ssoent(), Some("I1"));
     assert!(shown.starts_with("https://115.com/scan/dg-"));
-    use p115::auth::QrStatus::*;
+    use p115::login::QrStatus::*;
     assert_eq!(said, vec![Waiting, Scanned, Confirmed]);
 }
 
@@ -637,8 +641,9 @@ async fn qr_login_expired_and_canceled_are_said_plainly() {
             _ => Resp::json(json!({"state":1,"code":0,"data":{"status":status}})),
         })
         .await;
-        let http = p115::build_http(env.fx.endpoints(), 0.0, Some(1), Some(5), Some(0)).unwrap();
-        let e = p115::auth::qr_login(
+        let http =
+            pandav::drivers::p115::common::build_http(env.fx.endpoints(), 0.0, Some(1), Some(5), Some(0)).unwrap();
+        let e = p115::login::qr_login(
             &http,
             "tv",
             |t| {
@@ -741,7 +746,7 @@ async fn share_links_app_first_then_web() {
     let key = Arc::new(key);
     let k2 = Arc::clone(&key);
     let env = Env::new(move |r| {
-        use pandav::drivers::p115::crypto::m115;
+        use pandav::drivers::p115::common::crypto::m115;
         match (r.host.as_str(), r.path.as_str()) {
             ("webapi.115.com", "/share/snap") => snap_body(json!(1), &r.q("cid").unwrap()),
             ("proapi.115.com", "/app/share/downurl") => {

@@ -16,10 +16,7 @@ use crate::vfs::{Drive, PolicyKind};
 
 pub mod http;
 pub mod local;
-pub mod oss;
 pub mod p115;
-pub mod p115_open;
-pub mod p115_share;
 
 /// What a driver gets besides its options.
 #[derive(Debug, Clone)]
@@ -72,6 +69,9 @@ pub struct LoginCommon {
     pub png: Option<PathBuf>,
 }
 
+/// Rebuilds a mount's refresher from its source.
+pub type BuildRefresher = fn(&MountSource) -> Result<Box<dyn ErasedRefresh>>;
+
 pub type LoginFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
 /// A `pandav login <command>` flow: `run` parses the arguments after the command name.
@@ -99,7 +99,7 @@ pub struct DriverEntry {
     /// `pandav login …` for mounts of this driver.
     pub login: Option<LoginEntry>,
     /// Rebuild the mount's credential refresher (the `pandav __refresh` helper).
-    pub refresher: Option<fn(&MountSource) -> Result<Box<dyn ErasedRefresh>>>,
+    pub refresher: Option<BuildRefresher>,
 }
 
 pub const ALL_POLICIES: &[PolicyKind] = &[PolicyKind::Redirect, PolicyKind::Proxy, PolicyKind::ProxyUrl];
@@ -117,7 +117,7 @@ const LOCAL: DriverEntry = DriverEntry {
 };
 
 /// The registry: one entry per driver.
-pub static DRIVERS: &[DriverEntry] = &[LOCAL, p115_open::ENTRY, p115::ENTRY, p115_share::ENTRY];
+pub static DRIVERS: &[DriverEntry] = &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY];
 
 pub fn info(name: &str) -> Option<&'static DriverEntry> {
     DRIVERS.iter().find(|d| d.name == name)

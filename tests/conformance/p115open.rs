@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use emu115open::{Emu115Open, Options, DEFAULT_APP_ID};
-use pandav::drivers::p115_open::{api::Backoff, Open115};
+use pandav::drivers::p115::open::{client::Backoff, Open115};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 

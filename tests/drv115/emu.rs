@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use emu115::{Emu115, Fault, Opts, ShareState};
 use futures_util::StreamExt;
-use pandav::drivers::p115::{self, P115Drive};
+use pandav::drivers::p115::web::{self as p115, P115Drive};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;
@@ -428,7 +428,7 @@ async fn emu_rclone_round_trip_through_serve() {
     let kids = e.emu.list_children(UID, in_id);
     assert_eq!(kids.len(), 3, "{kids:?}");
     // The hit went without its body: no OSS object carries it.
-    let hit_sha = pandav::drivers::p115::crypto::sign::sha1_upper(&hit);
+    let hit_sha = pandav::drivers::p115::common::crypto::sign::sha1_upper(&hit);
     assert!(kids.iter().any(|k| k.sha1 == hit_sha));
     assert!(log.contains("\"status\":7") && log.contains("\"status\":2"), "second round, then hit:\n{log}");
     // Read back via 302 (the client's UA) and via proxy (a [[clients]] rule).

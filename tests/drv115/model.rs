@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use pandav::drivers::p115::crypto::{ec115, m115, pickcode, sign};
+use pandav::drivers::p115::common::crypto::{ec115, m115, pickcode, sign};
 
 use super::fixture::{Req, Resp};
 

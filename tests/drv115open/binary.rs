@@ -477,7 +477,7 @@ async fn check_accepts_the_example_and_offline_entry_points_work() {
         &env.emu,
         &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
     );
-    use pandav::drivers::p115_open::offline;
+    use pandav::drivers::p115::open::offline;
     let added = offline::cli_add(&cfg, "/o", &["https://example.com/x.iso".to_string()], None).await.unwrap();
     assert!(added[0].ok);
     let tasks = offline::cli_list(&cfg, "/o").await.unwrap();
@@ -536,7 +536,7 @@ async fn rotate_at_emulator(emu: &Emu115Open, refresh_token: &str) -> (String, S
 /// put back a pair that a third process has rotated away since).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adopted_pair_is_not_written_again_by_the_adopter() {
-    use pandav::drivers::p115_open::auth::Tokens;
+    use pandav::drivers::p115::open::login::Tokens;
     use pandav::vfs::credentials::StateFile;
     let env = env(Options::default()).await;
     env.emu.put_file(env.user, 0, "hello.txt", b"hi");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use emu115open::{Emu115Open, Options, Tokens, DEFAULT_APP_ID};
-use pandav::drivers::p115_open::{api::Backoff, Open115, Options as DriverOptions};
+use pandav::drivers::p115::open::{client::Backoff, Open115, Options as DriverOptions};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::spool::Spool;

@@ -129,7 +129,7 @@ async fn evicted_grant_is_dead_and_a_new_login_revives_the_mount() {
     assert!(matches!(r, Err(DriveError::AuthLost(_))), "{r:?}");
     // `pandav login` writes a new pair into the state file: the mount picks it up.
     let fresh = env.emu.authorize(env.user, APP);
-    let t = pandav::drivers::p115_open::auth::Tokens::from_grant(fresh.access_token, fresh.refresh_token, 7200);
+    let t = pandav::drivers::p115::open::login::Tokens::from_grant(fresh.access_token, fresh.refresh_token, 7200);
     let state = pandav::state::StateHandle::at(env.state_path("o"));
     pandav::vfs::credentials::Credentials::restore(&state, &env.tok.refresh_token, Default::default())
         .unwrap()

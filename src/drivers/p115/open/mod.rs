@@ -8,8 +8,8 @@
 //! `AuthLost` and a `pandav login 115-open …` hint, without calling 115 again; the
 //! driver resumes by itself when the state file gets a new token.
 
-pub mod api;
-pub mod auth;
+pub mod client;
+pub mod login;
 pub mod offline;
 pub mod upload;
 
@@ -22,9 +22,9 @@ use dashmap::DashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::api::{value_string, value_u64, Api, ApiConfig, Endpoints, Req};
-use self::auth::Tokens;
-use super::DriverCtx;
+use self::client::{value_string, value_u64, Api, ApiConfig, Endpoints, Req};
+use self::login::Tokens;
+use crate::drivers::DriverCtx;
 use crate::vfs::credentials::{self, Credentials, MountSource};
 use crate::vfs::*;
 
@@ -38,7 +38,7 @@ fn default_rate() -> f64 {
     3.0
 }
 fn default_api_url() -> String {
-    api::BROKER_URL.into()
+    client::BROKER_URL.into()
 }
 
 /// `[mounts.options]` of a `115_open` mount.
@@ -92,7 +92,7 @@ pub struct Options {
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
-            .field("refresh_token", &self.refresh_token.as_deref().map(auth::redact))
+            .field("refresh_token", &self.refresh_token.as_deref().map(login::redact))
             .field("root_folder_id", &self.root_folder_id)
             .field("endpoints", &self.endpoints)
             .finish_non_exhaustive()
@@ -176,7 +176,7 @@ impl Open115 {
     }
 
     /// Shorten back-off waits (tests).
-    pub fn set_backoff(&mut self, b: api::Backoff) {
+    pub fn set_backoff(&mut self, b: client::Backoff) {
         self.api.set_backoff(b);
     }
 
@@ -198,7 +198,7 @@ impl Open115 {
         self.opts.user_agent.as_deref()
     }
 
-    pub(crate) async fn call(&self, mut req: Req<'_>) -> DriveResult<api::ProEnvelope> {
+    pub(crate) async fn call(&self, mut req: Req<'_>) -> DriveResult<client::ProEnvelope> {
         if req.user_agent.is_none() {
             req.user_agent = self.ua();
         }
@@ -477,7 +477,7 @@ impl Drive for Open115 {
             },
         };
         let r = Req {
-            method: api::Method::Post,
+            method: client::Method::Post,
             path: "/open/ufile/downurl",
             params: vec![("pick_code", pc)],
             user_agent: Some(req.user_agent.as_str()),
@@ -646,7 +646,8 @@ pub fn mount_options(cfg: &crate::config::Config, mount: &str) -> anyhow::Result
             anyhow::bail!("mount {path} uses driver {:?}, not 115_open", m.driver.get_ref());
         }
         let table = m.options.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default();
-        let opts: Options = super::parse_options(table).map_err(|e| anyhow::anyhow!("mount {path} options: {e:#}"))?;
+        let opts: Options =
+            crate::drivers::parse_options(table).map_err(|e| anyhow::anyhow!("mount {path} options: {e:#}"))?;
         let state = crate::state::StateDir::open(&cfg.state_dir())?;
         let ctx = DriverCtx {
             mount_path: path.clone(),
@@ -665,32 +666,32 @@ pub fn mount_options(cfg: &crate::config::Config, mount: &str) -> anyhow::Result
 
 /// Build the driver from its options (the registry's constructor).
 pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<Arc<dyn Drive>> {
-    let opts: Options = super::parse_options(options)?;
+    let opts: Options = crate::drivers::parse_options(options)?;
     Ok(Arc::new(Open115::new(opts, ctx)?))
 }
 
 /// How a mount with these options rotates its tokens.
-fn refresher(client: &reqwest::Client, opts: &Options, ep: &Endpoints, mount: &str) -> auth::Refresher {
+fn refresher(client: &reqwest::Client, opts: &Options, ep: &Endpoints, mount: &str) -> login::Refresher {
     let via =
-        if opts.use_online_api { auth::RefreshVia::Broker(opts.api_url.clone()) } else { auth::RefreshVia::Passport };
-    auth::Refresher { http: client.clone(), ep: ep.clone(), via, mount: mount.to_string() }
+        if opts.use_online_api { login::RefreshVia::Broker(opts.api_url.clone()) } else { login::RefreshVia::Passport };
+    login::Refresher { http: client.clone(), ep: ep.clone(), via, mount: mount.to_string() }
 }
 
 /// The registry's refresher constructor (for the `pandav __refresh` helper process).
 pub fn build_refresher(source: &MountSource) -> anyhow::Result<Box<dyn credentials::ErasedRefresh>> {
     let table: toml::Table = toml::from_str(&source.options)?;
-    let opts: Options = super::parse_options(table)?;
+    let opts: Options = crate::drivers::parse_options(table)?;
     let ep = Endpoints::new(opts.endpoints.clone())?;
     let client = crate::drivers::http::client();
     Ok(credentials::erase::<Tokens>(Arc::new(refresher(&client, &opts, &ep, &source.mount))))
 }
 
 /// The registry entry.
-pub const ENTRY: super::DriverEntry = super::DriverEntry {
+pub const ENTRY: crate::drivers::DriverEntry = crate::drivers::DriverEntry {
     name: "115_open",
     about: "115 through the 115 Open platform (OAuth tokens that rotate)",
     default_policy: PolicyKind::Redirect,
-    policies: super::ALL_POLICIES,
+    policies: crate::drivers::ALL_POLICIES,
     options: &[
         "refresh_token",
         "access_token",
@@ -708,10 +709,10 @@ pub const ENTRY: super::DriverEntry = super::DriverEntry {
         "user_agent",
     ],
     build,
-    login: Some(super::LoginEntry {
+    login: Some(crate::drivers::LoginEntry {
         command: "115-open",
         about: "115 Open: PKCE device-code flow (scan the QR code with the 115 app)",
-        run: auth::login_entry,
+        run: login::login_entry,
     }),
     refresher: Some(build_refresher),
 };

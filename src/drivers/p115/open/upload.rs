@@ -11,9 +11,9 @@ use serde_json::Value;
 use sha1::Digest;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::api::{value_i64, value_string, Req};
+use super::client::{value_i64, value_string, Req};
 use super::{Open115, PRE_HASH_LEN};
-use crate::drivers::oss::{self, Bucket, Callback, Credentials};
+use crate::drivers::p115::common::oss::{self, Bucket, Callback, Credentials};
 use crate::vfs::{DriveError, DriveResult, Entry, Hashes, Upload};
 
 /// STS credentials from `upload/get_token` and until when to use them.
@@ -379,7 +379,7 @@ impl Open115 {
     fn finish(&self, answer: &oss::Answer, name: &str, up: &Upload, pick_code: String) -> DriveResult<Entry> {
         let v: Value = serde_json::from_slice(&answer.body)
             .map_err(|_| DriveError::upstream("OSS answered without 115's callback result"))?;
-        let ok = v.get("state").map(super::api::value_bool).unwrap_or(false);
+        let ok = v.get("state").map(super::client::value_bool).unwrap_or(false);
         let d = v.get("data").cloned().unwrap_or(Value::Null);
         let id = d.get("file_id").map(value_string).unwrap_or_default();
         if !ok || id.is_empty() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::auth::{self, Class, Tokens};
+use super::login::{self, Class, Tokens};
 use crate::drivers::http::{Call, Http, Response, RetryPolicy, Verdict};
 use crate::vfs::credentials::{Cooldown, Credentials};
 use crate::vfs::{DriveError, DriveResult, ProviderCode};
@@ -318,7 +318,7 @@ impl Api {
         if env.state {
             return Verdict::Done;
         }
-        match auth::classify(env.code, &env.message) {
+        match login::classify(env.code, &env.message) {
             // Refresh once and retry (ref §2.6).
             Class::AccessToken | Class::Reauthorize => Verdict::Reauth(DriveError::upstream(format!(
                 "115 Open {path}: access token refused right after a refresh (code {}: {})",

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::drivers::http::{self, Response};
-use crate::drivers::p115::api::{self as api115, fnum, fstr, get, hosts, Api};
+use crate::drivers::p115::common::client::{self as api115, fnum, fstr, get, hosts, Api};
 use crate::vfs::*;
 
 /// The desktop-browser UA OpenList uses for share calls.

@@ -16,7 +16,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use super::api::{self, Endpoints, PassportEnvelope};
+use super::client::{self, Endpoints, PassportEnvelope};
 use crate::vfs::credentials::{self, Credentials, Grant};
 pub use crate::vfs::credentials::{now_unix, redact};
 
@@ -193,7 +193,7 @@ pub async fn refresh_request(
     }
     match via {
         RefreshVia::Passport => {
-            let url = ep.url(api::PASSPORT, "/open/refreshToken");
+            let url = ep.url(client::PASSPORT, "/open/refreshToken");
             let resp = http
                 .post(url)
                 .form(&[("refresh_token", refresh_token)])
@@ -205,7 +205,7 @@ pub async fn refresh_request(
             if status.is_server_error() || status.as_u16() == 429 {
                 return Err(RefreshError::Transient(format!("HTTP {status}")));
             }
-            let env = api::parse_passport(&body)
+            let env = client::parse_passport(&body)
                 .map_err(|_| RefreshError::Transient(format!("HTTP {status}, unreadable answer")))?;
             if !env.ok() {
                 return Err(passport_refresh_error(&env));
@@ -263,11 +263,11 @@ pub async fn refresh_request(
 
 #[derive(Deserialize)]
 struct TokenData {
-    #[serde(default, deserialize_with = "api::de_string")]
+    #[serde(default, deserialize_with = "client::de_string")]
     access_token: String,
-    #[serde(default, deserialize_with = "api::de_string")]
+    #[serde(default, deserialize_with = "client::de_string")]
     refresh_token: String,
-    #[serde(default, deserialize_with = "api::de_u64")]
+    #[serde(default, deserialize_with = "client::de_u64")]
     expires_in: u64,
 }
 
@@ -314,13 +314,13 @@ pub fn pkce() -> Pkce {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeviceCode {
-    #[serde(deserialize_with = "api::de_string")]
+    #[serde(deserialize_with = "client::de_string")]
     pub uid: String,
-    #[serde(default, deserialize_with = "api::de_u64")]
+    #[serde(default, deserialize_with = "client::de_u64")]
     pub time: u64,
-    #[serde(default, deserialize_with = "api::de_string")]
+    #[serde(default, deserialize_with = "client::de_string")]
     pub sign: String,
-    #[serde(default, deserialize_with = "api::de_string")]
+    #[serde(default, deserialize_with = "client::de_string")]
     pub qrcode: String,
 }
 
@@ -353,13 +353,13 @@ pub async fn device_code(
     p: &Pkce,
 ) -> anyhow::Result<DeviceCode> {
     let resp = http
-        .post(ep.url(api::PASSPORT, "/open/authDeviceCode"))
+        .post(ep.url(client::PASSPORT, "/open/authDeviceCode"))
         .form(&[("client_id", client_id), ("code_challenge", &p.challenge), ("code_challenge_method", p.method)])
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("authDeviceCode: {}", e.without_url()))?;
     let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("authDeviceCode: {}", e.without_url()))?;
-    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("authDeviceCode: {e}"))?;
+    let env = client::parse_passport(&body).map_err(|e| anyhow::anyhow!("authDeviceCode: {e}"))?;
     if !env.ok() {
         return Err(passport_fail(&env).context("authDeviceCode refused (is the client id right?)"));
     }
@@ -374,19 +374,19 @@ pub async fn device_code(
 pub async fn poll_status(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode) -> anyhow::Result<QrStatus> {
     let time = d.time.to_string();
     let resp = http
-        .get(ep.url(api::QRCODE, "/get/status/"))
+        .get(ep.url(client::QRCODE, "/get/status/"))
         .timeout(Duration::from_secs(90))
         .query(&[("uid", d.uid.as_str()), ("time", time.as_str()), ("sign", d.sign.as_str())])
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("status poll: {}", e.without_url()))?;
     let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("status poll: {}", e.without_url()))?;
-    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("status poll: {e}"))?;
+    let env = client::parse_passport(&body).map_err(|e| anyhow::anyhow!("status poll: {e}"))?;
     if env.state == 0 {
         let msg = if !env.message.is_empty() { env.message.clone() } else { env.error.clone() };
         return Ok(QrStatus::Invalid(msg));
     }
-    let status = env.data.get("status").map(api::value_i64).unwrap_or(0);
+    let status = env.data.get("status").map(client::value_i64).unwrap_or(0);
     Ok(match status {
         1 => QrStatus::Scanned,
         2 => QrStatus::Confirmed,
@@ -398,13 +398,13 @@ pub async fn poll_status(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode)
 
 pub async fn exchange(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode, p: &Pkce) -> anyhow::Result<Tokens> {
     let resp = http
-        .post(ep.url(api::PASSPORT, "/open/deviceCodeToToken"))
+        .post(ep.url(client::PASSPORT, "/open/deviceCodeToToken"))
         .form(&[("uid", d.uid.as_str()), ("code_verifier", p.verifier.as_str())])
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("deviceCodeToToken: {}", e.without_url()))?;
     let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("deviceCodeToToken: {}", e.without_url()))?;
-    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("deviceCodeToToken: {e}"))?;
+    let env = client::parse_passport(&body).map_err(|e| anyhow::anyhow!("deviceCodeToToken: {e}"))?;
     if !env.ok() {
         return Err(passport_fail(&env).context("deviceCodeToToken refused"));
     }

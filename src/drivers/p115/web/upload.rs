@@ -14,11 +14,11 @@ use serde_json::Value;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::api::{self, fnum, fstr, get, hosts, Body};
+use super::client::{self, fnum, fstr, get, hosts, Body};
 use super::crypto::{ec115, sign};
 use super::P115Drive;
 use crate::drivers::http::{self, Verdict};
-use crate::drivers::oss;
+use crate::drivers::p115::common::oss;
 use crate::vfs::*;
 
 /// The UA 115driver/OpenList send to OSS.
@@ -55,7 +55,7 @@ impl InitAnswer {
         // `status` may be JSON false (115driver maps it to -1).
         let status = match get(v, "status") {
             Some(Value::Bool(false)) | None => -1,
-            Some(x) => api::jnum(x).unwrap_or(-1),
+            Some(x) => client::jnum(x).unwrap_or(-1),
         };
         let cb = get(v, "callback");
         let cbf = |k: &str| -> String {
@@ -144,7 +144,7 @@ async fn initupload(
     second: Option<(&str, &str)>,
 ) -> DriveResult<InitAnswer> {
     let ver = d.api.app_ver().await;
-    let t = api::now_secs();
+    let t = client::now_secs();
     let ts = t.to_string();
     let (sk, sv) = second.unwrap_or(("", ""));
     let sig = sign::upload_sig(info.user_id, &info.userkey, fileid, target);
@@ -176,7 +176,7 @@ async fn initupload(
     let body = ec.encrypt_request(form.as_bytes());
     let creds = d.api.creds()?;
     let url = d.api.http.endpoints.url(hosts::UPLB, &format!("/4.0/initupload.php?k_ec={}", http::qs(&k_ec)));
-    let ua = api::browser_ua(&ver);
+    let ua = client::browser_ua(&ver);
     let r = d
         .api
         .http
@@ -191,21 +191,21 @@ async fn initupload(
                     .body(body.clone())
             },
             // "occasionally returns HTTP 401; just retry" (p115client).
-            |r| if r.status == 401 { Verdict::Retry("HTTP 401".into()) } else { api::classify(r, true) },
+            |r| if r.status == 401 { Verdict::Retry("HTTP 401".into()) } else { client::classify(r, true) },
         )
         .await?;
     let v: Value = match ec.decrypt_response(&r.body).ok().and_then(|p| serde_json::from_slice(&p).ok()) {
         Some(v) => v,
         // Not encrypted: a plain JSON error (not logged in…) or a page.
         None => {
-            let v = api::parse_json(&r, "initupload")?;
-            if let Some(e) = api::envelope_error(&v) {
+            let v = client::parse_json(&r, "initupload")?;
+            if let Some(e) = client::envelope_error(&v) {
                 return Err(d.api.api_error(&e, "initupload"));
             }
             v
         }
     };
-    if let Some(e) = api::envelope_error(&v).filter(|e| e.code != 701 && get(&v, "status").is_none()) {
+    if let Some(e) = client::envelope_error(&v).filter(|e| e.code != 701 && get(&v, "status").is_none()) {
         return Err(d.api.api_error(&e, "initupload"));
     }
     let a = InitAnswer::from_json(&v);
@@ -304,7 +304,7 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
 async fn find_uploaded(d: &P115Drive, parent: &Entry, name: &str, pc: &str, fileid: &str) -> DriveResult<Entry> {
     if !pc.is_empty() {
         if let Ok(v) = d.api.get_info("pick_code", pc).await {
-            if let Some(e) = api::entry_from_item(&v) {
+            if let Some(e) = client::entry_from_item(&v) {
                 return Ok(e);
             }
         }
@@ -325,11 +325,11 @@ async fn entry_from_callback(
     cb: &Value,
     fileid: &str,
 ) -> DriveResult<Entry> {
-    if let Some(e) = api::envelope_error(cb) {
+    if let Some(e) = client::envelope_error(cb) {
         return Err(d.api.api_error(&e, "upload callback"));
     }
     let data = get(cb, "data").cloned().unwrap_or(Value::Null);
-    if let Some(id) = api::fid(&data, "file_id") {
+    if let Some(id) = client::fid(&data, "file_id") {
         if let Ok(e) = d.info(&id).await {
             return Ok(e);
         }
@@ -345,7 +345,7 @@ async fn entry_from_callback(
 async fn sts(d: &P115Drive) -> DriveResult<(oss::Credentials, Instant)> {
     let (v, _) =
         d.api.call("gettoken", reqwest::Method::GET, hosts::UPLB, "/3.0/gettoken.php", Body::None, None, true).await?;
-    let code = get(&v, "StatusCode").and_then(api::jstr).unwrap_or_default();
+    let code = get(&v, "StatusCode").and_then(client::jstr).unwrap_or_default();
     if code != "200" {
         return Err(DriveError::upstream(format!("115 gettoken: StatusCode {code:?}")));
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::auth::{Cookie, SavedLogin};
+use super::cookie::{Cookie, SavedLogin};
 use super::crypto::m115;
 use crate::drivers::http::{self, Http, Response, Verdict};
 use crate::vfs::credentials::Credentials;

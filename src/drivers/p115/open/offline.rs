@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::api::{value_bool, value_i64, value_string, value_u64, Req};
+use super::client::{value_bool, value_i64, value_string, value_u64, Req};
 use super::Open115;
 use crate::vfs::{DriveError, DriveResult, OfflineAdded, OfflineTask};
 
