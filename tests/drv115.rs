@@ -416,17 +416,14 @@ async fn rapid_upload_sends_no_body() {
     let sp = spool(env.dir.path(), &data).await;
     let e = d.put(&root(), "new.bin", sp.upload).await.unwrap();
     assert_eq!((e.name.as_str(), e.size), ("new.bin", 300_000));
-    assert_eq!(
-        e.hashes.sha1.as_deref(),
-        Some(pandav::drivers::p115::common::crypto::sign::sha1_upper(&data).to_lowercase().as_str())
-    );
+    assert_eq!(e.hashes.sha1.as_deref(), Some(emu115::util::sha1_upper(&data).to_lowercase().as_str()));
     assert!(env.fx.requests().iter().all(|r| !r.host.starts_with("oss")), "no OSS traffic on a rapid upload");
     assert_eq!(env.fx.count("uplb.115.com", "/3.0/gettoken.php"), 0);
     let init = env.fx.requests().into_iter().find(|r| r.is("uplb.115.com", "/4.0/initupload.php")).unwrap();
     assert!(init.header("user-agent").unwrap().starts_with("Mozilla/5.0 115Browser/35.6.0.3"));
     assert_eq!(init.header("content-type").as_deref(), Some("application/x-www-form-urlencoded"));
     // The k_ec timestamp is the form's t, in seconds.
-    let tok = pandav::drivers::p115::common::crypto::ec115::decode_k_ec(&init.q("k_ec").unwrap()).unwrap();
+    let tok = emu115::ec115::decode_k_ec(&init.q("k_ec").unwrap()).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert!((now as i64 - tok.timestamp as i64).abs() < 60);
 }
@@ -527,13 +524,13 @@ async fn offline_add_list_remove() {
     let key = Arc::new(key);
     let k2 = Arc::clone(&key);
     let env = Env::new(move |r| {
-        use pandav::drivers::p115::common::crypto::m115;
+        use emu115::m115;
         match (r.host.as_str(), r.path.as_str()) {
             ("lixian.115.com", "/lixianssp/") => {
                 assert_eq!(r.q("ac").as_deref(), Some("add_task_urls"));
                 assert!(r.q("t").is_some());
                 assert!(r.header("user-agent").unwrap().contains("115wangpan_android"));
-                let (k, plain) = m115::server_decode_request(&r.f("data").unwrap(), &k2).unwrap();
+                let (plain, k) = m115::server_decode(&k2, &r.f("data").unwrap()).unwrap();
                 let ask: serde_json::Value = serde_json::from_slice(&plain).unwrap();
                 assert_eq!(ask["ac"], "add_task_urls");
                 assert_eq!(ask["uid"], "123456789");
@@ -543,7 +540,7 @@ async fn offline_add_list_remove() {
                     {"state":true,"errno":0,"errcode":0,"errtype":"","info_hash":"a1b2c3","name":"ubuntu.iso","url":ask["url[0]"]},
                     {"state":false,"errno":10008,"errcode":10008,"errtype":"war","info_hash":"d4e5","name":"x","url":ask["url[1]"],"error_msg":"任务已存在"},
                     {"state":false,"errno":10004,"errcode":10004,"url":ask["url[2]"],"error_msg":"错误的链接"}]});
-                let enc = m115::server_encode_response(inner.to_string().as_bytes(), k, [1; 16], &k2);
+                let enc = m115::server_encode_with(&k2, inner.to_string().as_bytes(), &k, &[1; 16]);
                 Resp::json(json!({"state":true,"errno":0,"error":"","data":enc}))
             }
             ("lixian.115.com", "/lixian/") if r.q("ac").as_deref() == Some("task_lists") => {
@@ -746,7 +743,7 @@ async fn share_links_app_first_then_web() {
     let key = Arc::new(key);
     let k2 = Arc::clone(&key);
     let env = Env::new(move |r| {
-        use pandav::drivers::p115::common::crypto::m115;
+        use emu115::m115;
         match (r.host.as_str(), r.path.as_str()) {
             ("webapi.115.com", "/share/snap") => snap_body(json!(1), &r.q("cid").unwrap()),
             ("proapi.115.com", "/app/share/downurl") => {
@@ -754,12 +751,12 @@ async fn share_links_app_first_then_web() {
                 assert!(r.header("referer").is_none());
                 assert_eq!(r.header("accept").as_deref(), Some("application/json;charset=UTF-8"));
                 assert!(r.header("cookie").is_some());
-                let (k, plain) = m115::server_decode_request(&r.f("data").unwrap(), &k2).unwrap();
+                let (plain, k) = m115::server_decode(&k2, &r.f("data").unwrap()).unwrap();
                 let ask: serde_json::Value = serde_json::from_slice(&plain).unwrap();
                 assert_eq!((ask["share_code"].as_str(), ask["receive_code"].as_str(), ask["file_id"].as_str()),
                     (Some("sw6pw793wfp"), Some("w816"), Some("2593093001609750001")));
                 let inner = json!({"fid":"2593093001609750001","fn":"video.mp4","fs":"1048576","url":{"url":"https://cdn.115cdn.net/app/video.mp4?t=9999999999&f=1","client":1,"desc":null,"isp":null,"oss_id":"x","ooid":"y"}});
-                Resp::json(json!({"state":true,"data":m115::server_encode_response(inner.to_string().as_bytes(), k, [2; 16], &k2)}))
+                Resp::json(json!({"state":true,"data":m115::server_encode_with(&k2, inner.to_string().as_bytes(), &k, &[2; 16])}))
             }
             ("webapi.115.com", "/share/downurl") => {
                 assert_eq!(r.q("dl").as_deref(), Some("1"));

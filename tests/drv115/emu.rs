@@ -428,7 +428,7 @@ async fn emu_rclone_round_trip_through_serve() {
     let kids = e.emu.list_children(UID, in_id);
     assert_eq!(kids.len(), 3, "{kids:?}");
     // The hit went without its body: no OSS object carries it.
-    let hit_sha = pandav::drivers::p115::common::crypto::sign::sha1_upper(&hit);
+    let hit_sha = emu115::util::sha1_upper(&hit);
     assert!(kids.iter().any(|k| k.sha1 == hit_sha));
     assert!(log.contains("\"status\":7") && log.contains("\"status\":2"), "second round, then hit:\n{log}");
     // Read back via 302 (the client's UA) and via proxy (a [[clients]] rule).
