@@ -2,6 +2,8 @@
 //! `shared/reference/115-web.md` (example bodies, verbatim error bodies, the TEST RSA key
 //! and a test P-224 key), with every quirk the reference lists.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "drv115/emu.rs"]
 mod emu;
 #[path = "drv115/fixture.rs"]
