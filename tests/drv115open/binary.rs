@@ -477,20 +477,8 @@ async fn check_accepts_the_example_and_offline_entry_points_work() {
         &env.emu,
         &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
     );
-    use pandav::drivers::p115::open::offline;
-    let added = offline::cli_add(&cfg, "/o", &["https://example.com/x.iso".to_string()], None).await.unwrap();
-    assert!(added[0].ok);
-    let tasks = offline::cli_list(&cfg, "/o").await.unwrap();
-    assert_eq!(tasks.len(), 1);
-    offline::cli_remove(&cfg, "/o", &added[0].info_hash, false).await.unwrap();
-    assert!(offline::cli_list(&cfg, "/o").await.unwrap().is_empty());
-    // Three one-off commands shared the rotating token without losing it.
-    let info = env.emu.grant_info(env.tok.grant).unwrap();
-    assert_eq!(info.refresh_attempts, info.refresh_count);
-    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token);
-    assert!(offline::cli_list(&cfg, "/nope").await.is_err());
-
-    // The shared `pandav offline` command (any driver with offline download) on the same mount.
+    // The shared `pandav offline` command (any driver with offline download), one
+    // process per command, each sharing the rotating token with the state file.
     let run = |args: &[&str]| {
         let out = Command::new(bin()).args(["offline"]).args(args).output().unwrap();
         (
@@ -500,6 +488,21 @@ async fn check_accepts_the_example_and_offline_entry_points_work() {
         )
     };
     let cfg_s = cfg.to_str().unwrap();
+    let (code, so, se) = run(&["add", "--config", cfg_s, "/o", "https://example.com/x.iso"]);
+    assert_eq!(code, Some(0), "{so}{se}");
+    let x = env.emu.offline_tasks(env.user);
+    assert_eq!(x.len(), 1, "{so}");
+    let (code, so, se) = run(&["remove", "--config", cfg_s, "/o", &x[0].info_hash]);
+    assert_eq!(code, Some(0), "{so}{se}");
+    assert!(env.emu.offline_tasks(env.user).is_empty());
+    // One-off commands shared the rotating token without losing it.
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_attempts, info.refresh_count);
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token);
+    let (code, _, se) = run(&["list", "--config", cfg_s, "/nope"]);
+    assert_ne!(code, Some(0), "a mount that is not there: {se}");
+
+    // Again, listing too.
     let (code, so, se) = run(&["add", "--config", cfg_s, "/o", "https://example.com/y.iso"]);
     assert_eq!(code, Some(0), "{so}{se}");
     let tasks = env.emu.offline_tasks(env.user);

@@ -629,41 +629,6 @@ fn query_value(url: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The options and driver context of the `115_open` mount at `mount` in `cfg`, with the
-/// real state dir (for `pandav login` and offline commands).
-pub fn mount_options(cfg: &crate::config::Config, mount: &str) -> anyhow::Result<(Options, DriverCtx)> {
-    let want = crate::config::normalize_mount_path(mount).map_err(|e| anyhow::anyhow!("--mount {mount:?}: {e}"))?;
-    let mut known = vec![];
-    for (i, m) in cfg.raw.mounts.iter().enumerate() {
-        let path = cfg.mount_path(i);
-        if m.driver.get_ref() == "115_open" {
-            known.push(path.clone());
-        }
-        if path != want {
-            continue;
-        }
-        if m.driver.get_ref() != "115_open" {
-            anyhow::bail!("mount {path} uses driver {:?}, not 115_open", m.driver.get_ref());
-        }
-        let table = m.options.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default();
-        let opts: Options =
-            crate::drivers::parse_options(table).map_err(|e| anyhow::anyhow!("mount {path} options: {e:#}"))?;
-        let state = crate::state::StateDir::open(&cfg.state_dir())?;
-        let ctx = DriverCtx {
-            mount_path: path.clone(),
-            state: state.mount(&path),
-            base_dir: cfg.base_dir.clone(),
-            source: None,
-        };
-        return Ok((opts, ctx));
-    }
-    anyhow::bail!(
-        "no mount {want} in {} (115_open mounts: {})",
-        cfg.source_name,
-        if known.is_empty() { "none".to_string() } else { known.join(", ") }
-    )
-}
-
 /// Build the driver from its options (the registry's constructor).
 pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<Arc<dyn Drive>> {
     let opts: Options = crate::drivers::parse_options(options)?;
