@@ -1,12 +1,14 @@
-//! Read/write scenarios (our equivalents of the shared conformance suite) through a
-//! `Mount` on the driver, checked against the emulator's own view.
+//! 115 Open's own scenarios beside the shared suite (`p115open.rs`): what only this
+//! driver has (second-check rapid upload, resumable multipart, recycle-bin purge,
+//! offline tasks, 115's throttle codes), through a `Mount`, checked against the
+//! emulator's own view. The environment helpers are shared with `tests/drv115open`.
 
 use std::time::Duration;
 
 use emu115open::{Fault, Options};
 use pandav::vfs::{Drive, DriveError, LinkRequest};
 
-use crate::common::*;
+use crate::open_env::*;
 
 #[tokio::test]
 async fn files_through_a_mount() {
