@@ -6,5 +6,7 @@
 mod binary;
 #[path = "drv115open/common.rs"]
 mod common;
+#[path = "common/mod.rs"]
+mod fixture;
 #[path = "drv115open/tokens.rs"]
 mod tokens;
