@@ -407,15 +407,6 @@ impl Http {
         Ok(())
     }
 
-    /// A client without a total timeout (long polls, big uploads), sharing nothing else.
-    pub fn long_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client")
-    }
-
     /// Send a request without a login: see [`call`](Self::call).
     pub async fn send<B, C>(&self, what: &str, idempotent: bool, build: B, classify: C) -> DriveResult<Response>
     where

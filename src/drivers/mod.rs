@@ -74,6 +74,34 @@ pub type BuildRefresher = fn(&MountSource) -> Result<Box<dyn ErasedRefresh>>;
 
 pub type LoginFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
+/// Where a QR-code login stands while it is polled (115's QR and device-code logins;
+/// the Aliyun passport and Open QR logins have the same states).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QrState {
+    Waiting,
+    Scanned,
+    Confirmed,
+    Expired,
+    Canceled,
+    /// The provider ended the login otherwise (an unknown status, a code no longer
+    /// valid), in its words.
+    Refused(String),
+}
+
+impl QrState {
+    /// The line a login command shows for this state.
+    pub fn message(&self) -> String {
+        match self {
+            QrState::Waiting => "waiting for the QR code to be scanned with the app…".into(),
+            QrState::Scanned => "scanned: confirm the login on your phone…".into(),
+            QrState::Confirmed => "confirmed on the phone".into(),
+            QrState::Expired => "the QR code expired; run the command again for a new one".into(),
+            QrState::Canceled => "the login was canceled on the phone".into(),
+            QrState::Refused(why) => format!("the login was refused ({why})"),
+        }
+    }
+}
+
 /// A `pandav login <command>` flow: `run` parses the arguments after the command name.
 pub struct LoginEntry {
     pub command: &'static str,

@@ -324,17 +324,8 @@ pub struct DeviceCode {
     pub qrcode: String,
 }
 
-/// Status of a device code while polling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QrStatus {
-    Waiting,
-    Scanned,
-    Confirmed,
-    Expired,
-    Cancelled,
-    /// Envelope `state 0`: the code is no longer valid.
-    Invalid(String),
-}
+/// Status of a device code while polling: the kit's QR states.
+pub use crate::drivers::QrState as QrStatus;
 
 fn passport_fail(env: &PassportEnvelope) -> anyhow::Error {
     if env.code != 0 {
@@ -384,14 +375,14 @@ pub async fn poll_status(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode)
     let env = client::parse_passport(&body).map_err(|e| anyhow::anyhow!("status poll: {e}"))?;
     if env.state == 0 {
         let msg = if !env.message.is_empty() { env.message.clone() } else { env.error.clone() };
-        return Ok(QrStatus::Invalid(msg));
+        return Ok(QrStatus::Refused(msg));
     }
     let status = env.data.get("status").map(client::value_i64).unwrap_or(0);
     Ok(match status {
         1 => QrStatus::Scanned,
         2 => QrStatus::Confirmed,
         -1 => QrStatus::Expired,
-        -2 => QrStatus::Cancelled,
+        -2 => QrStatus::Canceled,
         _ => QrStatus::Waiting,
     })
 }
@@ -495,8 +486,8 @@ pub async fn login(
                 QrStatus::Scanned => println!("status: scanned, confirm on your phone…"),
                 QrStatus::Confirmed => println!("status: confirmed, fetching tokens…"),
                 QrStatus::Expired => anyhow::bail!("the QR code expired; run the command again"),
-                QrStatus::Cancelled => anyhow::bail!("the authorization was cancelled on the phone"),
-                QrStatus::Invalid(m) => anyhow::bail!(
+                QrStatus::Canceled => anyhow::bail!("the authorization was cancelled on the phone"),
+                QrStatus::Refused(m) => anyhow::bail!(
                     "the QR code is no longer valid{}",
                     if m.is_empty() { String::new() } else { format!(": {m}") }
                 ),

@@ -63,30 +63,8 @@ pub struct QrToken {
     pub qrcode: String,
 }
 
-/// Poll results (§1.2.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QrStatus {
-    Waiting,
-    Scanned,
-    Confirmed,
-    Expired,
-    Canceled,
-    /// Missing or unknown status (p115qrcode: -99, aborted).
-    Other(i64),
-}
-
-impl QrStatus {
-    pub fn message(&self) -> String {
-        match self {
-            QrStatus::Waiting => "waiting for the QR code to be scanned with the 115 app…".into(),
-            QrStatus::Scanned => "scanned: confirm the login on your phone…".into(),
-            QrStatus::Confirmed => "confirmed on the phone".into(),
-            QrStatus::Expired => "the QR code expired; run the command again for a new one".into(),
-            QrStatus::Canceled => "the login was canceled on the phone".into(),
-            QrStatus::Other(n) => format!("the login was aborted (status {n})"),
-        }
-    }
-}
+/// Poll results (§1.2.3): the kit's QR states.
+pub use crate::drivers::QrState as QrStatus;
 
 fn qr_ua() -> &'static str {
     "Mozilla/5.0"
@@ -156,8 +134,9 @@ pub async fn qr_status(http: &Http, tok: &QrToken) -> DriveResult<QrStatus> {
         Some(2) => QrStatus::Confirmed,
         Some(-1) => QrStatus::Expired,
         Some(-2) => QrStatus::Canceled,
-        Some(n) => QrStatus::Other(n),
-        None => QrStatus::Other(-99),
+        // p115qrcode: -99 (missing) and unknown statuses abort the login.
+        Some(n) => QrStatus::Refused(format!("status {n}")),
+        None => QrStatus::Refused("status -99".into()),
     })
 }
 
