@@ -485,7 +485,7 @@ async fn rotated_token_is_persisted_before_use() {
             // Mostly ahead of expiry (background task), sometimes past it (requests).
             clock.set(if round % 4 == 3 { exp + 1 } else { exp - LEAD / 2 });
             wait_for("a refresh", || p.calls().0 > before).await;
-            wait_for("the new token in use", || p.with(|s| s.checked) as usize > round + 1).await;
+            wait_for("the new token in use", || p.with(|s| s.checked) > round + 1).await;
         }
         stop.store(true, SeqCst);
         for w in workers {

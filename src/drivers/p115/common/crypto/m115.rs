@@ -101,8 +101,8 @@ impl ModExp {
         let params = DynResidueParams::new(&n);
         Ok(Self { n, exp_bits: exp.bits(), exp, params, k })
     }
-    #[cfg(test)]
 
+    #[cfg(test)]
     fn from_hex(n_hex: &str, exp_hex: &str) -> Result<Self, CryptoError> {
         let n = decode_hex_int(n_hex)?;
         let e = decode_hex_int(exp_hex)?;
