@@ -63,6 +63,20 @@ pub struct ServerConfig {
     /// Lifetime of signed download links (`proxy_url` and `?sign=` routes).
     #[serde(default = "default_sign_ttl", deserialize_with = "de_duration")]
     pub sign_ttl: Duration,
+    /// How long a request body may stall (no byte arriving) before the request ends
+    /// with 408 and its spool is removed.
+    #[serde(default = "default_body_timeout", deserialize_with = "de_duration")]
+    pub body_timeout: Duration,
+    /// Longest lifetime of a WebDAV lock: a client's `Timeout` is honoured up to this,
+    /// and `Infinite` gets this.
+    #[serde(default = "default_lock_max_timeout", deserialize_with = "de_duration")]
+    pub lock_max_timeout: Duration,
+    /// Most WebDAV locks one user may hold at once.
+    #[serde(default = "default_locks_per_user")]
+    pub locks_per_user: usize,
+    /// Most WebDAV locks the server holds at once.
+    #[serde(default = "default_locks_total")]
+    pub locks_total: usize,
 }
 
 impl Default for ServerConfig {
@@ -164,6 +178,18 @@ fn default_realm() -> String {
 }
 fn default_sign_ttl() -> Duration {
     Duration::from_secs(4 * 3600)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_lock_max_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_locks_per_user() -> usize {
+    256
+}
+fn default_locks_total() -> usize {
+    4096
 }
 
 /// Durations as seconds (`90`) or with a unit (`90s`, `15m`, `4h`, `1d`).
@@ -319,6 +345,16 @@ impl Config {
         }
         if self.raw.mounts.is_empty() {
             return Err(ConfigError(format!("{}: no [[mounts]] configured", self.source_name)));
+        }
+        for (key, d) in [("body_timeout", s.body_timeout), ("lock_max_timeout", s.lock_max_timeout)] {
+            if d < Duration::from_secs(1) {
+                return Err(ConfigError(format!("{}: server.{key} must be at least 1s", self.source_name)));
+            }
+        }
+        for (key, n) in [("locks_per_user", s.locks_per_user), ("locks_total", s.locks_total)] {
+            if n == 0 {
+                return Err(ConfigError(format!("{}: server.{key} must be at least 1", self.source_name)));
+            }
         }
         let mut paths: Vec<(String, std::ops::Range<usize>)> = vec![];
         for m in &self.raw.mounts {

@@ -38,11 +38,14 @@ impl ReadFile {
             if self.pos >= self.entry.size {
                 return Ok(Bytes::new());
             }
-            if self.stream.get_mut().is_none() {
-                let range = ReadRange { start: self.pos, end: None };
-                *self.stream.get_mut() = Some(crate::vfs::transfer::open(&self.mount, &self.entry, range).await?);
-            }
-            match self.stream.get_mut().as_mut().expect("opened").next().await {
+            let stream = match self.stream.get_mut() {
+                Some(s) => s,
+                empty => {
+                    let range = ReadRange { start: self.pos, end: None };
+                    empty.insert(crate::vfs::transfer::open(&self.mount, &self.entry, range).await?)
+                }
+            };
+            match stream.next().await {
                 Some(Ok(b)) => self.pending = b,
                 Some(Err(e)) => {
                     *self.stream.get_mut() = None;

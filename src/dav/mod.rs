@@ -3,13 +3,21 @@
 //! Every call carries a [`RequestCtx`] (user, User-Agent, client IP, `X-OC-Mtime`), so a
 //! user only ever sees and reaches the mounts they are granted.
 
+pub mod copymove;
+pub mod destination;
 mod file;
+#[doc(hidden)]
+pub mod fuzz;
+pub mod ifheader;
+pub mod locks;
 mod props;
+pub mod quirks;
+pub mod xmlgate;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dav_server::davpath::DavPath;
 use dav_server::fs::*;
@@ -17,7 +25,28 @@ use futures_util::{stream, FutureExt};
 
 use crate::vfs::{self, DriveError, Entry, Mount, MountTable, Resolved};
 pub use file::{ReadFile, WriteFile};
+use locks::lock;
 pub use props::PropStore;
+
+/// A client-supplied string for a log line, with control characters escaped (`\n`,
+/// `\u{1b}`…), so that a name or path cannot forge or garble log lines.
+pub struct Esc<'a>(pub &'a str);
+
+impl std::fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control() {
+                for e in c.escape_default() {
+                    f.write_char(e)?;
+                }
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Who is asking: handed down from the server with every request.
 #[derive(Debug, Clone)]
@@ -50,6 +79,9 @@ pub struct RequestCtx {
     pub error: Arc<Mutex<Option<DriveError>>>,
     /// Set when an upload stored the `X-OC-Mtime` the client asked for.
     pub mtime_accepted: Arc<std::sync::atomic::AtomicBool>,
+    /// Why the lock system refused this request's LOCK or UNLOCK (dav-server can only
+    /// say 423 or 409).
+    pub lock_refusal: Arc<Mutex<Option<locks::Refusal>>>,
     /// The folder `read_dir` listed during this request, so that the properties
     /// dav-server asks for each child of a PROPFIND come from that listing instead of
     /// resolving every child's path again (a stat per child on a local folder, a scan of
@@ -75,24 +107,29 @@ impl RequestCtx {
             oc_mtime,
             error: Default::default(),
             mtime_accepted: Default::default(),
+            lock_refusal: Default::default(),
             listed: Default::default(),
         }
     }
 
     fn remember_listing(&self, dir: String, entries: Arc<Vec<Entry>>) {
         let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
-        *self.listed.lock().unwrap() = Some(Listed { dir, entries, by_name });
+        by_name.sort_unstable_by(|&a, &b| {
+            let name = |i: u32| entries.get(i as usize).map(|e| e.name.as_str());
+            name(a).cmp(&name(b))
+        });
+        *lock(&self.listed) = Some(Listed { dir, entries, by_name });
     }
 
     /// `f` of the entry at `path` (a `path_str`) if this request listed its folder.
     fn with_listed<T>(&self, path: &str, f: impl FnOnce(&Entry) -> T) -> Option<T> {
         let (parent, name) = path.rsplit_once('/')?;
         let parent = if parent.is_empty() { "/" } else { parent };
-        let guard = self.listed.lock().unwrap();
+        let guard = lock(&self.listed);
         let l = guard.as_ref().filter(|l| l.dir == parent)?;
-        let at = l.by_name.binary_search_by(|&i| l.entries[i as usize].name.as_str().cmp(name)).ok()?;
-        Some(f(&l.entries[l.by_name[at] as usize]))
+        let entry = |i: u32| l.entries.get(i as usize);
+        let at = l.by_name.binary_search_by(|&i| entry(i).map_or("", |e| e.name.as_str()).cmp(name)).ok()?;
+        Some(f(entry(*l.by_name.get(at)?)?))
     }
 
     /// Map a drive error to dav-server's status vocabulary, keeping the detail.
@@ -100,7 +137,7 @@ impl RequestCtx {
         let fe = to_fs_error(&e);
         if fe == FsError::GeneralFailure || e.is_server_side() {
             tracing::warn!(user = %self.user.name, "{e}");
-            *self.error.lock().unwrap() = Some(e);
+            *lock(&self.error) = Some(e);
         } else {
             tracing::debug!(user = %self.user.name, "{e}");
         }
@@ -157,12 +194,19 @@ impl Meta {
 
 static START: std::sync::LazyLock<SystemTime> = std::sync::LazyLock::new(SystemTime::now);
 
+/// A time dav-server can print as an HTTP date: httpdate panics on times before 1970
+/// or after 9999, which a local file (or a client-set mtime) can have.
+fn printable(t: SystemTime) -> SystemTime {
+    let max = UNIX_EPOCH + Duration::from_secs(quirks::MAX_TIME_SECS);
+    t.clamp(UNIX_EPOCH, max)
+}
+
 impl DavMetaData for Meta {
     fn len(&self) -> u64 {
         self.len
     }
     fn modified(&self) -> FsResult<SystemTime> {
-        Ok(self.modified)
+        Ok(printable(self.modified))
     }
     fn is_dir(&self) -> bool {
         self.is_dir
@@ -171,7 +215,7 @@ impl DavMetaData for Meta {
         Some(self.etag.clone())
     }
     fn created(&self) -> FsResult<SystemTime> {
-        self.created.ok_or(FsError::NotImplemented)
+        self.created.map(printable).ok_or(FsError::NotImplemented)
     }
 }
 
@@ -204,14 +248,14 @@ struct ListedEnt {
 
 impl DavDirEntry for ListedEnt {
     fn name(&self) -> Vec<u8> {
-        self.list[self.i].name.as_bytes().to_vec()
+        self.list.get(self.i).map(|e| e.name.as_bytes().to_vec()).unwrap_or_default()
     }
     fn metadata(&self) -> FsFuture<'_, Box<dyn DavMetaData>> {
-        let m: Box<dyn DavMetaData> = Box::new(Meta::of(&self.list[self.i]));
-        async move { Ok(m) }.boxed()
+        let m = self.list.get(self.i).map(|e| Box::new(Meta::of(e)) as Box<dyn DavMetaData>);
+        async move { m.ok_or(FsError::NotFound) }.boxed()
     }
     fn is_dir(&self) -> FsFuture<'_, bool> {
-        let d = self.list[self.i].is_dir;
+        let d = self.list.get(self.i).is_some_and(|e| e.is_dir);
         async move { Ok(d) }.boxed()
     }
 }
@@ -221,6 +265,13 @@ impl DavDirEntry for ListedEnt {
 pub struct DavFs {
     table: Arc<MountTable>,
     props: Arc<PropStore>,
+}
+
+/// Whether a path goes through a name that is pandav's, not the client's (the swap
+/// and spool names of `vfs::mount::is_reserved_name`): such paths do not exist for
+/// clients.
+fn reserved(path: &str) -> bool {
+    path.split('/').any(vfs::mount::is_reserved_name)
 }
 
 /// Where a request path lands, for this user.
@@ -239,9 +290,25 @@ pub fn path_str(p: &DavPath) -> FsResult<String> {
     Ok(if t.is_empty() { "/".into() } else { t.to_string() })
 }
 
+/// The decoded request path without the URL prefix, read the way dav-server reads it
+/// (`DavPath`: percent-decoded, dot segments resolved, `..` above the root refused),
+/// in `path_str` form; `None` when dav-server would refuse it too, or when it does not
+/// lie inside `prefix`.
+pub fn request_path(raw: &str, prefix: &str) -> Option<String> {
+    let mut p = DavPath::new(raw).ok()?;
+    if !prefix.is_empty() {
+        p.set_prefix(prefix).ok()?;
+    }
+    path_str(&p).ok().filter(|s| s.starts_with('/'))
+}
+
 impl DavFs {
     pub fn new(table: Arc<MountTable>) -> DavFs {
-        DavFs { table, props: Arc::new(PropStore::default()) }
+        DavFs::with_props(table, PropStore::default())
+    }
+
+    pub fn with_props(table: Arc<MountTable>, props: PropStore) -> DavFs {
+        DavFs { table, props: Arc::new(props) }
     }
 
     pub fn table(&self) -> &Arc<MountTable> {
@@ -250,6 +317,9 @@ impl DavFs {
 
     fn target(&self, path: &DavPath, ctx: &RequestCtx) -> FsResult<Target> {
         let p = path_str(path)?;
+        if reserved(&p) {
+            return Err(FsError::NotFound);
+        }
         let user = &ctx.user;
         match self.table.resolve(&p, &|m| user.sees(m)) {
             Some(Resolved::Virtual(v)) => Ok(Target::Virtual(v)),
@@ -260,6 +330,9 @@ impl DavFs {
 
     /// The mount and mount-relative path serving `path` (decoded) for `user`.
     pub fn locate(&self, path: &str, user: &User) -> Option<(Arc<Mount>, String)> {
+        if reserved(path) {
+            return None;
+        }
         match self.table.resolve(path, &|m| user.sees(m)) {
             Some(Resolved::Mount(m, rel)) => Some((m, rel)),
             _ => None,
@@ -354,7 +427,11 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                     Ok(s)
                 }
                 Target::Mount(m, rel) => {
-                    let (_, list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
+                    let (_, mut list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
+                    if list.iter().any(|e| vfs::mount::is_reserved_name(&e.name)) {
+                        list =
+                            Arc::new(list.iter().filter(|e| !vfs::mount::is_reserved_name(&e.name)).cloned().collect());
+                    }
                     ctx.remember_listing(path_str(path)?, Arc::clone(&list));
                     let s: FsStream<Box<dyn DavDirEntry>> =
                         Box::pin(stream::iter((0..list.len()).map(move |i| {
@@ -413,45 +490,14 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         .boxed()
     }
 
-    fn rename<'a>(&'a self, from: &'a DavPath, to: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
-        async move {
-            let (fm, frel) = self.writable(from, ctx)?;
-            let (tm, trel) = self.writable(to, ctx)?;
-            if !Arc::ptr_eq(&fm, &tm) {
-                vfs::transfer::move_across(&fm, &frel, &tm, &trel).await.map_err(|e| ctx.fs_err(e))?;
-            } else {
-                // dav-server removed an existing destination already when Overwrite allowed it.
-                fm.rename(&frel, &trel).await.map_err(|e| ctx.fs_err(e))?;
-            }
-            self.props.rename_tree(&path_str(from)?, &path_str(to)?);
-            Ok(())
-        }
-        .boxed()
+    // COPY and MOVE are answered by `copymove`, never by dav-server, which deleted an
+    // existing destination before knowing whether the copy or move could happen.
+    fn rename<'a>(&'a self, _from: &'a DavPath, _to: &'a DavPath, _ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
+        async move { Err(FsError::NotImplemented) }.boxed()
     }
 
-    fn copy<'a>(&'a self, from: &'a DavPath, to: &'a DavPath, ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
-        async move {
-            let (fm, frel) = match self.target(from, ctx)? {
-                Target::Mount(m, rel) => (m, rel),
-                Target::Virtual(_) => return Err(FsError::Forbidden),
-            };
-            let (tm, trel) = self.writable(to, ctx)?;
-            // dav-server copies folders one entry at a time; a file may replace another.
-            match tm.resolve(&trel).await {
-                Ok(e) if !e.is_dir => tm.remove(&trel).await.map_err(|e| ctx.fs_err(e))?,
-                Ok(_) => return Err(FsError::Exists),
-                Err(DriveError::NotFound) => {}
-                Err(e) => return Err(ctx.fs_err(e)),
-            }
-            if Arc::ptr_eq(&fm, &tm) {
-                fm.copy(&frel, &trel).await.map_err(|e| ctx.fs_err(e))?;
-            } else {
-                vfs::transfer::copy_across(&fm, &frel, &tm, &trel).await.map_err(|e| ctx.fs_err(e))?;
-            }
-            self.props.copy_one(&path_str(from)?, &path_str(to)?);
-            Ok(())
-        }
-        .boxed()
+    fn copy<'a>(&'a self, _from: &'a DavPath, _to: &'a DavPath, _ctx: &'a RequestCtx) -> FsFuture<'a, ()> {
+        async move { Err(FsError::NotImplemented) }.boxed()
     }
 
     fn have_props<'a>(

@@ -1,9 +1,9 @@
 //! Dead properties (PROPPATCH) kept in memory per path, and the ownCloud `checksums`
 //! live property for entries whose hashes the drive knows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use dashmap::DashMap;
 use dav_server::fs::DavProp;
 
 use crate::vfs::Entry;
@@ -11,18 +11,33 @@ use crate::vfs::Entry;
 const NS_OC: &str = "http://owncloud.org/ns";
 
 type Key = (String, String);
+type Props = BTreeMap<Key, DavProp>;
 
 /// Dead properties by absolute path. Not persisted: they live as long as the process
 /// (clients we serve use them for Win32 attributes and the like, which we answer anyway).
-#[derive(Default)]
+///
+/// Bounded per property, per path and in total, so no client can grow the daemon's
+/// memory without limit (768 PROPPATCHes once added 136 MB when only the per-path
+/// count was capped).
 pub struct PropStore {
-    map: DashMap<String, BTreeMap<Key, DavProp>>,
+    inner: RwLock<Inner>,
+    max_total: usize,
 }
 
-/// Largest value stored for one property, and most properties on one path: a client
-/// cannot grow the daemon's memory without bound.
+#[derive(Default)]
+struct Inner {
+    map: HashMap<String, Props>,
+    /// What everything in `map` costs, as counted by [`cost`].
+    bytes: usize,
+}
+
+/// Largest value stored for one property, and most properties on one path.
 const MAX_PROP_BYTES: usize = 64 * 1024;
 const MAX_PROPS_PER_PATH: usize = 256;
+/// Default bound on all dead properties together.
+pub const DEFAULT_MAX_TOTAL: usize = 16 * 1024 * 1024;
+/// Bookkeeping counted per property on top of its text (map nodes, strings).
+const OVERHEAD: usize = 128;
 
 fn key(p: &DavProp) -> Key {
     (p.namespace.clone().unwrap_or_default(), p.name.clone())
@@ -32,70 +47,140 @@ fn bare(p: &DavProp) -> DavProp {
     DavProp { name: p.name.clone(), prefix: p.prefix.clone(), namespace: p.namespace.clone(), xml: None }
 }
 
+/// What keeping `p` on `path` costs.
+fn cost(path: &str, p: &DavProp) -> usize {
+    OVERHEAD
+        + path.len()
+        + p.name.len()
+        + p.prefix.as_ref().map_or(0, String::len)
+        + p.namespace.as_ref().map_or(0, String::len)
+        + p.xml.as_ref().map_or(0, Vec::len)
+}
+
+fn cost_all(path: &str, props: &Props) -> usize {
+    props.values().map(|p| cost(path, p)).sum()
+}
+
+impl Default for PropStore {
+    fn default() -> Self {
+        PropStore::new(DEFAULT_MAX_TOTAL)
+    }
+}
+
 impl PropStore {
+    pub fn new(max_total: usize) -> PropStore {
+        PropStore { inner: RwLock::default(), max_total }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Bytes held (as counted against the limit).
+    pub fn bytes(&self) -> usize {
+        self.read().bytes
+    }
+
     pub fn patch(&self, path: &str, patch: Vec<(bool, DavProp)>) -> Vec<(http::StatusCode, DavProp)> {
-        let mut entry = self.map.entry(path.to_string()).or_default();
+        let mut inner = self.write();
+        let Inner { map, bytes } = &mut *inner;
+        let entry = map.entry(path.to_string()).or_default();
         let mut out = Vec::with_capacity(patch.len());
         for (set, p) in patch {
+            let k = key(&p);
+            let old = entry.get(&k).map_or(0, |o| cost(path, o));
             let status = if set {
+                let new = cost(path, &p);
                 if p.xml.as_ref().map_or(0, |x| x.len()) > MAX_PROP_BYTES
-                    || (entry.len() >= MAX_PROPS_PER_PATH && !entry.contains_key(&key(&p)))
+                    || (entry.len() >= MAX_PROPS_PER_PATH && old == 0)
+                    || bytes.saturating_sub(old) + new > self.max_total
                 {
                     http::StatusCode::INSUFFICIENT_STORAGE
                 } else {
-                    entry.insert(key(&p), p.clone());
+                    *bytes = bytes.saturating_sub(old) + new;
+                    entry.insert(k, p.clone());
                     http::StatusCode::OK
                 }
             } else {
-                entry.remove(&key(&p));
+                if entry.remove(&k).is_some() {
+                    *bytes = bytes.saturating_sub(old);
+                }
                 http::StatusCode::OK
             };
             out.push((status, bare(&p)));
+        }
+        if entry.is_empty() {
+            map.remove(path);
         }
         out
     }
 
     pub fn all(&self, path: &str, do_content: bool) -> Vec<DavProp> {
-        self.map
+        self.read()
+            .map
             .get(path)
             .map(|m| m.values().map(|p| if do_content { p.clone() } else { bare(p) }).collect())
             .unwrap_or_default()
     }
 
     pub fn get(&self, path: &str, prop: &DavProp) -> Option<Vec<u8>> {
-        self.map.get(path)?.get(&key(prop))?.xml.clone()
+        self.read().map.get(path)?.get(&key(prop))?.xml.clone()
     }
 
     fn under(path: &str, k: &str) -> bool {
-        k == path || k.starts_with(&format!("{}/", path.trim_end_matches('/')))
+        k == path || path == "/" || k.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
     }
 
     pub fn remove_tree(&self, path: &str) {
-        self.map.retain(|k, _| !Self::under(path, k));
+        let mut inner = self.write();
+        let Inner { map, bytes } = &mut *inner;
+        map.retain(|k, v| {
+            let keep = !Self::under(path, k);
+            if !keep {
+                *bytes = bytes.saturating_sub(cost_all(k, v));
+            }
+            keep
+        });
     }
 
+    /// Move the properties of `from` and below to `to` (replacing those of `to`).
     pub fn rename_tree(&self, from: &str, to: &str) {
         self.remove_tree(to);
-        let moved: Vec<(String, BTreeMap<Key, DavProp>)> = self
-            .map
-            .iter()
-            .filter(|e| Self::under(from, e.key()))
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect();
-        for (k, v) in moved {
-            self.map.remove(&k);
-            self.map.insert(format!("{to}{}", &k[from.len()..]), v);
+        let mut inner = self.write();
+        let Inner { map, bytes } = &mut *inner;
+        let moved: Vec<String> = map.keys().filter(|k| Self::under(from, k)).cloned().collect();
+        for k in moved {
+            if let Some(v) = map.remove(&k) {
+                let nk = format!("{to}{}", k.get(from.len()..).unwrap_or_default());
+                *bytes = bytes.saturating_sub(cost_all(&k, &v)) + cost_all(&nk, &v);
+                map.insert(nk, v);
+            }
         }
     }
 
-    pub fn copy_one(&self, from: &str, to: &str) {
-        match self.map.get(from).map(|v| v.clone()) {
-            Some(v) => {
-                self.map.insert(to.to_string(), v);
+    /// Copy the properties of `from` (and below it when `deep`) to `to`, replacing those
+    /// of `to`, as far as the total allows; properties beyond it are not copied.
+    pub fn copy_tree(&self, from: &str, to: &str, deep: bool) {
+        self.remove_tree(to);
+        let mut inner = self.write();
+        let Inner { map, bytes } = &mut *inner;
+        let copies: Vec<(String, Props)> = map
+            .iter()
+            .filter(|(k, _)| *k == from || (deep && Self::under(from, k)))
+            .map(|(k, v)| (format!("{to}{}", k.get(from.len()..).unwrap_or_default()), v.clone()))
+            .collect();
+        for (nk, v) in copies {
+            let c = cost_all(&nk, &v);
+            if *bytes + c > self.max_total {
+                tracing::info!(path = %super::Esc(&nk), "dead properties not copied: the store is full");
+                continue;
             }
-            None => {
-                self.map.remove(to);
-            }
+            *bytes += c;
+            map.insert(nk, v);
         }
     }
 }

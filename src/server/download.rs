@@ -208,7 +208,8 @@ async fn proxy(ask: &Ask<'_>, m: &Arc<Mount>, entry: &Entry, lr: &LinkRequest) -
     let h = ask.headers;
     let size = entry.size;
     let etag = entry.etag();
-    let mtime = secs(entry.modified);
+    // An HTTP date has four digit years (httpdate panics past 9999).
+    let mtime = secs(entry.modified).min(crate::dav::quirks::MAX_TIME_SECS);
     let last_modified = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime));
 
     let mut resp = Response::new(full(Bytes::new()));

@@ -1,4 +1,10 @@
-//! The HTTP server: listeners, optional TLS, Basic auth, routing, request log.
+//! The HTTP server: listeners, optional TLS, Basic auth, routing, health, request log.
+//!
+//! Routing only: the WebDAV protocol rules (COPY/MOVE, locks, conditional headers, XML
+//! bodies, client quirks) live in `crate::dav`. Every request that reaches dav-server
+//! has passed the gates here first: its `If`/`If-Match`/`If-None-Match`/`If-Range`
+//! headers parse strictly, its XML body is bounded in size and depth, and its body
+//! times out when the client stops sending.
 
 pub mod admin;
 pub mod auth;
@@ -10,31 +16,39 @@ pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dav_server::{memls::MemLs, DavHandler};
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use dav_server::{DavConfig, DavHandler};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::dav::{DavFs, RequestCtx};
+use crate::dav::copymove::CopyMove;
+use crate::dav::locks::{LockLimits, LockTable, UserLocks};
+use crate::dav::{ifheader, quirks, xmlgate, DavFs, Esc, RequestCtx};
 use crate::vfs::MountTable;
 pub use body::{full, BoxBody, LoggedBody};
+use body::{IdleBody, ReadError, ReqBody};
 
 pub struct App {
-    dav: DavHandler<RequestCtx>,
+    /// dav-server's configuration, less the lock system (bound to each request's user).
+    dav: DavConfig<RequestCtx>,
     fs: DavFs,
+    locks: Arc<LockTable>,
     downloads: download::Downloads,
     auth: auth::Auth,
+    /// Users are configured: a request without credentials is anonymous (and sees
+    /// only whether the server is healthy).
+    has_users: bool,
     prefix: String,
     realm: String,
     table: Arc<MountTable>,
+    body_timeout: Duration,
 }
 
 impl App {
@@ -42,14 +56,17 @@ impl App {
     pub fn new(cfg: &Config, table: Arc<MountTable>, sign_key: Vec<u8>) -> App {
         let s = &cfg.raw.server;
         let fs = DavFs::new(Arc::clone(&table));
-        let mut builder = DavHandler::builder()
-            .filesystem(Box::new(fs.clone()))
-            .locksystem(MemLs::new())
-            .read_buf_size(256 * 1024)
-            .autoindex(true);
+        let mut dav = DavHandler::builder().filesystem(Box::new(fs.clone())).read_buf_size(256 * 1024).autoindex(true);
         if !s.prefix.is_empty() {
-            builder = builder.strip_prefix(s.prefix.clone());
+            dav = dav.strip_prefix(s.prefix.clone());
         }
+        let limits = LockLimits {
+            max_timeout: s.lock_max_timeout,
+            per_user: s.locks_per_user,
+            total: s.locks_total,
+            ..LockLimits::default()
+        };
+        let locks = Arc::new(LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))));
         let downloads = download::Downloads::new(
             policy::Rules::new(&cfg.raw.clients),
             sign::Signer::new(sign_key),
@@ -57,13 +74,16 @@ impl App {
             s.prefix.clone(),
         );
         App {
-            dav: builder.build_handler(),
+            dav,
             fs,
+            locks,
             downloads,
             auth: auth::Auth::new(&cfg.raw.users, s.allow_anonymous),
+            has_users: !cfg.raw.users.is_empty(),
             prefix: s.prefix.clone(),
             realm: s.realm.clone(),
             table,
+            body_timeout: s.body_timeout,
         }
     }
 
@@ -76,13 +96,16 @@ impl App {
         LoggedBody::wrap(resp, method, path, user_name, started)
     }
 
-    async fn route(&self, mut req: Request<Incoming>, peer: SocketAddr, user_name: &mut String) -> Response<BoxBody> {
+    async fn route(&self, req: Request<Incoming>, peer: SocketAddr, user_name: &mut String) -> Response<BoxBody> {
         let path = req.uri().path();
         let Some(rest) = path.strip_prefix(self.prefix.as_str()) else {
             return status(StatusCode::NOT_FOUND, "not found\n");
         };
+        if !rest.is_empty() && !rest.starts_with('/') {
+            return status(StatusCode::NOT_FOUND, "not found\n");
+        }
         if rest == "/-/health" {
-            return self.health();
+            return self.health(req.headers());
         }
         let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
         let sign = if is_get { query_param(req.uri().query().unwrap_or(""), "sign") } else { None };
@@ -95,7 +118,7 @@ impl App {
                 return status(StatusCode::BAD_REQUEST, "bad path\n");
             };
             if let Err(e) = self.downloads.signer.verify(&path, &sig) {
-                tracing::info!(%path, "refused signed link: {e}");
+                tracing::info!(path = %Esc(&path), "refused signed link: {e}");
                 return status(StatusCode::FORBIDDEN, &format!("{e}\n"));
             }
             let ctx = RequestCtx::new(Arc::new(crate::dav::User::anonymous()), ua, Some(peer.ip()), None);
@@ -105,12 +128,17 @@ impl App {
             };
         }
 
+        if let Some(name) = basic_user_name(req.headers()).filter(|n| n.chars().any(char::is_control)) {
+            // Never a configured name; refused before anything logs it raw.
+            tracing::info!(user = %Esc(&name), "login failed: control characters in the user name");
+            return self.challenge();
+        }
         let user = match self.auth.check(req.headers().get(header::AUTHORIZATION)) {
             auth::AuthResult::Ok(u) => u,
             auth::AuthResult::Challenge => return self.challenge(),
         };
         *user_name = user.name.clone();
-        let oc_mtime = req.headers().get("x-oc-mtime").and_then(parse_oc_mtime);
+        let oc_mtime = req.headers().get("x-oc-mtime").and_then(quirks::parse_oc_mtime);
         let ctx = RequestCtx::new(user, ua, Some(peer.ip()), oc_mtime);
 
         if is_get {
@@ -126,47 +154,103 @@ impl App {
             return admin::offline(&self.table, &ctx.user, &mount, req).await;
         }
 
-        if let Some(r) = self.guard_roots(&req, &ctx) {
+        if let Some(r) = conditional_headers_gate(req.headers()) {
+            tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(req.uri().path()), "refused: malformed conditional header");
             return r;
         }
 
-        if req.method().as_str() == "PROPFIND" {
-            match req.headers().get("depth").map(|v| v.as_bytes().to_ascii_lowercase()) {
-                // RFC 4918 reads a missing Depth as infinity, which we do not offer
-                // (a whole cloud drive in one answer); dav-server 0.11 would answer with
-                // the children only and leave the target out. We answer Depth 1: the
-                // target and its children, which is what clients omitting Depth want.
-                None => {
-                    req.headers_mut().insert("depth", HeaderValue::from_static("1"));
-                }
-                Some(v) if v == b"infinity" => {
-                    return xml_error(StatusCode::FORBIDDEN, "<D:propfind-finite-depth/>");
-                }
-                _ => {}
-            }
-            if let Some(r) = self.precheck_listing(&req, &ctx).await {
-                return r;
-            }
-        }
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let (parts, body) = req.into_parts();
+        let mut body = IdleBody::new(body, self.body_timeout, Arc::clone(&timed_out));
+        let method = parts.method.as_str().to_string();
+        let dav_path = self.uri_path(&parts.uri);
 
-        let mut resp = if req.method().as_str() == "PROPPATCH" {
-            // Read the (small) body to see whether it is a client setting the mtime.
-            let (parts, body) = req.into_parts();
-            let bytes = match http_body_util::Limited::new(body, PROPPATCH_MAX).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(_) => return status(StatusCode::PAYLOAD_TOO_LARGE, "PROPPATCH body too large\n"),
-            };
-            let req = Request::from_parts(parts, http_body_util::Full::new(bytes.clone()));
-            if let Some(r) = self.set_lastmodified(&req, &bytes, &ctx).await {
-                return r;
+        let resp = match method.as_str() {
+            "COPY" | "MOVE" => {
+                let Some(src) = dav_path else {
+                    return status(StatusCode::BAD_REQUEST, "bad path\n");
+                };
+                let req = Request::from_parts(parts, ());
+                let cm = CopyMove { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
+                return cm.handle(&req, &src, &ctx).await.map(full);
             }
-            self.dav.handle_guarded(req, ctx.user.name.clone(), ctx.clone()).await
-        } else {
-            self.dav.handle_guarded(req, ctx.user.name.clone(), ctx.clone()).await
+            "DELETE" if dav_path.as_deref().is_some_and(|p| self.protected(p, &ctx)) => {
+                tracing::info!(user = %Esc(&ctx.user.name), "refused DELETE of a mount root or virtual folder");
+                return status(StatusCode::FORBIDDEN, "a mount root or virtual folder cannot be deleted\n");
+            }
+            "PROPFIND" | "PROPPATCH" | "LOCK" => {
+                let bytes = match body::read_limited(&mut body, xmlgate::MAX_BODY).await {
+                    Ok(b) => b,
+                    Err(ReadError::TooLarge) => {
+                        return status(StatusCode::PAYLOAD_TOO_LARGE, &format!("{method} body too large\n"))
+                    }
+                    Err(ReadError::Broken(e)) => return self.body_failed(&ctx, &parts.uri, &timed_out, &e),
+                };
+                if !bytes.is_empty() {
+                    if let Err(e) = xmlgate::check(&bytes) {
+                        tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(parts.uri.path()), "refused {method} body: {e}");
+                        return status(StatusCode::BAD_REQUEST, &format!("{e}\n"));
+                    }
+                }
+                let mut req = Request::from_parts(parts, ReqBody::Read(Some(bytes.clone())));
+                if method == "PROPFIND" {
+                    if let quirks::PropfindDepth::Refuse(r) = quirks::propfind_depth(req.headers_mut()) {
+                        return r.map(full);
+                    }
+                    if let Some(path) = &dav_path {
+                        if let Some(e) = quirks::precheck_listing(&self.fs, req.headers(), path, &ctx).await {
+                            return download::error_response(&e);
+                        }
+                    }
+                }
+                if method == "PROPPATCH" {
+                    if let Some(path) = &dav_path {
+                        let tokens = if_tokens(req.headers());
+                        let r =
+                            quirks::set_lastmodified(&self.fs, &self.locks, &self.prefix, path, &bytes, &tokens, &ctx);
+                        if let Some(r) = r.await {
+                            return r.map(full);
+                        }
+                    }
+                }
+                self.dav_handle(req, &ctx).await
+            }
+            _ => self.dav_handle(Request::from_parts(parts, ReqBody::Stream(body)), &ctx).await,
         };
+        self.finish(resp, &ctx, &timed_out)
+    }
 
+    /// Hand a request to dav-server, with a lock system bound to the request's user.
+    async fn dav_handle(&self, req: Request<ReqBody>, ctx: &RequestCtx) -> Response<dav_server::body::Body> {
+        let ls = UserLocks::new(
+            Arc::clone(&self.locks),
+            Arc::clone(&self.table),
+            Arc::clone(&ctx.user),
+            self.prefix.clone(),
+            Arc::clone(&ctx.lock_refusal),
+        );
+        let handler = self.dav.clone().locksystem(Box::new(ls)).build_handler();
+        handler.handle_guarded(req, ctx.user.name.clone(), ctx.clone()).await
+    }
+
+    /// dav-server's answer, with what it could not know: the provider's error (503/502
+    /// and Retry-After rather than 500), why the lock system refused, a stalled body.
+    fn finish(
+        &self,
+        mut resp: Response<dav_server::body::Body>,
+        ctx: &RequestCtx,
+        timed_out: &AtomicBool,
+    ) -> Response<BoxBody> {
+        if timed_out.load(Ordering::Relaxed) {
+            let mut r = status(StatusCode::REQUEST_TIMEOUT, "the request body stopped coming\n");
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+        if let Some(refusal) = crate::dav::locks::lock(&ctx.lock_refusal).take() {
+            return status(refusal.status, &format!("{}\n", refusal.why));
+        }
         if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
-            if let Some(e) = ctx.error.lock().unwrap().take() {
+            if let Some(e) = crate::dav::locks::lock(&ctx.error).take() {
                 *resp.status_mut() = e.status();
                 if let Some(ra) = e.retry_after() {
                     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(ra.as_secs()));
@@ -179,88 +263,32 @@ impl App {
         resp.map(body::boxed)
     }
 
-    /// dav-server turns a failing `read_dir` into a 207 with no children, and a client
-    /// syncing from that folder would delete its own copies. For a Depth 1 PROPFIND of a
-    /// cloud folder, list it first (the listing is cached, so dav-server's own call costs
-    /// nothing) and answer the provider's trouble instead. Local folders list on every
-    /// PROPFIND and fail only for reasons dav-server reports itself.
-    async fn precheck_listing<B>(&self, req: &Request<B>, ctx: &RequestCtx) -> Option<Response<BoxBody>> {
-        if req.headers().get("depth").map(|v| v.as_bytes()) != Some(b"1") {
-            return None;
+    /// A body that could not be read: 408 when the client stalled, 400 otherwise.
+    fn body_failed(
+        &self,
+        ctx: &RequestCtx,
+        uri: &http::Uri,
+        timed_out: &AtomicBool,
+        e: &std::io::Error,
+    ) -> Response<BoxBody> {
+        tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(uri.path()), "request body failed: {e}");
+        if timed_out.load(Ordering::Relaxed) {
+            let mut r = status(StatusCode::REQUEST_TIMEOUT, "the request body stopped coming\n");
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
-        let path = self.dav_path(req)?;
-        let (m, rel) = self.fs.locate(&path, &ctx.user)?;
-        if m.caps().local_read {
-            return None;
-        }
-        match m.list(&rel).await {
-            Ok(_) | Err(crate::vfs::DriveError::NotFound) | Err(crate::vfs::DriveError::NotADirectory) => None,
-            Err(e) => {
-                tracing::warn!(user = %ctx.user.name, %path, "listing failed: {e}");
-                Some(download::error_response(&e))
-            }
-        }
+        status(StatusCode::BAD_REQUEST, "the request body broke off\n")
     }
 
-    /// ownCloud clients (rclone's owncloud vendor: `rclone touch`, sync of a changed
-    /// mtime) set the time with PROPPATCH of `{DAV:}lastmodified`, which dav-server
-    /// refuses as a protected live property. Answer it here through `Mount::set_mtime`
-    /// when that is all the request sets; anything else goes to dav-server.
-    async fn set_lastmodified<B>(&self, req: &Request<B>, body: &[u8], ctx: &RequestCtx) -> Option<Response<BoxBody>> {
-        let secs = parse_lastmodified_patch(body)?;
-        let path = self.dav_path(req)?;
-        let (m, rel) = self.fs.locate(&path, &ctx.user)?;
-        if ctx.user.read_only {
-            return Some(status(StatusCode::FORBIDDEN, "read-only user\n"));
-        }
-        let t = UNIX_EPOCH + Duration::from_secs(secs);
-        let code = match m.set_mtime(&rel, t).await {
-            Ok(()) => StatusCode::OK,
-            Err(crate::vfs::DriveError::NotFound) => return Some(status(StatusCode::NOT_FOUND, "not found\n")),
-            Err(e) => {
-                tracing::info!(%path, "setting mtime failed: {e}");
-                StatusCode::FORBIDDEN
-            }
-        };
-        let href = format!("{}{}", self.prefix, download::encode_path(&path));
-        let xml = format!(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\"><D:response><D:href>{href}</D:href>\
-             <D:propstat><D:prop><D:lastmodified/></D:prop><D:status>HTTP/1.1 {} {}</D:status></D:propstat>\
-             </D:response></D:multistatus>\n",
-            code.as_u16(),
-            code.canonical_reason().unwrap_or("")
-        );
-        let mut r = Response::new(full(Bytes::from(xml)));
-        *r.status_mut() = StatusCode::MULTI_STATUS;
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
-        Some(r)
-    }
-
-    /// Mount roots and the virtual folders above them are not the user's to delete,
-    /// move or overwrite. dav-server deletes a folder's contents one by one before the
-    /// folder itself, so refusing only the last step would still empty the mount.
-    fn guard_roots<B>(&self, req: &Request<B>, ctx: &RequestCtx) -> Option<Response<BoxBody>> {
-        let method = req.method().as_str();
-        let protected = |path: &str| match self.fs.table().resolve(path, &|m| ctx.user.sees(m)) {
+    /// Mount roots and the virtual folders above them are not the user's to delete.
+    /// dav-server deletes a folder's contents one by one before the folder itself, so
+    /// refusing only the last step would still empty the mount.
+    fn protected(&self, path: &str, ctx: &RequestCtx) -> bool {
+        match self.fs.table().resolve(path, &|m| ctx.user.sees(m)) {
             Some(crate::vfs::Resolved::Virtual(_)) => true,
             Some(crate::vfs::Resolved::Mount(_, rel)) => rel.is_empty(),
             None => false,
-        };
-        let refuse = |what: &str| {
-            tracing::info!(user = %ctx.user.name, "refused {method} of {what}");
-            Some(status(StatusCode::FORBIDDEN, &format!("{what} cannot be deleted, moved or replaced\n")))
-        };
-        if matches!(method, "DELETE" | "MOVE") && self.dav_path(req).is_some_and(|p| protected(&p)) {
-            return refuse("a mount root or virtual folder");
         }
-        if matches!(method, "COPY" | "MOVE") {
-            let dest = req.headers().get("destination").and_then(|v| v.to_str().ok())?;
-            let uri: http::Uri = dest.parse().ok()?;
-            if self.uri_path(&uri).is_some_and(|p| protected(&p)) {
-                return refuse("a mount root or virtual folder (as destination)");
-            }
-        }
-        None
     }
 
     /// The decoded request path without the URL prefix, as dav-server sees it.
@@ -269,13 +297,7 @@ impl App {
     }
 
     fn uri_path(&self, uri: &http::Uri) -> Option<String> {
-        // `DavPath::new` percent-decodes and normalises (as dav-server does for its own
-        // requests); `DavPath::from_uri` keeps the raw, still-encoded path.
-        let mut p = dav_server::davpath::DavPath::new(uri.path()).ok()?;
-        if !self.prefix.is_empty() {
-            p.set_prefix(&self.prefix).ok()?;
-        }
-        crate::dav::path_str(&p).ok()
+        crate::dav::request_path(uri.path(), &self.prefix)
     }
 
     /// GET/HEAD of a file goes through the download policy; `None` for anything else
@@ -305,54 +327,79 @@ impl App {
         r
     }
 
-    fn health(&self) -> Response<BoxBody> {
-        let mounts: Vec<serde_json::Value> = self
-            .table
-            .mounts()
-            .iter()
-            .map(|m| {
-                let h = m.health();
-                serde_json::json!({"path": m.path(), "driver": m.drive.kind(), "ok": h.ok, "message": h.message})
-            })
-            .collect();
+    /// `{"ok": …}` for anyone (monitors need no credentials); the mounts, with their
+    /// health, only for a user with credentials, and only those the user sees. Without
+    /// configured users everyone sees every mount anyway.
+    fn health(&self, headers: &HeaderMap) -> Response<BoxBody> {
         let ok = self.table.mounts().iter().all(|m| m.health().ok);
-        let body = serde_json::json!({"ok": ok, "mounts": mounts}).to_string();
-        let mut r = status(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body);
+        let user = match headers.get(header::AUTHORIZATION) {
+            None if self.has_users => None,
+            h => match self.auth.check(h) {
+                auth::AuthResult::Ok(u) if !(self.has_users && u.name == "-") => Some(u),
+                _ => None,
+            },
+        };
+        let body = match user {
+            None => serde_json::json!({ "ok": ok }),
+            Some(u) => {
+                let mounts: Vec<serde_json::Value> = self
+                    .table
+                    .mounts()
+                    .iter()
+                    .filter(|m| u.sees(m))
+                    .map(|m| {
+                        let h = m.health();
+                        serde_json::json!({"path": m.path(), "driver": m.drive.kind(), "ok": h.ok, "message": h.message})
+                    })
+                    .collect();
+                serde_json::json!({ "ok": ok, "mounts": mounts })
+            }
+        };
+        let mut r = status(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body.to_string());
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     }
 }
 
-/// Largest PROPPATCH body read (dav-server's own limit for non-PUT bodies).
-const PROPPATCH_MAX: usize = 64 * 1024;
+/// 400 for a request whose `If`, `If-Match`, `If-None-Match` or `If-Range` header is
+/// malformed: dav-server's parsers panic on some of them (`(<urn:x> [x`, `"`).
+fn conditional_headers_gate(h: &HeaderMap) -> Option<Response<BoxBody>> {
+    let ifs: Vec<&HeaderValue> = h.get_all("if").iter().collect();
+    if ifs.len() > 1 {
+        return Some(status(StatusCode::BAD_REQUEST, "more than one If header\n"));
+    }
+    if let Some(v) = ifs.first() {
+        if let Err(e) = ifheader::parse_if(v.as_bytes()) {
+            return Some(status(StatusCode::BAD_REQUEST, &format!("malformed If header: {e}\n")));
+        }
+    }
+    for name in [header::IF_MATCH, header::IF_NONE_MATCH] {
+        if h.get_all(&name).iter().any(|v| !ifheader::valid_etag_list(v.as_bytes())) {
+            return Some(status(StatusCode::BAD_REQUEST, &format!("malformed {name} header\n")));
+        }
+    }
+    if h.get_all(header::IF_RANGE).iter().any(|v| !ifheader::valid_if_range(v.as_bytes())) {
+        return Some(status(StatusCode::BAD_REQUEST, "malformed If-Range header\n"));
+    }
+    None
+}
 
-/// The Unix time of a PROPPATCH that sets only `{DAV:}lastmodified` (seconds, or an
-/// HTTP date), `None` for anything else.
-fn parse_lastmodified_patch(body: &[u8]) -> Option<u64> {
-    let root = xmltree::Element::parse(body).ok()?;
-    if root.name != "propertyupdate" || root.namespace.as_deref() != Some("DAV:") {
+/// The lock tokens an (already validated) `If` header submits.
+fn if_tokens(h: &HeaderMap) -> Vec<String> {
+    h.get("if").and_then(|v| ifheader::parse_if(v.as_bytes()).ok()).map(|i| i.tokens()).unwrap_or_default()
+}
+
+/// The user name of a Basic `Authorization` header, if it has one.
+fn basic_user_name(h: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let mut found = None;
-    for op in root.children.iter().filter_map(|c| c.as_element()) {
-        if op.name != "set" || op.namespace.as_deref() != Some("DAV:") {
-            return None;
-        }
-        for prop in op.children.iter().filter_map(|c| c.as_element()) {
-            for p in prop.children.iter().filter_map(|c| c.as_element()) {
-                if p.name != "lastmodified" || p.namespace.as_deref() != Some("DAV:") {
-                    return None;
-                }
-                let text = p.get_text()?;
-                let text = text.trim();
-                found = Some(match text.parse::<u64>() {
-                    Ok(n) => n,
-                    Err(_) => httpdate::parse_http_date(text).ok()?.duration_since(UNIX_EPOCH).ok()?.as_secs(),
-                });
-            }
-        }
-    }
-    found
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    Some(text.split(':').next().unwrap_or_default().to_string())
 }
 
 /// One query parameter, percent-decoded.
@@ -363,28 +410,10 @@ fn query_param(q: &str, name: &str) -> Option<String> {
     })
 }
 
-/// `X-OC-Mtime`: Unix seconds, possibly with a fraction.
-fn parse_oc_mtime(v: &HeaderValue) -> Option<SystemTime> {
-    let s = v.to_str().ok()?.trim();
-    let secs: f64 = s.parse().ok()?;
-    if !(0.0..1e11).contains(&secs) {
-        return None;
-    }
-    Some(UNIX_EPOCH + Duration::from_secs_f64(secs))
-}
-
 pub fn status(code: StatusCode, text: &str) -> Response<BoxBody> {
     let mut r = Response::new(full(Bytes::copy_from_slice(text.as_bytes())));
     *r.status_mut() = code;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r
-}
-
-fn xml_error(code: StatusCode, inner: &str) -> Response<BoxBody> {
-    let body = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\">{inner}</D:error>\n");
-    let mut r = Response::new(full(Bytes::from(body)));
-    *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
     r
 }
 
@@ -444,25 +473,5 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, tls: Option<tokio_rus
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lastmodified_patches() {
-        let rclone = br#"<?xml version="1.0" encoding="utf-8" ?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><lastmodified xmlns="DAV:">981173106</lastmodified></D:prop></D:set></D:propertyupdate>"#;
-        assert_eq!(parse_lastmodified_patch(rclone), Some(981_173_106));
-        let date = br#"<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:lastmodified>Sat, 03 Feb 2001 04:05:06 GMT</d:lastmodified></d:prop></d:set></d:propertyupdate>"#;
-        assert_eq!(parse_lastmodified_patch(date), Some(981_173_106));
-        let other = br#"<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><x:color xmlns:x="urn:x">red</x:color></d:prop></d:set></d:propertyupdate>"#;
-        assert_eq!(parse_lastmodified_patch(other), None);
-        let mixed = br#"<d:propertyupdate xmlns:d="DAV:"><d:set><d:prop><d:lastmodified>5</d:lastmodified><x:c xmlns:x="urn:x">1</x:c></d:prop></d:set></d:propertyupdate>"#;
-        assert_eq!(parse_lastmodified_patch(mixed), None);
-        let remove = br#"<d:propertyupdate xmlns:d="DAV:"><d:remove><d:prop><d:lastmodified/></d:prop></d:remove></d:propertyupdate>"#;
-        assert_eq!(parse_lastmodified_patch(remove), None);
-        assert_eq!(parse_lastmodified_patch(b"<not xml"), None);
     }
 }

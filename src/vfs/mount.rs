@@ -195,6 +195,29 @@ pub fn join_rel(parent: &str, name: &str) -> String {
     }
 }
 
+/// Names the mount gives its own entries while it replaces a target (the new entry
+/// before the swap, the old one after it). Clients never see or reach them: the dav
+/// layer hides them from listings and refuses paths through them.
+pub const SWAP_PREFIX: &str = ".pandav-swap-";
+
+/// Names that belong to pandav rather than to clients: swap names, and the upload
+/// spools of drives that spool next to the target (`.pandav-tmp-…`).
+pub fn is_reserved_name(name: &str) -> bool {
+    name.starts_with(SWAP_PREFIX) || name.starts_with(".pandav-tmp-")
+}
+
+fn swap_name() -> String {
+    format!("{SWAP_PREFIX}{:016x}", rand::random::<u64>())
+}
+
+/// How a replace disposes of the new entry when it cannot take the target's name.
+enum Undo<'a> {
+    /// It is a copy or an upload: remove it.
+    Remove,
+    /// It is the moved source: move it back.
+    MoveBack { parent: &'a Entry, name: &'a str },
+}
+
 /// Reject names no provider should be asked to create.
 pub fn check_name(name: &str) -> DriveResult<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
@@ -234,11 +257,11 @@ impl Mount {
     }
 
     pub fn health(&self) -> Health {
-        self.health.read().unwrap().clone()
+        self.health.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn set_health(&self, ok: bool, message: String) {
-        let mut h = self.health.write().unwrap();
+        let mut h = self.health.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if h.ok != ok || h.message != message {
             if ok {
                 tracing::info!(mount = %self.opts.path, "mount healthy: {message}");
@@ -253,7 +276,9 @@ impl Mount {
     fn track<T>(&self, r: DriveResult<T>) -> DriveResult<T> {
         match &r {
             Err(DriveError::AuthLost(msg)) => self.set_health(false, msg.clone()),
-            Ok(_) if !self.health.read().unwrap().ok => self.set_health(true, "recovered".into()),
+            Ok(_) if !self.health.read().unwrap_or_else(std::sync::PoisonError::into_inner).ok => {
+                self.set_health(true, "recovered".into())
+            }
             _ => {}
         }
         r
@@ -420,6 +445,16 @@ impl Mount {
 
     /// Move or rename within this mount. The destination must not exist.
     pub async fn rename(&self, from: &str, to: &str) -> DriveResult<Entry> {
+        self.move_within(from, to, false).await
+    }
+
+    /// Move or rename within this mount, replacing whatever is at `to` (WebDAV MOVE
+    /// with `Overwrite: T`). The old target stays intact until the new one is in place.
+    pub async fn rename_replace(&self, from: &str, to: &str) -> DriveResult<Entry> {
+        self.move_within(from, to, true).await
+    }
+
+    async fn move_within(&self, from: &str, to: &str, replace: bool) -> DriveResult<Entry> {
         self.writable()?;
         if from.is_empty() || to.is_empty() {
             return Err(DriveError::Forbidden("cannot move a mount's root".into()));
@@ -427,32 +462,187 @@ impl Mount {
         if to.starts_with(&format!("{from}/")) {
             return Err(DriveError::Forbidden("cannot move a folder into itself".into()));
         }
+        if replace && to == from {
+            return Err(DriveError::Forbidden("cannot move an entry onto itself".into()));
+        }
         let entry = self.resolve(from).await?;
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
-        let r = self.track(self.drive.move_to(&entry, &new_parent, to_name).await);
+        let old = if replace { self.existing(to_prel, &new_parent, to_name).await? } else { None };
+        let r = match old {
+            Some(old) if !self.replaces_in_place(&entry, &old) => {
+                let (from_prel, from_name) = split_parent(from);
+                let from_parent = self.resolve(from_prel).await?;
+                // The source goes next to the target under a hidden name first; until the
+                // swap it can go back where it came from.
+                match self.track(self.drive.move_to(&entry, &new_parent, &swap_name()).await) {
+                    Ok(new) => {
+                        let undo = Undo::MoveBack { parent: &from_parent, name: from_name };
+                        self.swap_in(&new_parent, to_name, &old, new, undo).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => self.track(self.drive.move_to(&entry, &new_parent, to_name).await),
+        };
         self.invalidate(split_parent(from).0);
         self.invalidate(to_prel);
         if entry.is_dir {
             self.invalidate_tree(from);
-            self.invalidate_tree(to);
         }
+        self.invalidate_tree(to);
         r
     }
 
-    /// Copy one file (or folder, recursively) within this mount.
+    /// Copy one file (or folder, recursively) within this mount. The destination must
+    /// not exist.
     pub async fn copy(&self, from: &str, to: &str) -> DriveResult<Entry> {
+        self.copy_within(from, to, false).await
+    }
+
+    /// Copy within this mount, replacing whatever is at `to` (WebDAV COPY with
+    /// `Overwrite: T`): the copy is made aside and swapped in only once complete.
+    pub async fn copy_replace(&self, from: &str, to: &str) -> DriveResult<Entry> {
+        self.copy_within(from, to, true).await
+    }
+
+    async fn copy_within(&self, from: &str, to: &str, replace: bool) -> DriveResult<Entry> {
         self.writable()?;
         let entry = self.resolve(from).await?;
         if entry.is_dir && (from.is_empty() || to == from || to.starts_with(&format!("{from}/"))) {
             return Err(DriveError::Forbidden("cannot copy a folder into itself".into()));
         }
-        let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
-        let r = self.track(self.drive.copy_to(&entry, &new_parent, to_name).await);
-        self.invalidate(to_prel);
-        if entry.is_dir {
-            self.invalidate_tree(to);
+        if replace && to == from {
+            return Err(DriveError::Forbidden("cannot copy an entry onto itself".into()));
         }
+        let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
+        let old = if replace { self.existing(to_prel, &new_parent, to_name).await? } else { None };
+        let r = match old {
+            Some(old) if !self.replaces_in_place(&entry, &old) => {
+                let tmp = swap_name();
+                match self.track(self.drive.copy_to(&entry, &new_parent, &tmp).await) {
+                    Ok(new) => self.swap_in(&new_parent, to_name, &old, new, Undo::Remove).await,
+                    Err(e) => {
+                        self.remove_partial(to_prel, &tmp).await;
+                        Err(e)
+                    }
+                }
+            }
+            _ => self.track(self.drive.copy_to(&entry, &new_parent, to_name).await),
+        };
+        self.invalidate(to_prel);
+        self.invalidate_tree(to);
         r
+    }
+
+    /// Put the entry `make` builds at `to`. `make` gets the mount-relative path to build
+    /// at: a hidden name in `to`'s folder, so that a failed or partial build is removed
+    /// and never seen. Once it is complete it takes the name `to`; an entry already
+    /// there is replaced when `replace` (moved aside, removed only after the swap) and
+    /// is an `Exists` error otherwise.
+    pub async fn build_aside<F, Fut>(&self, to: &str, replace: bool, make: F) -> DriveResult<Entry>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = DriveResult<Entry>>,
+    {
+        self.writable()?;
+        let (prel, name, parent) = self.target_parent(to).await?;
+        let tmp = swap_name();
+        let tmp_rel = join_rel(prel, &tmp);
+        let r = match make(tmp_rel.clone()).await {
+            Ok(new) => match self.existing(prel, &parent, name).await {
+                Ok(Some(old)) if replace => self.swap_in(&parent, name, &old, new, Undo::Remove).await,
+                Ok(Some(_)) => {
+                    self.undo(new, Undo::Remove).await;
+                    Err(DriveError::Exists)
+                }
+                Ok(None) => match self.track(self.drive.move_to(&new, &parent, name).await) {
+                    Ok(e) => Ok(e),
+                    Err(e) => {
+                        self.undo(new, Undo::Remove).await;
+                        Err(e)
+                    }
+                },
+                Err(e) => {
+                    self.undo(new, Undo::Remove).await;
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                self.remove_partial(prel, &tmp).await;
+                Err(e)
+            }
+        };
+        self.invalidate(prel);
+        self.invalidate_tree(to);
+        self.invalidate_tree(&tmp_rel);
+        r
+    }
+
+    /// Whether the drive itself replaces `old` with `new` atomically (file over file).
+    fn replaces_in_place(&self, new: &Entry, old: &Entry) -> bool {
+        self.caps.replace_file && !new.is_dir && !old.is_dir
+    }
+
+    /// The entry called `name` in folder `parent` (at `prel`), if there is one.
+    async fn existing(&self, prel: &str, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
+        match self.child(prel, parent, name).await {
+            Ok(e) => Ok(Some(e)),
+            Err(DriveError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Put `new` (made under a swap name in `parent`) in the place of `old`, called
+    /// `name` in `parent`: the old entry moves aside to a second hidden name, the new one
+    /// takes the name, and only then is the old one removed. If the new one cannot take
+    /// the name, the old one goes back and `undo` disposes of the new one.
+    async fn swap_in(&self, parent: &Entry, name: &str, old: &Entry, new: Entry, undo: Undo<'_>) -> DriveResult<Entry> {
+        let bak_name = swap_name();
+        let bak = match self.track(self.drive.move_to(old, parent, &bak_name).await) {
+            Ok(b) => b,
+            Err(e) => {
+                self.undo(new, undo).await;
+                return Err(e);
+            }
+        };
+        match self.track(self.drive.move_to(&new, parent, name).await) {
+            Ok(placed) => {
+                if let Err(e) = self.track(self.drive.remove(&bak).await) {
+                    tracing::warn!(mount = %self.opts.path, "replaced {name:?}, but the old one stays as {bak_name:?}: {e}");
+                }
+                Ok(placed)
+            }
+            Err(e) => {
+                if let Err(e2) = self.track(self.drive.move_to(&bak, parent, name).await) {
+                    tracing::error!(mount = %self.opts.path, "could not put {name:?} back; it is kept as {bak_name:?}: {e2}");
+                }
+                self.undo(new, undo).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn undo(&self, new: Entry, undo: Undo<'_>) {
+        let r = match undo {
+            Undo::Remove => self.drive.remove(&new).await,
+            Undo::MoveBack { parent, name } => self.drive.move_to(&new, parent, name).await.map(|_| ()),
+        };
+        if let Err(e) = self.track(r) {
+            tracing::error!(mount = %self.opts.path, "could not undo a failed replace; {:?} is left: {e}", new.name);
+        }
+    }
+
+    /// Remove what a failed copy may have left under the hidden name `tmp` in `prel`.
+    async fn remove_partial(&self, prel: &str, tmp: &str) {
+        self.invalidate(prel);
+        let rel = join_rel(prel, tmp);
+        if let Ok(partial) = self.resolve(&rel).await {
+            if let Err(e) = self.track(self.drive.remove(&partial).await) {
+                tracing::warn!(mount = %self.opts.path, "could not remove the partial copy {rel:?}: {e}");
+            }
+        }
+        self.invalidate(prel);
+        self.invalidate_tree(&rel);
     }
 
     /// Where to spool an upload into `parent_rel` (drives may prefer a folder on the
@@ -466,10 +656,26 @@ impl Mount {
         self.opts.spool_dir.clone()
     }
 
+    /// Store `upload` at `rel`. An existing file is replaced: by the drive itself when
+    /// it can do that atomically (`Caps::replace_file`), otherwise the upload is stored
+    /// under a hidden name first and swapped in once it is complete.
     pub async fn put(&self, rel: &str, upload: Upload) -> DriveResult<Entry> {
         self.writable()?;
         let (prel, name, parent) = self.target_parent(rel).await?;
-        let r = self.track(self.drive.put(&parent, name, upload).await);
+        let r = match self.existing(prel, &parent, name).await? {
+            Some(old) if old.is_dir => Err(DriveError::IsADirectory),
+            Some(old) if !self.caps.replace_file => {
+                let tmp = swap_name();
+                match self.track(self.drive.put(&parent, &tmp, upload).await) {
+                    Ok(new) => self.swap_in(&parent, name, &old, new, Undo::Remove).await,
+                    Err(e) => {
+                        self.remove_partial(prel, &tmp).await;
+                        Err(e)
+                    }
+                }
+            }
+            _ => self.track(self.drive.put(&parent, name, upload).await),
+        };
         self.invalidate(prel);
         r
     }
@@ -551,5 +757,299 @@ impl Mount {
     /// What a long-lived read stream needs to ask for links again, without the mount.
     pub fn link_source(&self) -> LinkSource {
         LinkSource { drive: Arc::clone(&self.drive), cache: Arc::clone(&self.links), path: self.opts.path.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Replacing a target: the old entry survives every failure before the swap, and no
+    //! hidden name is left behind. An in-memory drive that fails on demand.
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+
+    #[derive(Clone)]
+    struct Node {
+        entry: Entry,
+        parent: String,
+        data: Vec<u8>,
+    }
+
+    #[derive(Default)]
+    struct Mem {
+        nodes: Mutex<HashMap<String, Node>>,
+        next: Mutex<u64>,
+        /// (operation, name prefix) pairs that fail, once each.
+        fail: Mutex<Vec<(&'static str, String)>>,
+        replace_file: bool,
+        /// Names given to move_to/copy_to/put, in order.
+        names: Mutex<Vec<String>>,
+    }
+
+    impl Mem {
+        fn new(replace_file: bool) -> Mem {
+            let m = Mem { replace_file, ..Default::default() };
+            m.nodes.lock().unwrap().insert(
+                "0".into(),
+                Node { entry: Entry::dir("0", "", SystemTime::UNIX_EPOCH), parent: String::new(), data: vec![] },
+            );
+            m
+        }
+
+        fn check(&self, op: &'static str, name: &str) -> DriveResult<()> {
+            self.names.lock().unwrap().push(name.to_string());
+            let mut fail = self.fail.lock().unwrap();
+            if let Some(i) = fail.iter().position(|(o, p)| *o == op && name.starts_with(p.as_str())) {
+                fail.remove(i);
+                return Err(DriveError::Upstream(format!("{op} {name} fails (test)")));
+            }
+            Ok(())
+        }
+
+        fn id(&self) -> String {
+            let mut n = self.next.lock().unwrap();
+            *n += 1;
+            n.to_string()
+        }
+
+        fn add(&self, parent: &str, name: &str, dir: bool, data: &[u8]) -> Entry {
+            let id = self.id();
+            let mut entry = Entry::dir(id.clone(), name, SystemTime::UNIX_EPOCH);
+            entry.is_dir = dir;
+            entry.size = data.len() as u64;
+            self.nodes
+                .lock()
+                .unwrap()
+                .insert(id, Node { entry: entry.clone(), parent: parent.into(), data: data.to_vec() });
+            entry
+        }
+
+        fn child(&self, parent: &str, name: &str) -> Option<Node> {
+            self.nodes.lock().unwrap().values().find(|n| n.parent == parent && n.entry.name == name).cloned()
+        }
+
+        fn drop_tree(&self, id: &str) {
+            let kids: Vec<String> =
+                self.nodes.lock().unwrap().values().filter(|n| n.parent == id).map(|n| n.entry.id.clone()).collect();
+            for k in kids {
+                self.drop_tree(&k);
+            }
+            self.nodes.lock().unwrap().remove(id);
+        }
+
+        /// Make room for `name` in `parent`: a file is replaced when the drive says it
+        /// can; anything else there is `Exists`.
+        fn claim(&self, parent: &str, name: &str, new_is_dir: bool, moving: Option<&str>) -> DriveResult<()> {
+            match self.child(parent, name) {
+                Some(n) if Some(n.entry.id.as_str()) == moving => Ok(()),
+                Some(n) if self.replace_file && !n.entry.is_dir && !new_is_dir => {
+                    self.drop_tree(&n.entry.id);
+                    Ok(())
+                }
+                Some(_) => Err(DriveError::Exists),
+                None => Ok(()),
+            }
+        }
+
+        fn copy_tree(&self, src: &Node, parent: &str, name: &str) -> Entry {
+            let e = self.add(parent, name, src.entry.is_dir, &src.data);
+            let kids: Vec<Node> =
+                self.nodes.lock().unwrap().values().filter(|n| n.parent == src.entry.id).cloned().collect();
+            for k in kids {
+                self.copy_tree(&k, &e.id, &k.entry.name);
+            }
+            e
+        }
+
+        /// Every path (`a/b`) with its contents (`None` for folders), hidden ones too.
+        fn tree(&self) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+            fn go(m: &Mem, id: &str, prefix: &str, out: &mut std::collections::BTreeMap<String, Option<Vec<u8>>>) {
+                let kids: Vec<Node> = m.nodes.lock().unwrap().values().filter(|n| n.parent == id).cloned().collect();
+                for k in kids {
+                    let p = join_rel(prefix, &k.entry.name);
+                    out.insert(p.clone(), (!k.entry.is_dir).then(|| k.data.clone()));
+                    go(m, &k.entry.id, &p, out);
+                }
+            }
+            let mut out = Default::default();
+            go(self, "0", "", &mut out);
+            out
+        }
+    }
+
+    #[async_trait]
+    impl Drive for Mem {
+        fn kind(&self) -> &'static str {
+            "mem"
+        }
+        fn caps(&self) -> Caps {
+            Caps { replace_file: self.replace_file, ..Caps::default() }
+        }
+        async fn root(&self) -> DriveResult<Entry> {
+            Ok(self.nodes.lock().unwrap()["0"].entry.clone())
+        }
+        async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
+            Ok(self.nodes.lock().unwrap().values().filter(|n| n.parent == dir.id).map(|n| n.entry.clone()).collect())
+        }
+        async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
+            self.check("mkdir", name)?;
+            self.claim(&parent.id, name, true, None)?;
+            Ok(self.add(&parent.id, name, true, b""))
+        }
+        async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
+            self.check("move", new_name)?;
+            self.claim(&new_parent.id, new_name, entry.is_dir, Some(&entry.id))?;
+            let mut nodes = self.nodes.lock().unwrap();
+            let n = nodes.get_mut(&entry.id).ok_or(DriveError::NotFound)?;
+            n.parent = new_parent.id.clone();
+            n.entry.name = new_name.to_string();
+            Ok(n.entry.clone())
+        }
+        async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
+            self.check("copy", new_name)?;
+            self.claim(&new_parent.id, new_name, entry.is_dir, None)?;
+            let src = self.nodes.lock().unwrap().get(&entry.id).cloned().ok_or(DriveError::NotFound)?;
+            Ok(self.copy_tree(&src, &new_parent.id, new_name))
+        }
+        async fn remove(&self, entry: &Entry) -> DriveResult<()> {
+            self.check("remove", &entry.name)?;
+            self.drop_tree(&entry.id);
+            Ok(())
+        }
+        async fn put(&self, parent: &Entry, name: &str, upload: Upload) -> DriveResult<Entry> {
+            self.check("put", name)?;
+            self.claim(&parent.id, name, false, None)?;
+            let data = std::fs::read(&upload.path)?;
+            Ok(self.add(&parent.id, name, false, &data))
+        }
+    }
+
+    fn mount(drive: Arc<Mem>) -> Mount {
+        let opts = MountOptions {
+            path: "/m".into(),
+            policy: Policy::Proxy,
+            proxy_url: None,
+            read_only: false,
+            cache_ttl: Duration::ZERO,
+            spool_dir: std::env::temp_dir(),
+        };
+        Mount::new(opts, drive)
+    }
+
+    /// `/d/target.txt` ("old"), `/d/src.txt` ("new"), `/d/olddir/o.txt`, `/d/newdir/n.txt`.
+    fn fixture(replace_file: bool) -> (Arc<Mem>, Mount) {
+        let m = Arc::new(Mem::new(replace_file));
+        let d = m.add("0", "d", true, b"");
+        m.add(&d.id, "target.txt", false, b"old");
+        m.add(&d.id, "src.txt", false, b"new");
+        let od = m.add(&d.id, "olddir", true, b"");
+        m.add(&od.id, "o.txt", false, b"o");
+        let nd = m.add(&d.id, "newdir", true, b"");
+        m.add(&nd.id, "n.txt", false, b"n");
+        let mnt = mount(Arc::clone(&m));
+        (m, mnt)
+    }
+
+    fn fail(m: &Mem, op: &'static str, prefix: &str) {
+        m.fail.lock().unwrap().push((op, prefix.to_string()));
+    }
+
+    fn no_hidden(m: &Mem) {
+        let hidden: Vec<String> = m.tree().into_keys().filter(|p| p.contains(SWAP_PREFIX)).collect();
+        assert!(hidden.is_empty(), "hidden names left: {hidden:?}");
+    }
+
+    fn upload(data: &[u8]) -> (tempfile::TempPath, Upload) {
+        let p = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        std::fs::write(&p, data).unwrap();
+        let u = Upload {
+            path: p.to_path_buf(),
+            size: data.len() as u64,
+            sha1: String::new(),
+            md5: String::new(),
+            mtime: None,
+        };
+        (p, u)
+    }
+
+    #[tokio::test]
+    async fn replacing_succeeds_without_leftovers() {
+        let (m, mnt) = fixture(false);
+        mnt.copy_replace("d/src.txt", "d/target.txt").await.unwrap();
+        assert_eq!(m.tree()["d/target.txt"], Some(b"new".to_vec()));
+        mnt.rename_replace("d/newdir", "d/olddir").await.unwrap();
+        let t = m.tree();
+        assert!(t.contains_key("d/olddir/n.txt") && !t.contains_key("d/olddir/o.txt") && !t.contains_key("d/newdir"));
+        let (_tmp, u) = upload(b"uploaded");
+        mnt.put("d/target.txt", u).await.unwrap();
+        assert_eq!(m.tree()["d/target.txt"], Some(b"uploaded".to_vec()));
+        no_hidden(&m);
+    }
+
+    #[tokio::test]
+    async fn a_failed_replace_keeps_the_old_target() {
+        // Each step of a replace fails in turn; the tree is as before every time.
+        for (op, name) in [
+            ("copy", SWAP_PREFIX),  // building the new entry aside
+            ("move", SWAP_PREFIX),  // moving the old one aside (or the source in)
+            ("move", "target.txt"), // the new one taking the name
+        ] {
+            let (m, mnt) = fixture(false);
+            let before = m.tree();
+            fail(&m, op, name);
+            assert!(mnt.copy_replace("d/src.txt", "d/target.txt").await.is_err(), "{op} {name}");
+            assert_eq!(m.tree(), before, "copy_replace with {op} {name:?} failing");
+            no_hidden(&m);
+        }
+        for (op, name) in [("move", SWAP_PREFIX), ("move", "olddir")] {
+            let (m, mnt) = fixture(false);
+            let before = m.tree();
+            fail(&m, op, name);
+            assert!(mnt.rename_replace("d/newdir", "d/olddir").await.is_err());
+            assert_eq!(m.tree(), before, "rename_replace with {op} {name:?} failing");
+        }
+        for (op, name) in [("put", SWAP_PREFIX), ("move", "target.txt")] {
+            let (m, mnt) = fixture(false);
+            let before = m.tree();
+            fail(&m, op, name);
+            let (_tmp, u) = upload(b"uploaded");
+            assert!(mnt.put("d/target.txt", u).await.is_err());
+            assert_eq!(m.tree(), before, "put with {op} {name:?} failing");
+            no_hidden(&m);
+        }
+        // A build that fails part-way leaves nothing.
+        let (m, mnt) = fixture(false);
+        let before = m.tree();
+        let r = mnt
+            .build_aside("d/olddir", true, |at| {
+                let mnt = &mnt;
+                async move {
+                    mnt.mkdir(&at).await?;
+                    mnt.mkdir(&format!("{at}/half")).await?;
+                    Err(DriveError::Upstream("source broke".into()))
+                }
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(m.tree(), before);
+    }
+
+    #[tokio::test]
+    async fn drives_that_replace_files_are_asked_directly() {
+        let (m, mnt) = fixture(true);
+        mnt.copy_replace("d/src.txt", "d/target.txt").await.unwrap();
+        let (_tmp, u) = upload(b"uploaded");
+        mnt.put("d/target.txt", u).await.unwrap();
+        assert_eq!(m.tree()["d/target.txt"], Some(b"uploaded".to_vec()));
+        let names = m.names.lock().unwrap().clone();
+        assert!(names.iter().all(|n| !n.starts_with(SWAP_PREFIX)), "{names:?}");
+        // Folders are still swapped.
+        mnt.rename_replace("d/newdir", "d/olddir").await.unwrap();
+        assert!(m.names.lock().unwrap().iter().any(|n| n.starts_with(SWAP_PREFIX)));
+        no_hidden(&m);
     }
 }

@@ -1,8 +1,6 @@
 //! Moving bytes for the mount: opening a read stream for any drive, and copies or moves
 //! between two mounts (spooled, so the target drive can try upload-by-hash first).
 
-use std::sync::Arc;
-
 use futures_util::StreamExt;
 
 use super::error::{DriveError, DriveResult};
@@ -188,20 +186,58 @@ impl Resume {
     }
 }
 
-/// Copy one file from mount `a` to mount `b`.
-pub async fn copy_across(a: &Mount, from: &str, b: &Mount, to: &str) -> DriveResult<Entry> {
+/// Members of a folder copy that could not be copied, by target path (mount-relative
+/// on the target mount), with why.
+pub type Failures = Vec<(String, DriveError)>;
+
+/// Copy a file or a folder tree from mount `a` to a new `to` on mount `b`. Folders are
+/// copied best effort: a member that fails is listed in the returned failures and the
+/// others are still copied (WebDAV answers such a COPY with a 207 naming them).
+pub async fn copy_across(a: &Mount, from: &str, b: &Mount, to: &str) -> DriveResult<(Entry, Failures)> {
+    let mut failures = vec![];
+    let e = copy_tree(a, from, b, to, Some(&mut failures)).await?;
+    Ok((e, failures))
+}
+
+/// Copy from mount `a` to mount `b`, replacing whatever is at `to`: the copy is built
+/// aside and swapped in only when every member arrived; otherwise it is removed and the
+/// old target is untouched.
+pub async fn copy_across_replace(a: &Mount, from: &str, b: &Mount, to: &str) -> DriveResult<Entry> {
+    b.build_aside(to, true, |at| async move { copy_tree(a, from, b, &at, None).await }).await
+}
+
+/// Copy `from` to `to`; with `failures`, folder members that fail are noted there and
+/// skipped, without it the first failure ends the copy.
+async fn copy_tree(
+    a: &Mount,
+    from: &str,
+    b: &Mount,
+    to: &str,
+    mut failures: Option<&mut Failures>,
+) -> DriveResult<Entry> {
     let src = a.resolve(from).await?;
-    if src.is_dir {
-        b.mkdir(to).await?;
-        let (_, list) = a.list(from).await?;
-        for child in list.iter() {
-            Box::pin(copy_across(a, &join_rel(from, &child.name), b, &join_rel(to, &child.name))).await?;
-        }
-        return b.resolve(to).await;
+    if !src.is_dir {
+        return copy_file(a, &src, b, to).await;
     }
+    let made = b.mkdir(to).await?;
+    let (_, list) = a.list(from).await?;
+    for child in list.iter() {
+        let (f, t) = (join_rel(from, &child.name), join_rel(to, &child.name));
+        match Box::pin(copy_tree(a, &f, b, &t, failures.as_deref_mut())).await {
+            Ok(_) => {}
+            Err(e) => match failures.as_deref_mut() {
+                Some(list) => list.push((t, e)),
+                None => return Err(e),
+            },
+        }
+    }
+    Ok(made)
+}
+
+async fn copy_file(a: &Mount, src: &Entry, b: &Mount, to: &str) -> DriveResult<Entry> {
     let dir = b.spool_dir_for(super::mount::split_parent(to).0).await;
     let mut spool = Spool::create(&dir).await?;
-    let mut stream = open(a, &src, ReadRange { start: 0, end: None }).await?;
+    let mut stream = open(a, src, ReadRange { start: 0, end: None }).await?;
     while let Some(chunk) = stream.next().await {
         spool.write_bytes(chunk?).await?;
     }
@@ -214,9 +250,14 @@ pub async fn copy_across(a: &Mount, from: &str, b: &Mount, to: &str) -> DriveRes
     Ok(e)
 }
 
-/// Move across mounts: copy everything, then remove the source.
-pub async fn move_across(a: &Arc<Mount>, from: &str, b: &Arc<Mount>, to: &str) -> DriveResult<Entry> {
-    let e = copy_across(a, from, b, to).await?;
+/// Move across mounts: copy everything (replacing `to` when `replace`), then remove
+/// the source. All or nothing: the copy is built aside and takes its name only once
+/// complete, and the source is removed only after that.
+pub async fn move_across(a: &Mount, from: &str, b: &Mount, to: &str, replace: bool) -> DriveResult<Entry> {
+    if a.read_only() {
+        return Err(DriveError::ReadOnly);
+    }
+    let e = b.build_aside(to, replace, |at| async move { copy_tree(a, from, b, &at, None).await }).await?;
     a.remove(from).await?;
     Ok(e)
 }

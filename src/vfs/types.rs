@@ -114,6 +114,9 @@ pub struct Caps {
     pub fast_lookup: bool,
     /// Credentials expire and the mount must run `refresh()`.
     pub refresh: bool,
+    /// move_to/copy_to/put may be given a target name that is an existing file; the drive
+    /// replaces it atomically (the old file stays intact if it fails).
+    pub replace_file: bool,
 }
 
 /// Quota in bytes.

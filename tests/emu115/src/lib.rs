@@ -1,7 +1,7 @@
 //! # emu115 — emulator of the 115 cloud web (cookie) API and the 115 share-link API
 //!
 //! Written from `shared/reference/115-web.md` (the "reference") and `tests/vectors/`, never
-//! from a driver. One hyper HTTP/1.1 listener on 127.0.0.1 serves every real host under a
+//! from a driver. One HTTP/1.1 listener (emukit, path-prefix layout) on 127.0.0.1 serves every real host under a
 //! path prefix named after the host: `http://127.0.0.1:PORT/webapi.115.com/files?...`.
 //! [`Emu115::endpoint`]`(host)` is the base URL that replaces `https://<host>`;
 //! [`Emu115::endpoints`] lists all of them ([`HOSTS`]). Download URLs handed out by the
@@ -20,7 +20,7 @@
 //! ```
 //!
 //! ## Reference sections → modules
-//! * §0.4 envelopes, §1.4 auth errors, §8 405 HTML, counters, faults → `server.rs`
+//! * §0.4 envelopes, §1.4 auth errors, §8 405 HTML → `server.rs`; counters, log, faults → emukit
 //! * §1.2 QR login (+ scan-side prompt/slogin/cancel), §1.3 my.115.com, check/sso → `api_auth.rs`
 //! * §2.1 `/files`, §2.2 aps natsort, §2.3 get_info, §2.4 category/get, §2.5 getid,
 //!   §2.6 index_info, §4.1–4.5 add/batch_rename/move/copy/rb delete, §4.6 rb list/revert/clean
@@ -337,13 +337,7 @@ impl Inner {
 pub struct Emu115 {
     inner: Arc<Inner>,
     port: u16,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Emu115 {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: emukit::Server<()>,
 }
 
 impl Emu115 {
@@ -358,15 +352,17 @@ impl Emu115 {
             Some(h) => ec115::ServerKey::from_scalar_hex(h).expect("ec_server_scalar_hex"),
             None => ec115::ServerKey::generate(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().unwrap().port();
+        let bind = emukit::BindOptions { layout: emukit::Layout::PathPrefix, ..Default::default() };
+        let bound = emukit::Bound::bind(HOSTS, &bind).await.expect("bind 127.0.0.1:0");
+        let port = bound.ports()["*"];
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(opts, ec)),
             notify: tokio::sync::Notify::new(),
-            base: format!("http://127.0.0.1:{port}"),
+            base: bound.base_url().expect("path-prefix base"),
         });
-        let task = tokio::spawn(server::serve(listener, inner.clone()));
-        Emu115 { inner, port, task }
+        let h = inner.clone();
+        let server = bound.serve(move |req, _: Option<()>| server::handle(h.clone(), req));
+        Emu115 { inner, port, server }
     }
 
     pub fn port(&self) -> u16 {
@@ -558,26 +554,48 @@ impl Emu115 {
 
     // ---------------------------------------------------------------- counters & log
 
+    /// Served requests of the emulated hosts (unknown hosts excluded), in arrival order.
+    fn served(&self) -> Vec<emukit::LoggedRequest> {
+        self.server.log_filter(|r| HOSTS.contains(&r.host.as_str()))
+    }
+
     /// Requests served for `host/path` (trailing `/` trimmed; e.g. `webapi.115.com/files`).
     /// Query-dispatched endpoints are also counted as `host/path?ac=NAME`.
     pub fn calls(&self, key: &str) -> u64 {
         let k = key.trim_end_matches('/');
-        self.st().counters.get(k).copied().unwrap_or(0)
+        let (base, ac) = match k.split_once("?ac=") {
+            Some((b, a)) => (b, Some(a)),
+            None => (k, None),
+        };
+        self.served()
+            .iter()
+            .filter(|r| r.key().trim_end_matches('/') == base)
+            .filter(|r| ac.is_none_or(|a| r.query_param("ac").as_deref() == Some(a)))
+            .count() as u64
     }
 
     /// Sum of counters whose key starts with `prefix`.
     pub fn calls_prefix(&self, prefix: &str) -> u64 {
-        self.st().counters.iter().filter(|(k, _)| k.starts_with(prefix) && !k.contains("?ac=")).map(|(_, v)| *v).sum()
+        self.served().iter().filter(|r| r.key().trim_end_matches('/').starts_with(prefix)).count() as u64
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.st().log.clone()
+        self.served()
+            .into_iter()
+            .map(|r| RecordedRequest {
+                key: r.key().trim_end_matches('/').to_string(),
+                user_agent: r.header("user-agent"),
+                referer: r.header("referer"),
+                cookie: r.header("cookie"),
+                body_len: r.body_len as usize,
+                method: r.method,
+                query: r.query,
+            })
+            .collect()
     }
 
     pub fn reset_counters(&self) {
-        let mut st = self.st();
-        st.counters.clear();
-        st.log.clear();
+        self.server.clear_log();
     }
 
     // ---------------------------------------------------------------- faults & time
@@ -585,16 +603,14 @@ impl Emu115 {
     /// Inject a fault for requests whose `host/path` (no query) matches `pattern`: a glob
     /// with `*` if it contains one, otherwise a prefix. Returns an id for [`Emu115::remove_fault`].
     pub fn inject(&self, pattern: &str, fault: Fault) -> u64 {
-        let mut st = self.st();
-        let id = st.next_fault;
-        st.next_fault += 1;
         if let FaultKind::ExpireLinks = fault.kind {
+            let mut st = self.st();
             let now = st.now();
             let pat = pattern.trim_start_matches('/').to_string();
             for (token, l) in st.links.iter_mut() {
                 let key = format!("{CDN_HOST}/{token}");
                 let m = if pat.contains('*') {
-                    util::glob_match(&pat, &key)
+                    emukit::util::glob_match(&pat, &key)
                 } else {
                     key.starts_with(&pat) || CDN_HOST.starts_with(&pat)
                 };
@@ -602,24 +618,32 @@ impl Emu115 {
                     l.expires = now - 1;
                 }
             }
-            return id;
+            return 0;
         }
-        let remaining = fault.times;
-        st.faults.push(state::FaultEntry {
-            id,
-            pattern: pattern.trim_start_matches('/').to_string(),
-            fault,
-            remaining,
-        });
-        id
+        let kit = match fault.kind {
+            FaultKind::Status(code) => emukit::Fault::status(code),
+            FaultKind::Throttle => {
+                emukit::Fault::reply(server::to_reply(server::Reply::html(405, server::THROTTLE_HTML)))
+            }
+            FaultKind::WafBlock => emukit::Fault::reply(server::to_reply(server::Reply::html(403, server::WAF_HTML))),
+            FaultKind::Reset => emukit::Fault::reset(),
+            FaultKind::SlowBody { chunk, delay } => emukit::Fault::slow_body(chunk, delay),
+            FaultKind::DropAfter { bytes } => emukit::Fault::drop_after(bytes),
+            FaultKind::ExpireLinks => unreachable!(),
+        };
+        let kit = match fault.times {
+            Some(n) => kit.times(n),
+            None => kit,
+        };
+        self.server.inject(pattern, kit).0
     }
 
     pub fn remove_fault(&self, id: u64) {
-        self.st().faults.retain(|f| f.id != id);
+        self.server.remove_fault(emukit::FaultId(id))
     }
 
     pub fn clear_faults(&self) {
-        self.st().faults.clear();
+        self.server.clear_faults()
     }
 
     /// Expire every download URL handed out so far ("link expiry now").

@@ -1,5 +1,5 @@
 //! In-memory model of the 115 world: users, sessions, file trees, content store, links,
-//! uploads, QR tokens, offline tasks, shares, counters and faults.
+//! uploads, QR tokens, offline tasks, shares.
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::ec115::ServerKey;
 use crate::m115::RsaKey;
 use crate::util::pickcode;
-use crate::{EntryInfo, Fault, Opts, RecordedRequest};
+use crate::{EntryInfo, Opts};
 
 /// First id handed out; > 2^53 so that JSON doubles would lose precision (§0.4).
 pub const FIRST_ID: u64 = 2_593_093_001_609_740_000;
@@ -149,13 +149,6 @@ pub struct Share {
     pub snap_id: u64,
 }
 
-pub struct FaultEntry {
-    pub id: u64,
-    pub pattern: String,
-    pub fault: Fault,
-    pub remaining: Option<u32>,
-}
-
 pub struct State {
     pub opts: Opts,
     pub clock_offset: i64,
@@ -174,10 +167,6 @@ pub struct State {
     pub tasks: Vec<Task>,
     pub shares: BTreeMap<String, Share>,
     pub share_state_numeric: bool,
-    pub counters: HashMap<String, u64>,
-    pub log: Vec<RecordedRequest>,
-    pub faults: Vec<FaultEntry>,
-    pub next_fault: u64,
     pub buckets: HashMap<String, (f64, Instant)>,
     pub busy: HashMap<u64, (i64, u128, &'static str)>,
     pub rsa: RsaKey,
@@ -232,10 +221,6 @@ impl State {
             qr: HashMap::new(),
             tasks: Vec::new(),
             shares: BTreeMap::new(),
-            counters: HashMap::new(),
-            log: Vec::new(),
-            faults: Vec::new(),
-            next_fault: 1,
             buckets: HashMap::new(),
             busy: HashMap::new(),
             rsa: RsaKey::test_key(),
@@ -506,9 +491,5 @@ impl State {
             }
         }
         id
-    }
-
-    pub fn bump(&mut self, key: &str) {
-        *self.counters.entry(key.to_string()).or_insert(0) += 1;
     }
 }

@@ -31,61 +31,27 @@ pub fn md5_lower(data: &[u8]) -> String {
 }
 
 pub fn rand_hex(nbytes: usize) -> String {
-    use rand::RngCore;
-    let mut b = vec![0u8; nbytes];
-    rand::thread_rng().fill_bytes(&mut b);
-    hex::encode(b)
+    emukit::util::rand_hex(2 * nbytes)
 }
 
 /// Random `[a-z0-9]` string.
 pub fn rand_alnum(n: usize) -> String {
-    use rand::Rng;
-    let a = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut r = rand::thread_rng();
-    (0..n).map(|_| a[r.gen_range(0..36)] as char).collect()
-}
-
-/// Days since 1970-01-01 → (year, month, day). (Howard Hinnant's civil_from_days.)
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn split_ts(ts: i64) -> (i64, u32, u32, i64, i64, i64) {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (y, m, d, secs / 3600, (secs % 3600) / 60, secs % 60)
+    emukit::util::rand_from(emukit::util::LOWER_ALNUM, n)
 }
 
 /// `"YYYY-MM-DD HH:MM"` in Asia/Shanghai (UTC+8, no DST): the `t` field of file items (§2.1).
 pub fn shanghai_minute(ts: i64) -> String {
-    let (y, m, d, hh, mm, _) = split_ts(ts + 8 * 3600);
+    let (y, m, d, hh, mm, _) = emukit::util::split_unix(ts + 8 * 3600);
     format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
 }
 
 /// `2023-11-14T23:13:20Z`
 pub fn rfc3339_utc(ts: i64) -> String {
-    let (y, m, d, hh, mm, ss) = split_ts(ts);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    emukit::util::rfc3339(ts)
 }
 
 /// RFC 1123 date (for Last-Modified headers).
-pub fn http_date(ts: i64) -> String {
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let (y, m, d, hh, mm, ss) = split_ts(ts);
-    let wd = WD[ts.div_euclid(86_400).rem_euclid(7) as usize];
-    format!("{wd}, {d:02} {} {y:04} {hh:02}:{mm:02}:{ss:02} GMT", MON[(m - 1) as usize])
-}
+pub use emukit::util::http_date;
 
 /// Parsed urlencoded parameters (query or form), order preserved, duplicates kept.
 #[derive(Clone, Debug, Default)]
@@ -281,32 +247,7 @@ pub fn is_video(ext: &str) -> bool {
 }
 
 /// Glob with `*` only (matches any run of characters, `/` included).
-pub fn glob_match(pat: &str, s: &str) -> bool {
-    let p = pat.as_bytes();
-    let t = s.as_bytes();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let (mut star, mut mark) = (usize::MAX, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] != b'*' && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = pi;
-            mark = ti;
-            pi += 1;
-        } else if star != usize::MAX {
-            pi = star + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
+pub use emukit::util::glob_match;
 
 #[cfg(test)]
 mod tests {

@@ -359,7 +359,7 @@ pub(crate) fn downurl(st: &mut State, c: &Ctx, r: &Req) -> Resp {
         let base = if st.opts.cdn_urls_use_real_host {
             format!("https://{}", st.opts.cdn_host)
         } else {
-            format!("{}/{}", c.base, st.opts.cdn_host)
+            format!("{}/{}", c.inner.base, st.opts.cdn_host)
         };
         let url = format!("{base}/{token}/{}?t={t}&u={}&c=0&f={f}&s={sig}", pct(&n.name), c.user);
         st.links.insert(

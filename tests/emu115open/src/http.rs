@@ -1,135 +1,24 @@
-//! Listener, request plumbing, fault injection and routing by host prefix.
+//! Request plumbing on emukit (one port per host): request conversion, the emulator's own
+//! faults, and routing by host.
 
-use std::pin::Pin;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-
-use crate::state::{AccessError, Inner, RateBucket, RequestRecord};
-use crate::util::{parse_form_body, parse_urlencoded, pass_err, pct_decode, pro_err, Req, Resp};
+use crate::state::{AccessError, Inner, RateBucket};
+use crate::util::{parse_form_body, parse_urlencoded, pass_err, pro_err, Req, Resp};
 use crate::{auth, files, offline, upload, Fault, BROKER_HOST, PASSPORT_HOST, PROAPI_HOST, QRCODE_HOST};
-
-pub(crate) type BoxError = std::io::Error;
-
-/// Response body: either complete, or streamed through a channel (slow / cut bodies).
-pub struct EmuBody {
-    kind: Kind,
-}
-
-enum Kind {
-    Full(Option<Bytes>),
-    Chan(mpsc::Receiver<Result<Bytes, BoxError>>, u64),
-}
-
-impl hyper::body::Body for EmuBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().kind {
-            Kind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
-            Kind::Chan(rx, _) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(&self.kind, Kind::Full(None)) || matches!(&self.kind, Kind::Full(Some(b)) if b.is_empty())
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Chan(_, n) => SizeHint::with_exact(*n),
-        }
-    }
-}
-
-pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(x) => x,
-            Err(_) => continue,
-        };
-        let _ = stream.set_nodelay(true);
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let inner = inner.clone();
-                async move { handle(inner, req).await }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-#[derive(Debug)]
-struct InjectedReset;
-impl std::fmt::Display for InjectedReset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("injected connection reset")
-    }
-}
-impl std::error::Error for InjectedReset {}
 
 fn is_passport_host(h: &str) -> bool {
     h == PASSPORT_HOST || h == QRCODE_HOST
 }
 
-async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<EmuBody>, BoxError> {
-    let method = req.method().as_str().to_string();
-    let full_path = req.uri().path().to_string();
-    let raw_query = req.uri().query().unwrap_or("").to_string();
-    let trimmed = full_path.trim_start_matches('/');
-    let (host, rest) = match trimmed.find('/') {
-        Some(i) => (trimmed[..i].to_string(), trimmed[i..].to_string()),
-        None => (trimmed.to_string(), "/".to_string()),
-    };
-    let decoded_path = pct_decode(&rest);
-    let header = |n: &str| req.headers().get(n).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let mut record = RequestRecord {
-        method: method.clone(),
-        host: host.clone(),
-        path: decoded_path.clone(),
-        query: raw_query.clone(),
-        user_agent: header("user-agent"),
-        authorization: header("authorization"),
-        status: 0,
-    };
-
-    let (fault, counter_key) = {
-        let mut st = inner.lock();
-        let is_blob_host = host == st.opts.cdn_host || host.ends_with(&format!(".{}", st.opts.oss_endpoint_host));
-        let key = if is_blob_host { host.clone() } else { format!("{host}{decoded_path}") };
-        *st.counters.entry(key.clone()).or_insert(0) += 1;
-        (st.take_fault(&full_path), key)
-    };
-    let _ = counter_key;
-
-    let mut body_fault = None;
+/// Handle one request (emukit has logged it and applied the generic faults: reset, delay,
+/// slow or cut bodies). `custom` is one of this emulator's own faults.
+pub(crate) async fn handle(inner: Arc<Inner>, req: emukit::Request, custom: Option<Fault>) -> emukit::Reply {
+    let host = req.host.clone();
     let mut expire_link = false;
-    let early: Option<Resp> = match fault {
-        None => None,
-        Some(Fault::Reset) => {
-            inner.lock().log.push(record);
-            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, InjectedReset));
-        }
-        Some(Fault::Delay(d)) => {
-            tokio::time::sleep(d).await;
-            None
-        }
+    let early: Option<Resp> = match custom {
         Some(Fault::Status(s)) => Some(Resp::text(s, "injected error")),
         Some(Fault::Envelope { code, message }) => Some(envelope_err(&host, code, &message)),
         Some(Fault::RateLimit) => Some(envelope_err(&host, 770004, "访问频率过高")),
@@ -139,17 +28,12 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Em
             expire_link = true;
             None
         }
-        Some(f @ (Fault::SlowBody { .. } | Fault::DropAfter(_))) => {
-            body_fault = Some(f);
-            None
-        }
+        _ => None,
     };
-
+    let method = req.method.as_str().to_string();
     let resp = match early {
         Some(r) => r,
         None => {
-            let headers = req.headers().clone();
-            let body = req.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
             let is_oss = {
                 let st = inner.lock();
                 host.ends_with(&format!(".{}", st.opts.oss_endpoint_host)) || host == st.opts.oss_endpoint_host
@@ -157,25 +41,23 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Em
             let form = if method == "GET" || is_oss {
                 Vec::new()
             } else {
-                let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-                parse_form_body(ct.as_deref(), &body)
+                let ct = req.header("content-type");
+                parse_form_body(ct.as_deref(), &req.body)
             };
             let r = Req {
                 method: method.clone(),
                 host: host.clone(),
-                path: decoded_path,
-                query: parse_urlencoded(raw_query.as_bytes()),
-                raw_query,
+                path: req.path,
+                query: parse_urlencoded(req.query.as_bytes()),
+                raw_query: req.query,
                 form,
-                headers,
-                body,
+                headers: req.headers,
+                body: req.body,
             };
             dispatch(&inner, &r, expire_link).await
         }
     };
-    record.status = resp.status;
-    inner.lock().log.push(record);
-    Ok(to_hyper(resp, &method, body_fault))
+    to_reply(resp)
 }
 
 fn envelope_err(host: &str, code: i64, msg: &str) -> Resp {
@@ -186,56 +68,38 @@ fn envelope_err(host: &str, code: i64, msg: &str) -> Resp {
     }
 }
 
-fn to_hyper(resp: Resp, method: &str, body_fault: Option<Fault>) -> Response<EmuBody> {
-    let mut b = Response::builder().status(resp.status);
-    for (k, v) in &resp.headers {
-        b = b.header(k.as_str(), v.as_str());
-    }
-    let len = resp.head_len.unwrap_or(resp.body.len() as u64);
-    let no_body_status = resp.status == 204 || resp.status == 304;
-    if !no_body_status {
-        b = b.header("content-length", len.to_string());
-    }
-    if method == "HEAD" || no_body_status {
-        return b.body(EmuBody { kind: Kind::Full(None) }).unwrap();
-    }
-    let body = match body_fault {
-        Some(Fault::SlowBody { chunk, every }) => {
-            let (tx, rx) = mpsc::channel(4);
-            let data = resp.body.clone();
-            tokio::spawn(async move {
-                let chunk = chunk.max(1);
-                let mut pos = 0;
-                while pos < data.len() {
-                    let end = (pos + chunk).min(data.len());
-                    if tx.send(Ok(data.slice(pos..end))).await.is_err() {
-                        return;
-                    }
-                    pos = end;
-                    if pos < data.len() {
-                        tokio::time::sleep(every).await;
-                    }
-                }
-            });
-            EmuBody { kind: Kind::Chan(rx, len) }
-        }
-        Some(Fault::DropAfter(n)) => {
-            let (tx, rx) = mpsc::channel(4);
-            let data = resp.body.clone();
-            tokio::spawn(async move {
-                let n = n.min(data.len());
-                if n > 0 && tx.send(Ok(data.slice(0..n))).await.is_err() {
-                    return;
-                }
-                // give the first bytes a chance to reach the socket before the abort
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, InjectedReset))).await;
-            });
-            EmuBody { kind: Kind::Chan(rx, len) }
-        }
-        _ => EmuBody { kind: Kind::Full(Some(resp.body)) },
+fn to_reply(resp: Resp) -> emukit::Reply {
+    let mut r = emukit::Reply {
+        status: resp.status,
+        headers: resp.headers,
+        body: emukit::Body::Full(resp.body),
+        head_len: None,
     };
-    b.body(body).unwrap()
+    if let Some(n) = resp.head_len {
+        r = r.with_head_len(n);
+    }
+    r
+}
+
+/// The key requests are counted under: `host/path`, or just the host for the blob hosts
+/// (CDN and OSS bucket).
+pub(crate) fn counter_key(inner: &Inner, host: &str, path: &str) -> String {
+    let st = inner.lock();
+    let is_blob_host = host == st.opts.cdn_host || host.ends_with(&format!(".{}", st.opts.oss_endpoint_host));
+    if is_blob_host {
+        host.to_string()
+    } else {
+        format!("{host}{path}")
+    }
+}
+
+/// Counts per key over the request log plus the requests 115 saw elsewhere.
+pub(crate) fn counts(inner: &Inner, log: &[emukit::LoggedRequest]) -> BTreeMap<String, u64> {
+    let mut m = inner.lock().counters.clone();
+    for r in log {
+        *m.entry(counter_key(inner, &r.host, &r.path)).or_insert(0) += 1;
+    }
+    m
 }
 
 async fn dispatch(inner: &Arc<Inner>, r: &Req, expire_link: bool) -> Resp {
@@ -325,7 +189,7 @@ fn test_hooks(inner: &Arc<Inner>, r: &Req) -> Resp {
 pub(crate) struct Ctx<'a> {
     pub now_ms: u64,
     pub user: u64,
-    pub base: &'a str,
+    pub inner: &'a Inner,
 }
 
 impl Ctx<'_> {
@@ -364,7 +228,7 @@ fn proapi(inner: &Arc<Inner>, r: &Req) -> Resp {
             return pro_err(406, "已达到当前访问上限，请稍后再试");
         }
     }
-    let ctx = Ctx { now_ms, user, base: &inner.base };
+    let ctx = Ctx { now_ms, user, inner };
     let m = r.method.as_str();
     let st = &mut *st;
     macro_rules! only {

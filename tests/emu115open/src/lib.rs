@@ -1,7 +1,7 @@
 //! # emu115open — emulator of the 115 Open Platform HTTP API
 //!
-//! Written from `/work/shared/reference/115-open.md` (cited below as "ref §x.y"), never from
-//! a driver.  One hyper HTTP/1.1 listener on `127.0.0.1:0` serves every real host under a
+//! Written from `shared/reference/115-open.md` (cited below as "ref §x.y"), never from
+//! a driver.  One HTTP/1.1 listener (emukit, path-prefix layout) on `127.0.0.1:0` serves every real host under a
 //! path prefix named after the host:
 //!
 //! ```text
@@ -274,24 +274,25 @@ pub struct QrSession {
 /// The running emulator.  Dropping it stops the listener.
 pub struct Emu115Open {
     inner: Arc<state::Inner>,
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    server: emukit::Server<Fault>,
 }
 
-impl Drop for Emu115Open {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// Host of the QR hooks (`/__test/qr/{uid}/{scan|confirm|cancel|expire}`).
+const HOOK_HOST: &str = "__test";
 
 impl Emu115Open {
-    /// Bind `127.0.0.1:0` and start serving.
+    /// Bind `127.0.0.1:0` and start serving (emukit, path-prefix layout: every host under
+    /// `/<host>/…` of one port).
     pub async fn start(opts: Options) -> Emu115Open {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        let inner = Arc::new(state::Inner::new(opts, format!("http://{addr}")));
-        let task = tokio::spawn(http::serve(listener, inner.clone()));
-        Emu115Open { inner, addr, task }
+        let mut hosts = hosts_of(&opts);
+        hosts.push(HOOK_HOST.to_string());
+        let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let bind = emukit::BindOptions { layout: emukit::Layout::PathPrefix, ..Default::default() };
+        let bound = emukit::Bound::bind(&names, &bind).await.expect("bind 127.0.0.1:0");
+        let inner = Arc::new(state::Inner::new(opts, bound.base_url().expect("path-prefix base")));
+        let h = inner.clone();
+        let server = bound.serve(move |req, custom| http::handle(h.clone(), req, custom));
+        Emu115Open { inner, server }
     }
 
     /// Start with default options.
@@ -300,7 +301,7 @@ impl Emu115Open {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.inner.base.trim_start_matches("http://").parse().expect("socket address")
     }
 
     /// `http://127.0.0.1:PORT`
@@ -311,22 +312,13 @@ impl Emu115Open {
     /// Base URL standing in for `https://<host>` (no trailing slash), e.g.
     /// `endpoint("proapi.115.com") == "http://127.0.0.1:PORT/proapi.115.com"`.
     pub fn endpoint(&self, host: &str) -> String {
-        format!("{}/{}", self.inner.base, host)
+        self.inner.endpoint(host)
     }
 
     /// Every real hostname served: passport, qrcode, proapi, OSS endpoint, OSS bucket host,
     /// CDN, broker.
     pub fn hosts(&self) -> Vec<String> {
-        let o = self.options();
-        vec![
-            PASSPORT_HOST.into(),
-            QRCODE_HOST.into(),
-            PROAPI_HOST.into(),
-            o.oss_endpoint_host.clone(),
-            format!("{}.{}", o.oss_bucket, o.oss_endpoint_host),
-            o.cdn_host.clone(),
-            BROKER_HOST.into(),
-        ]
+        hosts_of(&self.options())
     }
 
     /// `(real host, base URL)` for every host of [`hosts`](Self::hosts).
@@ -664,45 +656,79 @@ impl Emu115Open {
 
     // ----------------------------------------------------------------- faults / counters
 
-    /// Inject a fault for every request whose path (`/host/…`, no query) starts with
-    /// `prefix`, until removed.
+    /// Inject a fault for every request whose `host/path` (no query; a leading `/` is
+    /// ignored) starts with `prefix`, until removed.
     pub fn inject(&self, prefix: &str, fault: Fault) -> FaultId {
-        self.inner.lock().add_fault(prefix, fault, None)
+        FaultId(self.server.inject(prefix, kit_fault(fault)).0)
     }
 
     /// Inject a fault for the next `times` matching requests.
     pub fn inject_times(&self, prefix: &str, fault: Fault, times: u32) -> FaultId {
-        self.inner.lock().add_fault(prefix, fault, Some(times))
+        FaultId(self.server.inject(prefix, kit_fault(fault).times(times)).0)
     }
 
     pub fn remove_fault(&self, id: FaultId) {
-        self.inner.lock().faults.retain(|f| f.id != id.0);
+        self.server.remove_fault(emukit::FaultId(id.0))
     }
 
     pub fn clear_faults(&self) {
-        self.inner.lock().faults.clear();
+        self.server.clear_faults()
     }
 
     /// Requests seen for one endpoint, given as `host/path` (leading `/` optional), e.g.
-    /// `"proapi.115.com/open/ufile/files"`.
+    /// `"proapi.115.com/open/ufile/files"`; the CDN and OSS bucket hosts count by host.
     pub fn request_count(&self, endpoint: &str) -> u64 {
         let key = endpoint.trim_start_matches('/');
-        self.inner.lock().counters.get(key).copied().unwrap_or(0)
+        self.request_counts().get(key).copied().unwrap_or(0)
     }
 
     /// Requests per endpoint.
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
-        self.inner.lock().counters.clone()
+        http::counts(&self.inner, &self.server.log())
     }
 
     /// Every request seen, in order.
     pub fn request_log(&self) -> Vec<RequestRecord> {
-        self.inner.lock().log.clone()
+        self.server
+            .log()
+            .into_iter()
+            .map(|r| RequestRecord {
+                user_agent: r.header("user-agent"),
+                authorization: r.header("authorization"),
+                method: r.method,
+                host: r.host,
+                path: r.path,
+                query: r.query,
+                status: r.status,
+            })
+            .collect()
     }
 
     pub fn reset_counters(&self) {
-        let mut st = self.inner.lock();
-        st.counters.clear();
-        st.log.clear();
+        self.inner.lock().counters.clear();
+        self.server.clear_log();
+    }
+}
+
+fn hosts_of(o: &Options) -> Vec<String> {
+    vec![
+        PASSPORT_HOST.into(),
+        QRCODE_HOST.into(),
+        PROAPI_HOST.into(),
+        o.oss_endpoint_host.clone(),
+        format!("{}.{}", o.oss_bucket, o.oss_endpoint_host),
+        o.cdn_host.clone(),
+        BROKER_HOST.into(),
+    ]
+}
+
+/// The generic faults are emukit's; the 115-specific ones are answered by [`http::handle`].
+fn kit_fault(f: Fault) -> emukit::Fault<Fault> {
+    match f {
+        Fault::Reset => emukit::Fault::reset(),
+        Fault::Delay(d) => emukit::Fault::delay(d),
+        Fault::SlowBody { chunk, every } => emukit::Fault::slow_body(chunk, every),
+        Fault::DropAfter(n) => emukit::Fault::drop_after(n as u64),
+        other => emukit::Fault::custom(other),
     }
 }

@@ -9,12 +9,13 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::util::{rand_alnum, rand_lower, sha1_hex};
-use crate::{Fault, FaultId, Options, Tokens, DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_REDIRECT_DOMAIN};
+use crate::{Options, Tokens, DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_REDIRECT_DOMAIN};
 
 pub(crate) struct Inner {
     pub state: Mutex<State>,
     pub clock_offset_ms: AtomicI64,
     pub qr_notify: Notify,
+    /// `http://127.0.0.1:PORT`: every host is served under `/<host>/…` of this base.
     pub base: String,
 }
 
@@ -23,6 +24,11 @@ impl Inner {
         let mut st = State::new(opts);
         st.register_app(DEFAULT_APP_ID, DEFAULT_APP_SECRET, Some(DEFAULT_REDIRECT_DOMAIN));
         Inner { state: Mutex::new(st), clock_offset_ms: AtomicI64::new(0), qr_notify: Notify::new(), base }
+    }
+
+    /// Base URL standing in for `https://<host>`.
+    pub fn endpoint(&self, host: &str) -> String {
+        format!("{}/{host}", self.base)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
@@ -250,13 +256,6 @@ pub struct OfflineTask {
     pub file_id: Option<u64>,
 }
 
-pub(crate) struct FaultEntry {
-    pub id: u64,
-    pub prefix: String,
-    pub fault: Fault,
-    pub remaining: Option<u32>,
-}
-
 /// One request as seen by the emulator.
 #[derive(Clone, Debug)]
 pub struct RequestRecord {
@@ -301,10 +300,9 @@ pub(crate) struct State {
     pub oss_objects: HashMap<(String, String), Bytes>,
     pub multiparts: HashMap<String, Multipart>,
     pub offline: Vec<OfflineTask>,
-    pub faults: Vec<FaultEntry>,
-    pub next_fault: u64,
+    /// Requests 115 saw that did not reach the emulator's ports (the broker's own refresh
+    /// call); added to the request log's counts.
     pub counters: BTreeMap<String, u64>,
-    pub log: Vec<RequestRecord>,
     pub buckets: HashMap<u64, RateBucket>,
     pub daily: HashMap<(u64, u64), u64>,
 }
@@ -347,10 +345,7 @@ impl State {
             oss_objects: HashMap::new(),
             multiparts: HashMap::new(),
             offline: Vec::new(),
-            faults: Vec::new(),
-            next_fault: 1,
             counters: BTreeMap::new(),
-            log: Vec::new(),
             buckets: HashMap::new(),
             daily: HashMap::new(),
         }
@@ -527,30 +522,6 @@ impl State {
             return Err(AccessError::Invalid);
         }
         Ok((g.user, gid))
-    }
-
-    // ------------------------------------------------------------------ faults
-
-    pub fn add_fault(&mut self, prefix: &str, fault: Fault, times: Option<u32>) -> FaultId {
-        let id = self.next_fault;
-        self.next_fault += 1;
-        let prefix = if prefix.starts_with('/') { prefix.to_string() } else { format!("/{prefix}") };
-        self.faults.push(FaultEntry { id, prefix, fault, remaining: times });
-        FaultId(id)
-    }
-
-    /// First fault matching the path; consumes one use.
-    pub fn take_fault(&mut self, path: &str) -> Option<Fault> {
-        let idx = self.faults.iter().position(|f| path.starts_with(&f.prefix))?;
-        let f = &mut self.faults[idx];
-        let fault = f.fault.clone();
-        if let Some(r) = f.remaining.as_mut() {
-            *r -= 1;
-            if *r == 0 {
-                self.faults.remove(idx);
-            }
-        }
-        Some(fault)
     }
 
     // ------------------------------------------------------------------ files

@@ -2,7 +2,6 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use rand::Rng;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
@@ -112,7 +111,7 @@ pub(crate) fn pass_err(code: i64, msg: &str) -> Resp {
 // ---------------------------------------------------------------------- parsing
 
 pub(crate) fn parse_urlencoded(b: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(b).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    emukit::util::parse_urlencoded(b)
 }
 
 /// Minimal multipart/form-data parser (restic-115 sends multipart, ref §1.2).
@@ -187,20 +186,15 @@ pub(crate) fn sha1_hex(b: &[u8]) -> String {
 }
 
 pub(crate) fn rand_alnum(n: usize) -> String {
-    const CS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut r = rand::thread_rng();
-    (0..n).map(|_| CS[r.gen_range(0..CS.len())] as char).collect()
+    emukit::util::rand_from(emukit::util::ALNUM, n)
 }
 
 pub(crate) fn rand_lower(n: usize) -> String {
-    const CS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut r = rand::thread_rng();
-    (0..n).map(|_| CS[r.gen_range(0..CS.len())] as char).collect()
+    emukit::util::rand_from(emukit::util::LOWER_ALNUM, n)
 }
 
 pub(crate) fn rand_hex(n: usize) -> String {
-    let mut r = rand::thread_rng();
-    (0..n).map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap()).collect()
+    emukit::util::rand_hex(n)
 }
 
 /// Decode base64 in either alphabet, with or without padding (ref §2.1 PKCE).
@@ -216,11 +210,11 @@ pub(crate) fn b64_lenient(s: &str) -> Option<Vec<u8>> {
 }
 
 pub(crate) fn pct(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    emukit::util::pct_encode(s)
 }
 
 pub(crate) fn pct_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    emukit::util::pct_decode(s)
 }
 
 /// `"1.00MB"`-style size (ref §4.2 `size`).
@@ -241,31 +235,12 @@ pub(crate) fn size_format(n: u64) -> String {
 
 /// Unix seconds → `2026-01-01T01:00:00Z`.
 pub(crate) fn rfc3339(secs: u64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(secs);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    emukit::util::rfc3339(secs as i64)
 }
 
 /// Unix seconds → `2026-01-01T01:00:00.000Z` (OSS XML style).
 pub(crate) fn iso_millis(secs: u64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(secs);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.000Z")
-}
-
-fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    // Howard Hinnant's civil_from_days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
+    emukit::util::rfc3339_millis(secs as i64 * 1000)
 }
 
 pub(crate) fn is_upper_hex40(s: &str) -> bool {
