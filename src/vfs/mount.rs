@@ -805,7 +805,7 @@ mod tests {
             let mut fail = self.fail.lock().unwrap();
             if let Some(i) = fail.iter().position(|(o, p)| *o == op && name.starts_with(p.as_str())) {
                 fail.remove(i);
-                return Err(DriveError::Upstream(format!("{op} {name} fails (test)")));
+                return Err(DriveError::upstream(format!("{op} {name} fails (test)")));
             }
             Ok(())
         }
@@ -1030,7 +1030,7 @@ mod tests {
                 async move {
                     mnt.mkdir(&at).await?;
                     mnt.mkdir(&format!("{at}/half")).await?;
-                    Err(DriveError::Upstream("source broke".into()))
+                    Err(DriveError::upstream("source broke"))
                 }
             })
             .await;
