@@ -242,8 +242,14 @@ async fn the_405_page_backs_off_then_is_rate_limited_and_cools_down() {
     // Cooling down: no more calls to 115 for a while.
     assert!(matches!(d.list(&root()).await, Err(DriveError::RateLimited { .. })));
     assert_eq!(env.fx.count("webapi.115.com", "/files"), 3);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let _ = d.list(&root()).await;
+    // Event order: while cooling down every call fails fast without reaching 115; the
+    // first call after the cool-down asks again (3 more tries against the throttle).
+    let t = std::time::Instant::now();
+    while env.fx.count("webapi.115.com", "/files") == 3 {
+        assert!(matches!(d.list(&root()).await, Err(DriveError::RateLimited { .. })));
+        assert!(t.elapsed() < Duration::from_secs(30), "the cool-down never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(env.fx.count("webapi.115.com", "/files"), 6, "asks again after the cool-down");
 }
 

@@ -166,8 +166,21 @@ async fn too_frequent_refresh_backs_off() {
     }
     assert_eq!(env.emu.refresh_attempts(env.tok.grant), attempts, "no refresh while backing off");
     env.emu.configure(|o| o.min_refresh_interval = Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    d.list_id("0").await.expect("refreshed after the back-off");
+    // Event order, not a guessed sleep: calls keep failing fast without a refresh attempt
+    // until the back-off is over; then exactly one refresh, and the call succeeds.
+    let t = std::time::Instant::now();
+    loop {
+        match d.list_id("0").await {
+            Ok(_) => break,
+            Err(DriveError::RateLimited { .. }) => {
+                assert_eq!(env.emu.refresh_attempts(env.tok.grant), attempts, "refresh attempted while backing off");
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the back-off never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.emu.refresh_attempts(env.tok.grant), attempts + 1, "one refresh after the back-off");
     assert!(env.emu.is_refresh_token_live(&d.tokens().refresh_token));
 }
 
