@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::vfs::PolicyKind;
+
 /// The embedded default: `./data` as `/local`, read-write, on 127.0.0.1:8080.
 pub const DEFAULT_CONFIG: &str = r#"
 [server]
@@ -133,7 +135,7 @@ pub struct MountConfig {
     pub path: Spanned<String>,
     pub driver: Spanned<String>,
     /// `redirect`, `proxy` or `proxy_url`; default depends on the driver.
-    pub policy: Option<Spanned<String>>,
+    pub policy: Option<Spanned<PolicyKind>>,
     /// Base URL of the external relay, for `policy = "proxy_url"`.
     pub proxy_url: Option<String>,
     #[serde(default)]
@@ -175,7 +177,7 @@ impl std::fmt::Debug for MountConfig {
 pub struct ClientRule {
     /// Case-insensitive substring of the User-Agent.
     pub user_agent: String,
-    pub policy: Spanned<String>,
+    pub policy: Spanned<PolicyKind>,
     /// Mount paths the rule applies to; absent = all.
     pub mounts: Option<Vec<String>>,
 }
@@ -399,13 +401,7 @@ impl Config {
                 }
             }
             if let Some(pol) = &m.policy {
-                let v = pol.get_ref().as_str();
-                if !matches!(v, "redirect" | "proxy" | "proxy_url") {
-                    return Err(
-                        self.err(pol.span(), format!("mounts.policy: {v:?} is not one of redirect, proxy, proxy_url"))
-                    );
-                }
-                if v == "proxy_url" && m.proxy_url.as_deref().unwrap_or("").is_empty() {
+                if *pol.get_ref() == PolicyKind::ProxyUrl && m.proxy_url.as_deref().unwrap_or("").is_empty() {
                     return Err(self.err(
                         pol.span(),
                         "mounts.policy = \"proxy_url\" needs mounts.proxy_url (the relay's base URL)",
@@ -458,11 +454,6 @@ impl Config {
             }
         }
         for r in &self.raw.clients {
-            let v = r.policy.get_ref().as_str();
-            if !matches!(v, "redirect" | "proxy" | "proxy_url") {
-                return Err(self
-                    .err(r.policy.span(), format!("clients.policy: {v:?} is not one of redirect, proxy, proxy_url")));
-            }
             if r.user_agent.is_empty() {
                 return Err(self.err(r.policy.span(), "clients.user_agent must not be empty"));
             }

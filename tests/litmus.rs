@@ -152,11 +152,13 @@ fn litmus_http() {
     run_suite("http");
 }
 
-/// What the `propget` warning is about, seen on the wire: a PROPFIND naming a property
-/// that was removed with PROPPATCH. RFC 4918 wants it back with a 404 propstat; we
-/// (through dav-server 0.11) leave it out. The property that still exists comes back
-/// once with its value.
+/// What the `propget` warning is about: a PROPFIND naming a property that was removed
+/// with PROPPATCH. RFC 4918 §9.1 wants every requested property answered: the missing one
+/// in a propstat with status 404, the existing one once, with its value. dav-server 0.11
+/// leaves the missing one out and repeats the existing one (see the notes at the top), so
+/// this asserts the RFC and is ignored until that is fixed.
 #[test]
+#[ignore = "issue 12: dav-server 0.11 sends no 404 propstat for a missing requested property (and repeats the present one)"]
 fn named_propfind_reports_missing_property() {
     let (t, srv) = server();
     t.write("data/p.txt", b"x");
@@ -178,17 +180,13 @@ fn named_propfind_reports_missing_property() {
     let r = curl(&[&auth[..], &["-X", "PROPFIND", "-H", "Depth: 0", "--data-binary", find, &url]].concat());
     assert_eq!(r.status, 207, "{r:?}");
     let xml = r.text();
-    assert!(xml.contains(">kept<"), "kept property missing: {xml}");
     assert!(!xml.contains(">bye<"), "removed property still has its value: {xml}");
-    // Today: no 404 propstat for `gone` (the litmus warning), and `keep` twice (once
-    // from `get_prop`, once from the dead properties dav-server appends). When this
-    // starts failing, dav-server has changed: update the comment at the top and
-    // KNOWN_WARNINGS to match.
-    assert!(
-        !xml.contains("404") && xml.matches(">kept<").count() == 2,
-        "dav-server's PROPFIND writer changed (404 propstat now sent, or duplicates \
-         gone); tighten this test and the notes at the top: {xml}"
-    );
+    assert_eq!(xml.matches(">kept<").count(), 1, "the present property, once: {xml}");
+    // The missing one: its own propstat, with 404 and the (empty) property named.
+    let propstats: Vec<&str> = xml.split("propstat>").filter(|p| p.contains("status>")).collect();
+    let gone = propstats.iter().find(|p| p.contains("gone")).unwrap_or_else(|| panic!("no propstat for gone: {xml}"));
+    assert!(gone.contains(" 404 "), "the missing property is not reported 404: {xml}");
+    assert!(!gone.contains("kept"), "404 propstat mixed with the present property: {xml}");
 }
 
 /// Names with `#` (percent-encoded, as real clients send them) are ordinary names.

@@ -147,7 +147,12 @@ pub struct Mount {
     dirs: DashMap<String, Arc<DirSlot>>,
     links: Arc<LinkCache>,
     health: RwLock<Health>,
+    /// The drive's last quota answer and when it came.
+    quota: tokio::sync::Mutex<Option<(Instant, Option<Quota>)>>,
 }
+
+/// How long a quota answer is reused (PROPFIND asks on every listing).
+const QUOTA_TTL: Duration = Duration::from_secs(30);
 
 /// Names clients probe for that almost never exist (macOS, Windows, desktops). A miss on
 /// these is answered from whatever listing is cached, without asking the provider.
@@ -235,6 +240,7 @@ impl Mount {
             dirs: DashMap::new(),
             links: Arc::new(LinkCache::default()),
             health: RwLock::new(Health { ok: true, message: "starting".into() }),
+            quota: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -705,6 +711,19 @@ impl Mount {
         self.track(self.drive.read(entry, range).await)
     }
 
+    /// The drive's quota (`None` when it does not say), reused for a short while.
+    pub async fn quota(&self) -> DriveResult<Option<Quota>> {
+        let mut g = self.quota.lock().await;
+        if let Some((at, q)) = g.as_ref() {
+            if at.elapsed() < QUOTA_TTL {
+                return Ok(*q);
+            }
+        }
+        let q = self.track(self.drive.quota().await)?;
+        *g = Some((Instant::now(), q));
+        Ok(q)
+    }
+
     /// Offline download into the folder at `dir_rel` (the provider's default: `None`).
     pub async fn offline_add(&self, urls: &[String], dir_rel: Option<&str>) -> DriveResult<Vec<OfflineAdded>> {
         self.writable()?;
@@ -718,20 +737,24 @@ impl Mount {
             }
             None => None,
         };
-        let r = self.track(self.drive.offline_add(urls, dir.as_ref()).await);
+        let r = self.track(self.offline()?.add_tasks(urls, dir.as_ref()).await);
         if let Some(rel) = dir_rel {
             self.invalidate(rel.trim_matches('/'));
         }
         r
     }
 
+    fn offline(&self) -> DriveResult<&dyn super::drive::Offline> {
+        self.drive.offline().ok_or(DriveError::Unsupported("offline download"))
+    }
+
     pub async fn offline_list(&self) -> DriveResult<OfflineTasks> {
-        self.track(self.drive.offline_list().await)
+        self.track(self.offline()?.tasks().await)
     }
 
     pub async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
         self.writable()?;
-        let r = self.track(self.drive.offline_remove(hashes, delete_files).await);
+        let r = self.track(self.offline()?.remove_tasks(hashes, delete_files).await);
         if delete_files {
             self.invalidate_tree("");
         }
@@ -801,7 +824,7 @@ mod tests {
             let mut fail = self.fail.lock().unwrap();
             if let Some(i) = fail.iter().position(|(o, p)| *o == op && name.starts_with(p.as_str())) {
                 fail.remove(i);
-                return Err(DriveError::Upstream(format!("{op} {name} fails (test)")));
+                return Err(DriveError::upstream(format!("{op} {name} fails (test)")));
             }
             Ok(())
         }
@@ -1026,7 +1049,7 @@ mod tests {
                 async move {
                     mnt.mkdir(&at).await?;
                     mnt.mkdir(&format!("{at}/half")).await?;
-                    Err(DriveError::Upstream("source broke".into()))
+                    Err(DriveError::upstream("source broke"))
                 }
             })
             .await;

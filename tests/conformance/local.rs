@@ -41,6 +41,7 @@ impl LocalFixture {
                 mount_path: "/local".into(),
                 state: StateHandle::at(work.path().join("state.json")),
                 base_dir: work.path().to_path_buf(),
+                source: None,
             },
         )?;
         let mut opts = mount_options("/local", spec, self.ttl, work.path().join("spool"));

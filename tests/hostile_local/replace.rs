@@ -21,11 +21,7 @@ fn drive(root: &Path, work: &Path) -> Arc<LocalDrive> {
         file_mode: None,
         dir_mode: None,
     };
-    let ctx = DriverCtx {
-        mount_path: "/l".into(),
-        state: StateHandle::at(work.join("state.json")),
-        base_dir: work.to_path_buf(),
-    };
+    let ctx = DriverCtx::new("/l", StateHandle::at(work.join("state.json")), work.to_path_buf());
     Arc::new(LocalDrive::new(opts, &ctx).unwrap())
 }
 

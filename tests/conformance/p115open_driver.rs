@@ -1,12 +1,14 @@
-//! Read/write scenarios (our equivalents of the shared conformance suite) through a
-//! `Mount` on the driver, checked against the emulator's own view.
+//! 115 Open's own scenarios beside the shared suite (`p115open.rs`): what only this
+//! driver has (second-check rapid upload, resumable multipart, recycle-bin purge,
+//! offline tasks, 115's throttle codes), through a `Mount`, checked against the
+//! emulator's own view. The environment helpers are shared with `tests/drv115open`.
 
 use std::time::Duration;
 
 use emu115open::{Fault, Options};
 use pandav::vfs::{Drive, DriveError, LinkRequest};
 
-use crate::common::*;
+use crate::open_env::*;
 
 #[tokio::test]
 async fn files_through_a_mount() {
@@ -239,7 +241,7 @@ async fn offline_tasks_add_list_remove() {
     let tasks = d.offline_list().await.unwrap();
     assert_eq!(tasks.len(), 2);
     let t = tasks.iter().find(|t| t.info_hash == added[0].info_hash).unwrap();
-    assert_eq!(t.status, 1);
+    assert_eq!(t.status, pandav::vfs::TaskStatus::Downloading);
     assert!((t.percent - 40.0).abs() < 0.01);
     d.offline_remove(&added[0].info_hash, false).await.unwrap();
     let tasks = d.offline_list().await.unwrap();

@@ -1,30 +1,24 @@
 //! OAuth for 115 Open (ref §2): the token pair, error classification, refresh against
-//! passportapi or the online broker (§2.8), the PKCE device-code flow (§2.1), and the
-//! cross-process lock that keeps a rotated refresh token from being lost.
+//! passportapi or the online broker (§2.8), and the PKCE device-code flow (§2.1).
 //!
 //! A refresh token is single use (§2.4): once the provider answered a refresh, the old
-//! token is dead. So a refresh runs (1) under the mount's `TokenCell` (one at a time in
-//! this process), (2) under an exclusive `flock` on a lock file beside the state file
-//! (one at a time across processes: a restarted pandav, `pandav login`), (3) after
-//! re-reading the state file — if someone else already rotated, their token is adopted
-//! instead of burning ours — and (4) the new pair is written durably before any request
-//! uses it. In the `pandav` binary the refresh itself runs in a short-lived helper
-//! process (see [`helper_main`]) so that a SIGKILL of the server between the provider's
-//! answer and the fsync cannot lose the new token: the helper finishes the write.
+//! token is dead. The lifecycle around a refresh (single flight, cross-process lock,
+//! adoption of a pair another process rotated, one durable write before use, the
+//! helper process that survives a SIGKILL, the dead-grant latch) is the kit's:
+//! [`crate::vfs::credentials`]. This module only says how 115 rotates a pair
+//! ([`Refresher`]).
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use super::api::{self, Endpoints, PassportEnvelope};
-use crate::vfs::token::fingerprint;
-use crate::vfs::DriveError;
+use super::client::{self, Endpoints, PassportEnvelope};
+use crate::vfs::credentials::{self, Credentials, Grant};
+pub use crate::vfs::credentials::{now_unix, redact};
 
 /// The credentials a mount holds. Never printed: `Debug` redacts.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -49,16 +43,14 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-/// A short, non-reversible tag for a secret, for logs: `sha256:ab12cd34`.
-pub fn redact(secret: &str) -> String {
-    if secret.is_empty() {
-        return "(empty)".into();
+impl Grant for Tokens {
+    fn rotating(&self) -> &str {
+        &self.refresh_token
     }
-    format!("sha256:{}", &fingerprint(secret)[..8])
-}
 
-pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    fn usable(&self) -> bool {
+        !self.access_token.is_empty()
+    }
 }
 
 impl Tokens {
@@ -159,16 +151,6 @@ pub enum RefreshError {
     Transient(String),
 }
 
-impl RefreshError {
-    pub fn into_drive(self, mount: &str) -> DriveError {
-        match self {
-            RefreshError::Dead { code, message } => DriveError::AuthLost(reauthorize_message(mount, code, &message)),
-            RefreshError::TooFrequent => DriveError::RateLimited { retry_after: Some(Duration::from_secs(60)) },
-            RefreshError::Transient(m) => DriveError::Upstream(format!("115 Open token refresh failed: {m}")),
-        }
-    }
-}
-
 /// Classify a passport failure envelope (sdk order: `code` first, then `error`, ref §1.3).
 fn passport_refresh_error(env: &PassportEnvelope) -> RefreshError {
     let (code, msg) = if env.code != 0 {
@@ -199,27 +181,20 @@ pub enum RefreshVia {
     Broker(String),
 }
 
-fn refresh_http() -> &'static reqwest::Client {
-    static C: OnceLock<reqwest::Client> = OnceLock::new();
-    C.get_or_init(|| {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client")
-    })
-}
-
 /// One refresh request: the provider rotates `refresh_token` and answers the new pair.
-pub async fn refresh_request(ep: &Endpoints, via: &RefreshVia, refresh_token: &str) -> Result<Tokens, RefreshError> {
+pub async fn refresh_request(
+    http: &reqwest::Client,
+    ep: &Endpoints,
+    via: &RefreshVia,
+    refresh_token: &str,
+) -> Result<Tokens, RefreshError> {
     if refresh_token.is_empty() {
         return Err(RefreshError::Dead { code: 0, message: "no refresh token".into() });
     }
     match via {
         RefreshVia::Passport => {
-            let url = ep.url(api::PASSPORT, "/open/refreshToken");
-            let resp = refresh_http()
+            let url = ep.url(client::PASSPORT, "/open/refreshToken");
+            let resp = http
                 .post(url)
                 .form(&[("refresh_token", refresh_token)])
                 .send()
@@ -230,7 +205,7 @@ pub async fn refresh_request(ep: &Endpoints, via: &RefreshVia, refresh_token: &s
             if status.is_server_error() || status.as_u16() == 429 {
                 return Err(RefreshError::Transient(format!("HTTP {status}")));
             }
-            let env = api::parse_passport(&body)
+            let env = client::parse_passport(&body)
                 .map_err(|_| RefreshError::Transient(format!("HTTP {status}, unreadable answer")))?;
             if !env.ok() {
                 return Err(passport_refresh_error(&env));
@@ -244,7 +219,7 @@ pub async fn refresh_request(ep: &Endpoints, via: &RefreshVia, refresh_token: &s
         }
         RefreshVia::Broker(api_url) => {
             let url = ep.rewrite(api_url);
-            let resp = refresh_http()
+            let resp = http
                 .get(url)
                 .query(&[("refresh_ui", refresh_token), ("server_use", "true"), ("driver_txt", "115cloud_go")])
                 .send()
@@ -288,247 +263,34 @@ pub async fn refresh_request(ep: &Endpoints, via: &RefreshVia, refresh_token: &s
 
 #[derive(Deserialize)]
 struct TokenData {
-    #[serde(default, deserialize_with = "api::de_string")]
+    #[serde(default, deserialize_with = "client::de_string")]
     access_token: String,
-    #[serde(default, deserialize_with = "api::de_string")]
+    #[serde(default, deserialize_with = "client::de_string")]
     refresh_token: String,
-    #[serde(default, deserialize_with = "api::de_u64")]
+    #[serde(default, deserialize_with = "client::de_u64")]
     expires_in: u64,
 }
 
-// ---------------------------------------------------------------------------------------
-// State file access under a cross-process lock
-
-/// The lock file beside a mount's state file.
-pub fn lock_path(state_path: &Path) -> PathBuf {
-    let name = state_path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    state_path.with_file_name(format!(".{name}.lock"))
+/// How a `115_open` mount rotates its pair: the kit's refresher.
+pub struct Refresher {
+    /// The mount's client.
+    pub http: reqwest::Client,
+    pub ep: Endpoints,
+    pub via: RefreshVia,
+    pub mount: String,
 }
 
-/// An exclusive `flock` held until dropped.
-pub struct FileLock {
-    _file: std::fs::File,
-}
-
-impl FileLock {
-    /// Block (in a blocking thread) until the lock is ours.
-    pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::io::AsRawFd;
-            loop {
-                // SAFETY: flock on a file descriptor we own; no memory is passed.
-                let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-                if r == 0 {
-                    break;
-                }
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-        }
-        Ok(FileLock { _file: file })
-    }
-
-    pub async fn acquire_async(path: PathBuf) -> std::io::Result<FileLock> {
-        tokio::task::spawn_blocking(move || FileLock::acquire(&path)).await.map_err(std::io::Error::other)?
-    }
-}
-
-/// The tokens in a state file written by `TokenCell` (`{seed, saved_at, data}`), if its
-/// seed is `seed` (or `accept_any_seed`, when the config has no refresh token).
-pub fn read_saved(state_path: &Path, seed: &str, accept_any_seed: bool) -> Option<Tokens> {
-    let bytes = std::fs::read(state_path).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let same = v.get("seed").and_then(|s| s.as_str()) == Some(seed);
-    if !same && !accept_any_seed {
-        return None;
-    }
-    serde_json::from_value(v.get("data")?.clone()).ok()
-}
-
-/// Write tokens in `TokenCell`'s format (so `TokenCell::restore` picks them up).
-pub fn write_saved(state_path: &Path, seed: &str, t: &Tokens) -> std::io::Result<()> {
-    let doc = serde_json::json!({ "seed": seed, "saved_at": now_unix(), "data": t });
-    let data = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
-    crate::state::write_atomic(state_path, &data)
-}
-
-/// Everything one refresh needs, also as the helper process's input.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct RefreshJob {
-    pub state_path: PathBuf,
-    pub seed: String,
-    pub accept_any_seed: bool,
-    /// The refresh token this process holds (the one to rotate unless the state file
-    /// already has a newer one).
-    pub refresh_token: String,
-    pub endpoints: std::collections::BTreeMap<String, String>,
-    /// `None`: passportapi; `Some(url)`: the online broker.
-    pub broker: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-enum HelperAnswer {
-    Ok(Tokens),
-    Adopted(Tokens),
-    Dead { code: i64, message: String },
-    TooFrequent,
-    Transient(String),
-}
-
-/// The outcome of a refresh job.
-#[derive(Debug, Clone)]
-pub enum Refreshed {
-    /// 115 rotated the pair just now.
-    Rotated(Tokens),
-    /// Another process had rotated already; its saved pair was taken. Its access token
-    /// may have expired since, so a refusal of it is worth a real refresh.
-    Adopted(Tokens),
-}
-
-impl Refreshed {
-    pub fn into_parts(self) -> (Tokens, bool) {
-        match self {
-            Refreshed::Rotated(t) => (t, false),
-            Refreshed::Adopted(t) => (t, true),
+#[async_trait::async_trait]
+impl credentials::Refresh<Tokens> for Refresher {
+    async fn refresh(&self, held: &Tokens) -> Result<Tokens, credentials::RefreshError> {
+        use credentials::RefreshError as R;
+        match refresh_request(&self.http, &self.ep, &self.via, &held.refresh_token).await {
+            Ok(t) => Ok(t),
+            Err(RefreshError::Dead { code, message }) => Err(R::Dead(reauthorize_message(&self.mount, code, &message))),
+            Err(RefreshError::TooFrequent) => Err(R::TooFrequent),
+            Err(RefreshError::Transient(m)) => Err(R::Transient(m)),
         }
     }
-}
-
-/// Run one refresh: lock, adopt a newer saved token if there is one, else refresh and
-/// write the new pair durably before returning it. Runs in-process or in the helper.
-pub async fn run_job(job: &RefreshJob) -> Result<Refreshed, RefreshError> {
-    let _lock = FileLock::acquire_async(lock_path(&job.state_path))
-        .await
-        .map_err(|e| RefreshError::Transient(format!("cannot lock state: {e}")))?;
-    if let Some(saved) = read_saved(&job.state_path, &job.seed, job.accept_any_seed) {
-        if !saved.refresh_token.is_empty() && saved.refresh_token != job.refresh_token {
-            tracing::info!("adopting tokens rotated by another pandav process");
-            return Ok(Refreshed::Adopted(saved));
-        }
-    }
-    let ep = Endpoints::new(job.endpoints.clone()).map_err(|e| RefreshError::Transient(e.to_string()))?;
-    let via = match &job.broker {
-        Some(u) => RefreshVia::Broker(u.clone()),
-        None => RefreshVia::Passport,
-    };
-    let new = refresh_request(&ep, &via, &job.refresh_token).await?;
-    // Durable before anyone uses it; retried because the old token is already void.
-    let mut last = None;
-    for i in 0..5u64 {
-        let (p, s, t) = (job.state_path.clone(), job.seed.clone(), new.clone());
-        match tokio::task::spawn_blocking(move || write_saved(&p, &s, &t)).await {
-            Ok(Ok(())) => {
-                last = None;
-                break;
-            }
-            Ok(Err(e)) => last = Some(e.to_string()),
-            Err(e) => last = Some(e.to_string()),
-        }
-        tokio::time::sleep(Duration::from_millis(100 * (i + 1))).await;
-    }
-    if let Some(e) = last {
-        tracing::error!(file = %job.state_path.display(), "could not save rotated 115 Open tokens: {e}");
-    }
-    Ok(Refreshed::Rotated(new))
-}
-
-static HELPER: OnceLock<PathBuf> = OnceLock::new();
-
-/// Run refreshes in a helper process started from `exe` (the `pandav` binary), so that a
-/// kill of the server mid-refresh cannot lose the rotated token. Set once by `serve`.
-pub fn use_refresh_helper(exe: PathBuf) {
-    let _ = HELPER.set(exe);
-}
-
-/// Hidden subcommand name of the helper.
-pub const HELPER_CMD: &str = "__refresh-115-open";
-
-/// Refresh through the helper process when one is configured, else in-process.
-pub async fn refresh_job(job: RefreshJob) -> Result<Refreshed, RefreshError> {
-    let Some(exe) = HELPER.get() else {
-        // A task of its own: a caller that goes away (a client hung up mid-listing)
-        // must not cancel a refresh between the provider's answer and the write.
-        return tokio::spawn(async move { run_job(&job).await })
-            .await
-            .unwrap_or_else(|e| Err(RefreshError::Transient(format!("refresh task: {e}"))));
-    };
-    let input = serde_json::to_vec(&job).map_err(|e| RefreshError::Transient(e.to_string()))?;
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg(HELPER_CMD)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        // The helper must outlive us if we are killed mid-refresh.
-        .kill_on_drop(false);
-    #[cfg(unix)]
-    {
-        // Own process group: a Ctrl-C or a group signal to the server does not stop a
-        // refresh half way.
-        cmd.process_group(0);
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!("cannot start the refresh helper ({e}), refreshing in-process");
-            return tokio::spawn(async move { run_job(&job).await })
-                .await
-                .unwrap_or_else(|e| Err(RefreshError::Transient(format!("refresh task: {e}"))));
-        }
-    };
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        stdin.write_all(&input).await.map_err(|e| RefreshError::Transient(format!("refresh helper: {e}")))?;
-    }
-    let out = child.wait_with_output().await.map_err(|e| RefreshError::Transient(format!("refresh helper: {e}")))?;
-    match serde_json::from_slice::<HelperAnswer>(&out.stdout) {
-        Ok(HelperAnswer::Ok(t)) => Ok(Refreshed::Rotated(t)),
-        Ok(HelperAnswer::Adopted(t)) => Ok(Refreshed::Adopted(t)),
-        Ok(HelperAnswer::Dead { code, message }) => Err(RefreshError::Dead { code, message }),
-        Ok(HelperAnswer::TooFrequent) => Err(RefreshError::TooFrequent),
-        Ok(HelperAnswer::Transient(m)) => Err(RefreshError::Transient(m)),
-        Err(_) => Err(RefreshError::Transient(format!("refresh helper failed ({})", out.status))),
-    }
-}
-
-/// `pandav __refresh-115-open`: read a [`RefreshJob`] on stdin, refresh, write the state,
-/// answer on stdout. Ignores SIGINT/SIGTERM/SIGHUP: it is short and must finish its write.
-pub fn helper_main() -> i32 {
-    #[cfg(unix)]
-    unsafe {
-        // SAFETY: setting signal dispositions to SIG_IGN before any thread exists.
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGTERM, libc::SIG_IGN);
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-    let mut input = Vec::new();
-    if std::io::stdin().read_to_end(&mut input).is_err() {
-        return 2;
-    }
-    let Ok(job) = serde_json::from_slice::<RefreshJob>(&input) else {
-        return 2;
-    };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let answer = match rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), run_job(&job)).await }) {
-        Ok(Ok(Refreshed::Rotated(t))) => HelperAnswer::Ok(t),
-        Ok(Ok(Refreshed::Adopted(t))) => HelperAnswer::Adopted(t),
-        Ok(Err(RefreshError::Dead { code, message })) => HelperAnswer::Dead { code, message },
-        Ok(Err(RefreshError::TooFrequent)) => HelperAnswer::TooFrequent,
-        Ok(Err(RefreshError::Transient(m))) => HelperAnswer::Transient(m),
-        Err(_) => HelperAnswer::Transient("refresh timed out".into()),
-    };
-    let out = serde_json::to_vec(&answer).unwrap_or_default();
-    let _ = std::io::stdout().write_all(&out);
-    let _ = std::io::stdout().flush();
-    0
 }
 
 // ---------------------------------------------------------------------------------------
@@ -552,27 +314,18 @@ pub fn pkce() -> Pkce {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeviceCode {
-    #[serde(deserialize_with = "api::de_string")]
+    #[serde(deserialize_with = "client::de_string")]
     pub uid: String,
-    #[serde(default, deserialize_with = "api::de_u64")]
+    #[serde(default, deserialize_with = "client::de_u64")]
     pub time: u64,
-    #[serde(default, deserialize_with = "api::de_string")]
+    #[serde(default, deserialize_with = "client::de_string")]
     pub sign: String,
-    #[serde(default, deserialize_with = "api::de_string")]
+    #[serde(default, deserialize_with = "client::de_string")]
     pub qrcode: String,
 }
 
-/// Status of a device code while polling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QrStatus {
-    Waiting,
-    Scanned,
-    Confirmed,
-    Expired,
-    Cancelled,
-    /// Envelope `state 0`: the code is no longer valid.
-    Invalid(String),
-}
+/// Status of a device code while polling: the kit's QR states.
+pub use crate::drivers::QrState as QrStatus;
 
 fn passport_fail(env: &PassportEnvelope) -> anyhow::Error {
     if env.code != 0 {
@@ -584,15 +337,20 @@ fn passport_fail(env: &PassportEnvelope) -> anyhow::Error {
     }
 }
 
-pub async fn device_code(ep: &Endpoints, client_id: &str, p: &Pkce) -> anyhow::Result<DeviceCode> {
-    let resp = refresh_http()
-        .post(ep.url(api::PASSPORT, "/open/authDeviceCode"))
+pub async fn device_code(
+    http: &reqwest::Client,
+    ep: &Endpoints,
+    client_id: &str,
+    p: &Pkce,
+) -> anyhow::Result<DeviceCode> {
+    let resp = http
+        .post(ep.url(client::PASSPORT, "/open/authDeviceCode"))
         .form(&[("client_id", client_id), ("code_challenge", &p.challenge), ("code_challenge_method", p.method)])
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("authDeviceCode: {}", e.without_url()))?;
     let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("authDeviceCode: {}", e.without_url()))?;
-    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("authDeviceCode: {e}"))?;
+    let env = client::parse_passport(&body).map_err(|e| anyhow::anyhow!("authDeviceCode: {e}"))?;
     if !env.ok() {
         return Err(passport_fail(&env).context("authDeviceCode refused (is the client id right?)"));
     }
@@ -604,41 +362,40 @@ pub async fn device_code(ep: &Endpoints, client_id: &str, p: &Pkce) -> anyhow::R
 }
 
 /// One long poll of `qrcodeapi.115.com/get/status/`.
-pub async fn poll_status(ep: &Endpoints, d: &DeviceCode) -> anyhow::Result<QrStatus> {
+pub async fn poll_status(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode) -> anyhow::Result<QrStatus> {
     let time = d.time.to_string();
-    let resp = reqwest::Client::builder()
+    let resp = http
+        .get(ep.url(client::QRCODE, "/get/status/"))
         .timeout(Duration::from_secs(90))
-        .build()?
-        .get(ep.url(api::QRCODE, "/get/status/"))
         .query(&[("uid", d.uid.as_str()), ("time", time.as_str()), ("sign", d.sign.as_str())])
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("status poll: {}", e.without_url()))?;
     let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("status poll: {}", e.without_url()))?;
-    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("status poll: {e}"))?;
+    let env = client::parse_passport(&body).map_err(|e| anyhow::anyhow!("status poll: {e}"))?;
     if env.state == 0 {
         let msg = if !env.message.is_empty() { env.message.clone() } else { env.error.clone() };
-        return Ok(QrStatus::Invalid(msg));
+        return Ok(QrStatus::Refused(msg));
     }
-    let status = env.data.get("status").map(api::value_i64).unwrap_or(0);
+    let status = env.data.get("status").map(client::value_i64).unwrap_or(0);
     Ok(match status {
         1 => QrStatus::Scanned,
         2 => QrStatus::Confirmed,
         -1 => QrStatus::Expired,
-        -2 => QrStatus::Cancelled,
+        -2 => QrStatus::Canceled,
         _ => QrStatus::Waiting,
     })
 }
 
-pub async fn exchange(ep: &Endpoints, d: &DeviceCode, p: &Pkce) -> anyhow::Result<Tokens> {
-    let resp = refresh_http()
-        .post(ep.url(api::PASSPORT, "/open/deviceCodeToToken"))
+pub async fn exchange(http: &reqwest::Client, ep: &Endpoints, d: &DeviceCode, p: &Pkce) -> anyhow::Result<Tokens> {
+    let resp = http
+        .post(ep.url(client::PASSPORT, "/open/deviceCodeToToken"))
         .form(&[("uid", d.uid.as_str()), ("code_verifier", p.verifier.as_str())])
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("deviceCodeToToken: {}", e.without_url()))?;
     let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("deviceCodeToToken: {}", e.without_url()))?;
-    let env = api::parse_passport(&body).map_err(|e| anyhow::anyhow!("deviceCodeToToken: {e}"))?;
+    let env = client::parse_passport(&body).map_err(|e| anyhow::anyhow!("deviceCodeToToken: {e}"))?;
     if !env.ok() {
         return Err(passport_fail(&env).context("deviceCodeToToken refused"));
     }
@@ -652,25 +409,55 @@ pub async fn exchange(ep: &Endpoints, d: &DeviceCode, p: &Pkce) -> anyhow::Resul
 // ---------------------------------------------------------------------------------------
 // `pandav login 115-open`
 
-/// The device-code login: QR in the terminal, polling with status lines, tokens saved in
-/// the mount's state (under the refresh lock, in `TokenCell`'s format).
-pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeout: Duration) -> anyhow::Result<()> {
-    let cfg = crate::config::Config::load(config)?;
-    let (opts, ctx) = super::mount_options(&cfg, mount)?;
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "pandav login 115-open",
+    about = "115 Open: PKCE device-code flow (scan the QR code with the 115 app)"
+)]
+struct LoginArgs {
+    /// AppID of your 115 Open app (default: the mount's `client_id` option).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Give up after this many seconds without a confirmation.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    #[command(flatten)]
+    common: crate::drivers::LoginCommon,
+}
+
+/// The registry's login entry: `pandav login 115-open …`.
+pub fn login_entry(args: Vec<String>, host: &dyn crate::drivers::LoginHost) -> crate::drivers::LoginFuture<'_> {
+    Box::pin(async move {
+        use clap::Parser;
+        let a = LoginArgs::parse_from(std::iter::once("pandav login 115-open".to_string()).chain(args));
+        let m = host.mount(&a.common)?;
+        if m.driver != "115_open" {
+            anyhow::bail!("mount {} uses driver {:?}, not 115_open", m.path, m.driver);
+        }
+        let opts: super::Options =
+            crate::drivers::parse_options(m.options).map_err(|e| anyhow::anyhow!("mount {} options: {e:#}", m.path))?;
+        login(host, &opts, &m.ctx, a.client_id, a.common.png.as_deref(), Duration::from_secs(a.timeout)).await
+    })
+}
+
+/// The device-code login: QR in the terminal (or a PNG), polling with status lines,
+/// tokens saved in the mount's state through the kit's credentials.
+pub async fn login(
+    host: &dyn crate::drivers::LoginHost,
+    opts: &super::Options,
+    ctx: &crate::drivers::DriverCtx,
+    client_id: Option<String>,
+    png: Option<&Path>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let client_id = client_id.or(opts.client_id.clone()).filter(|c| !c.is_empty()).ok_or_else(|| {
         anyhow::anyhow!("no AppID: pass --client-id or set mounts.options.client_id (your app on open.115.com)")
     })?;
     let ep = Endpoints::new(opts.endpoints.clone())?;
+    let http = crate::drivers::http::client();
     let p = pkce();
-    let d = device_code(&ep, &client_id, &p).await?;
-    let code = qrcode::QrCode::new(d.qrcode.as_bytes())?;
-    let art = code
-        .render::<qrcode::render::unicode::Dense1x2>()
-        .dark_color(qrcode::render::unicode::Dense1x2::Light)
-        .light_color(qrcode::render::unicode::Dense1x2::Dark)
-        .quiet_zone(true)
-        .build();
-    println!("{art}");
+    let d = device_code(&http, &ep, &client_id, &p).await?;
+    host.show_qr(&d.qrcode, png)?;
     println!("Scan this code with the 115 app and confirm the authorization.");
     println!("(QR content: {})", d.qrcode);
     let deadline = tokio::time::Instant::now() + timeout;
@@ -680,7 +467,7 @@ pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeou
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!("gave up after {}s without a confirmation; run the command again", timeout.as_secs());
         }
-        let st = match poll_status(&ep, &d).await {
+        let st = match poll_status(&http, &ep, &d).await {
             Ok(s) => s,
             Err(e) => {
                 errors += 1;
@@ -699,8 +486,8 @@ pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeou
                 QrStatus::Scanned => println!("status: scanned, confirm on your phone…"),
                 QrStatus::Confirmed => println!("status: confirmed, fetching tokens…"),
                 QrStatus::Expired => anyhow::bail!("the QR code expired; run the command again"),
-                QrStatus::Cancelled => anyhow::bail!("the authorization was cancelled on the phone"),
-                QrStatus::Invalid(m) => anyhow::bail!(
+                QrStatus::Canceled => anyhow::bail!("the authorization was cancelled on the phone"),
+                QrStatus::Refused(m) => anyhow::bail!(
                     "the QR code is no longer valid{}",
                     if m.is_empty() { String::new() } else { format!(": {m}") }
                 ),
@@ -712,14 +499,10 @@ pub async fn login(config: &Path, mount: &str, client_id: Option<String>, timeou
         last = Some(st);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let t = exchange(&ep, &d, &p).await?;
+    let t = exchange(&http, &ep, &d, &p).await?;
     let secret = opts.refresh_token.clone().unwrap_or_default();
-    let seed = fingerprint(&secret);
     let path = ctx.state.path().to_path_buf();
-    let lp = lock_path(&path);
-    let _lock = FileLock::acquire_async(lp).await?;
-    let (p2, s2, t2) = (path.clone(), seed, t.clone());
-    tokio::task::spawn_blocking(move || write_saved(&p2, &s2, &t2)).await??;
+    Credentials::restore(&ctx.state, &secret, Tokens::default())?.save_login(t).await?;
     println!("authorized: tokens for mount {} saved in {}", ctx.mount_path, path.display());
     if !secret.is_empty() {
         println!("note: the refresh_token in the config is superseded by the saved tokens (leave it unchanged, or remove it)");

@@ -44,6 +44,7 @@ pub const K_EC_DEFAULT_COUNTER: u32 = 1;
 /// Most bytes one response LZ4 frame decompresses to (the reference says 8192; we allow more).
 const MAX_FRAME_OUTPUT: usize = 64 * 1024;
 /// Slice size of the fake-server response encoder.
+#[cfg(test)]
 const RESPONSE_FRAME_INPUT: usize = 8192;
 const TAIL_LEN: usize = 12;
 const BLOCK: usize = 16;
@@ -181,6 +182,7 @@ fn ecdh_with_secret(sk: &p224::SecretKey, server: &ServerPublicKey) -> EcSession
     EcSession::from_shared_secret(pub30(&sk.public_key()), &x_secret(&shared))
 }
 
+#[cfg(test)] // fake-server half (the emulator has its own)
 /// Fake server, option B: the session a client with public key `client_pub30` derived
 /// against the server key whose private scalar is `server_scalar`.
 pub fn server_session(server_scalar: &[u8], client_pub30: &[u8]) -> Result<EcSession, CryptoError> {
@@ -313,6 +315,7 @@ pub fn encrypt_body(key: &[u8; 16], iv: &[u8; 16], plain: &[u8], padding: BodyPa
     buf
 }
 
+#[cfg(test)] // fake-server half (the emulator has its own)
 /// Fake server: decrypts a request body and strips any client's padding (a PKCS#7 run,
 /// trailing `0x00`s, trailing `&`s), leaving the urlencoded form.
 pub fn decrypt_request(key: &[u8; 16], iv: &[u8; 16], body: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -401,6 +404,7 @@ pub fn decrypt_response(key: &[u8; 16], iv: &[u8; 16], body: &[u8]) -> Result<Ve
     Ok(out)
 }
 
+#[cfg(test)]
 /// One literal-only LZ4 block (a single sequence without a match; valid per the block spec).
 fn lz4_literal_block(lit: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(lit.len() + 2 + lit.len() / 255);
@@ -418,6 +422,7 @@ fn lz4_literal_block(lit: &[u8]) -> Vec<u8> {
     b
 }
 
+#[cfg(test)] // fake-server half (the emulator has its own)
 /// Fake server: encrypts a response the way the reference's vectors were built: literal-only
 /// LZ4 frames of at most 8192 bytes, zero padding, CBC, then the 12-byte tail masked with `mask`.
 /// (The tail's length field is 32 bits; bodies over 4 GiB are not supported.)

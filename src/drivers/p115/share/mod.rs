@@ -15,7 +15,7 @@
 //! An expired, canceled, deleted or wrong-password share makes the mount unhealthy with a
 //! message saying which.
 
-pub mod api;
+pub mod client;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -26,11 +26,11 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::api::ShareRef;
-use super::http::Secret;
-use super::p115::api::{self as api115, get, Api, ApiConfig};
-use super::p115::{build_http, build_rsa, de_id};
-use super::DriverCtx;
+use self::client::ShareRef;
+use super::common::client::{self as api115, get, Api, ApiConfig};
+use super::common::{auth_login, build_http, build_rsa, de_id};
+use crate::drivers::http::Secret;
+use crate::drivers::DriverCtx;
 use crate::vfs::*;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,7 +42,7 @@ pub struct ShareOptions {
     pub share_code: Option<String>,
     #[serde(default)]
     pub receive_code: Option<Secret>,
-    #[serde(default = "super::p115::root_id", deserialize_with = "de_id")]
+    #[serde(default = "super::common::root_id", deserialize_with = "de_id")]
     pub root_folder_id: String,
     #[serde(default)]
     pub cookie: Secret,
@@ -50,9 +50,9 @@ pub struct ShareOptions {
     pub page_size: u32,
     #[serde(default = "default_order")]
     pub order: String,
-    #[serde(default = "super::p115::yes")]
+    #[serde(default = "super::common::yes")]
     pub asc: bool,
-    #[serde(default = "super::p115::default_rate")]
+    #[serde(default = "super::common::default_rate")]
     pub rate_limit: f64,
     #[serde(default)]
     pub app_version: Option<String>,
@@ -94,7 +94,7 @@ impl ShareDrive {
         let share = match (&o.url, &o.share_code) {
             (Some(_), Some(_)) => bail!("give url or share_code, not both"),
             (Some(u), None) => {
-                let mut s = api::parse_share_url(u).map_err(|e| anyhow::anyhow!("url: {e}"))?;
+                let mut s = client::parse_share_url(u).map_err(|e| anyhow::anyhow!("url: {e}"))?;
                 if let Some(rc) = &o.receive_code {
                     s.receive_code = rc.expose().trim().to_string();
                 }
@@ -119,14 +119,13 @@ impl ShareDrive {
             bail!("order {:?} is not one of file_name, file_size, user_ptime", o.order);
         }
         if !o.cookie.is_empty() {
-            super::p115::auth::Cookie::parse(o.cookie.expose()).map_err(|e| anyhow::anyhow!("cookie: {e}"))?;
+            super::common::cookie::Cookie::parse(o.cookie.expose()).map_err(|e| anyhow::anyhow!("cookie: {e}"))?;
         }
         let http = build_http(o.endpoints.clone(), o.rate_limit, o.retries, o.retry_base_ms, o.throttle_cooldown_secs)?;
         let api = Api::new(ApiConfig {
             http,
             rsa: build_rsa(o.m115_test_modulus.as_deref())?,
-            state: ctx.state.clone(),
-            config_cookie: o.cookie.expose().trim().to_string(),
+            login: auth_login(&ctx.state, o.cookie.expose())?,
             mount_path: ctx.mount_path.clone(),
             app_version: o.app_version.clone(),
         });
@@ -163,13 +162,13 @@ impl ShareDrive {
         let mut out = vec![];
         let mut offset = 0u64;
         loop {
-            let d = api::snap(&self.api, &self.share, cid, offset, self.page_size, &self.order, self.asc).await?;
+            let d = client::snap(&self.api, &self.share, cid, offset, self.page_size, &self.order, self.asc).await?;
             let list = match get(&d, "list") {
                 Some(Value::Array(a)) => a.clone(),
                 _ => vec![],
             };
             if list.len() > self.page_size as usize {
-                return Err(DriveError::Upstream(format!(
+                return Err(DriveError::upstream(format!(
                     "115 share snap: {} items for a page of {}",
                     list.len(),
                     self.page_size
@@ -199,7 +198,7 @@ impl Drive for ShareDrive {
 
     /// Check the share now: a gone or locked share is a clear error at start.
     async fn init(&self) -> DriveResult<()> {
-        let r = api::snap(&self.api, &self.share, &self.root_id, 0, 1, &self.order, self.asc).await.map(|_| ());
+        let r = client::snap(&self.api, &self.share, &self.root_id, 0, 1, &self.order, self.asc).await.map(|_| ());
         self.note(r)
     }
 
@@ -222,7 +221,7 @@ impl Drive for ShareDrive {
         // (a) the app endpoint when logged in, then (b) the web endpoint (§7.3).
         let mut first_err = None;
         if self.api.try_creds().is_some() {
-            match api::downurl_app(&self.api, &self.share, &file.id, &req.user_agent).await {
+            match client::downurl_app(&self.api, &self.share, &file.id, &req.user_agent).await {
                 // The URL may be bound to the UA that asked: declare it (proxied when it
                 // is not the client's own).
                 Ok((url, ua, cookies)) => return Ok(api115::make_link(url, &ua, &cookies)),
@@ -233,12 +232,12 @@ impl Drive for ShareDrive {
                 }
             }
         }
-        match api::downurl_web(&self.api, &self.share, &file.id, &req.user_agent).await {
+        match client::downurl_web(&self.api, &self.share, &file.id, &req.user_agent).await {
             Ok((url, cookies)) => Ok(api115::make_link(url, &req.user_agent, &cookies)),
             Err(e @ DriveError::AuthLost(_)) => self.note(Err(e)),
             Err(e) => Err(match first_err {
                 Some(f) => {
-                    DriveError::Upstream(format!("115 share download link: app endpoint: {f}; web endpoint: {e}"))
+                    DriveError::upstream(format!("115 share download link: app endpoint: {f}; web endpoint: {e}"))
                 }
                 None => e,
             }),
@@ -250,12 +249,40 @@ impl Drive for ShareDrive {
         if self.broken.lock().unwrap().is_none() {
             return Ok(Duration::from_secs(600));
         }
-        let r = api::snap(&self.api, &self.share, &self.root_id, 0, 1, &self.order, self.asc).await.map(|_| ());
+        let r = client::snap(&self.api, &self.share, &self.root_id, 0, 1, &self.order, self.asc).await.map(|_| ());
         self.note(r).map(|_| Duration::from_secs(600))
     }
 }
 
 /// Registry constructor.
 pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<ShareDrive> {
-    ShareDrive::new(super::parse_options(options)?, ctx)
+    ShareDrive::new(crate::drivers::parse_options(options)?, ctx)
 }
+
+/// The registry entry (`pandav login 115` logs a share mount in for downloads).
+pub const ENTRY: crate::drivers::DriverEntry = crate::drivers::DriverEntry {
+    name: "115_share",
+    about: "a 115 share link as a read-only folder",
+    default_policy: crate::vfs::PolicyKind::Redirect,
+    policies: crate::drivers::ALL_POLICIES,
+    options: &[
+        "url",
+        "share_code",
+        "receive_code",
+        "root_folder_id",
+        "cookie",
+        "page_size",
+        "order",
+        "asc",
+        "rate_limit",
+        "app_version",
+        "retries",
+        "retry_base_ms",
+        "throttle_cooldown_secs",
+        "endpoints",
+        "m115_test_modulus",
+    ],
+    build: |o, ctx| Ok(std::sync::Arc::new(build(o, ctx)?)),
+    login: None,
+    refresher: None,
+};

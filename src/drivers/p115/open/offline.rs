@@ -1,12 +1,9 @@
-//! Offline download (云下载, ref §8): add URLs, list tasks, remove a task; plus the entry
-//! points a shared `pandav offline add|list|remove <mount>` command calls
-//! ([`cli_add`], [`cli_list`], [`cli_remove`]).
-
-use std::path::Path;
+//! Offline download (云下载, ref §8): add URLs, list tasks, remove a task (reached
+//! through `vfs::Offline` by the admin API and `pandav offline`).
 
 use serde_json::Value;
 
-use super::api::{value_bool, value_i64, value_string, value_u64, Req};
+use super::client::{value_bool, value_i64, value_string, value_u64, Req};
 use super::Open115;
 use crate::vfs::{DriveError, DriveResult, OfflineAdded, OfflineTask};
 
@@ -82,46 +79,6 @@ fn task_of(t: &Value) -> Task {
         url: s("url"),
         size: t.get("size").map(value_u64).unwrap_or(0),
         percent: t.get("percentDone").and_then(|v| v.as_f64().or_else(|| value_string(v).parse().ok())).unwrap_or(0.0),
-        status: t.get("status").map(value_i64).unwrap_or(0),
+        status: crate::vfs::TaskStatus::from_115(t.get("status").map(value_i64).unwrap_or(0)),
     }
-}
-
-/// Build the mount's driver (with the real state dir) for a one-off command.
-pub fn open_mount(config: &Path, mount: &str) -> anyhow::Result<Open115> {
-    let cfg = crate::config::Config::load(config)?;
-    let (opts, ctx) = super::mount_options(&cfg, mount)?;
-    Open115::new(opts, &ctx)
-}
-
-/// `pandav offline add <mount> URL… [--dir ID]` for a 115_open mount.
-pub async fn cli_add(config: &Path, mount: &str, urls: &[String], dir_id: Option<&str>) -> anyhow::Result<Vec<Added>> {
-    let d = open_mount(config, mount)?;
-    let added = d.offline_add(urls, dir_id).await?;
-    for a in &added {
-        if a.ok {
-            println!("added   {}  {}", a.info_hash, a.url);
-        } else {
-            println!("refused {}  ({})", a.url, a.message);
-        }
-    }
-    Ok(added)
-}
-
-/// `pandav offline list <mount>`.
-pub async fn cli_list(config: &Path, mount: &str) -> anyhow::Result<Vec<Task>> {
-    let d = open_mount(config, mount)?;
-    let tasks = d.offline_list().await?;
-    println!("{:<42} {:<12} {:>6}  name", "info_hash", "status", "%");
-    for t in &tasks {
-        println!("{:<42} {:<12} {:>5.1}%  {}", t.info_hash, t.status_text(), t.percent, t.name);
-    }
-    Ok(tasks)
-}
-
-/// `pandav offline remove <mount> INFO_HASH [--delete-files]`.
-pub async fn cli_remove(config: &Path, mount: &str, info_hash: &str, delete_files: bool) -> anyhow::Result<()> {
-    let d = open_mount(config, mount)?;
-    d.offline_remove(info_hash, delete_files).await?;
-    println!("removed {info_hash}");
-    Ok(())
 }

@@ -11,9 +11,9 @@ use serde_json::Value;
 use sha1::Digest;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::api::{value_i64, value_string, Req};
+use super::client::{value_i64, value_string, Req};
 use super::{Open115, PRE_HASH_LEN};
-use crate::drivers::oss::{self, Bucket, Callback, Credentials};
+use crate::drivers::p115::common::oss::{self, Bucket, Callback, Credentials};
 use crate::vfs::{DriveError, DriveResult, Entry, Hashes, Upload};
 
 /// STS credentials from `upload/get_token` and until when to use them.
@@ -139,7 +139,7 @@ impl Open115 {
         };
         let endpoint = s("endpoint");
         if s("AccessKeyId").is_empty() || secret.is_empty() || endpoint.is_empty() {
-            return Err(DriveError::Upstream("115 Open upload/get_token answered without credentials".into()));
+            return Err(DriveError::upstream("115 Open upload/get_token answered without credentials"));
         }
         let use_until = match parse_rfc3339(&exp) {
             Some(t) => UNIX_EPOCH + Duration::from_secs(t.saturating_sub(300)),
@@ -220,7 +220,7 @@ impl Open115 {
                     let id = data.get("file_id").map(value_string).unwrap_or_default();
                     let pc = data.get("pick_code").map(value_string).unwrap_or_default();
                     if id.is_empty() {
-                        return Err(DriveError::Upstream("115 Open rapid upload answered without a file_id".into()));
+                        return Err(DriveError::upstream("115 Open rapid upload answered without a file_id"));
                     }
                     tracing::debug!(file = %name, "rapid upload (no bytes sent)");
                     return Ok(self.uploaded_entry(id, pc, name, up));
@@ -231,7 +231,7 @@ impl Open115 {
                     let check = data.get("sign_check").map(value_string).unwrap_or_default();
                     let sign_key = data.get("sign_key").map(value_string).unwrap_or_default();
                     let (start, len) = parse_sign_check(&check, up.size)
-                        .ok_or_else(|| DriveError::Upstream(format!("115 Open upload: bad sign_check {check:?}")))?;
+                        .ok_or_else(|| DriveError::upstream(format!("115 Open upload: bad sign_check {check:?}")))?;
                     let sign_val = sha1_range(&up.path, start, len).await?;
                     params = base.clone();
                     let pc = data.get("pick_code").map(value_string).unwrap_or_default();
@@ -242,7 +242,7 @@ impl Open115 {
                     params.push(("sign_val", sign_val));
                 }
                 s => {
-                    return Err(DriveError::Upstream(format!(
+                    return Err(DriveError::upstream(format!(
                         "115 Open upload/init: status {s} (code {})",
                         data.get("code").map(value_i64).unwrap_or(0)
                     )))
@@ -250,15 +250,15 @@ impl Open115 {
             }
         }
         if data.get("status").map(value_i64) != Some(1) {
-            return Err(DriveError::Upstream("115 Open upload/init: the second check kept failing".into()));
+            return Err(DriveError::upstream("115 Open upload/init: the second check kept failing"));
         }
         let bucket = data.get("bucket").map(value_string).unwrap_or_default();
         let object = data.get("object").map(value_string).unwrap_or_default();
         let pick_code = data.get("pick_code").map(value_string).unwrap_or_default();
         let cb = callback_of(&data)
-            .ok_or_else(|| DriveError::Upstream("115 Open upload/init: no callback for the upload".into()))?;
+            .ok_or_else(|| DriveError::upstream("115 Open upload/init: no callback for the upload"))?;
         if bucket.is_empty() || object.is_empty() {
-            return Err(DriveError::Upstream("115 Open upload/init: no bucket/object for the upload".into()));
+            return Err(DriveError::upstream("115 Open upload/init: no bucket/object for the upload"));
         }
         let part_size = self.part_size(up.size);
         if up.size <= part_size {
@@ -285,14 +285,14 @@ impl Open115 {
                 .await
             {
                 Ok(a) => return Ok(a),
-                Err(e) if oss::retryable(&e) || e.to_string().contains("credentials") => {
+                Err(e) if oss::retryable(&e) || e.hint() == crate::vfs::Hint::CredentialsExpired => {
                     last = Some(e);
                     tokio::time::sleep(Duration::from_secs(1 << i)).await;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| DriveError::Upstream("OSS put failed".into())))
+        Err(last.unwrap_or_else(|| DriveError::upstream("OSS put failed")))
     }
 
     /// Upload every part not in `done` (sequentially, as `sequential` requires), then
@@ -323,7 +323,7 @@ impl Open115 {
                     Ok(t) => break t,
                     Err(e)
                         if attempt + 1 < PART_TRIES
-                            && (oss::retryable(&e) || e.to_string().contains("credentials")) =>
+                            && (oss::retryable(&e) || e.hint() == crate::vfs::Hint::CredentialsExpired) =>
                     {
                         attempt += 1;
                         tracing::info!(part = number, "OSS part upload failed ({e}), retrying");
@@ -366,8 +366,7 @@ impl Open115 {
         let data = env.data;
         let bucket = data.get("bucket").map(value_string).unwrap_or_default();
         let object = data.get("object").map(value_string).filter(|o| !o.is_empty()).unwrap_or_else(|| r.object.clone());
-        let cb =
-            callback_of(&data).ok_or_else(|| DriveError::Upstream("115 Open upload/resume: no callback".into()))?;
+        let cb = callback_of(&data).ok_or_else(|| DriveError::upstream("115 Open upload/resume: no callback"))?;
         let sts = self.sts(false).await?;
         let done = self.bucket_for(&sts, &bucket).list_parts(&object, &r.upload_id).await?;
         tracing::info!(file = %name, parts = done.len(), "resuming a multipart upload");
@@ -379,13 +378,13 @@ impl Open115 {
     /// Read 115's callback result (the body of the final OSS request).
     fn finish(&self, answer: &oss::Answer, name: &str, up: &Upload, pick_code: String) -> DriveResult<Entry> {
         let v: Value = serde_json::from_slice(&answer.body)
-            .map_err(|_| DriveError::Upstream("OSS answered without 115's callback result".into()))?;
-        let ok = v.get("state").map(super::api::value_bool).unwrap_or(false);
+            .map_err(|_| DriveError::upstream("OSS answered without 115's callback result"))?;
+        let ok = v.get("state").map(super::client::value_bool).unwrap_or(false);
         let d = v.get("data").cloned().unwrap_or(Value::Null);
         let id = d.get("file_id").map(value_string).unwrap_or_default();
         if !ok || id.is_empty() {
             let msg = v.get("message").map(value_string).unwrap_or_default();
-            return Err(DriveError::Upstream(format!("115 upload callback failed: {msg}")));
+            return Err(DriveError::upstream(format!("115 upload callback failed: {msg}")));
         }
         let pc = d.get("pick_code").map(value_string).filter(|p| !p.is_empty()).unwrap_or(pick_code);
         Ok(self.uploaded_entry(id, pc, name, up))

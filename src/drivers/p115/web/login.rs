@@ -1,97 +1,18 @@
-//! 115 login: the cookie (reference §1.1), the QR-code flow (§1.2) and the state saved
-//! by `pandav login 115`.
+//! `pandav login 115`: the QR-code login (reference §1.2) of a `115` or `115_share`
+//! mount; the cookie goes into the mount's state through the kit's credentials.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use anyhow::{anyhow, Result};
+use clap::Parser;
 use serde_json::Value;
 
-use super::api::{self, fnum, fstr, get, hosts, state_of};
+use super::client::{self, fnum, fstr, get, hosts, state_of};
 use crate::drivers::http::{self, Http};
+pub use crate::drivers::p115::common::cookie::{Cookie, SavedLogin};
+use crate::drivers::{LoginCommon, LoginFuture, LoginHost};
 use crate::vfs::{DriveError, DriveResult};
-
-/// A web session: UID, CID, SEID and (for cookies issued since Dec 2024) KID.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Cookie {
-    pub uid: String,
-    pub cid: String,
-    pub seid: String,
-    pub kid: Option<String>,
-}
-
-impl std::fmt::Debug for Cookie {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Cookie(***)")
-    }
-}
-
-impl Cookie {
-    /// Parse `UID=..; CID=..; SEID=..; KID=..`: items split on `;` and trimmed, empty
-    /// items (a trailing `;`) skipped, names upper-cased, other cookies ignored. UID, CID
-    /// and SEID are required. Errors name the missing keys, never a value.
-    pub fn parse(s: &str) -> Result<Cookie, String> {
-        let (mut uid, mut cid, mut seid, mut kid) = (None, None, None, None);
-        for item in s.split(';') {
-            let item = item.trim();
-            if item.is_empty() {
-                continue;
-            }
-            let Some((k, v)) = item.split_once('=') else {
-                return Err("cookie item without '=' (expected UID=…; CID=…; SEID=…; KID=…)".into());
-            };
-            let v = v.trim().to_string();
-            match k.trim().to_ascii_uppercase().as_str() {
-                "UID" => uid = Some(v),
-                "CID" => cid = Some(v),
-                "SEID" => seid = Some(v),
-                "KID" => kid = Some(v),
-                _ => {}
-            }
-        }
-        let missing: Vec<&str> = [("UID", &uid), ("CID", &cid), ("SEID", &seid)]
-            .iter()
-            .filter(|(_, v)| v.as_deref().unwrap_or("").is_empty())
-            .map(|(k, _)| *k)
-            .collect();
-        if !missing.is_empty() {
-            return Err(format!("cookie lacks {}", missing.join(", ")));
-        }
-        Ok(Cookie {
-            uid: uid.unwrap_or_default(),
-            cid: cid.unwrap_or_default(),
-            seid: seid.unwrap_or_default(),
-            kid: kid.filter(|k| !k.is_empty()),
-        })
-    }
-
-    /// `UID=..;CID=..;SEID=..;KID=..` (the serialisation of 115driver).
-    pub fn header(&self) -> String {
-        let mut s = format!("UID={};CID={};SEID={}", self.uid, self.cid, self.seid);
-        if let Some(k) = &self.kid {
-            s.push_str(&format!(";KID={k}"));
-        }
-        s
-    }
-
-    /// The user id: UID up to the first `_` (`123456789_A1_1700000000`).
-    pub fn user_id(&self) -> Option<u64> {
-        self.uid.split('_').next()?.parse().ok()
-    }
-
-    /// The device slot (ssoent) of the session, e.g. `A1` for web, `I1` for tv.
-    pub fn ssoent(&self) -> Option<&str> {
-        self.uid.split('_').nth(1)
-    }
-}
-
-/// What `pandav login 115` saves in the mount's state (the `data` of a `TokenCell`).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct SavedLogin {
-    pub cookie: String,
-    /// The app (device slot) the cookie was issued to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<String>,
-}
 
 /// App types a QR login may occupy (§1.2.5); logging in kicks out the same app type.
 pub const QR_APPS: &[(&str, &str)] = &[
@@ -142,30 +63,8 @@ pub struct QrToken {
     pub qrcode: String,
 }
 
-/// Poll results (§1.2.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QrStatus {
-    Waiting,
-    Scanned,
-    Confirmed,
-    Expired,
-    Canceled,
-    /// Missing or unknown status (p115qrcode: -99, aborted).
-    Other(i64),
-}
-
-impl QrStatus {
-    pub fn message(&self) -> String {
-        match self {
-            QrStatus::Waiting => "waiting for the QR code to be scanned with the 115 app…".into(),
-            QrStatus::Scanned => "scanned: confirm the login on your phone…".into(),
-            QrStatus::Confirmed => "confirmed on the phone".into(),
-            QrStatus::Expired => "the QR code expired; run the command again for a new one".into(),
-            QrStatus::Canceled => "the login was canceled on the phone".into(),
-            QrStatus::Other(n) => format!("the login was aborted (status {n})"),
-        }
-    }
-}
+/// Poll results (§1.2.3): the kit's QR states.
+pub use crate::drivers::QrState as QrStatus;
 
 fn qr_ua() -> &'static str {
     "Mozilla/5.0"
@@ -175,13 +74,13 @@ fn qr_ua() -> &'static str {
 async fn qr_get(http: &Http, what: &str, host: &str, pq: &str, timeout: Duration) -> DriveResult<Value> {
     let url = http.endpoints.url(host, pq);
     let r = http
-        .send(what, true, |c| c.get(&url).header("User-Agent", qr_ua()).timeout(timeout), |r| api::classify(r, true))
+        .send(what, true, |c| c.get(&url).header("User-Agent", qr_ua()).timeout(timeout), |r| client::classify(r, true))
         .await?;
-    api::parse_json(&r, what)
+    client::parse_json(&r, what)
 }
 
 fn qr_error(v: &Value, what: &str) -> DriveError {
-    let e = api::envelope_error(v).unwrap_or(api::ApiError { code: 0, msg: String::new() });
+    let e = client::envelope_error(v).unwrap_or(client::ApiError { code: 0, msg: String::new() });
     let text = match e.code {
         40199002 => "the QR code expired".to_string(),
         40101004 => "115 reports an IP login anomaly (40101004); try again tomorrow or use another --app".into(),
@@ -191,7 +90,7 @@ fn qr_error(v: &Value, what: &str) -> DriveError {
         40100000 => "bad or missing parameters (40100000)".into(),
         c => format!("errno {c} {}", e.msg),
     };
-    DriveError::Upstream(format!("115 {what}: {text}"))
+    DriveError::upstream(format!("115 {what}: {text}"))
 }
 
 /// Step 1: a QR token (`qrcodeapi /api/1.0/web/1.0/token/`).
@@ -200,9 +99,8 @@ pub async fn qr_token(http: &Http) -> DriveResult<QrToken> {
     if state_of(&v) != Some(true) {
         return Err(qr_error(&v, "QR token"));
     }
-    let d = get(&v, "data").ok_or_else(|| DriveError::Upstream("115 QR token: no data".into()))?;
-    let uid =
-        fstr(d, "uid").filter(|s| !s.is_empty()).ok_or_else(|| DriveError::Upstream("115 QR token: no uid".into()))?;
+    let d = get(&v, "data").ok_or_else(|| DriveError::upstream("115 QR token: no data"))?;
+    let uid = fstr(d, "uid").filter(|s| !s.is_empty()).ok_or_else(|| DriveError::upstream("115 QR token: no uid"))?;
     let qrcode =
         fstr(d, "qrcode").filter(|s| !s.is_empty()).unwrap_or_else(|| format!("https://115.com/scan/dg-{uid}"));
     Ok(QrToken { time: fnum(d, "time").unwrap_or(0), sign: fstr(d, "sign").unwrap_or_default(), uid, qrcode })
@@ -220,10 +118,10 @@ pub async fn qr_status(http: &Http, tok: &QrToken) -> DriveResult<QrStatus> {
         http::qs(&tok.uid),
         tok.time,
         http::qs(&tok.sign),
-        api::now_secs()
+        client::now_secs()
     );
     let v = qr_get(http, "QR status", hosts::QRCODEAPI, &pq, Duration::from_secs(120)).await?;
-    if let Some(e) = api::envelope_error(&v) {
+    if let Some(e) = client::envelope_error(&v) {
         if e.code == 40199002 {
             return Ok(QrStatus::Expired);
         }
@@ -236,8 +134,9 @@ pub async fn qr_status(http: &Http, tok: &QrToken) -> DriveResult<QrStatus> {
         Some(2) => QrStatus::Confirmed,
         Some(-1) => QrStatus::Expired,
         Some(-2) => QrStatus::Canceled,
-        Some(n) => QrStatus::Other(n),
-        None => QrStatus::Other(-99),
+        // p115qrcode: -99 (missing) and unknown statuses abort the login.
+        Some(n) => QrStatus::Refused(format!("status {n}")),
+        None => QrStatus::Refused("status -99".into()),
     })
 }
 
@@ -257,19 +156,19 @@ pub async fn qr_result(http: &Http, tok: &QrToken, app: &str) -> DriveResult<Coo
                     .header("Content-Type", "application/x-www-form-urlencoded")
                     .body(body.clone())
             },
-            |r| api::classify(r, false),
+            |r| client::classify(r, false),
         )
         .await?;
-    let v = api::parse_json(&r, "QR login result")?;
+    let v = client::parse_json(&r, "QR login result")?;
     if state_of(&v) != Some(true) {
         return Err(qr_error(&v, "QR login result"));
     }
     let c = get(&v, "data")
         .and_then(|d| get(d, "cookie"))
-        .ok_or_else(|| DriveError::Upstream("115 QR login: no cookie in the answer".into()))?;
+        .ok_or_else(|| DriveError::upstream("115 QR login: no cookie in the answer"))?;
     let part = |k: &str| fstr(c, k).unwrap_or_default();
     let text = format!("UID={};CID={};SEID={};KID={}", part("UID"), part("CID"), part("SEID"), part("KID"));
-    Cookie::parse(&text).map_err(|e| DriveError::Upstream(format!("115 QR login: {e}")))
+    Cookie::parse(&text).map_err(|e| DriveError::upstream(format!("115 QR login: {e}")))
 }
 
 /// The whole flow: token, `show` the QR text, poll until confirmed (reporting each
@@ -287,7 +186,7 @@ pub async fn qr_login(
         let st = match qr_status(http, &tok).await {
             Ok(s) => s,
             // A long poll that timed out or a hiccup: ask again.
-            Err(DriveError::Upstream(m)) if m.contains("network") || m.contains("timed out") => continue,
+            Err(e) if e.hint() == crate::vfs::Hint::Transient => continue,
             Err(e) => return Err(e.into()),
         };
         if last.as_ref() != Some(&st) {
@@ -303,21 +202,68 @@ pub async fn qr_login(
     Ok(qr_result(http, &tok, app).await?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[derive(Parser, Debug)]
+#[command(
+    name = "pandav login 115",
+    about = "115 Cloud (cookie): QR code login; the cookie goes into the mount's state"
+)]
+struct Args {
+    /// 115 app slot to occupy (tv, android, ios, alipaymini, wechatmini, qandroid, web, …).
+    /// Logging in signs out any other session of the same app type.
+    #[arg(long, default_value = "tv")]
+    app: String,
+    #[command(flatten)]
+    common: LoginCommon,
+}
 
-    #[test]
-    fn cookie_parse_tolerates_trailing_semicolon_and_spaces() {
-        let c = Cookie::parse(" UID=123456789_A1_1700000000; CID=0f1e ;SEID=9a8b; KID=c3d4; ").unwrap();
-        assert_eq!(c.header(), "UID=123456789_A1_1700000000;CID=0f1e;SEID=9a8b;KID=c3d4");
-        assert_eq!(c.user_id(), Some(123456789));
-        assert_eq!(c.ssoent(), Some("A1"));
-        let old = Cookie::parse("uid=1_A1_2;cid=a;seid=b;").unwrap();
-        assert_eq!(old.kid, None);
-        let e = Cookie::parse("UID=1_A1_2;SEID=secretvalue").unwrap_err();
-        assert!(e.contains("CID") && !e.contains("secretvalue"), "{e}");
-        assert!(Cookie::parse("garbage").is_err());
-        assert_eq!(format!("{c:?}"), "Cookie(***)");
+/// The registry's login entry.
+pub fn run(args: Vec<String>, host: &dyn LoginHost) -> LoginFuture<'_> {
+    Box::pin(async move {
+        let a = Args::parse_from(std::iter::once("pandav login 115".to_string()).chain(args));
+        login(a, host).await
+    })
+}
+
+async fn login(a: Args, host: &dyn LoginHost) -> Result<()> {
+    let app = a.app;
+    if !QR_APPS.iter().any(|(x, _)| *x == app) {
+        let names: Vec<&str> = QR_APPS.iter().map(|(x, _)| *x).collect();
+        return Err(anyhow!("--app {app:?} is not a 115 app type (one of: {})", names.join(", ")));
     }
+    let m = host.mount(&a.common)?;
+    if m.driver != "115" && m.driver != "115_share" {
+        return Err(anyhow!("mount {} uses driver {:?}; 115 login is for 115 and 115_share mounts", m.path, m.driver));
+    }
+    let config_cookie = m.options.get("cookie").and_then(|c| c.as_str()).unwrap_or("").trim().to_string();
+    let endpoints: BTreeMap<String, String> = match m.options.get("endpoints") {
+        Some(e) => e.clone().try_into().map_err(|e| anyhow!("mount {}: endpoints: {e}", m.path))?,
+        None => Default::default(),
+    };
+    let http = crate::drivers::p115::common::build_http(endpoints, 0.0, Some(2), None, Some(0))?;
+    let slot = QR_APPS.iter().find(|(x, _)| *x == app).map(|(_, d)| *d).unwrap_or("");
+    host.say(&format!(
+        "Logging in as app type {app:?} ({slot}). 115 allows one session per app type: this signs out\n\
+         any other {app:?} session of the account (browsers stay logged in unless you use --app web)."
+    ));
+    let png = a.common.png.clone();
+    let cookie = qr_login(
+        &http,
+        &app,
+        |tok| {
+            host.show_qr(&tok.qrcode, png.as_deref())?;
+            host.say(&format!("Scan this QR code with the 115 app (or open {} on the phone).", tok.qrcode));
+            Ok(())
+        },
+        |st| host.say(&st.message()),
+    )
+    .await?;
+    let saved = SavedLogin { cookie: cookie.header(), app: Some(app.clone()) };
+    crate::drivers::p115::common::auth_login(&m.ctx.state, &config_cookie)?
+        .save_login(saved)
+        .await
+        .map_err(|e| anyhow!("saving the login: {e}"))?;
+    let who = cookie.user_id().map(|u| format!("user {u}")).unwrap_or_else(|| "the account".into());
+    println!("Logged in as {who} (app {app}); saved to {}.", m.ctx.state.path().display());
+    println!("`pandav serve` with this config uses it for {} (a running server picks it up on its next call).", m.path);
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::drivers::http::{self, Response};
-use crate::drivers::p115::api::{self as api115, fnum, fstr, get, hosts, Api};
+use crate::drivers::p115::common::client::{self as api115, fnum, fstr, get, hosts, Api};
 use crate::vfs::*;
 
 /// The desktop-browser UA OpenList uses for share calls.
@@ -189,7 +189,7 @@ pub async fn snap(
 /// The URL of a `{fid, fn, fs, url{url}}` record.
 pub fn share_url_of(d: &Value) -> DriveResult<String> {
     if fnum(d, "fs").is_some_and(|s| s < 0) {
-        return Err(DriveError::Upstream("115 share downurl: no URL for this file".into()));
+        return Err(DriveError::upstream("115 share downurl: no URL for this file"));
     }
     match get(d, "url") {
         Some(u @ Value::Object(_)) => fstr(u, "url").filter(|x| !x.is_empty()).ok_or(DriveError::NotFound),
@@ -235,7 +235,7 @@ pub async fn downurl_app(
     }
     let dec = api.m115_data("share downurl", &outer, key)?;
     let v: Value =
-        serde_json::from_slice(&dec).map_err(|e| DriveError::Upstream(format!("115 share downurl: bad JSON ({e})")))?;
+        serde_json::from_slice(&dec).map_err(|e| DriveError::upstream(format!("115 share downurl: bad JSON ({e})")))?;
     Ok((share_url_of(&v)?, ua, r.set_cookies()))
 }
 

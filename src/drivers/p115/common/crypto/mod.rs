@@ -3,13 +3,11 @@
 //! - [`m115`]: the RSA + xor cipher of `proapi.115.com/app/chrome/downurl` and friends.
 //! - [`ec115`]: the P-224 / AES-128-CBC envelope of `uplb.115.com/4.0/initupload.php`.
 //! - [`sign`]: the initupload `sig` / `token` and the content hashes that feed them.
-//! - [`pickcode`]: pick code <-> file id.
 //!
 //! All functions are pure; malformed input yields [`CryptoError`], never a panic.
 
 pub mod ec115;
 pub mod m115;
-pub mod pickcode;
 pub mod sign;
 
 /// Loading the third-party vector files, for the modules' tests.

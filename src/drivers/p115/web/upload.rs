@@ -14,11 +14,11 @@ use serde_json::Value;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::api::{self, fnum, fstr, get, hosts, Body};
+use super::client::{self, fnum, fstr, get, hosts, Body};
 use super::crypto::{ec115, sign};
 use super::P115Drive;
 use crate::drivers::http::{self, Verdict};
-use crate::drivers::oss;
+use crate::drivers::p115::common::oss;
 use crate::vfs::*;
 
 /// The UA 115driver/OpenList send to OSS.
@@ -55,7 +55,7 @@ impl InitAnswer {
         // `status` may be JSON false (115driver maps it to -1).
         let status = match get(v, "status") {
             Some(Value::Bool(false)) | None => -1,
-            Some(x) => api::jnum(x).unwrap_or(-1),
+            Some(x) => client::jnum(x).unwrap_or(-1),
         };
         let cb = get(v, "callback");
         let cbf = |k: &str| -> String {
@@ -95,10 +95,10 @@ pub async fn upload_info(d: &P115Drive) -> DriveResult<UploadInfo> {
         .filter(|u| *u > 0)
         .map(|u| u as u64)
         .or_else(|| d.api.creds().ok().and_then(|c| c.cookie.user_id()))
-        .ok_or_else(|| DriveError::Upstream("115 uploadinfo: no user_id".into()))?;
+        .ok_or_else(|| DriveError::upstream("115 uploadinfo: no user_id"))?;
     let userkey = fstr(&v, "userkey")
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| DriveError::Upstream("115 uploadinfo: no userkey".into()))?;
+        .ok_or_else(|| DriveError::upstream("115 uploadinfo: no userkey"))?;
     if get(&v, "upload_allowed").and_then(Value::as_bool) == Some(false) {
         let why = fstr(&v, "upload_allowed_msg").unwrap_or_default();
         return Err(DriveError::Forbidden(format!("115 does not allow uploads for this account: {why}")));
@@ -144,7 +144,7 @@ async fn initupload(
     second: Option<(&str, &str)>,
 ) -> DriveResult<InitAnswer> {
     let ver = d.api.app_ver().await;
-    let t = api::now_secs();
+    let t = client::now_secs();
     let ts = t.to_string();
     let (sk, sv) = second.unwrap_or(("", ""));
     let sig = sign::upload_sig(info.user_id, &info.userkey, fileid, target);
@@ -176,7 +176,7 @@ async fn initupload(
     let body = ec.encrypt_request(form.as_bytes());
     let creds = d.api.creds()?;
     let url = d.api.http.endpoints.url(hosts::UPLB, &format!("/4.0/initupload.php?k_ec={}", http::qs(&k_ec)));
-    let ua = api::browser_ua(&ver);
+    let ua = client::browser_ua(&ver);
     let r = d
         .api
         .http
@@ -191,32 +191,32 @@ async fn initupload(
                     .body(body.clone())
             },
             // "occasionally returns HTTP 401; just retry" (p115client).
-            |r| if r.status == 401 { Verdict::Retry("HTTP 401".into()) } else { api::classify(r, true) },
+            |r| if r.status == 401 { Verdict::Retry("HTTP 401".into()) } else { client::classify(r, true) },
         )
         .await?;
     let v: Value = match ec.decrypt_response(&r.body).ok().and_then(|p| serde_json::from_slice(&p).ok()) {
         Some(v) => v,
         // Not encrypted: a plain JSON error (not logged in…) or a page.
         None => {
-            let v = api::parse_json(&r, "initupload")?;
-            if let Some(e) = api::envelope_error(&v) {
+            let v = client::parse_json(&r, "initupload")?;
+            if let Some(e) = client::envelope_error(&v) {
                 return Err(d.api.api_error(&e, "initupload"));
             }
             v
         }
     };
-    if let Some(e) = api::envelope_error(&v).filter(|e| e.code != 701 && get(&v, "status").is_none()) {
+    if let Some(e) = client::envelope_error(&v).filter(|e| e.code != 701 && get(&v, "status").is_none()) {
         return Err(d.api.api_error(&e, "initupload"));
     }
     let a = InitAnswer::from_json(&v);
     match a.statuscode {
         0 | 701 => Ok(a),
-        400 => Err(DriveError::Upstream(format!("115 initupload: sig invalid (400) {}", a.statusmsg))),
-        402 => Err(DriveError::Upstream(format!(
+        400 => Err(DriveError::upstream(format!("115 initupload: sig invalid (400) {}", a.statusmsg))),
+        402 => Err(DriveError::upstream(format!(
             "115 initupload: userid/filesize/target/pickcode invalid (402) {}",
             a.statusmsg
         ))),
-        c => Err(DriveError::Upstream(format!("115 initupload: statuscode {c} {}", a.statusmsg))),
+        c => Err(DriveError::upstream(format!("115 initupload: statuscode {c} {}", a.statusmsg))),
     }
 }
 
@@ -265,9 +265,9 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
             }
             7 => {
                 let range = sign::parse_sign_check(&a.sign_check)
-                    .map_err(|e| DriveError::Upstream(format!("115 initupload: {e}")))?;
+                    .map_err(|e| DriveError::upstream(format!("115 initupload: {e}")))?;
                 if *range.end() >= upload.size || a.sign_key.is_empty() {
-                    return Err(DriveError::Upstream(format!(
+                    return Err(DriveError::upstream(format!(
                         "115 initupload: bad second-round check {:?}",
                         a.sign_check
                     )));
@@ -281,12 +281,11 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
                 break;
             }
             s => {
-                return Err(DriveError::Upstream(format!("115 initupload: status {s} {}", a.statusmsg)));
+                return Err(DriveError::upstream(format!("115 initupload: status {s} {}", a.statusmsg)));
             }
         }
     }
-    let new =
-        made.ok_or_else(|| DriveError::Upstream("115 initupload: still asking for checks after 3 rounds".into()))?;
+    let new = made.ok_or_else(|| DriveError::upstream("115 initupload: still asking for checks after 3 rounds"))?;
     // The new file exists: now retire the one(s) it replaces, and take its name. Asked
     // again under the lock, so that concurrent uploads of one name leave one file.
     let _g = d.mutate.lock().await;
@@ -305,7 +304,7 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
 async fn find_uploaded(d: &P115Drive, parent: &Entry, name: &str, pc: &str, fileid: &str) -> DriveResult<Entry> {
     if !pc.is_empty() {
         if let Ok(v) = d.api.get_info("pick_code", pc).await {
-            if let Some(e) = api::entry_from_item(&v) {
+            if let Some(e) = client::entry_from_item(&v) {
                 return Ok(e);
             }
         }
@@ -316,7 +315,7 @@ async fn find_uploaded(d: &P115Drive, parent: &Entry, name: &str, pc: &str, file
         .filter(|e| !e.is_dir && e.hashes.sha1.as_deref() == Some(sha.as_str()))
         .find(|e| (!pc.is_empty() && e.extra.as_deref() == Some(pc)) || e.name == name)
         .cloned()
-        .ok_or_else(|| DriveError::Upstream("115 upload: done, but the file is not in the folder".into()))
+        .ok_or_else(|| DriveError::upstream("115 upload: done, but the file is not in the folder"))
 }
 
 async fn entry_from_callback(
@@ -326,11 +325,11 @@ async fn entry_from_callback(
     cb: &Value,
     fileid: &str,
 ) -> DriveResult<Entry> {
-    if let Some(e) = api::envelope_error(cb) {
+    if let Some(e) = client::envelope_error(cb) {
         return Err(d.api.api_error(&e, "upload callback"));
     }
     let data = get(cb, "data").cloned().unwrap_or(Value::Null);
-    if let Some(id) = api::fid(&data, "file_id") {
+    if let Some(id) = client::fid(&data, "file_id") {
         if let Ok(e) = d.info(&id).await {
             return Ok(e);
         }
@@ -346,9 +345,9 @@ async fn entry_from_callback(
 async fn sts(d: &P115Drive) -> DriveResult<(oss::Credentials, Instant)> {
     let (v, _) =
         d.api.call("gettoken", reqwest::Method::GET, hosts::UPLB, "/3.0/gettoken.php", Body::None, None, true).await?;
-    let code = get(&v, "StatusCode").and_then(api::jstr).unwrap_or_default();
+    let code = get(&v, "StatusCode").and_then(client::jstr).unwrap_or_default();
     if code != "200" {
-        return Err(DriveError::Upstream(format!("115 gettoken: StatusCode {code:?}")));
+        return Err(DriveError::upstream(format!("115 gettoken: StatusCode {code:?}")));
     }
     let f = |k: &str| fstr(&v, k).filter(|s| !s.is_empty());
     match (f("AccessKeyId"), f("AccessKeySecret"), f("SecurityToken")) {
@@ -356,7 +355,7 @@ async fn sts(d: &P115Drive) -> DriveResult<(oss::Credentials, Instant)> {
             oss::Credentials { access_key_id: id, access_key_secret: secret, security_token: Some(token) },
             Instant::now(),
         )),
-        _ => Err(DriveError::Upstream("115 gettoken: incomplete credentials".into())),
+        _ => Err(DriveError::upstream("115 gettoken: incomplete credentials")),
     }
 }
 
@@ -407,7 +406,7 @@ where
         tries += 1;
         match op(creds.0.clone()).await {
             Ok(v) => return Ok(v),
-            Err(e) if tries < OSS_TRIES && e.to_string().contains("credentials") => *creds = sts(d).await?,
+            Err(e) if tries < OSS_TRIES && e.hint() == crate::vfs::Hint::CredentialsExpired => *creds = sts(d).await?,
             Err(e) if tries < OSS_TRIES && oss::retryable(&e) => {
                 tracing::info!("115 OSS {what}: {}; trying again", http::redact(&e.to_string()));
                 tokio::time::sleep(Duration::from_millis(500 << tries)).await;
@@ -439,7 +438,7 @@ async fn read_part(path: &std::path::Path, start: u64, len: u64) -> std::io::Res
 /// the multipart threshold, sequential multipart above it; returns 115's callback JSON.
 async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResult<Value> {
     if a.bucket.is_empty() || a.object.is_empty() || a.callback.is_empty() {
-        return Err(DriveError::Upstream("115 initupload: status 1 without bucket/object/callback".into()));
+        return Err(DriveError::upstream("115 initupload: status 1 without bucket/object/callback"));
     }
     let cb = oss::Callback { callback: a.callback.clone(), callback_var: a.callback_var.clone() };
     let (cb, object, size, path, md5) =
@@ -492,7 +491,7 @@ async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResu
 
 fn callback_json(status: u16, body: &[u8]) -> DriveResult<Value> {
     serde_json::from_slice(body)
-        .map_err(|_| DriveError::Upstream(format!("115 upload: OSS answered {status} without 115's callback result")))
+        .map_err(|_| DriveError::upstream(format!("115 upload: OSS answered {status} without 115's callback result")))
 }
 
 /// OpenList/115driver part sizing (§5.5): below i GiB use i×1000 parts (i = 1..9),

@@ -3,16 +3,15 @@
 //! field, because the same field arrives as a number or a numeric string depending on
 //! the endpoint and the day.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::auth::{Cookie, SavedLogin};
+use super::cookie::{Cookie, SavedLogin};
 use super::crypto::m115;
 use crate::drivers::http::{self, Http, Response, Verdict};
-use crate::state::StateHandle;
-use crate::vfs::token::TokenCell;
+use crate::vfs::credentials::Credentials;
 use crate::vfs::*;
 
 /// Hosts the driver calls (every one can be overridden in `endpoints`).
@@ -169,6 +168,13 @@ pub fn is_busy_code(code: i64) -> bool {
     matches!(code, 590075 | 990009 | 990019)
 }
 
+/// "更新的数据为空" (nothing to update): a rename to the current name, which p115client
+/// counts as success. 115 says it in words only, so the words are read here, on the
+/// envelope, and nowhere else.
+pub fn is_unchanged(e: &ApiError) -> bool {
+    e.msg.contains("更新的数据为空")
+}
+
 /// Map a failed envelope to the driver error a WebDAV client should see.
 pub fn map_api_error(e: &ApiError, what: &str) -> DriveError {
     let msg = if e.msg.is_empty() { String::new() } else { format!(": {}", e.msg) };
@@ -186,8 +192,8 @@ pub fn map_api_error(e: &ApiError, what: &str) -> DriveError {
         50038 => DriveError::Forbidden(format!("download blocked by 115{msg}")),
         590075 | 990005 | 990009 | 990019 => DriveError::RateLimited { retry_after: Some(Duration::from_secs(10)) },
         c if is_auth_code(c) => DriveError::AuthLost(format!("115 {what}: errno {c}{msg}")),
-        0 => DriveError::Upstream(format!("115 {what} failed{msg}")),
-        c => DriveError::Upstream(format!("115 {what}: errno {c}{msg}")),
+        0 => DriveError::provider(ProviderCode::Num(0), format!("115 {what} failed{msg}")),
+        c => DriveError::provider(ProviderCode::Num(c), format!("115 {what}: errno {c}{msg}")),
     }
 }
 
@@ -201,13 +207,13 @@ pub fn parse_json(r: &Response, what: &str) -> DriveResult<Value> {
                 if text.contains("阻断") || r.status == 405 || r.status == 429 {
                     return Err(DriveError::RateLimited { retry_after: Some(Duration::from_secs(300)) });
                 }
-                return Err(DriveError::Upstream(format!(
+                return Err(DriveError::upstream(format!(
                     "115 {what}: HTTP {} with an HTML page instead of JSON",
                     r.status
                 )));
             }
             let head: String = http::redact(&text).chars().take(120).collect();
-            Err(DriveError::Upstream(format!("115 {what}: HTTP {}: unexpected body {head:?}", r.status)))
+            Err(DriveError::upstream(format!("115 {what}: HTTP {}: unexpected body {head:?}", r.status)))
         }
     }
 }
@@ -222,7 +228,7 @@ pub fn classify(r: &Response, idempotent: bool) -> Verdict {
         if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
             if let Some(e) = envelope_error(&v) {
                 if e.code == 590075 {
-                    return Verdict::Throttled(format!("errno 590075 {}", e.msg));
+                    return Verdict::Throttled { why: format!("errno 590075 {}", e.msg), after: None };
                 }
                 if is_busy_code(e.code) {
                     return Verdict::Retry(format!("errno {} {}", e.code, e.msg));
@@ -370,14 +376,14 @@ pub const LINK_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 /// Pick the file's record out of a decoded downurl answer (keyed by file id): the one
 /// whose `pick_code` matches, else the only/first one. Returns its URL.
 pub fn downurl_pick(plain: &Value, pc: &str) -> DriveResult<String> {
-    let obj = plain.as_object().ok_or_else(|| DriveError::Upstream("115 downurl: answer is not an object".into()))?;
+    let obj = plain.as_object().ok_or_else(|| DriveError::upstream("115 downurl: answer is not an object"))?;
     let rec = obj
         .values()
         .find(|r| fstr(r, "pick_code").is_some_and(|p| p.eq_ignore_ascii_case(pc)))
         .or_else(|| obj.values().next())
         .ok_or(DriveError::NotFound)?;
     if fnum(rec, "file_size").is_some_and(|s| s < 0) {
-        return Err(DriveError::Upstream("115 downurl: can not get download URL".into()));
+        return Err(DriveError::upstream("115 downurl: can not get download URL"));
     }
     match get(rec, "url") {
         Some(u @ Value::Object(_)) => fstr(u, "url").filter(|s| !s.is_empty()).ok_or(DriveError::NotFound),
@@ -388,14 +394,6 @@ pub fn downurl_pick(plain: &Value, pc: &str) -> DriveResult<String> {
 
 // ---------------------------------------------------------------------------------
 // The client
-
-/// Why the cookie is not usable, remembered so the API is not asked again and again.
-struct Lost {
-    msg: String,
-    /// The state file's mtime when we gave up: a newer file (from `pandav login`) is
-    /// worth a try.
-    state_mtime: Option<SystemTime>,
-}
 
 /// The cookie in force.
 pub struct Creds {
@@ -408,8 +406,9 @@ pub struct Creds {
 pub struct ApiConfig {
     pub http: Http,
     pub rsa: m115::RsaPublic,
-    pub state: StateHandle,
-    pub config_cookie: String,
+    /// The saved login (from `pandav login 115`) or the configured cookie, with the
+    /// dead-login latch.
+    pub login: Credentials<SavedLogin>,
     pub mount_path: String,
     pub app_version: Option<String>,
 }
@@ -418,11 +417,10 @@ pub struct ApiConfig {
 pub struct Api {
     pub http: Http,
     pub rsa: m115::RsaPublic,
-    state: StateHandle,
-    config_cookie: String,
+    pub login: Credentials<SavedLogin>,
     mount_path: String,
-    creds: RwLock<Option<Arc<Creds>>>,
-    lost: Mutex<Option<Lost>>,
+    /// The parsed cookie of login generation `.0`.
+    creds: RwLock<Option<(u64, Arc<Creds>)>>,
     pinned_ver: Option<String>,
     app_ver: RwLock<Option<String>>,
 }
@@ -448,18 +446,12 @@ impl Api {
         Api {
             http: cfg.http,
             rsa: cfg.rsa,
-            state: cfg.state,
-            config_cookie: cfg.config_cookie,
+            login: cfg.login,
             mount_path: cfg.mount_path,
             creds: RwLock::new(None),
-            lost: Mutex::new(None),
             pinned_ver: cfg.app_version,
             app_ver: RwLock::new(None),
         }
-    }
-
-    pub fn state(&self) -> &StateHandle {
-        &self.state
     }
 
     pub fn login_hint(&self) -> String {
@@ -470,44 +462,29 @@ impl Api {
         format!("115 cookie expired: {}", self.login_hint())
     }
 
-    fn state_mtime(&self) -> Option<SystemTime> {
-        std::fs::metadata(self.state.path()).and_then(|m| m.modified()).ok()
-    }
-
-    /// Load the cookie: saved login state when it descends from the configured cookie
-    /// (it is then newer), else the configured cookie.
-    pub fn load_creds(&self) -> DriveResult<Option<Arc<Creds>>> {
-        let seed = SavedLogin { cookie: self.config_cookie.clone(), app: None };
-        let cell = TokenCell::restore(self.state.clone(), &self.config_cookie, seed)
-            .map_err(|e| DriveError::Upstream(format!("{e:#}")))?;
-        let saved = cell.get().0;
+    /// The cookie of the login in force (saved by `pandav login` when it descends from
+    /// the configured cookie, else the configured one); `None` when there is none.
+    fn load_creds(&self) -> DriveResult<Option<Arc<Creds>>> {
+        let (saved, gen) = self.login.get();
+        if let Some((g, c)) = self.creds.read().unwrap().as_ref() {
+            if *g == gen {
+                return Ok(Some(Arc::clone(c)));
+            }
+        }
         if saved.cookie.trim().is_empty() {
-            *self.creds.write().unwrap() = None;
             return Ok(None);
         }
         let cookie = Cookie::parse(&saved.cookie).map_err(|e| DriveError::AuthLost(format!("115 cookie: {e}")))?;
         let c = Arc::new(Creds { header: cookie.header(), cookie });
-        *self.creds.write().unwrap() = Some(Arc::clone(&c));
+        *self.creds.write().unwrap() = Some((gen, Arc::clone(&c)));
         Ok(Some(c))
     }
 
     /// The cookie to use, or the remembered reason why there is none. A lost login is
-    /// retried only when the state file changed since (a new `pandav login`).
+    /// tried again only when the state file holds another one (a new `pandav login`).
     pub fn creds(&self) -> DriveResult<Arc<Creds>> {
-        {
-            let mut lost = self.lost.lock().unwrap();
-            if let Some(l) = lost.as_ref() {
-                let now = self.state_mtime();
-                if now.is_none() || now == l.state_mtime {
-                    return Err(DriveError::AuthLost(l.msg.clone()));
-                }
-                tracing::info!(mount = %self.mount_path, "state file changed: trying the saved 115 login");
-                *lost = None;
-                *self.creds.write().unwrap() = None;
-            }
-        }
-        if let Some(c) = self.creds.read().unwrap().as_ref() {
-            return Ok(Arc::clone(c));
+        if let Some(m) = self.login.latched() {
+            return Err(DriveError::AuthLost(m));
         }
         match self.load_creds() {
             Ok(Some(c)) => Ok(c),
@@ -520,24 +497,19 @@ impl Api {
     /// The cookie if there is a usable one, without giving up when there is none (for
     /// calls where a login is optional, like share browsing).
     pub fn try_creds(&self) -> Option<Arc<Creds>> {
-        if self.lost.lock().unwrap().is_some() {
+        if self.login.latched().is_some() {
             return None;
-        }
-        if let Some(c) = self.creds.read().unwrap().as_ref() {
-            return Some(Arc::clone(c));
         }
         self.load_creds().ok().flatten()
     }
 
     /// Remember that the login is lost (no more calls until the state file changes).
     pub fn give_up(&self, msg: String) -> DriveError {
-        tracing::error!(mount = %self.mount_path, "{msg}");
-        *self.lost.lock().unwrap() = Some(Lost { msg: msg.clone(), state_mtime: self.state_mtime() });
-        DriveError::AuthLost(msg)
+        self.login.lose(msg)
     }
 
     pub fn is_lost(&self) -> bool {
-        self.lost.lock().unwrap().is_some()
+        self.login.is_latched()
     }
 
     /// The client version for User-Agents and upload tokens: pinned, else asked once
@@ -551,8 +523,14 @@ impl Api {
         }
         let url = self.http.endpoints.url(hosts::APPVERSION, "/1/web/1.0/api/chrome");
         let got = async {
-            let r = self.http.client.get(&url).timeout(Duration::from_secs(10)).send().await.ok()?;
-            let v: Value = r.json().await.ok()?;
+            // Best effort, one try, paced like every call.
+            let call = http::Call { attempts: Some(1), ..http::Call::new("app version", true) };
+            let r = self
+                .http
+                .call(call, &http::NoSession, |c, _| c.get(&url).timeout(Duration::from_secs(10)), |_| Verdict::Done)
+                .await
+                .ok()?;
+            let v: Value = serde_json::from_slice(&r.body).ok()?;
             let ver = get(&v, "data").and_then(|d| get(d, "win")).and_then(|w| fstr(w, "version_code"))?;
             (!ver.trim().is_empty()).then(|| ver.trim().to_string())
         }
@@ -730,7 +708,7 @@ impl Api {
             _ => return Err(DriveError::NotFound),
         };
         m115::decode_with(&enc, key, &self.rsa).map_err(|e| {
-            DriveError::Upstream(format!("115 {what}: cannot decode the answer ({e}); is m115_test_modulus right?"))
+            DriveError::upstream(format!("115 {what}: cannot decode the answer ({e}); is m115_test_modulus right?"))
         })
     }
 
@@ -792,7 +770,7 @@ impl Api {
             )
             .await?;
         if r.status >= 500 {
-            return Err(DriveError::Upstream(format!("115 cookie check: HTTP {}", r.status)));
+            return Err(DriveError::upstream(format!("115 cookie check: HTTP {}", r.status)));
         }
         Ok(serde_json::from_slice::<Value>(&r.body).ok().is_some_and(|v| state_of(&v) == Some(true)))
     }

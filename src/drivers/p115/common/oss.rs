@@ -14,7 +14,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::vfs::{DriveError, DriveResult};
+use crate::vfs::{DriveError, DriveResult, Hint, ProviderCode};
 
 /// STS credentials (115's `get_token`).
 #[derive(Clone)]
@@ -129,11 +129,23 @@ fn oss_error(what: &str, status: u16, body: &[u8]) -> DriveError {
     let code = tag("Code").unwrap_or_default();
     let msg = tag("Message").unwrap_or_default();
     match status {
-        403 if code == "InvalidAccessKeyId" || code == "SecurityTokenExpired" => {
-            DriveError::Upstream(format!("OSS {what}: upload credentials expired ({code})"))
-        }
+        403 if code == "InvalidAccessKeyId" || code == "SecurityTokenExpired" => DriveError::provider(
+            ProviderCode::Text(code.clone()),
+            format!("OSS {what}: upload credentials expired ({code})"),
+        )
+        .with_hint(Hint::CredentialsExpired),
         429 | 503 => DriveError::RateLimited { retry_after: Some(Duration::from_secs(5)) },
-        _ => DriveError::Upstream(format!("OSS {what}: HTTP {status} {code} {msg}").trim().to_string()),
+        _ => {
+            let e = DriveError::provider(
+                ProviderCode::Text(code.clone()),
+                format!("OSS {what}: HTTP {status} {code} {msg}").trim().to_string(),
+            );
+            if status >= 500 {
+                e.with_hint(Hint::Transient)
+            } else {
+                e
+            }
+        }
     }
 }
 
@@ -141,8 +153,7 @@ fn oss_error(what: &str, status: u16, body: &[u8]) -> DriveError {
 pub fn retryable(e: &DriveError) -> bool {
     match e {
         DriveError::RateLimited { .. } => true,
-        DriveError::Upstream(m) => m.contains("HTTP 5") || m.contains("connection") || m.contains("request failed"),
-        _ => false,
+        other => other.hint() == Hint::Transient,
     }
 }
 
@@ -206,13 +217,13 @@ impl<'a> Bucket<'a> {
             None => rb.header("Content-Length", "0"),
         };
         let resp =
-            rb.send().await.map_err(|e| DriveError::Upstream(format!("OSS request failed: {}", e.without_url())))?;
+            rb.send().await.map_err(|e| DriveError::transient(format!("OSS request failed: {}", e.without_url())))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| DriveError::Upstream(format!("OSS request failed: connection {}", e.without_url())))?;
+            .map_err(|e| DriveError::transient(format!("OSS request failed: connection {}", e.without_url())))?;
         Ok((status, headers, body))
     }
 
@@ -237,7 +248,7 @@ impl<'a> Bucket<'a> {
         if status == 200 {
             Ok(Answer { status, body })
         } else if status == 203 {
-            Err(DriveError::Upstream(format!("OSS put: upload callback failed: {}", String::from_utf8_lossy(&body))))
+            Err(DriveError::upstream(format!("OSS put: upload callback failed: {}", String::from_utf8_lossy(&body))))
         } else {
             Err(oss_error("put", status, &body))
         }
@@ -252,7 +263,7 @@ impl<'a> Bucket<'a> {
         if status != 200 {
             return Err(oss_error("initiate multipart", status, &body));
         }
-        xml_tag(&body, "UploadId").ok_or_else(|| DriveError::Upstream("OSS initiate: no UploadId in the answer".into()))
+        xml_tag(&body, "UploadId").ok_or_else(|| DriveError::upstream("OSS initiate: no UploadId in the answer"))
     }
 
     /// `UploadPart`; returns the part's ETag.
@@ -268,7 +279,7 @@ impl<'a> Bucket<'a> {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.to_string())
-            .ok_or_else(|| DriveError::Upstream("OSS upload part: no ETag".into()))
+            .ok_or_else(|| DriveError::upstream("OSS upload part: no ETag"))
     }
 
     /// `ListParts` of an open multipart upload (all pages).
@@ -325,7 +336,7 @@ impl<'a> Bucket<'a> {
         if status == 200 {
             Ok(Answer { status, body })
         } else if status == 203 {
-            Err(DriveError::Upstream(format!(
+            Err(DriveError::upstream(format!(
                 "OSS complete: upload callback failed: {}",
                 String::from_utf8_lossy(&body)
             )))

@@ -2,14 +2,14 @@
 //! `shared/reference/115-open.md`.
 //!
 //! Tokens rotate on every refresh and the old refresh token dies at once (ref §2.4), so
-//! every refresh goes through the mount's `TokenCell` (single flight, persisted before
-//! use) and `auth::run_job` (cross-process lock, adopts a newer saved pair). A dead grant
+//! every refresh goes through the mount's [`Credentials`] (single flight, cross-process
+//! lock, adopts a newer saved pair, persisted before use by one writer). A dead grant
 //! (revoked, evicted by a newer login, expired) makes every call fail fast with
 //! `AuthLost` and a `pandav login 115-open …` hint, without calling 115 again; the
 //! driver resumes by itself when the state file gets a new token.
 
-pub mod api;
-pub mod auth;
+pub mod client;
+pub mod login;
 pub mod offline;
 pub mod upload;
 
@@ -22,10 +22,10 @@ use dashmap::DashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::api::{value_string, value_u64, Api, ApiConfig, Endpoints, Req};
-use self::auth::Tokens;
-use super::DriverCtx;
-use crate::vfs::token::{fingerprint, TokenCell};
+use self::client::{value_string, value_u64, Api, ApiConfig, Endpoints, Req};
+use self::login::Tokens;
+use crate::drivers::DriverCtx;
+use crate::vfs::credentials::{self, Credentials, MountSource};
 use crate::vfs::*;
 
 fn default_root() -> String {
@@ -38,7 +38,7 @@ fn default_rate() -> f64 {
     3.0
 }
 fn default_api_url() -> String {
-    api::BROKER_URL.into()
+    client::BROKER_URL.into()
 }
 
 /// `[mounts.options]` of a `115_open` mount.
@@ -92,7 +92,7 @@ pub struct Options {
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
-            .field("refresh_token", &self.refresh_token.as_deref().map(auth::redact))
+            .field("refresh_token", &self.refresh_token.as_deref().map(login::redact))
             .field("root_folder_id", &self.root_folder_id)
             .field("endpoints", &self.endpoints)
             .finish_non_exhaustive()
@@ -152,17 +152,17 @@ impl Open115 {
             expires_at: 0,
             issued_at: 0,
         };
-        let cell = TokenCell::restore(ctx.state.clone(), &secret, from_config)?;
+        // One client for the mount: API calls, token refreshes, OSS uploads.
+        let client = crate::drivers::http::client();
+        let creds = Credentials::restore(&ctx.state, &secret, from_config)?
+            .with_refresher(Arc::new(refresher(&client, &opts, &ep, &ctx.mount_path)), ctx.source.clone());
         let api = Api::new(ApiConfig {
             ep,
             rate_limit: opts.rate_limit,
-            cell,
-            state_path: ctx.state.path().to_path_buf(),
-            seed: fingerprint(&secret),
-            accept_any_seed: secret.is_empty(),
-            broker: opts.use_online_api.then(|| opts.api_url.clone()),
+            creds,
             mount: ctx.mount_path.clone(),
             backoff: Default::default(),
+            client,
         });
         Ok(Open115 {
             api,
@@ -176,8 +176,8 @@ impl Open115 {
     }
 
     /// Shorten back-off waits (tests).
-    pub fn set_backoff(&mut self, b: api::Backoff) {
-        self.api.backoff = b;
+    pub fn set_backoff(&mut self, b: client::Backoff) {
+        self.api.set_backoff(b);
     }
 
     pub fn options(&self) -> &Options {
@@ -186,19 +186,19 @@ impl Open115 {
 
     /// The tokens in force (for tests and `login`; never log them).
     pub fn tokens(&self) -> Arc<Tokens> {
-        self.api.cell.get().0
+        self.api.creds.get().0
     }
 
     /// Successful refreshes made by this driver.
     pub fn refresh_count(&self) -> u64 {
-        self.api.refreshes.load(std::sync::atomic::Ordering::Relaxed)
+        self.api.creds.refresh_count()
     }
 
     pub(crate) fn ua(&self) -> Option<&str> {
         self.opts.user_agent.as_deref()
     }
 
-    pub(crate) async fn call(&self, mut req: Req<'_>) -> DriveResult<api::ProEnvelope> {
+    pub(crate) async fn call(&self, mut req: Req<'_>) -> DriveResult<client::ProEnvelope> {
         if req.user_agent.is_none() {
             req.user_agent = self.ua();
         }
@@ -335,7 +335,8 @@ impl Open115 {
         }
         match self.call(Req::post("/open/ufile/delete", params, true)).await {
             Ok(_) | Err(DriveError::NotFound) => {}
-            Err(DriveError::Upstream(m)) if m.contains("code 231011") => {}
+            // Already gone (ref §11: 231011 "file does not exist").
+            Err(e) if e.code() == Some(&ProviderCode::Num(231011)) => {}
             Err(e) => return Err(e),
         }
         self.parents.remove(id);
@@ -380,24 +381,31 @@ impl Open115 {
 }
 
 #[async_trait]
+impl Offline for Open115 {
+    async fn add_tasks(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
+        Open115::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
+    }
+
+    async fn tasks(&self) -> DriveResult<OfflineTasks> {
+        Ok(OfflineTasks { tasks: Open115::offline_list(self).await?, ..OfflineTasks::default() })
+    }
+
+    async fn remove_tasks(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
+        for h in hashes {
+            Open115::offline_remove(self, h, delete_files).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl Drive for Open115 {
     fn kind(&self) -> &'static str {
         "115_open"
     }
 
-    async fn offline_add(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
-        Open115::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
-    }
-
-    async fn offline_list(&self) -> DriveResult<OfflineTasks> {
-        Ok(OfflineTasks { tasks: Open115::offline_list(self).await?, ..OfflineTasks::default() })
-    }
-
-    async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
-        for h in hashes {
-            Open115::offline_remove(self, h, delete_files).await?;
-        }
-        Ok(())
+    fn offline(&self) -> Option<&dyn Offline> {
+        Some(self)
     }
 
     fn caps(&self) -> Caps {
@@ -412,7 +420,7 @@ impl Drive for Open115 {
     }
 
     async fn init(&self) -> DriveResult<()> {
-        let (tok, gen) = self.api.cell.get();
+        let (tok, gen) = self.api.creds.get();
         if tok.refresh_token.is_empty() {
             return Err(DriveError::AuthLost(self.no_token_message()));
         }
@@ -469,7 +477,7 @@ impl Drive for Open115 {
             },
         };
         let r = Req {
-            method: api::Method::Post,
+            method: client::Method::Post,
             path: "/open/ufile/downurl",
             params: vec![("pick_code", pc)],
             user_agent: Some(req.user_agent.as_str()),
@@ -508,7 +516,7 @@ impl Drive for Open115 {
             .await?;
         let id = env.data.get("file_id").map(value_string).unwrap_or_default();
         if id.is_empty() {
-            return Err(DriveError::Upstream("115 Open folder/add answered without a file_id".into()));
+            return Err(DriveError::upstream("115 Open folder/add answered without a file_id"));
         }
         self.parents.insert(id.clone(), parent.id.clone());
         let mut e = Entry::dir(id, name, Self::now());
@@ -552,9 +560,7 @@ impl Drive for Open115 {
             .find(|e| e.name == entry.name && e.is_dir == entry.is_dir)
             .or_else(|| fresh.iter().find(|e| e.is_dir == entry.is_dir && (e.is_dir || e.size == entry.size)))
             .map(|e| (*e).clone())
-            .ok_or_else(|| {
-                DriveError::Upstream("115 Open copy: the copy did not show up in the target folder".into())
-            })?;
+            .ok_or_else(|| DriveError::upstream("115 Open copy: the copy did not show up in the target folder"))?;
         let mut copy = copy;
         if copy.name != new_name {
             self.rename_id(&copy.id, new_name).await?;
@@ -604,7 +610,7 @@ impl Drive for Open115 {
         if let Some(m) = self.api.dead_check().await {
             return Err(DriveError::AuthLost(m));
         }
-        let (tok, gen) = self.api.cell.get();
+        let (tok, gen) = self.api.creds.get();
         if tok.refresh_token.is_empty() {
             return Err(DriveError::AuthLost(self.no_token_message()));
         }
@@ -623,39 +629,55 @@ fn query_value(url: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The options and driver context of the `115_open` mount at `mount` in `cfg`, with the
-/// real state dir (for `pandav login` and offline commands).
-pub fn mount_options(cfg: &crate::config::Config, mount: &str) -> anyhow::Result<(Options, DriverCtx)> {
-    let want = crate::config::normalize_mount_path(mount).map_err(|e| anyhow::anyhow!("--mount {mount:?}: {e}"))?;
-    let mut known = vec![];
-    for (i, m) in cfg.raw.mounts.iter().enumerate() {
-        let path = cfg.mount_path(i);
-        if m.driver.get_ref() == "115_open" {
-            known.push(path.clone());
-        }
-        if path != want {
-            continue;
-        }
-        if m.driver.get_ref() != "115_open" {
-            anyhow::bail!("mount {path} uses driver {:?}, not 115_open", m.driver.get_ref());
-        }
-        let table = m.options.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default();
-        let opts: Options = super::parse_options(table).map_err(|e| anyhow::anyhow!("mount {path} options: {e:#}"))?;
-        let state = crate::state::StateDir::open(&cfg.state_dir())?;
-        let ctx = DriverCtx { mount_path: path.clone(), state: state.mount(&path), base_dir: cfg.base_dir.clone() };
-        return Ok((opts, ctx));
-    }
-    anyhow::bail!(
-        "no mount {want} in {} (115_open mounts: {})",
-        cfg.source_name,
-        if known.is_empty() { "none".to_string() } else { known.join(", ") }
-    )
-}
-
 /// Build the driver from its options (the registry's constructor).
 pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<Arc<dyn Drive>> {
-    let opts: Options = super::parse_options(options)?;
+    let opts: Options = crate::drivers::parse_options(options)?;
     Ok(Arc::new(Open115::new(opts, ctx)?))
 }
 
-pub use self::auth::{helper_main, use_refresh_helper, HELPER_CMD};
+/// How a mount with these options rotates its tokens.
+fn refresher(client: &reqwest::Client, opts: &Options, ep: &Endpoints, mount: &str) -> login::Refresher {
+    let via =
+        if opts.use_online_api { login::RefreshVia::Broker(opts.api_url.clone()) } else { login::RefreshVia::Passport };
+    login::Refresher { http: client.clone(), ep: ep.clone(), via, mount: mount.to_string() }
+}
+
+/// The registry's refresher constructor (for the `pandav __refresh` helper process).
+pub fn build_refresher(source: &MountSource) -> anyhow::Result<Box<dyn credentials::ErasedRefresh>> {
+    let table: toml::Table = toml::from_str(&source.options)?;
+    let opts: Options = crate::drivers::parse_options(table)?;
+    let ep = Endpoints::new(opts.endpoints.clone())?;
+    let client = crate::drivers::http::client();
+    Ok(credentials::erase::<Tokens>(Arc::new(refresher(&client, &opts, &ep, &source.mount))))
+}
+
+/// The registry entry.
+pub const ENTRY: crate::drivers::DriverEntry = crate::drivers::DriverEntry {
+    name: "115_open",
+    about: "115 through the 115 Open platform (OAuth tokens that rotate)",
+    default_policy: PolicyKind::Redirect,
+    policies: crate::drivers::ALL_POLICIES,
+    options: &[
+        "refresh_token",
+        "access_token",
+        "root_folder_id",
+        "page_size",
+        "order",
+        "asc",
+        "rate_limit",
+        "delete",
+        "use_online_api",
+        "api_url",
+        "client_id",
+        "endpoints",
+        "part_size",
+        "user_agent",
+    ],
+    build,
+    login: Some(crate::drivers::LoginEntry {
+        command: "115-open",
+        about: "115 Open: PKCE device-code flow (scan the QR code with the 115 app)",
+        run: login::login_entry,
+    }),
+    refresher: Some(build_refresher),
+};

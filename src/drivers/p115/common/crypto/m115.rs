@@ -102,6 +102,7 @@ impl ModExp {
         Ok(Self { n, exp_bits: exp.bits(), exp, params, k })
     }
 
+    #[cfg(test)]
     fn from_hex(n_hex: &str, exp_hex: &str) -> Result<Self, CryptoError> {
         let n = decode_hex_int(n_hex)?;
         let e = decode_hex_int(exp_hex)?;
@@ -160,16 +161,19 @@ impl RsaPublic {
     }
 }
 
+#[cfg(test)] // the fake-server half, for the round trips below; the emulators have their own
 /// An RSA private key (modulus + private exponent `d`), for a fake server only.
 #[derive(Clone)]
 pub struct RsaPrivate(ModExp);
 
+#[cfg(test)] // the fake-server half, for the round trips below; the emulators have their own
 impl std::fmt::Debug for RsaPrivate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RsaPrivate").field("bits", &(self.0.k * 8)).finish_non_exhaustive()
     }
 }
 
+#[cfg(test)] // the fake-server half, for the round trips below; the emulators have their own
 impl RsaPrivate {
     /// From hex `n` and hex `d` (the format of `m115-test-rsa-key.json`).
     pub fn from_hex(n_hex: &str, d_hex: &str) -> Result<Self, CryptoError> {
@@ -285,6 +289,7 @@ pub fn decode_payload(payload: &[u8], key16: [u8; KEY_LEN]) -> Result<Vec<u8>, C
     Ok(t)
 }
 
+#[cfg(test)] // the fake-server half, for the round trips below; the emulators have their own
 /// Fake server: decrypts a request `data` value, returning the client key `K` and the plaintext.
 pub fn server_decode_request(data_b64: &str, key: &RsaPrivate) -> Result<([u8; KEY_LEN], Vec<u8>), CryptoError> {
     let payload = rsa_unpad_all(data_b64, &key.0)?;
@@ -296,6 +301,7 @@ pub fn server_decode_request(data_b64: &str, key: &RsaPrivate) -> Result<([u8; K
     Ok((k, t))
 }
 
+#[cfg(test)] // the fake-server half, for the round trips below; the emulators have their own
 /// Fake server: the pre-RSA response payload `S || xorT(reverse(xorT(plain, derive4(K))), derive12(S))`.
 pub fn server_response_payload(plain: &[u8], client_key16: [u8; KEY_LEN], server_key16: [u8; KEY_LEN]) -> Vec<u8> {
     let mut t = plain.to_vec();
@@ -308,6 +314,7 @@ pub fn server_response_payload(plain: &[u8], client_key16: [u8; KEY_LEN], server
     payload
 }
 
+#[cfg(test)] // the fake-server half, for the round trips below; the emulators have their own
 /// Fake server: encrypts a response with type-1 (`00 01 FF.. 00`) padding and the private key.
 pub fn server_encode_response(
     plain: &[u8],

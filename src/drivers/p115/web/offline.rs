@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::api::{self, fnum, fstr, get, hosts, Body};
+use super::client::{self, fnum, fstr, get, hosts, Body};
 use super::P115Drive;
 use crate::drivers::http;
 use crate::vfs::*;
@@ -51,7 +51,7 @@ impl P115Drive {
             m.insert(format!("url[{i}]"), u.trim().into());
         }
         let plain = Value::Object(m).to_string();
-        let ua = api::disk_ua(&ver);
+        let ua = client::disk_ua(&ver);
         let (outer, _, key) = self
             .api
             .m115_post_raw(
@@ -64,21 +64,21 @@ impl P115Drive {
                 &[],
             )
             .await?;
-        if let Some(e) = api::envelope_error(&outer) {
-            if api::is_auth_code(e.code) {
+        if let Some(e) = client::envelope_error(&outer) {
+            if client::is_auth_code(e.code) {
                 return Err(self.api.api_error(&e, "offline add"));
             }
-            return Err(DriveError::Upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
+            return Err(DriveError::upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
         }
         let dec = self.api.m115_data("offline add", &outer, key)?;
         let v: Value = serde_json::from_slice(&dec)
-            .map_err(|e| DriveError::Upstream(format!("115 offline add: bad JSON ({e})")))?;
+            .map_err(|e| DriveError::upstream(format!("115 offline add: bad JSON ({e})")))?;
         let results = match get(&v, "result") {
             Some(Value::Array(a)) => a.clone(),
             _ => {
                 // A single-URL style answer, or a whole-request error.
-                if let Some(e) = api::envelope_error(&v) {
-                    return Err(DriveError::Upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
+                if let Some(e) = client::envelope_error(&v) {
+                    return Err(DriveError::upstream(format!("115 offline add: {}", offline_message(e.code, &e.msg))));
                 }
                 vec![v.clone()]
             }
@@ -88,7 +88,7 @@ impl P115Drive {
             .enumerate()
             .map(|(i, u)| {
                 let r = results.get(i).cloned().unwrap_or(Value::Null);
-                let err = api::envelope_error(&r);
+                let err = client::envelope_error(&r);
                 let exists = err.as_ref().is_some_and(|e| e.code == 10008);
                 AddResult {
                     url: fstr(&r, "url").unwrap_or_else(|| u.clone()),
@@ -130,7 +130,7 @@ impl P115Drive {
                     name: fstr(t, "name").unwrap_or_default(),
                     size: fnum(t, "size").unwrap_or(0).max(0) as u64,
                     url: fstr(t, "url").unwrap_or_default(),
-                    status: fnum(t, "status").unwrap_or(0),
+                    status: TaskStatus::from_115(fnum(t, "status").unwrap_or(0)),
                     percent: get(t, "percentDone")
                         .and_then(|p| p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())))
                         .unwrap_or(0.0),
