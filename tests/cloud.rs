@@ -248,10 +248,8 @@ fn a_read_only_mount_refuses_copy_and_proppatch() {
     assert_eq!(std::fs::read(ro.join("a.txt")).unwrap(), b"read only");
 }
 
-/// LOCK takes a write lock: a read-only mount (or user) must refuse it (403). Today the
-/// dav layer grants it (200 and a lock token) on a read-only mount.
+/// LOCK takes a write lock: a read-only mount (or user) must refuse it (403).
 #[test]
-#[ignore = "LOCK is granted on a read-only mount (src/dav, reported to the lead): this asserts the fix"]
 fn a_read_only_mount_refuses_lock() {
     let t = TestDir::new();
     let ro = t.mkdir("ro");
