@@ -92,11 +92,31 @@ pub struct ServerConfig {
     /// Most WebDAV locks the server holds at once.
     #[serde(default = "default_locks_total")]
     pub locks_total: usize,
+    /// Serve Prometheus metrics at `/-/metrics`.
+    #[serde(default)]
+    pub metrics: bool,
+    /// Credentials for `/-/metrics` of their own (a scraper that is not a WebDAV user);
+    /// without them any configured user may scrape (anyone when there are no users).
+    pub metrics_user: Option<String>,
+    pub metrics_password: Option<Redacted>,
+    /// An argon2 PHC string (`pandav hash-password`).
+    pub metrics_password_hash: Option<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         toml::from_str("").expect("defaults")
+    }
+}
+
+/// A secret from the config (a password): usable, never printed by `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
     }
 }
 
@@ -386,6 +406,36 @@ impl Config {
                 return Err(ConfigError(format!("{}: server.{key} must be at least 1s", self.source_name)));
             }
         }
+        match (&s.metrics_user, &s.metrics_password, &s.metrics_password_hash) {
+            (None, None, None) => {}
+            (Some(u), Some(_), None) | (Some(u), None, Some(_)) if !u.is_empty() && !u.contains(':') => {}
+            (Some(_), Some(_), Some(_)) | (Some(_), None, None) => {
+                return Err(ConfigError(format!(
+                "{}: server.metrics_user needs exactly one of server.metrics_password and server.metrics_password_hash",
+                self.source_name
+            )))
+            }
+            (None, _, _) => {
+                return Err(ConfigError(format!(
+                    "{}: server.metrics_password needs server.metrics_user",
+                    self.source_name
+                )))
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "{}: server.metrics_user must be non-empty and without ':'",
+                    self.source_name
+                )))
+            }
+        }
+        if let Some(h) = &s.metrics_password_hash {
+            if !h.starts_with("$argon2") {
+                return Err(ConfigError(format!(
+                    "{}: server.metrics_password_hash must be an argon2 PHC string (pandav hash-password)",
+                    self.source_name
+                )));
+            }
+        }
         for (key, n) in [("locks_per_user", s.locks_per_user), ("locks_total", s.locks_total)] {
             if n == 0 {
                 return Err(ConfigError(format!("{}: server.{key} must be at least 1", self.source_name)));
@@ -573,9 +623,9 @@ mod tests {
 
     #[test]
     fn debug_output_hides_secrets() {
-        let c = parse("[[users]]\nname=\"u\"\npassword=\"hunter2\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[mounts.options]\ncookie=\"UID=1;SEID=sesame\"\n").unwrap();
+        let c = parse("[server]\nmetrics_user=\"m\"\nmetrics_password=\"scrapepw\"\n[[users]]\nname=\"u\"\npassword=\"hunter2\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[mounts.options]\ncookie=\"UID=1;SEID=sesame\"\n").unwrap();
         let d = format!("{:?}", c.raw);
-        assert!(!d.contains("hunter2") && !d.contains("sesame"), "{d}");
+        assert!(!d.contains("hunter2") && !d.contains("sesame") && !d.contains("scrapepw"), "{d}");
         assert!(d.contains("cookie") && d.contains("\"u\""), "{d}");
     }
 

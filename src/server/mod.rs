@@ -12,6 +12,7 @@ mod body;
 pub mod download;
 mod listen;
 pub mod policy;
+pub mod scrape;
 pub mod sign;
 pub mod tls;
 
@@ -49,6 +50,7 @@ pub struct App {
     realm: String,
     table: Arc<MountTable>,
     body_timeout: Duration,
+    metrics: scrape::Access,
 }
 
 impl App {
@@ -84,6 +86,7 @@ impl App {
             realm: s.realm.clone(),
             table,
             body_timeout: s.body_timeout,
+            metrics: scrape::Access::new(s),
         }
     }
 
@@ -106,6 +109,11 @@ impl App {
         }
         if rest == "/-/health" {
             return self.health(req.headers(), peer.ip()).await;
+        }
+        if rest == "/-/metrics" {
+            let (h, ip) = (req.headers(), peer.ip());
+            return scrape::serve(&self.metrics, &self.auth, self.has_users, &self.table, h, ip, || self.challenge())
+                .await;
         }
         let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
         let sign = if is_get { query_param(req.uri().query().unwrap_or(""), "sign") } else { None };

@@ -635,15 +635,18 @@ impl<T: Grant> Credentials<T> {
                 *self.failed.lock().unwrap() = None;
                 *self.cooldown_until.lock().unwrap() = (None, self.cooldown.first);
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::refresh(if adopted { "adopted" } else { "rotated" });
                 Ok(Refreshed { grant: self.install(grant), adopted })
             }
             Err(e) => {
                 let de = match e {
                     RefreshError::Dead(m) => {
+                        crate::metrics::refresh("dead");
                         self.latch_with(m.clone(), cur.rotating().to_string());
                         DriveError::AuthLost(m)
                     }
                     RefreshError::TooFrequent => {
+                        crate::metrics::refresh("too_frequent");
                         let mut cd = self.cooldown_until.lock().unwrap();
                         let wait = cd.1;
                         *cd = (Some(Instant::now() + wait), (wait * 2).min(self.cooldown.max));
@@ -651,6 +654,7 @@ impl<T: Grant> Credentials<T> {
                         DriveError::RateLimited { retry_after: Some(wait) }
                     }
                     RefreshError::Transient(m) => {
+                        crate::metrics::refresh("transient");
                         tracing::warn!(file = %self.file.path.display(), "credential refresh failed: {m}");
                         DriveError::upstream(format!("token refresh failed: {m}"))
                     }

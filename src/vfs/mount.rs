@@ -103,9 +103,11 @@ impl LinkCache {
         let mut guard = slot.lock().await;
         if let Some((link, until)) = guard.as_ref() {
             if Instant::now() < *until {
+                crate::metrics::cache("link", true);
                 return Ok(link.clone());
             }
         }
+        crate::metrics::cache("link", false);
         let link = drive.link(entry, req).await?;
         let ttl = match link.expires_at {
             Some(t) => t.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LINK_MARGIN),
@@ -350,12 +352,14 @@ impl Mount {
             if let Ok(guard) = slot.cached.try_lock() {
                 if let Some(c) = guard.as_ref() {
                     if c.at.elapsed() < self.opts.cache_ttl || is_probe_name(name) {
+                        crate::metrics::cache("listing", true);
                         return c.find(name);
                     }
                 }
             }
         }
         if self.caps.fast_lookup {
+            crate::metrics::cache("listing", false);
             return self.track(self.drive.lookup(parent, name).await)?.ok_or(DriveError::NotFound);
         }
         self.listing(parent_rel, parent).await?.find(name)
@@ -368,9 +372,11 @@ impl Mount {
         let mut guard = slot.cached.lock().await;
         if let Some(c) = guard.as_ref() {
             if c.at.elapsed() < self.opts.cache_ttl {
+                crate::metrics::cache("listing", true);
                 return Ok(Arc::clone(c));
             }
         }
+        crate::metrics::cache("listing", false);
         let c = Arc::new(Cached::new(Arc::new(self.track(self.drive.list(dir).await)?)));
         *guard = Some(Arc::clone(&c));
         Ok(c)

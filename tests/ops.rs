@@ -1,0 +1,10 @@
+//! Running pandav as a service (issue 13), through the real binary: Prometheus metrics,
+//! JSON logs, the container files, graceful shutdown and reload, and replicas sharing
+//! their state in Redis.
+
+#[path = "common/mod.rs"]
+mod common;
+#[path = "ops/metrics.rs"]
+mod metrics;
+#[path = "ops/util.rs"]
+mod util;
