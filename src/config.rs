@@ -53,6 +53,10 @@ pub struct ServerConfig {
     /// `error`, `warn`, `info`, `debug`, `trace` or a tracing filter; `RUST_LOG` wins.
     #[serde(default = "default_log")]
     pub log_level: String,
+    /// `text` (one line per event, for people) or `json` (one JSON object per line,
+    /// for log shippers); `--log-format` wins.
+    #[serde(default)]
+    pub log_format: LogFormat,
     /// Allow requests without credentials when users are configured or when listening
     /// beyond loopback.
     #[serde(default)]
@@ -107,6 +111,15 @@ impl Default for ServerConfig {
     fn default() -> Self {
         toml::from_str("").expect("defaults")
     }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// A secret from the config (a password): usable, never printed by `Debug`.

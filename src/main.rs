@@ -8,9 +8,9 @@ fn main() {
         Cmd::HashPassword => report(cli::hash_password()),
         Cmd::Login { provider, args } => report(cli::login(provider, args)),
         Cmd::Refresh { .. } => pandav::vfs::credentials::helper_main(pandav::drivers::build_refresher),
-        Cmd::Serve { config, listen } => {
+        Cmd::Serve { config, listen, log_format } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-            report(rt.block_on(cli::serve(config, listen)))
+            report(rt.block_on(cli::serve(config, listen, log_format)))
         }
         Cmd::Offline { cmd } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");

@@ -45,6 +45,9 @@ pub enum Cmd {
         /// Listen address, overriding the config (repeatable).
         #[arg(short, long)]
         listen: Vec<String>,
+        /// Log lines as text or as one JSON object per line (overrides `[server] log_format`).
+        #[arg(long, env = "PANDAV_LOG_FORMAT", value_enum)]
+        log_format: Option<crate::config::LogFormat>,
     },
     /// Validate a config file and print the mount table. Exit 0 when valid, 2 when not.
     Check {
@@ -158,17 +161,37 @@ pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
     Ok(MountTable::new(mounts))
 }
 
+/// Log to stderr at `level` (`RUST_LOG` wins), as text.
 pub fn init_logging(level: &str) {
+    init_logging_as(level, crate::config::LogFormat::Text)
+}
+
+/// Log to stderr at `level` (`RUST_LOG` wins), as text or as JSON lines. A JSON line
+/// is one object: `timestamp`, `level`, `target` (`pandav::access` for the access
+/// line), `message` and the event's fields at the top level, the same fields as the
+/// text line; client-supplied strings are escaped (`dav::Esc`) before they are encoded.
+pub fn init_logging_as(level: &str, format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let _ = match format {
+        crate::config::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        crate::config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_target(true)
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
 }
 
 pub fn hash_password() -> Result<()> {

@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{build_table, init_logging};
+use super::{build_table, init_logging_as};
 use crate::config::Config;
 use crate::state::StateDir;
 
-pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
+pub async fn serve(
+    config: Option<PathBuf>,
+    listen: Vec<String>,
+    log_format: Option<crate::config::LogFormat>,
+) -> Result<()> {
     let mut cfg = match &config {
         Some(p) => Config::load(p)?,
         None => Config::embedded_default(),
@@ -20,7 +24,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
         // Re-validate: a public address without users must still be refused.
         cfg = Config::parse(&cfg_text_with_listen(&cfg)?, &cfg.source_name, cfg.base_dir.clone())?;
     }
-    init_logging(&cfg.raw.server.log_level);
+    init_logging_as(&cfg.raw.server.log_level, log_format.unwrap_or(cfg.raw.server.log_format));
     // Catch SIGTERM from the start: a refresh that begins while the mounts start must
     // be waited for too (the shutdown barrier below).
     let shutdown = shutdown_signal()?;
