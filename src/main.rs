@@ -5,6 +5,7 @@ fn main() {
     let cli = cli::parse();
     let code = match cli.cmd {
         Cmd::Check { config } => cli::check(config),
+        Cmd::Healthcheck { config, url } => cli::healthcheck(config, url),
         Cmd::HashPassword => report(cli::hash_password()),
         Cmd::Login { provider, args } => report(cli::login(provider, args)),
         Cmd::Refresh { .. } => pandav::vfs::credentials::helper_main(pandav::drivers::build_refresher),

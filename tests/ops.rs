@@ -4,6 +4,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "ops/container.rs"]
+mod container;
 #[path = "ops/logs.rs"]
 mod logs;
 #[path = "ops/metrics.rs"]

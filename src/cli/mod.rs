@@ -15,7 +15,7 @@ mod serve;
 pub use check::{check, print_table};
 pub use login::login;
 pub use offline::offline;
-pub use serve::serve;
+pub use serve::{healthcheck, serve};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +48,15 @@ pub enum Cmd {
         /// Log lines as text or as one JSON object per line (overrides `[server] log_format`).
         #[arg(long, env = "PANDAV_LOG_FORMAT", value_enum)]
         log_format: Option<crate::config::LogFormat>,
+    },
+    /// Ask the local server's `/-/health` (the container's HEALTHCHECK): exit 0 when it
+    /// answers 200, 1 when not (or when nothing answers).
+    Healthcheck {
+        #[arg(short, long, env = "PANDAV_CONFIG")]
+        config: Option<PathBuf>,
+        /// Ask this URL instead of the config's first listen address.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Validate a config file and print the mount table. Exit 0 when valid, 2 when not.
     Check {

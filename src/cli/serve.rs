@@ -126,3 +126,69 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
         let _ = tokio::signal::ctrl_c().await;
     })
 }
+
+/// `pandav healthcheck`: GET `<prefix>/-/health` of the first listen address (a
+/// wildcard address is asked on loopback; TLS without checking the certificate, which
+/// is ours). Exit 0 on 200, else 1; 2 for a config that cannot be read.
+pub fn healthcheck(config: Option<PathBuf>, url: Option<String>) -> i32 {
+    let url = match url {
+        Some(u) => u,
+        None => {
+            let cfg = match &config {
+                Some(p) => Config::load(p),
+                None => Ok(Config::embedded_default()),
+            };
+            let cfg = match cfg {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
+            let Some(addr) = cfg.listen_addrs().ok().and_then(|a| a.first().copied()) else {
+                eprintln!("error: no listen address");
+                return 2;
+            };
+            let ip = match addr.ip() {
+                std::net::IpAddr::V4(v) if v.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                std::net::IpAddr::V6(v) if v.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            let scheme = if cfg.raw.server.tls_cert.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}{}/-/health", std::net::SocketAddr::new(ip, addr.port()), cfg.raw.server.prefix)
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build();
+        let r = match client {
+            Ok(c) => c.get(&url).header("User-Agent", "pandav-healthcheck").send().await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(r) => {
+                let status = r.status();
+                println!("{status} {}", r.text().await.unwrap_or_default().trim());
+                if status.is_success() {
+                    0
+                } else {
+                    1
+                }
+            }
+            Err(e) => {
+                println!("unreachable: {}", e.without_url());
+                1
+            }
+        }
+    })
+}
