@@ -96,6 +96,10 @@ pub struct ServerConfig {
     /// Most WebDAV locks the server holds at once.
     #[serde(default = "default_locks_total")]
     pub locks_total: usize,
+    /// On SIGTERM, how long running requests and streams may take to finish before
+    /// pandav exits anyway.
+    #[serde(default = "default_shutdown_grace", deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
     /// Serve Prometheus metrics at `/-/metrics`.
     #[serde(default)]
     pub metrics: bool,
@@ -241,6 +245,9 @@ fn default_body_timeout() -> Duration {
 }
 fn default_lock_max_timeout() -> Duration {
     Duration::from_secs(3600)
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_locks_per_user() -> usize {
     256

@@ -18,6 +18,7 @@
 //! | `pandav_token_refreshes_total` | result | credential refreshes: `rotated`, `adopted`, `dead`, `too_frequent`, `transient` |
 //! | `pandav_cache_requests_total` | cache, result | `listing` and `link` cache lookups: `hit`, `miss` |
 //! | `pandav_mounts` | driver, healthy | mounts by driver and health, at scrape time |
+//! | `pandav_config_reloads_total` | result | SIGHUP reloads: `applied`, `refused` |
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -39,6 +40,7 @@ pub struct Metrics {
     refreshes: IntCounterVec,
     cache: IntCounterVec,
     mounts: IntGaugeVec,
+    reloads: IntCounterVec,
     endpoints: Mutex<HashSet<String>>,
 }
 
@@ -79,8 +81,10 @@ impl Metrics {
             IntGaugeVec::new(Opts::new("pandav_mounts", "Mounts by driver and health"), &["driver", "healthy"])
                 .expect("metric definition");
         r.register(Box::new(mounts.clone())).expect("metric registered once");
+        let reloads = counter(&r, "pandav_config_reloads_total", "Configuration reloads (SIGHUP)", &["result"]);
         Metrics {
             registry: r,
+            reloads,
             requests,
             duration,
             downloads,
@@ -231,6 +235,11 @@ pub fn upstream(driver: &str, what: &str, outcome: Outcome) {
 /// How a credential refresh ended.
 pub fn refresh(result: &'static str) {
     get().refreshes.with_label_values(&[result]).inc();
+}
+
+/// A configuration reload: applied, or refused (the running one stays).
+pub fn reload(applied: bool) {
+    get().reloads.with_label_values(&[if applied { "applied" } else { "refused" }]).inc();
 }
 
 /// A listing or link cache lookup.

@@ -10,5 +10,9 @@ mod container;
 mod logs;
 #[path = "ops/metrics.rs"]
 mod metrics;
+#[path = "ops/reload.rs"]
+mod reload;
+#[path = "ops/shutdown.rs"]
+mod shutdown;
 #[path = "ops/util.rs"]
 mod util;

@@ -123,51 +123,53 @@ pub enum OfflineCmd {
 /// Build every mount of `cfg` (no network: drivers connect in `Mount::init`).
 pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
     let mut mounts = vec![];
-    for (i, m) in cfg.raw.mounts.iter().enumerate() {
-        let path = cfg.mount_path(i);
-        let at = cfg.at(m.path.span());
-        let driver = m.driver.get_ref().as_str();
-        let info = drivers::info(driver).ok_or_else(|| {
-            anyhow!(
-                "{}: mounts.driver {driver:?} is unknown (known: {})",
-                cfg.at(m.driver.span()),
-                drivers::names().join(", ")
-            )
-        })?;
-        let policy = m.policy.as_ref().map(|p| *p.get_ref()).unwrap_or(info.default_policy);
-        if !info.policies.contains(&policy) {
-            let offered: Vec<&str> = info.policies.iter().map(|p| p.name()).collect();
-            return Err(anyhow!(
-                "{at}: mount {path}: policy {:?} is not available for driver {driver:?} (it offers {})",
-                policy.name(),
-                offered.join(", ")
-            ));
-        }
-        let policy = policy.with_url(m.proxy_url.as_deref());
-        let (options, opt_at) = match &m.options {
-            Some(o) => (o.get_ref().clone(), cfg.at(o.span())),
-            None => (toml::Table::new(), at.clone()),
-        };
-        let ctx = DriverCtx {
-            mount_path: path.clone(),
-            state: state.mount(&path),
-            base_dir: cfg.base_dir.clone(),
-            source: None,
-        };
-        let drive = drivers::build(driver, options, ctx)
-            .map_err(|e| anyhow!("{opt_at}: mount {path} ({driver}) options: {e:#}"))?;
-        let default_ttl = if drive.caps().local_read { Duration::ZERO } else { Duration::from_secs(60) };
-        let opts = MountOptions {
-            path,
-            policy,
-            proxy_url: m.proxy_url.clone(),
-            read_only: m.read_only,
-            cache_ttl: m.cache_ttl.unwrap_or(default_ttl),
-            spool_dir: state.spool_dir(),
-        };
-        mounts.push(Arc::new(Mount::new(opts, drive)));
+    for i in 0..cfg.raw.mounts.len() {
+        mounts.push(Arc::new(build_mount(cfg, i, state)?));
     }
     Ok(MountTable::new(mounts))
+}
+
+/// Build mount `i` of `cfg` through the registry (no network).
+pub fn build_mount(cfg: &Config, i: usize, state: &StateDir) -> Result<Mount> {
+    let m = &cfg.raw.mounts[i];
+    let path = cfg.mount_path(i);
+    let at = cfg.at(m.path.span());
+    let driver = m.driver.get_ref().as_str();
+    let info = drivers::info(driver).ok_or_else(|| {
+        anyhow!(
+            "{}: mounts.driver {driver:?} is unknown (known: {})",
+            cfg.at(m.driver.span()),
+            drivers::names().join(", ")
+        )
+    })?;
+    let policy = m.policy.as_ref().map(|p| *p.get_ref()).unwrap_or(info.default_policy);
+    if !info.policies.contains(&policy) {
+        let offered: Vec<&str> = info.policies.iter().map(|p| p.name()).collect();
+        return Err(anyhow!(
+            "{at}: mount {path}: policy {:?} is not available for driver {driver:?} (it offers {})",
+            policy.name(),
+            offered.join(", ")
+        ));
+    }
+    let policy = policy.with_url(m.proxy_url.as_deref());
+    let (options, opt_at) = match &m.options {
+        Some(o) => (o.get_ref().clone(), cfg.at(o.span())),
+        None => (toml::Table::new(), at.clone()),
+    };
+    let ctx =
+        DriverCtx { mount_path: path.clone(), state: state.mount(&path), base_dir: cfg.base_dir.clone(), source: None };
+    let drive = drivers::build(driver, options, ctx)
+        .map_err(|e| anyhow!("{opt_at}: mount {path} ({driver}) options: {e:#}"))?;
+    let default_ttl = if drive.caps().local_read { Duration::ZERO } else { Duration::from_secs(60) };
+    let opts = MountOptions {
+        path,
+        policy,
+        proxy_url: m.proxy_url.clone(),
+        read_only: m.read_only,
+        cache_ttl: m.cache_ttl.unwrap_or(default_ttl),
+        spool_dir: state.spool_dir(),
+    };
+    Ok(Mount::new(opts, drive))
 }
 
 /// Log to stderr at `level` (`RUST_LOG` wins), as text.

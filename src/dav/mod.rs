@@ -311,6 +311,11 @@ impl DavFs {
         DavFs { table, props: Arc::new(props) }
     }
 
+    /// The same dead properties over another mount table (a reload).
+    pub fn with_table(&self, table: Arc<MountTable>) -> DavFs {
+        DavFs { table, props: Arc::clone(&self.props) }
+    }
+
     pub fn table(&self) -> &Arc<MountTable> {
         &self.table
     }

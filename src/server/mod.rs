@@ -16,7 +16,7 @@ pub mod scrape;
 pub mod sign;
 pub mod tls;
 
-pub use listen::{prepare, serve, serve_with, Limits};
+pub use listen::{prepare, serve, serve_graceful, serve_with, Limits};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,10 +58,7 @@ impl App {
     pub fn new(cfg: &Config, table: Arc<MountTable>, sign_key: Vec<u8>) -> App {
         let s = &cfg.raw.server;
         let fs = DavFs::new(Arc::clone(&table));
-        let mut dav = DavHandler::builder().filesystem(Box::new(fs.clone())).read_buf_size(256 * 1024).autoindex(true);
-        if !s.prefix.is_empty() {
-            dav = dav.strip_prefix(s.prefix.clone());
-        }
+        let dav = dav_config(&fs, &s.prefix);
         let limits = LockLimits {
             max_timeout: s.lock_max_timeout,
             per_user: s.locks_per_user,
@@ -79,6 +76,33 @@ impl App {
             dav,
             fs,
             locks,
+            downloads,
+            auth: auth::Auth::new(&cfg.raw.users, s.allow_anonymous),
+            has_users: !cfg.raw.users.is_empty(),
+            prefix: s.prefix.clone(),
+            realm: s.realm.clone(),
+            table,
+            body_timeout: s.body_timeout,
+            metrics: scrape::Access::new(s),
+        }
+    }
+
+    /// The App for a reloaded `cfg` serving `table`: new users, client rules, prefix
+    /// and limits, and the same WebDAV locks, dead properties and signing key.
+    pub fn successor(&self, cfg: &Config, table: Arc<MountTable>) -> App {
+        let s = &cfg.raw.server;
+        let fs = self.fs.with_table(Arc::clone(&table));
+        let dav = dav_config(&fs, &s.prefix);
+        let downloads = download::Downloads::new(
+            policy::Rules::new(&cfg.raw.clients),
+            self.downloads.signer.clone(),
+            s.sign_ttl,
+            s.prefix.clone(),
+        );
+        App {
+            dav,
+            fs,
+            locks: Arc::clone(&self.locks),
             downloads,
             auth: auth::Auth::new(&cfg.raw.users, s.allow_anonymous),
             has_users: !cfg.raw.users.is_empty(),
@@ -364,6 +388,17 @@ impl App {
         let mut r = status(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body.to_string());
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
+    }
+}
+
+/// dav-server's configuration over `fs` below `prefix` (the lock system is bound per
+/// request).
+fn dav_config(fs: &DavFs, prefix: &str) -> DavConfig<RequestCtx> {
+    let dav = DavHandler::builder().filesystem(Box::new(fs.clone())).read_buf_size(256 * 1024).autoindex(true);
+    if prefix.is_empty() {
+        dav
+    } else {
+        dav.strip_prefix(prefix.to_string())
     }
 }
 

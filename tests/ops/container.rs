@@ -102,7 +102,7 @@ fn the_dockerfile_is_consistent_with_the_tree() {
         assert!(reaches(&p), "bench {p} is not copied");
     }
 
-    let user = runtime_ins.iter().filter(|(k, _)| k == "USER").map(|(_, a)| a.as_str()).last().expect("a USER");
+    let user = runtime_ins.iter().filter(|(k, _)| k == "USER").map(|(_, a)| a.as_str()).next_back().expect("a USER");
     let uid = user.split(':').next().unwrap();
     assert!(uid != "0" && uid != "root", "runs as root: {user}");
     let env: String =

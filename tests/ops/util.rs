@@ -36,9 +36,14 @@ impl Cloud {
 
     /// The `[mounts.options]` lines of a `115` mount on the emulator's account.
     pub fn options(&self) -> String {
+        self.options_with(&self.cookie)
+    }
+
+    /// The `[mounts.options]` lines of a `115` mount logged in with `cookie`.
+    pub fn options_with(&self, cookie: &str) -> String {
         format!(
             "cookie = {}\nrate_limit = 0\nretry_base_ms = 20\napp_version = \"35.6.0.3\"\nm115_test_modulus = {}\nec115_server_public_key = {}",
-            toml_str(&self.cookie),
+            toml_str(cookie),
             toml_str(&self.emu.m115_modulus_hex()),
             toml_str(&self.emu.ec_server_public_hex())
         )
