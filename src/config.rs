@@ -45,6 +45,11 @@ pub struct ServerConfig {
     /// Where rotated tokens, cookies, secrets and upload spools live.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Keep the state several replicas share in Redis (`redis://host:6379/0`): rotated
+    /// credentials and their refresh lock, download links, WebDAV locks, dead
+    /// properties, the link-signing key. Default: the state dir, as for one process.
+    #[serde(default)]
+    pub state: Option<Redacted>,
     /// Serve WebDAV below this URL prefix (e.g. `/dav`).
     #[serde(default)]
     pub prefix: String,
@@ -416,6 +421,15 @@ impl Config {
         ] {
             if zero {
                 return Err(ConfigError(format!("{}: server.{key} must be more than 0", self.source_name)));
+            }
+        }
+        if let Some(url) = &s.state {
+            let u = url.0.as_str();
+            if !(u.starts_with("redis://") || u.starts_with("unix://") || u.starts_with("redis+unix://")) {
+                return Err(ConfigError(format!(
+                    "{}: server.state must be a redis:// URL (e.g. \"redis://127.0.0.1:6379/0\"); leave it out to keep the state in state_dir",
+                    self.source_name
+                )));
             }
         }
         if self.raw.mounts.is_empty() {

@@ -10,8 +10,12 @@ mod container;
 mod logs;
 #[path = "ops/metrics.rs"]
 mod metrics;
+#[path = "ops/redis_fixture.rs"]
+mod redis_fixture;
 #[path = "ops/reload.rs"]
 mod reload;
+#[path = "ops/replicas.rs"]
+mod replicas;
 #[path = "ops/shutdown.rs"]
 mod shutdown;
 #[path = "ops/util.rs"]

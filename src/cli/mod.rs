@@ -120,6 +120,15 @@ pub enum OfflineCmd {
     },
 }
 
+/// The state of `cfg`: its state dir, and its Redis when `[server] state` names one.
+pub fn open_state(cfg: &Config) -> Result<StateDir> {
+    let dir = StateDir::open(&cfg.state_dir())?;
+    match &cfg.raw.server.state {
+        Some(url) => dir.with_shared(&url.0),
+        None => Ok(dir),
+    }
+}
+
 /// Build every mount of `cfg` (no network: drivers connect in `Mount::init`).
 pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
     let mut mounts = vec![];
@@ -169,7 +178,14 @@ pub fn build_mount(cfg: &Config, i: usize, state: &StateDir) -> Result<Mount> {
         cache_ttl: m.cache_ttl.unwrap_or(default_ttl),
         spool_dir: state.spool_dir(),
     };
-    Ok(Mount::new(opts, drive))
+    let mount = Mount::new(opts, drive);
+    Ok(match state.shared() {
+        Some(s) => {
+            let links = crate::vfs::shared_links::SharedLinks::new(Arc::clone(s), mount.path());
+            mount.with_shared_links(links)
+        }
+        None => mount,
+    })
 }
 
 /// Log to stderr at `level` (`RUST_LOG` wins), as text.
@@ -235,7 +251,7 @@ pub fn find_mount(config: &std::path::Path, path: &str) -> Result<drivers::Mount
     for (i, m) in cfg.raw.mounts.iter().enumerate() {
         if cfg.mount_path(i) == want {
             let options = m.options.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default();
-            let state = StateDir::open(&cfg.state_dir())?.mount(&want);
+            let state = open_state(&cfg)?.mount(&want);
             let ctx = DriverCtx { mount_path: want.clone(), state, base_dir: cfg.base_dir.clone(), source: None };
             return Ok(drivers::MountRef { path: want, driver: m.driver.get_ref().clone(), options, ctx });
         }

@@ -56,7 +56,10 @@ pub async fn serve(
             crate::vfs::credentials::use_helper(exe);
         }
     }
-    let state = StateDir::open(&cfg.state_dir())?;
+    let state = super::open_state(&cfg)?;
+    if let Some(s) = state.shared() {
+        tracing::info!("shared state in Redis at {} (credentials, links, locks, properties)", s.shown());
+    }
     let limits = crate::server::prepare(&cfg, &state.spool_dir());
     let table = Arc::new(build_table(&cfg, &state)?);
     let specs = mount_specs(&cfg)?;
@@ -80,7 +83,7 @@ pub async fn serve(
         println!("pandav serving WebDAV at {scheme}://{host}:{}{}/", local.port(), cfg.raw.server.prefix);
         listeners.push(l);
     }
-    let sign_key = state.secret("sign")?;
+    let sign_key = state.shared_secret("sign").await?;
     let grace = cfg.raw.server.shutdown_grace;
     let apps = Arc::new(ArcSwap::new(Arc::new(App::new(&cfg, table, sign_key))));
     let reloader = Reloader { path: config, listen, cfg, apps: Arc::clone(&apps), live, state };

@@ -248,10 +248,10 @@ impl CopyMove<'_> {
 
         // Dead properties and locks follow what happened.
         if is_move {
-            self.fs.props.rename_tree(src_path, &dst_path);
+            self.fs.props.rename_tree(src_path, &dst_path).await;
             self.locks.forget_tree(src_path).await;
         } else {
-            self.fs.props.copy_tree(src_path, &dst_path, deep);
+            self.fs.props.copy_tree(src_path, &dst_path, deep).await;
         }
         if replace {
             self.locks.forget_tree(&dst_path).await;
@@ -341,7 +341,7 @@ impl CopyMove<'_> {
             DriveError::NotFound => Stop::new(StatusCode::NOT_FOUND, "no such resource"),
             e => self.drive_stop(e, ctx),
         })?;
-        self.fs.props.remove_tree(path);
+        self.fs.props.remove_tree(path).await;
         self.locks.forget_tree(path).await;
         tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(path), "deleted");
         let mut r = Response::new(Bytes::new());
@@ -399,7 +399,7 @@ impl CopyMove<'_> {
             let mut all = true;
             for c in &list.conditions {
                 let holds = match &c.item {
-                    Item::Token(t) => self.locks.token_covers(t, &path),
+                    Item::Token(t) => self.locks.token_covers(t, &path).await,
                     Item::ETag { weak, tag } => {
                         if etag.is_none() {
                             etag =

@@ -489,7 +489,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                 return Err(FsError::Forbidden);
             }
             m.remove(&rel).await.map_err(|e| ctx.fs_err(e))?;
-            self.props.remove_tree(&path_str(path)?);
+            self.props.remove_tree(&path_str(path)?).await;
             Ok(())
         }
         .boxed()
@@ -523,7 +523,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         async move {
             let (m, rel) = self.writable(path, ctx)?;
             self.entry(&m, &rel, ctx).await?;
-            Ok(self.props.patch(&path_str(path)?, patch))
+            Ok(self.props.patch(&path_str(path)?, patch).await)
         }
         .boxed()
     }
@@ -531,7 +531,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
     fn get_props<'a>(&'a self, path: &'a DavPath, do_content: bool, ctx: &'a RequestCtx) -> FsFuture<'a, Vec<DavProp>> {
         async move {
             let p = path_str(path)?;
-            let mut out = self.props.all(&p, do_content);
+            let mut out = self.props.all(&p, do_content).await;
             if let Target::Mount(m, rel) = self.target(path, ctx)? {
                 let c = match ctx.with_listed(&p, |e| props::checksums_prop(e, do_content)) {
                     Some(c) => c,
@@ -559,7 +559,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                 }
                 return Err(FsError::NotFound);
             }
-            self.props.get(&path_str(path)?, &prop).ok_or(FsError::NotFound)
+            self.props.get(&path_str(path)?, &prop).await.ok_or(FsError::NotFound)
         }
         .boxed()
     }

@@ -2,7 +2,7 @@
 //! live property for entries whose hashes the drive knows.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use dav_server::fs::DavProp;
 
@@ -19,9 +19,75 @@ type Props = BTreeMap<Key, DavProp>;
 /// Bounded per property, per path and in total, so no client can grow the daemon's
 /// memory without limit (768 PROPPATCHes once added 136 MB when only the per-path
 /// count was capped).
+///
+/// With `[server] state = "redis://…"` they live in Redis, shared by every replica: a
+/// hash of path → that path's properties (JSON), and a counter of what all of them cost
+/// (the same bound). Each path changes by compare-and-set of its value, retried on a
+/// conflict; the tree operations (DELETE, MOVE, COPY) go path by path. While Redis is
+/// unreachable a PROPPATCH is answered 503 per property and none are shown.
 pub struct PropStore {
     inner: RwLock<Inner>,
     max_total: usize,
+    shared: Option<SharedProps>,
+}
+
+/// The dead properties in Redis.
+struct SharedProps {
+    s: Arc<crate::state::shared::Shared>,
+    hash: String,
+    bytes: String,
+}
+
+/// One property as Redis keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedProp {
+    ns: Option<String>,
+    name: String,
+    prefix: Option<String>,
+    /// base64 of the XML
+    xml: Option<String>,
+}
+
+const SET_IF_SAME: &str = r"
+local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if cur ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+redis.call('INCRBY', KEYS[2], ARGV[4])
+return 1";
+
+fn set_if_same() -> &'static redis::Script {
+    static S: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    S.get_or_init(|| redis::Script::new(SET_IF_SAME))
+}
+
+fn encode(props: &Props) -> String {
+    use base64::Engine;
+    let v: Vec<SavedProp> = props
+        .values()
+        .map(|p| SavedProp {
+            ns: p.namespace.clone(),
+            name: p.name.clone(),
+            prefix: p.prefix.clone(),
+            xml: p.xml.as_ref().map(|x| base64::engine::general_purpose::STANDARD.encode(x)),
+        })
+        .collect();
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+fn decode(s: &str) -> Props {
+    use base64::Engine;
+    let v: Vec<SavedProp> = serde_json::from_str(s).unwrap_or_default();
+    v.into_iter()
+        .map(|p| {
+            let prop = DavProp {
+                name: p.name,
+                prefix: p.prefix,
+                namespace: p.ns,
+                xml: p.xml.and_then(|x| base64::engine::general_purpose::STANDARD.decode(x).ok()),
+            };
+            (key(&prop), prop)
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -69,7 +135,49 @@ impl Default for PropStore {
 
 impl PropStore {
     pub fn new(max_total: usize) -> PropStore {
-        PropStore { inner: RwLock::default(), max_total }
+        PropStore { inner: RwLock::default(), max_total, shared: None }
+    }
+
+    /// The properties of every replica, in Redis.
+    pub fn shared(s: Arc<crate::state::shared::Shared>) -> PropStore {
+        let (hash, bytes) = (s.key("props", "paths"), s.key("props", "bytes"));
+        PropStore {
+            inner: RwLock::default(),
+            max_total: DEFAULT_MAX_TOTAL,
+            shared: Some(SharedProps { s, hash, bytes }),
+        }
+    }
+
+    /// A path's properties in Redis: (the stored text, `""` when none; the properties).
+    async fn load(sh: &SharedProps, path: &str) -> Result<(String, Props), String> {
+        let v: Option<String> =
+            sh.s.query(redis::cmd("HGET").arg(&sh.hash).arg(path)).await.map_err(|e| format!("{:#}", sh.s.err(e)))?;
+        let v = v.unwrap_or_default();
+        let props = if v.is_empty() { Props::new() } else { decode(&v) };
+        Ok((v, props))
+    }
+
+    /// Replace a path's stored text `old` with `props` (deleted when empty); false when
+    /// it changed meanwhile.
+    async fn store(sh: &SharedProps, path: &str, old: &str, old_props: &Props, props: &Props) -> Result<bool, String> {
+        let new = if props.is_empty() { String::new() } else { encode(props) };
+        let delta = cost_all(path, props) as i64 - cost_all(path, old_props) as i64;
+        let r: i64 =
+            sh.s.script(set_if_same(), &[&sh.hash, &sh.bytes], &[&path, &old, &new, &delta])
+                .await
+                .map_err(|e| format!("{:#}", sh.s.err(e)))?;
+        Ok(r == 1)
+    }
+
+    async fn total(sh: &SharedProps) -> Result<usize, String> {
+        let v: Option<i64> =
+            sh.s.query(redis::cmd("GET").arg(&sh.bytes)).await.map_err(|e| format!("{:#}", sh.s.err(e)))?;
+        Ok(v.unwrap_or(0).max(0) as usize)
+    }
+
+    /// Every path with properties in Redis.
+    async fn paths(sh: &SharedProps) -> Result<Vec<String>, String> {
+        sh.s.query(redis::cmd("HKEYS").arg(&sh.hash)).await.map_err(|e| format!("{:#}", sh.s.err(e)))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -80,21 +188,25 @@ impl PropStore {
         self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Bytes held (as counted against the limit).
+    /// Bytes held (as counted against the limit; this process's store).
     pub fn bytes(&self) -> usize {
         self.read().bytes
     }
 
-    pub fn patch(&self, path: &str, patch: Vec<(bool, DavProp)>) -> Vec<(http::StatusCode, DavProp)> {
-        let mut inner = self.write();
-        let Inner { map, bytes } = &mut *inner;
-        let entry = map.entry(path.to_string()).or_default();
+    /// Apply `patch` to one path's properties, given all of them costing `bytes`.
+    fn apply(
+        &self,
+        path: &str,
+        entry: &mut Props,
+        bytes: &mut usize,
+        patch: &[(bool, DavProp)],
+    ) -> Vec<(http::StatusCode, DavProp)> {
         let mut out = Vec::with_capacity(patch.len());
         for (set, p) in patch {
-            let k = key(&p);
+            let k = key(p);
             let old = entry.get(&k).map_or(0, |o| cost(path, o));
-            let status = if set {
-                let new = cost(path, &p);
+            let status = if *set {
+                let new = cost(path, p);
                 if p.xml.as_ref().map_or(0, |x| x.len()) > MAX_PROP_BYTES
                     || (entry.len() >= MAX_PROPS_PER_PATH && old == 0)
                     || bytes.saturating_sub(old) + new > self.max_total
@@ -111,31 +223,116 @@ impl PropStore {
                 }
                 http::StatusCode::OK
             };
-            out.push((status, bare(&p)));
-        }
-        if entry.is_empty() {
-            map.remove(path);
+            out.push((status, bare(p)));
         }
         out
     }
 
-    pub fn all(&self, path: &str, do_content: bool) -> Vec<DavProp> {
-        self.read()
-            .map
-            .get(path)
-            .map(|m| m.values().map(|p| if do_content { p.clone() } else { bare(p) }).collect())
-            .unwrap_or_default()
+    pub async fn patch(&self, path: &str, patch: Vec<(bool, DavProp)>) -> Vec<(http::StatusCode, DavProp)> {
+        let Some(sh) = &self.shared else {
+            let mut inner = self.write();
+            let Inner { map, bytes } = &mut *inner;
+            let entry = map.entry(path.to_string()).or_default();
+            let out = self.apply(path, entry, bytes, &patch);
+            if entry.is_empty() {
+                map.remove(path);
+            }
+            return out;
+        };
+        let down = |e: String| {
+            tracing::warn!("dead properties unreachable: {e}");
+            patch.iter().map(|(_, p)| (http::StatusCode::SERVICE_UNAVAILABLE, bare(p))).collect()
+        };
+        for _ in 0..64 {
+            let (old, old_props) = match Self::load(sh, path).await {
+                Ok(x) => x,
+                Err(e) => return down(e),
+            };
+            let mut total = match Self::total(sh).await {
+                Ok(t) => t,
+                Err(e) => return down(e),
+            };
+            let mut props = old_props.clone();
+            let out = self.apply(path, &mut props, &mut total, &patch);
+            match Self::store(sh, path, &old, &old_props, &props).await {
+                Ok(true) => return out,
+                Ok(false) => tokio::task::yield_now().await,
+                Err(e) => return down(e),
+            }
+        }
+        down("the path's properties kept changing under this PROPPATCH".into())
     }
 
-    pub fn get(&self, path: &str, prop: &DavProp) -> Option<Vec<u8>> {
-        self.read().map.get(path)?.get(&key(prop))?.xml.clone()
+    pub async fn all(&self, path: &str, do_content: bool) -> Vec<DavProp> {
+        let view = |m: &Props| m.values().map(|p| if do_content { p.clone() } else { bare(p) }).collect();
+        match &self.shared {
+            None => self.read().map.get(path).map(view).unwrap_or_default(),
+            Some(sh) => match Self::load(sh, path).await {
+                Ok((_, props)) => view(&props),
+                Err(e) => {
+                    tracing::debug!("dead properties unreachable: {e}");
+                    vec![]
+                }
+            },
+        }
+    }
+
+    pub async fn get(&self, path: &str, prop: &DavProp) -> Option<Vec<u8>> {
+        match &self.shared {
+            None => self.read().map.get(path)?.get(&key(prop))?.xml.clone(),
+            Some(sh) => Self::load(sh, path).await.ok()?.1.get(&key(prop))?.xml.clone(),
+        }
+    }
+
+    /// Move (or copy) the properties of each path below `from` in Redis to `to`,
+    /// path by path.
+    async fn shared_tree(
+        &self,
+        sh: &SharedProps,
+        from: &str,
+        to: Option<&str>,
+        keep: bool,
+        deep: bool,
+    ) -> Result<(), String> {
+        for k in Self::paths(sh).await? {
+            if !(k == from || (deep && Self::under(from, &k))) {
+                continue;
+            }
+            for _ in 0..64 {
+                let (old, props) = Self::load(sh, &k).await?;
+                if props.is_empty() {
+                    break;
+                }
+                if let Some(to) = to {
+                    let nk = format!("{to}{}", k.get(from.len()..).unwrap_or_default());
+                    let (nold, nprops) = Self::load(sh, &nk).await?;
+                    if keep && Self::total(sh).await? + cost_all(&nk, &props) > self.max_total {
+                        tracing::info!(path = %super::Esc(&nk), "dead properties not copied: the store is full");
+                        break;
+                    }
+                    if !Self::store(sh, &nk, &nold, &nprops, &props).await? {
+                        continue;
+                    }
+                }
+                if keep || Self::store(sh, &k, &old, &props, &Props::new()).await? {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn under(path: &str, k: &str) -> bool {
         k == path || path == "/" || k.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
     }
 
-    pub fn remove_tree(&self, path: &str) {
+    pub async fn remove_tree(&self, path: &str) {
+        if let Some(sh) = &self.shared {
+            if let Err(e) = self.shared_tree(sh, path, None, false, true).await {
+                tracing::warn!(path = %super::Esc(path), "dead properties not removed: {e}");
+            }
+            return;
+        }
         let mut inner = self.write();
         let Inner { map, bytes } = &mut *inner;
         map.retain(|k, v| {
@@ -148,8 +345,14 @@ impl PropStore {
     }
 
     /// Move the properties of `from` and below to `to` (replacing those of `to`).
-    pub fn rename_tree(&self, from: &str, to: &str) {
-        self.remove_tree(to);
+    pub async fn rename_tree(&self, from: &str, to: &str) {
+        self.remove_tree(to).await;
+        if let Some(sh) = &self.shared {
+            if let Err(e) = self.shared_tree(sh, from, Some(to), false, true).await {
+                tracing::warn!(path = %super::Esc(from), "dead properties not moved: {e}");
+            }
+            return;
+        }
         let mut inner = self.write();
         let Inner { map, bytes } = &mut *inner;
         let moved: Vec<String> = map.keys().filter(|k| Self::under(from, k)).cloned().collect();
@@ -164,8 +367,14 @@ impl PropStore {
 
     /// Copy the properties of `from` (and below it when `deep`) to `to`, replacing those
     /// of `to`, as far as the total allows; properties beyond it are not copied.
-    pub fn copy_tree(&self, from: &str, to: &str, deep: bool) {
-        self.remove_tree(to);
+    pub async fn copy_tree(&self, from: &str, to: &str, deep: bool) {
+        self.remove_tree(to).await;
+        if let Some(sh) = &self.shared {
+            if let Err(e) = self.shared_tree(sh, from, Some(to), true, deep).await {
+                tracing::warn!(path = %super::Esc(from), "dead properties not copied: {e}");
+            }
+            return;
+        }
         let mut inner = self.write();
         let Inner { map, bytes } = &mut *inner;
         let copies: Vec<(String, Props)> = map

@@ -57,7 +57,13 @@ impl App {
     /// `sign_key`: the secret for signed download links (kept in the state dir).
     pub fn new(cfg: &Config, table: Arc<MountTable>, sign_key: Vec<u8>) -> App {
         let s = &cfg.raw.server;
-        let fs = DavFs::new(Arc::clone(&table));
+        // With [server] state = "redis://…" the locks and dead properties are every
+        // replica's (the URL was checked with the config).
+        let shared = s.state.as_ref().and_then(|u| crate::state::shared::Shared::get_or_open(&u.0).ok());
+        let fs = match &shared {
+            Some(sh) => DavFs::with_props(Arc::clone(&table), crate::dav::PropStore::shared(Arc::clone(sh))),
+            None => DavFs::new(Arc::clone(&table)),
+        };
         let dav = dav_config(&fs, &s.prefix);
         let limits = LockLimits {
             max_timeout: s.lock_max_timeout,
@@ -65,7 +71,10 @@ impl App {
             total: s.locks_total,
             ..LockLimits::default()
         };
-        let locks = Arc::new(LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))));
+        let locks = Arc::new(match shared {
+            Some(sh) => LockTable::shared(limits, sh),
+            None => LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))),
+        });
         let downloads = download::Downloads::new(
             policy::Rules::new(&cfg.raw.clients),
             sign::Signer::new(sign_key),

@@ -4,6 +4,7 @@ pub mod credentials;
 pub mod drive;
 pub mod error;
 pub mod mount;
+pub mod shared_links;
 pub mod spool;
 pub mod table;
 pub mod transfer;

@@ -91,9 +91,11 @@ const LINK_MARGIN: Duration = Duration::from_secs(60);
 const LINK_CACHE_SWEEP: usize = 4096;
 
 /// Download links keyed by (entry id, User-Agent): 115 binds links to the UA that asked.
+/// With shared state, backed by the fleet's links ([`super::shared_links`]).
 #[derive(Default)]
 pub struct LinkCache {
     slots: DashMap<(String, String), LinkSlot>,
+    shared: Option<super::shared_links::SharedLinks>,
 }
 
 impl LinkCache {
@@ -107,11 +109,23 @@ impl LinkCache {
                 return Ok(link.clone());
             }
         }
+        if let Some((link, ttl)) = match &self.shared {
+            Some(sh) => sh.get(entry, req).await,
+            None => None,
+        } {
+            crate::metrics::cache("link", true);
+            *guard = Some((link.clone(), Instant::now() + ttl));
+            return Ok(link);
+        }
         crate::metrics::cache("link", false);
         let link = drive.link(entry, req).await?;
         let ttl = match link.expires_at {
             Some(t) => t.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LINK_MARGIN),
             None => LINK_TTL_DEFAULT,
+        };
+        let (link, ttl) = match &self.shared {
+            Some(sh) => sh.offer(entry, req, link, ttl).await,
+            None => (link, ttl),
         };
         *guard = Some((link.clone(), Instant::now() + ttl));
         drop(guard);
@@ -124,6 +138,14 @@ impl LinkCache {
 
     pub fn forget(&self, entry: &Entry, req: &LinkRequest) {
         self.slots.remove(&(entry.id.clone(), req.user_agent.clone()));
+    }
+
+    /// Drop a refused link here and, when shared, for the fleet.
+    pub async fn forget_shared(&self, entry: &Entry, req: &LinkRequest) {
+        self.forget(entry, req);
+        if let Some(sh) = &self.shared {
+            sh.forget(entry, req).await;
+        }
     }
 }
 
@@ -244,6 +266,12 @@ impl Mount {
             health: RwLock::new(Health { ok: true, message: "starting".into() }),
             quota: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Share download links with the other replicas (`[server] state = "redis://…"`).
+    pub fn with_shared_links(mut self, links: super::shared_links::SharedLinks) -> Mount {
+        self.links = Arc::new(LinkCache { slots: DashMap::new(), shared: Some(links) });
+        self
     }
 
     pub fn path(&self) -> &str {
