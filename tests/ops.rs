@@ -16,6 +16,8 @@ mod redis_fixture;
 mod reload;
 #[path = "ops/replicas.rs"]
 mod replicas;
+#[path = "ops/rotation.rs"]
+mod rotation;
 #[path = "ops/shutdown.rs"]
 mod shutdown;
 #[path = "ops/util.rs"]

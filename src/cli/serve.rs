@@ -162,6 +162,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     for (key, changed) in [
         ("listen", d(&a.listen.get_ref().to_vec(), &b.listen.get_ref().to_vec())),
         ("state_dir", old.state_dir() != new.state_dir()),
+        ("state", a.state != b.state),
         ("tls_cert", a.tls_cert != b.tls_cert),
         ("tls_key", a.tls_key != b.tls_key),
         ("log_level", a.log_level != b.log_level),

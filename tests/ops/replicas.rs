@@ -4,7 +4,6 @@
 //! Redis restart loses no token and never refreshes twice.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::common::*;
 use crate::redis_fixture::Redis;
