@@ -27,11 +27,18 @@ use anyhow::{anyhow, Context};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time for one answer.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed connection, calls fail at once for this long instead of each waiting
+/// for its own connection attempt (behind the one before it): while Redis is down,
+/// requests that only read the shared state (lock discovery, links, properties) go on
+/// without it promptly. Callers that must not go on without Redis retry in a loop.
+const DOWN_BACKOFF: Duration = Duration::from_millis(500);
 
 /// A Redis for shared state, with its key namespace.
 pub struct Shared {
     client: ::redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    /// Until when Redis counts as unreachable (see [`DOWN_BACKOFF`]).
+    down_until: std::sync::Mutex<Option<std::time::Instant>>,
     namespace: String,
     /// The URL without its password, for messages.
     shown: String,
@@ -91,7 +98,14 @@ impl Shared {
             None => (url.to_string(), "pandav".to_string()),
         };
         let client = ::redis::Client::open(base.as_str()).with_context(|| format!("server.state {shown:?}"))?;
-        Ok(Arc::new(Shared { client, conn: tokio::sync::Mutex::new(None), namespace, shown, url: url.to_string() }))
+        Ok(Arc::new(Shared {
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            down_until: std::sync::Mutex::new(None),
+            namespace,
+            shown,
+            url: url.to_string(),
+        }))
     }
 
     /// The URL as configured (may hold a password: never log it).
@@ -109,10 +123,29 @@ impl Shared {
         format!("{}:{room}:{name}", self.namespace)
     }
 
+    fn is_down(&self) -> bool {
+        let d = self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        d.is_some_and(|t| std::time::Instant::now() < t)
+    }
+
+    fn mark_down(&self) {
+        *self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(std::time::Instant::now() + DOWN_BACKOFF);
+    }
+
     async fn conn(&self) -> RedisResult<ConnectionManager> {
+        let unreachable =
+            || ::redis::RedisError::from((::redis::ErrorKind::IoError, "Redis is unreachable (retrying)"));
+        if self.is_down() {
+            return Err(unreachable());
+        }
         let mut g = self.conn.lock().await;
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
+        }
+        if self.is_down() {
+            // The caller before us just failed to connect.
+            return Err(unreachable());
         }
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(CONNECT_TIMEOUT)
@@ -121,7 +154,15 @@ impl Shared {
             .set_max_delay(500);
         let c = tokio::time::timeout(CONNECT_TIMEOUT * 3, ConnectionManager::new_with_config(self.client.clone(), cfg))
             .await
-            .map_err(|_| ::redis::RedisError::from((::redis::ErrorKind::IoError, "connecting to Redis timed out")))??;
+            .map_err(|_| ::redis::RedisError::from((::redis::ErrorKind::IoError, "connecting to Redis timed out")))
+            .and_then(|r| r);
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => {
+                self.mark_down();
+                return Err(e);
+            }
+        };
         *g = Some(c.clone());
         Ok(c)
     }
@@ -141,6 +182,7 @@ impl Shared {
     async fn after<T>(&self, r: RedisResult<T>) -> RedisResult<T> {
         if let Err(e) = &r {
             if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+                self.mark_down();
                 *self.conn.lock().await = None;
             }
         }
