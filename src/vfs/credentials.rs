@@ -215,6 +215,11 @@ trait Store: Send + Sync {
     fn held(&self) -> bool {
         true
     }
+    /// Mark that a refresh of the saved grant starts now, while the lock is ours (for
+    /// Redis: checked and marked in one step); refused when the lock is not ours.
+    async fn begin(&self) -> std::io::Result<()> {
+        Ok(())
+    }
     async fn release(self: Box<Self>) {}
 }
 
@@ -290,6 +295,14 @@ impl Locked {
         self.held.held()
     }
 
+    /// Mark that a refresh of the saved grant starts now, under this lock. With Redis,
+    /// refused when the lock is no longer ours; until this holder writes or releases,
+    /// the next holder waits (even after this lock expired), since the old refresh
+    /// token may be spent already. For a state file, a no-op.
+    pub async fn begin_refresh(&self) -> std::io::Result<()> {
+        self.held.begin().await
+    }
+
     /// Let go of the lock now (also done, less promptly, when dropped).
     pub async fn release(self) {
         self.held.release().await
@@ -352,6 +365,10 @@ pub async fn run_job<T: Grant>(file: &StateFile, held: &T, r: &dyn Refresh<T>) -
         // Someone else may hold it now and be refreshing this very grant.
         lock.release().await;
         return Err(RefreshError::Transient("the refresh lock expired before the refresh".into()));
+    }
+    if let Err(e) = lock.begin_refresh().await {
+        lock.release().await;
+        return Err(RefreshError::Transient(format!("the refresh could not be started under the lock: {e}")));
     }
     let new = match r.refresh(held).await {
         Ok(n) => n,
@@ -882,19 +899,56 @@ pub mod redis_store {
     pub const LOCK_PATIENCE: Duration = Duration::from_secs(120);
     /// How long a write of a rotated grant is retried while Redis is unreachable.
     pub const WRITE_PATIENCE: Duration = Duration::from_secs(300);
+    /// How long a refresh marked as started may still end in a write: its job's bound
+    /// ([`super::HELPER_TIMEOUT`]) and a margin. Until then nobody refreshes the grant
+    /// again, even when the lock of the one that started it expired (Redis was away
+    /// longer than [`LOCK_TTL`] while it waited for the provider or retried its write):
+    /// the old refresh token may already be spent.
+    pub const PENDING_MAX: Duration = Duration::from_secs(660);
 
     const EXTEND: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
-    const RELEASE: &str =
+    /// KEYS: lock, grant. Let go of the lock and of a refresh mark, where they are ours.
+    const RELEASE: &str = r"
+if redis.call('HGET', KEYS[2], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[2], 'pending', 'pending_at') end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+    /// KEYS: lock. Let go of the lock only (a lock dropped unreleased: whether its
+    /// refresh reached the provider is unknown, so its mark stays).
+    const RELEASE_LOCK: &str =
         r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+    /// The write clears any refresh mark: the saved grant is the newest.
     const WRITE: &str = r"
 local g = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
 if g ~= tonumber(ARGV[1]) then return -1 end
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'gen', g + 1)
+redis.call('HDEL', KEYS[1], 'pending', 'pending_at')
 return g + 1";
+    /// KEYS: lock, grant. Mark a refresh as started, only while the lock is ours.
+    const BEGIN: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], 'pending', ARGV[1], 'pending_at', ARGV[2])
+return 1";
 
-    fn scripts() -> &'static (redis::Script, redis::Script, redis::Script) {
-        static S: std::sync::OnceLock<(redis::Script, redis::Script, redis::Script)> = std::sync::OnceLock::new();
-        S.get_or_init(|| (redis::Script::new(EXTEND), redis::Script::new(RELEASE), redis::Script::new(WRITE)))
+    struct Scripts {
+        extend: redis::Script,
+        release: redis::Script,
+        release_lock: redis::Script,
+        write: redis::Script,
+        begin: redis::Script,
+    }
+
+    fn scripts() -> &'static Scripts {
+        static S: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+        S.get_or_init(|| Scripts {
+            extend: redis::Script::new(EXTEND),
+            release: redis::Script::new(RELEASE),
+            release_lock: redis::Script::new(RELEASE_LOCK),
+            write: redis::Script::new(WRITE),
+            begin: redis::Script::new(BEGIN),
+        })
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 
     fn store(k: &SharedKey) -> std::io::Result<Arc<Shared>> {
@@ -940,29 +994,76 @@ return g + 1";
         let token = hex::encode(rand::random::<[u8; 16]>());
         let ttl_ms = LOCK_TTL.as_millis() as u64;
         let started = Instant::now();
-        let mut warned = false;
-        loop {
-            let r: redis::RedisResult<Option<String>> =
-                s.query(redis::cmd("SET").arg(&lock).arg(&token).arg("NX").arg("PX").arg(ttl_ms)).await;
-            match r {
-                Ok(Some(_)) => break,
-                Ok(None) => {}
-                Err(e) => {
-                    if !warned {
-                        tracing::warn!("cannot take the refresh lock {lock}: {} (waiting)", s.err(e));
-                        warned = true;
-                    }
-                }
-            }
+        let (mut warned, mut warned_pending) = (false, false);
+        let (doc, gen) = loop {
             if started.elapsed() > LOCK_PATIENCE {
                 return Err(std::io::Error::other(format!(
                     "the refresh lock {lock} in {} could not be taken within {LOCK_PATIENCE:?}",
                     s.shown()
                 )));
             }
-            let wait = 50 + rand::random::<u64>() % 150;
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
+            let wait = Duration::from_millis(50 + rand::random::<u64>() % 150);
+            let r: redis::RedisResult<Option<String>> =
+                s.query(redis::cmd("SET").arg(&lock).arg(&token).arg("NX").arg("PX").arg(ttl_ms)).await;
+            match r {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!("cannot take the refresh lock {lock}: {} (waiting)", s.err(e));
+                        warned = true;
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            // Read under the lock (retried: we hold it, Redis may blink).
+            let mut tries = 0;
+            let (doc, gen, pending_at) = loop {
+                let r: redis::RedisResult<(Option<Vec<u8>>, Option<u64>, Option<u64>)> =
+                    s.query(redis::cmd("HMGET").arg(&k.key).arg("doc").arg("gen").arg("pending_at")).await;
+                match r {
+                    Ok((d, g, p)) => break (d, g.unwrap_or(0), p),
+                    Err(e) if tries < 20 => {
+                        tries += 1;
+                        tracing::debug!("reading {} under the lock: {}", k.key, s.err(e));
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => {
+                        let _: redis::RedisResult<i64> =
+                            s.script(&scripts().release, &[&lock, &k.key], &[&token]).await;
+                        return Err(std::io::Error::other(format!("{:#}", s.err(e))));
+                    }
+                }
+            };
+            match pending_at {
+                // A holder before us started a refresh and has not saved its result
+                // (its lock expired while Redis was away): its write may still come.
+                Some(at) if now_ms().saturating_sub(at) < PENDING_MAX.as_millis() as u64 => {
+                    if !warned_pending {
+                        tracing::warn!(
+                            "{}: a refresh started by another process has not saved its result yet; waiting for it",
+                            k.key
+                        );
+                        warned_pending = true;
+                    }
+                    let _: redis::RedisResult<i64> = s.script(&scripts().release, &[&lock, &k.key], &[&token]).await;
+                    tokio::time::sleep(wait * 2).await;
+                }
+                Some(_) => {
+                    tracing::error!(
+                        "{}: a refresh started over {PENDING_MAX:?} ago never saved its result; \
+                         going on with the saved grant (if it was spent, log in again)",
+                        k.key
+                    );
+                    break (doc, gen);
+                }
+                None => break (doc, gen),
+            }
+        };
         let held = Arc::new(AtomicBool::new(true));
         let keeper = {
             let (s, lock, token, held) = (Arc::clone(&s), lock.clone(), token.clone(), Arc::clone(&held));
@@ -971,7 +1072,7 @@ return g + 1";
                 loop {
                     tokio::time::sleep(LOCK_TTL / 3).await;
                     let r: redis::RedisResult<i64> =
-                        s.script(&scripts().0, &[&lock], &[&token, &(ttl_ms as i64)]).await;
+                        s.script(&scripts().extend, &[&lock], &[&token, &(ttl_ms as i64)]).await;
                     match r {
                         Ok(1) => last_ok = Instant::now(),
                         Ok(_) => {
@@ -987,24 +1088,6 @@ return g + 1";
                     }
                 }
             })
-        };
-        // Read under the lock (retried: we hold it, Redis may blink).
-        let mut tries = 0;
-        let (doc, gen) = loop {
-            let r: redis::RedisResult<(Option<Vec<u8>>, Option<u64>)> =
-                s.query(redis::cmd("HMGET").arg(&k.key).arg("doc").arg("gen")).await;
-            match r {
-                Ok((d, g)) => break (d, g.unwrap_or(0)),
-                Err(e) if tries < 20 => {
-                    tries += 1;
-                    tracing::debug!("reading {} under the lock: {}", k.key, s.err(e));
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e) => {
-                    keeper.abort();
-                    return Err(std::io::Error::other(format!("{:#}", s.err(e))));
-                }
-            }
         };
         Ok(RedisLock {
             s,
@@ -1030,7 +1113,7 @@ return g + 1";
             let expect = self.gen.load(Ordering::SeqCst);
             loop {
                 let r: redis::RedisResult<i64> =
-                    self.s.script(&scripts().2, &[&self.key], &[&(expect as i64), &doc]).await;
+                    self.s.script(&scripts().write, &[&self.key], &[&(expect as i64), &doc]).await;
                 match r {
                     Ok(n) if n > 0 => {
                         self.gen.store(n as u64, Ordering::SeqCst);
@@ -1055,10 +1138,32 @@ return g + 1";
             self.held.load(Ordering::SeqCst)
         }
 
+        async fn begin(&self) -> std::io::Result<()> {
+            let mut tries = 0;
+            loop {
+                let r: redis::RedisResult<i64> =
+                    self.s.script(&scripts().begin, &[&self.lock, &self.key], &[&self.token, &(now_ms() as i64)]).await;
+                match r {
+                    Ok(1) => return Ok(()),
+                    Ok(_) => {
+                        self.held.store(false, Ordering::SeqCst);
+                        return Err(std::io::Error::other(format!("the refresh lock {} is no longer ours", self.lock)));
+                    }
+                    Err(e) if tries < 20 => {
+                        tries += 1;
+                        tracing::debug!("marking the refresh of {}: {}", self.key, self.s.err(e));
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => return Err(std::io::Error::other(format!("{:#}", self.s.err(e)))),
+                }
+            }
+        }
+
         async fn release(self: Box<Self>) {
             self.keeper.abort();
             self.released.store(true, Ordering::SeqCst);
-            let r: redis::RedisResult<i64> = self.s.script(&scripts().1, &[&self.lock], &[&self.token]).await;
+            let r: redis::RedisResult<i64> =
+                self.s.script(&scripts().release, &[&self.lock, &self.key], &[&self.token]).await;
             if let Err(e) = r {
                 tracing::debug!("releasing {}: {} (it expires by itself)", self.lock, self.s.err(e));
             }
@@ -1076,7 +1181,7 @@ return g + 1";
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let (s, lock, token) = (Arc::clone(&self.s), self.lock.clone(), self.token.clone());
                 rt.spawn(async move {
-                    let _: redis::RedisResult<i64> = s.script(&scripts().1, &[&lock], &[&token]).await;
+                    let _: redis::RedisResult<i64> = s.script(&scripts().release_lock, &[&lock], &[&token]).await;
                 });
             }
         }

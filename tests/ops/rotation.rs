@@ -281,3 +281,49 @@ async fn a_holder_whose_lock_expired_cannot_overwrite_a_newer_pair() {
     c.release().await;
     assert_eq!(file.read::<Pair>(), Some(Pair { refresh: "from-c2".into() }));
 }
+
+/// A refresh whose lock expired before it saved (Redis away longer than the lock's
+/// lifetime while it waited for the provider or retried its write) is waited for: the
+/// next holder does not refresh the old, possibly spent, token but adopts what the first
+/// one saves. A refresh that ends without a write lets go of its mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_whose_lock_expired_is_waited_for_not_repeated() {
+    use pandav::state::SharedKey;
+    use pandav::vfs::credentials::StateFile;
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = StateFile::new(&dir.path().join("unused.json"), "");
+    file.shared = Some(SharedKey { url: redis.url(), key: "pandav:cred:/pending".into() });
+    let mut con = redis.client();
+    let l = file.lock().await.unwrap();
+    l.write(&Pair { refresh: "old".into() }).await.unwrap();
+    l.release().await;
+
+    let a = file.lock().await.unwrap();
+    a.begin_refresh().await.unwrap();
+    let _: i64 = redis::cmd("DEL").arg("pandav:cred:/pending:lock").query(&mut con).unwrap();
+    let f2 = file.clone();
+    let b = tokio::spawn(async move { f2.lock().await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!b.is_finished(), "B took the lock while A's refresh may still be saving");
+    a.write(&Pair { refresh: "new".into() }).await.unwrap();
+    a.release().await;
+    let b = b.await.unwrap().unwrap();
+    assert_eq!(b.read::<Pair>(), Some(Pair { refresh: "new".into() }), "B adopts A's pair");
+    // A holder whose lock is gone cannot start a refresh.
+    let _: i64 = redis::cmd("DEL").arg("pandav:cred:/pending:lock").query(&mut con).unwrap();
+    assert!(b.begin_refresh().await.is_err());
+    b.release().await;
+
+    // A refresh that failed (no write) clears its mark when it lets go.
+    let c = file.lock().await.unwrap();
+    c.begin_refresh().await.unwrap();
+    let mark: Option<String> = redis::cmd("HGET").arg("pandav:cred:/pending").arg("pending").query(&mut con).unwrap();
+    assert!(mark.is_some());
+    c.release().await;
+    let mark: Option<String> = redis::cmd("HGET").arg("pandav:cred:/pending").arg("pending").query(&mut con).unwrap();
+    assert_eq!(mark, None);
+    let d = file.lock().await.unwrap();
+    assert_eq!(d.read::<Pair>(), Some(Pair { refresh: "new".into() }));
+    d.release().await;
+}
