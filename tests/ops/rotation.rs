@@ -14,8 +14,23 @@ use crate::redis_fixture::Redis;
 use crate::util::*;
 
 fn open_mount(cfg: ConfigBuilder, emu: &Emu115Open, path: &str, refresh_token: &str, extra: &str) -> ConfigBuilder {
+    open_mount_via(cfg, emu, None, path, refresh_token, extra)
+}
+
+/// [`open_mount`], with the passport host (token refreshes) reached through `passport`.
+fn open_mount_via(
+    cfg: ConfigBuilder,
+    emu: &Emu115Open,
+    passport: Option<std::net::SocketAddr>,
+    path: &str,
+    refresh_token: &str,
+    extra: &str,
+) -> ConfigBuilder {
     let mut eps = String::from("[mounts.options.endpoints]\n");
-    for (h, b) in emu.endpoint_table() {
+    for (h, mut b) in emu.endpoint_table() {
+        if let (Some(relay), true) = (passport, h == emu115open::PASSPORT_HOST) {
+            b = b.replace(&emu.addr().to_string(), &relay.to_string());
+        }
         eps.push_str(&format!("{} = {}\n", toml_str(&h), toml_str(&b)));
     }
     let opts = format!(
@@ -24,6 +39,26 @@ fn open_mount(cfg: ConfigBuilder, emu: &Emu115Open, path: &str, refresh_token: &
         toml_str(DEFAULT_APP_ID)
     );
     cfg.mount(path, "115_open", &format!("cache_ttl = \"0s\"\n{extra}"), &opts, &eps)
+}
+
+/// A TCP relay to `to` that holds each new connection for `delay` before passing its
+/// bytes: a refresh then takes that long at the provider, so refreshes started by
+/// several replicas overlap (the emulator alone answers in a millisecond, and the
+/// helper processes start too far apart to ever race without it).
+async fn slow_relay(to: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Ok(mut u) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                }
+            });
+        }
+    });
+    addr
 }
 
 struct Fleet {
@@ -99,7 +134,8 @@ async fn kill_9_of_replicas_and_a_redis_restart_lose_no_token() {
     let user = emu.add_user_named("alice");
     let tok = emu.authorize(user, DEFAULT_APP_ID);
     emu.put_file(user, 0, "hello.txt", b"hi");
-    let cfg = open_mount(ConfigBuilder::new(), &emu, "/o", &tok.refresh_token, "");
+    let relay = slow_relay(emu.addr(), Duration::from_millis(150)).await;
+    let cfg = open_mount_via(ConfigBuilder::new(), &emu, Some(relay), "/o", &tok.refresh_token, "");
     let mut fleet = Fleet::start(&cfg, &redis, 3).await;
     let rounds: usize = std::env::var("PANDAV_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let seed: u64 = std::env::var("PANDAV_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
@@ -122,10 +158,14 @@ async fn kill_9_of_replicas_and_a_redis_restart_lose_no_token() {
         let kill_at = Instant::now() + Duration::from_millis(rng.gen_range(0..700));
         let mut inflight = vec![];
         while Instant::now() < kill_at {
+            // A burst on every replica at once: three refreshes of one token race for
+            // the lock (without it the emulator sees the spent token again).
             emu.expire_access_token(grant);
-            for _ in 0..rng.gen_range(1..4) {
-                let base = fleet.url(rng.gen_range(0..3)).unwrap();
-                inflight.push(tokio::spawn(async move { listing(&base, "/o/").await }));
+            for i in 0..3 {
+                for _ in 0..rng.gen_range(1..3) {
+                    let base = fleet.url(i).unwrap();
+                    inflight.push(tokio::spawn(async move { listing(&base, "/o/").await }));
+                }
             }
             tokio::time::sleep(Duration::from_millis(rng.gen_range(1..40))).await;
         }
