@@ -186,19 +186,15 @@ impl std::fmt::Debug for SharedLocks {
 #[derive(Debug)]
 pub struct StoreDown(pub String);
 
-const LOAD_IF_NEWER: &str = r"
-local v = redis.call('HGET', KEYS[1], 'v') or '0'
-if v == ARGV[1] then return {v} end
-return {v, redis.call('HGET', KEYS[1], 'json') or ''}";
 const STORE_IF_SAME: &str = r"
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then return -1 end
 redis.call('HSET', KEYS[1], 'json', ARGV[2], 'v', v + 1)
 return v + 1";
 
-fn lock_scripts() -> &'static (redis::Script, redis::Script) {
-    static S: std::sync::OnceLock<(redis::Script, redis::Script)> = std::sync::OnceLock::new();
-    S.get_or_init(|| (redis::Script::new(LOAD_IF_NEWER), redis::Script::new(STORE_IF_SAME)))
+fn store_if_same() -> &'static redis::Script {
+    static S: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    S.get_or_init(|| redis::Script::new(STORE_IF_SAME))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -367,11 +363,19 @@ impl LockTable {
         };
         let down = |e: redis::RedisError| StoreDown(format!("{:#}", sh.s.err(e)));
         for _ in 0..64 {
+            // The version first (a plain HGET: cheap for Redis, where a PROPFIND asks
+            // once per entry); the table only when it moved.
             let seen = lock(&sh.seen).0;
-            let r: Vec<String> =
-                sh.s.script(&lock_scripts().0, &[&sh.key], &[&seen.to_string()]).await.map_err(down)?;
-            let version: u64 = r.first().and_then(|v| v.parse().ok()).unwrap_or(0);
-            let mut locks = match r.get(1) {
+            let v: Option<u64> = sh.s.query(redis::cmd("HGET").arg(&sh.key).arg("v")).await.map_err(down)?;
+            let fetched: Option<(Option<u64>, Option<String>)> = match v.unwrap_or(0) == seen {
+                true => None,
+                false => Some(sh.s.query(redis::cmd("HMGET").arg(&sh.key).arg("v").arg("json")).await.map_err(down)?),
+            };
+            let version = match &fetched {
+                Some((v, _)) => v.unwrap_or(0),
+                None => seen,
+            };
+            let mut locks = match fetched.map(|(_, json)| json.unwrap_or_default()) {
                 Some(json) => {
                     let l = if json.is_empty() {
                         vec![]
@@ -393,7 +397,7 @@ impl LockTable {
             }
             let doc = Self::document(&locks);
             let stored: i64 =
-                sh.s.script(&lock_scripts().1, &[&sh.key], &[&version.to_string(), &doc]).await.map_err(down)?;
+                sh.s.script(store_if_same(), &[&sh.key], &[&version.to_string(), &doc]).await.map_err(down)?;
             if stored > 0 {
                 *lock(&sh.seen) = (stored as u64, locks);
                 return Ok(out);

@@ -36,7 +36,14 @@ struct SharedProps {
     s: Arc<crate::state::shared::Shared>,
     hash: String,
     bytes: String,
+    /// Bumped by every change: while it stays, what this process read is current.
+    version: String,
+    /// (the version read last, the paths' stored texts read under it).
+    seen: std::sync::Mutex<(u64, HashMap<String, String>)>,
 }
+
+/// How many paths' texts a process keeps between two changes.
+const SEEN_MAX: usize = 100_000;
 
 /// One property as Redis keeps it.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -53,6 +60,7 @@ local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
 if cur ~= ARGV[2] then return 0 end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 redis.call('INCRBY', KEYS[2], ARGV[4])
+redis.call('INCR', KEYS[3])
 return 1";
 
 fn set_if_same() -> &'static redis::Script {
@@ -144,15 +152,39 @@ impl PropStore {
         PropStore {
             inner: RwLock::default(),
             max_total: DEFAULT_MAX_TOTAL,
-            shared: Some(SharedProps { s, hash, bytes }),
+            shared: Some(SharedProps { version: s.key("props", "version"), s, hash, bytes, seen: Default::default() }),
         }
     }
 
     /// A path's properties in Redis: (the stored text, `""` when none; the properties).
+    ///
+    /// The version is read first (one cheap GET: a PROPFIND asks once per entry); the
+    /// path's text comes from what this process read under the same version, else from
+    /// Redis. A change bumps the version in the same step, so a text kept under version
+    /// `n` is never older than the state at `n`.
     async fn load(sh: &SharedProps, path: &str) -> Result<(String, Props), String> {
-        let v: Option<String> =
-            sh.s.query(redis::cmd("HGET").arg(&sh.hash).arg(path)).await.map_err(|e| format!("{:#}", sh.s.err(e)))?;
-        let v = v.unwrap_or_default();
+        let err = |e| format!("{:#}", sh.s.err(e));
+        let version: u64 =
+            sh.s.query::<Option<u64>>(redis::cmd("GET").arg(&sh.version)).await.map_err(err)?.unwrap_or(0);
+        let known = {
+            let mut seen = sh.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.0 != version || seen.1.len() >= SEEN_MAX {
+                *seen = (version, HashMap::new());
+            }
+            seen.1.get(path).cloned()
+        };
+        let v = match known {
+            Some(v) => v,
+            None => {
+                let v: Option<String> = sh.s.query(redis::cmd("HGET").arg(&sh.hash).arg(path)).await.map_err(err)?;
+                let v = v.unwrap_or_default();
+                let mut seen = sh.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if seen.0 == version {
+                    seen.1.insert(path.to_string(), v.clone());
+                }
+                v
+            }
+        };
         let props = if v.is_empty() { Props::new() } else { decode(&v) };
         Ok((v, props))
     }
@@ -163,7 +195,7 @@ impl PropStore {
         let new = if props.is_empty() { String::new() } else { encode(props) };
         let delta = cost_all(path, props) as i64 - cost_all(path, old_props) as i64;
         let r: i64 =
-            sh.s.script(set_if_same(), &[&sh.hash, &sh.bytes], &[&path, &old, &new, &delta])
+            sh.s.script(set_if_same(), &[&sh.hash, &sh.bytes, &sh.version], &[&path, &old, &new, &delta])
                 .await
                 .map_err(|e| format!("{:#}", sh.s.err(e)))?;
         Ok(r == 1)

@@ -64,7 +64,6 @@ impl App {
             Some(sh) => DavFs::with_props(Arc::clone(&table), crate::dav::PropStore::shared(Arc::clone(sh))),
             None => DavFs::new(Arc::clone(&table)),
         };
-        let dav = dav_config(&fs, &s.prefix);
         let limits = LockLimits {
             max_timeout: s.lock_max_timeout,
             per_user: s.locks_per_user,
@@ -75,43 +74,26 @@ impl App {
             Some(sh) => LockTable::shared(limits, sh),
             None => LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))),
         });
-        let downloads = download::Downloads::new(
-            policy::Rules::new(&cfg.raw.clients),
-            sign::Signer::new(sign_key),
-            s.sign_ttl,
-            s.prefix.clone(),
-        );
-        App {
-            dav,
-            fs,
-            locks,
-            downloads,
-            auth: auth::Auth::new(&cfg.raw.users, s.allow_anonymous),
-            has_users: !cfg.raw.users.is_empty(),
-            prefix: s.prefix.clone(),
-            realm: s.realm.clone(),
-            table,
-            body_timeout: s.body_timeout,
-            metrics: scrape::Access::new(s),
-        }
+        App::assemble(cfg, table, fs, locks, sign::Signer::new(sign_key))
     }
 
     /// The App for a reloaded `cfg` serving `table`: new users, client rules, prefix
     /// and limits, and the same WebDAV locks, dead properties and signing key.
     pub fn successor(&self, cfg: &Config, table: Arc<MountTable>) -> App {
-        let s = &cfg.raw.server;
         let fs = self.fs.with_table(Arc::clone(&table));
+        App::assemble(cfg, table, fs, Arc::clone(&self.locks), self.downloads.signer.clone())
+    }
+
+    /// The App of `cfg` around its file system, lock table and link signer.
+    fn assemble(cfg: &Config, table: Arc<MountTable>, fs: DavFs, locks: Arc<LockTable>, signer: sign::Signer) -> App {
+        let s = &cfg.raw.server;
         let dav = dav_config(&fs, &s.prefix);
-        let downloads = download::Downloads::new(
-            policy::Rules::new(&cfg.raw.clients),
-            self.downloads.signer.clone(),
-            s.sign_ttl,
-            s.prefix.clone(),
-        );
+        let downloads =
+            download::Downloads::new(policy::Rules::new(&cfg.raw.clients), signer, s.sign_ttl, s.prefix.clone());
         App {
             dav,
             fs,
-            locks: Arc::clone(&self.locks),
+            locks,
             downloads,
             auth: auth::Auth::new(&cfg.raw.users, s.allow_anonymous),
             has_users: !cfg.raw.users.is_empty(),

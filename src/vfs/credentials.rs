@@ -1023,7 +1023,9 @@ return 1";
             // Read under the lock (retried: we hold it, Redis may blink).
             let mut tries = 0;
             let (doc, gen, pending_at) = loop {
-                let r: redis::RedisResult<(Option<Vec<u8>>, Option<u64>, Option<u64>)> =
+                // (the grant document, its generation, when a refresh was marked)
+                type Row = (Option<Vec<u8>>, Option<u64>, Option<u64>);
+                let r: redis::RedisResult<Row> =
                     s.query(redis::cmd("HMGET").arg(&k.key).arg("doc").arg("gen").arg("pending_at")).await;
                 match r {
                     Ok((d, g, p)) => break (d, g.unwrap_or(0), p),
