@@ -513,6 +513,10 @@ pub struct UserLocks {
     user: Arc<User>,
     prefix: String,
     refusal: Arc<Mutex<Option<Refusal>>>,
+    /// With the table in Redis: the locks as this request's first discovery read them,
+    /// for the others of the same request (a PROPFIND discovers once per entry); any
+    /// change through this view drops it.
+    seen: Arc<Mutex<Option<Arc<Vec<Lock>>>>>,
 }
 
 impl std::fmt::Debug for UserLocks {
@@ -529,7 +533,19 @@ impl UserLocks {
         prefix: String,
         refusal: Arc<Mutex<Option<Refusal>>>,
     ) -> UserLocks {
-        UserLocks { table, mounts, user, prefix, refusal }
+        UserLocks { table, mounts, user, prefix, refusal, seen: Default::default() }
+    }
+
+    /// The live locks for discovery: read once per request when the table is shared.
+    async fn discovery_view(&self) -> Result<Arc<Vec<Lock>>, StoreDown> {
+        if let Some(v) = lock(&self.seen).as_ref() {
+            return Ok(Arc::clone(v));
+        }
+        let v = Arc::new(self.table.transact(|locks| (locks.clone(), false)).await?);
+        if self.table.shared.is_some() {
+            *lock(&self.seen) = Some(Arc::clone(&v));
+        }
+        Ok(v)
     }
 
     fn refuse(&self, status: StatusCode, why: impl Into<String>) {
@@ -560,6 +576,7 @@ impl UserLocks {
     /// Apply `f` to the lock `token` that covers `path` (given its index), if this user
     /// owns it; a refusal is recorded for the server to answer.
     async fn on_own_lock<T>(&self, path: &str, token: &str, f: impl Fn(&mut Vec<Lock>, usize) -> T) -> Result<T, ()> {
+        *lock(&self.seen) = None;
         let r = self.table.transact(|locks| match self.own_lock(locks, path, token) {
             Ok(i) => (Ok(f(locks, i)), true),
             Err(refusal) => (Err(refusal), false),
@@ -612,6 +629,7 @@ impl DavLockSystem for UserLocks {
         let collection = path.is_collection();
         let owner = owner.cloned();
         let path = path.clone();
+        *lock(&self.seen) = None;
         async move {
             if let Err(r) = self.may_lock(&p) {
                 self.refuse(r.status, r.why);
@@ -735,20 +753,21 @@ impl DavLockSystem for UserLocks {
     fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
         let p = path_str(path).unwrap_or_default();
         async move {
-            let r = self
-                .table
-                .transact(|locks| {
-                    (locks.iter().filter(|l| l.covers(&p)).map(|l| l.to_dav(&self.prefix)).collect(), false)
-                })
-                .await;
+            let now = SystemTime::now();
             // Discovery is informative: without the table, no locks are shown.
-            r.unwrap_or_default()
+            self.discovery_view()
+                .await
+                .map(|locks| {
+                    locks.iter().filter(|l| l.expires > now && l.covers(&p)).map(|l| l.to_dav(&self.prefix)).collect()
+                })
+                .unwrap_or_default()
         }
         .boxed()
     }
 
     fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
         let p = path_str(path).unwrap_or_default();
+        *lock(&self.seen) = None;
         async move {
             self.table.forget_tree(&p).await;
             Ok(())
