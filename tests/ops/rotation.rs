@@ -286,17 +286,21 @@ impl pandav::vfs::credentials::Grant for Pair {
     }
 }
 
+/// A mount's credentials kept in `redis` under `key` (its state dir unused).
+fn shared_state(redis: &Redis, key: &str) -> (pandav::vfs::credentials::StateFile, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = pandav::vfs::credentials::StateFile::new(&dir.path().join("unused.json"), "");
+    file.shared = Some(pandav::state::SharedKey { url: redis.url(), key: key.into() });
+    (file, dir)
+}
+
 /// The fence: a holder whose lock expired (here: was deleted, as after a pause longer
 /// than its lifetime) cannot overwrite the pair the next holder saved; and nobody takes
 /// a lock that is held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_whose_lock_expired_cannot_overwrite_a_newer_pair() {
-    use pandav::state::SharedKey;
-    use pandav::vfs::credentials::StateFile;
     let redis = Redis::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut file = StateFile::new(&dir.path().join("unused.json"), "");
-    file.shared = Some(SharedKey { url: redis.url(), key: "pandav:cred:/fence".into() });
+    let (file, _dir) = shared_state(&redis, "pandav:cred:/fence");
     let a = file.lock().await.unwrap();
     assert!(a.read::<Pair>().is_none());
     // While A holds the lock, B waits.
@@ -328,12 +332,8 @@ async fn a_holder_whose_lock_expired_cannot_overwrite_a_newer_pair() {
 /// one saves. A refresh that ends without a write lets go of its mark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_whose_lock_expired_is_waited_for_not_repeated() {
-    use pandav::state::SharedKey;
-    use pandav::vfs::credentials::StateFile;
     let redis = Redis::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut file = StateFile::new(&dir.path().join("unused.json"), "");
-    file.shared = Some(SharedKey { url: redis.url(), key: "pandav:cred:/pending".into() });
+    let (file, _dir) = shared_state(&redis, "pandav:cred:/pending");
     let mut con = redis.client();
     let l = file.lock().await.unwrap();
     l.write(&Pair { refresh: "old".into() }).await.unwrap();
