@@ -1,9 +1,9 @@
 //! litmus 0.13, the WebDAV conformance suite, against a local mount served by the real
 //! binary with Basic auth. Every suite must report 100% with 0 failed, and the only
-//! warnings allowed are the two explained below; any new warning fails the test, so a
+//! warning allowed is the one explained below; any new warning fails the test, so a
 //! regression in the dav layer shows up here even when litmus still counts it a pass.
 //!
-//! Known warnings, and why they are not pandav bugs we can fix here:
+//! The known warning, and why it is not a pandav bug we can fix here:
 //!
 //! * basic `delete_fragment`: "DELETE removed collection resource with Request-URI
 //!   including fragment; unsafe". litmus creates `litmus/frag/` and sends
@@ -15,23 +15,10 @@
 //!   (see `hash_in_names_is_not_a_fragment`). Refusing such requests would need hyper to
 //!   expose the raw request-target, which it does not.
 //!
-//! * props `propget`: "Property N omitted from results with no status", 11 times (5
-//!   after `propdeletes`, 5 again after `propreplace`, 1 after `propsetremove`). litmus
-//!   sets ten dead properties `prop0..prop9`, removes some with PROPPATCH, then
-//!   PROPFINDs all ten by name and expects each removed one back in a `<D:propstat>`
-//!   with `404 Not Found` (RFC 4918 §9.1: a response to a named PROPFIND carries every
-//!   requested property, with a status). dav-server 0.11 (`PropWriter::write_props`,
-//!   handle_props.rs) builds the 404 element and then drops it: only `200 OK` results
-//!   are written, so a property that does not exist is silently absent instead of
-//!   reported 404. Seen on the wire (`named_propfind_reports_missing_property`): after
-//!   `PROPPATCH remove L:gone`, `PROPFIND <prop><L:keep/><L:gone/></prop>` answers one
-//!   200 propstat and nothing about `L:gone`. The same function also appends *every*
-//!   dead property (`get_props`) to *every* PROPFIND answer whatever was asked, so a
-//!   named property comes back twice and unrequested ones come along. pandav's
-//!   `dav::Fs` answers correctly (`get_prop` → `NotFound`); the fix belongs in
-//!   dav-server, or in our dav layer by serving dead properties only through
-//!   `get_prop` (then `allprop` would stop listing them). Harmless for the clients we
-//!   serve, which never rely on 404 propstats.
+//! litmus props `propget` used to warn "Property N omitted from results with no status"
+//! (dav-server 0.11 left a requested property that does not exist out of the answer
+//! instead of reporting it in a `404` propstat). pandav answers PROPFIND itself now
+//! (`dav::propfind`), so that warning is no longer allowed.
 
 mod common;
 
@@ -41,10 +28,8 @@ use std::time::Duration;
 use common::*;
 
 /// (test name, start of the warning text) pairs litmus may print.
-const KNOWN_WARNINGS: &[(&str, &str)] = &[
-    ("delete_fragment", "DELETE removed collection resource with Request-URI including fragment"),
-    ("propget", "Property "),
-];
+const KNOWN_WARNINGS: &[(&str, &str)] =
+    &[("delete_fragment", "DELETE removed collection resource with Request-URI including fragment")];
 
 fn server() -> (TestDir, Server) {
     let t = TestDir::new();
@@ -152,10 +137,10 @@ fn litmus_http() {
     run_suite("http");
 }
 
-/// What the `propget` warning is about, seen on the wire: a PROPFIND naming a property
-/// that was removed with PROPPATCH. RFC 4918 wants it back with a 404 propstat; we
-/// (through dav-server 0.11) leave it out. The property that still exists comes back
-/// once with its value.
+/// What the `propget` warning is about: a PROPFIND naming a property that was removed
+/// with PROPPATCH. RFC 4918 §9.1 wants every requested property answered: the missing one
+/// in a propstat with status 404, the existing one once, with its value. dav-server 0.11
+/// left the missing one out and repeated the existing one.
 #[test]
 fn named_propfind_reports_missing_property() {
     let (t, srv) = server();
@@ -178,17 +163,13 @@ fn named_propfind_reports_missing_property() {
     let r = curl(&[&auth[..], &["-X", "PROPFIND", "-H", "Depth: 0", "--data-binary", find, &url]].concat());
     assert_eq!(r.status, 207, "{r:?}");
     let xml = r.text();
-    assert!(xml.contains(">kept<"), "kept property missing: {xml}");
     assert!(!xml.contains(">bye<"), "removed property still has its value: {xml}");
-    // Today: no 404 propstat for `gone` (the litmus warning), and `keep` twice (once
-    // from `get_prop`, once from the dead properties dav-server appends). When this
-    // starts failing, dav-server has changed: update the comment at the top and
-    // KNOWN_WARNINGS to match.
-    assert!(
-        !xml.contains("404") && xml.matches(">kept<").count() == 2,
-        "dav-server's PROPFIND writer changed (404 propstat now sent, or duplicates \
-         gone); tighten this test and the notes at the top: {xml}"
-    );
+    assert_eq!(xml.matches(">kept<").count(), 1, "the present property, once: {xml}");
+    // The missing one: its own propstat, with 404 and the (empty) property named.
+    let propstats: Vec<&str> = xml.split("propstat>").filter(|p| p.contains("status>")).collect();
+    let gone = propstats.iter().find(|p| p.contains("gone")).unwrap_or_else(|| panic!("no propstat for gone: {xml}"));
+    assert!(gone.contains(" 404 "), "the missing property is not reported 404: {xml}");
+    assert!(!gone.contains("kept"), "404 propstat mixed with the present property: {xml}");
 }
 
 /// Names with `#` (percent-encoded, as real clients send them) are ordinary names.

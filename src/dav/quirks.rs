@@ -1,6 +1,6 @@
 //! What real WebDAV clients need beyond dav-server's reading of the RFCs: a missing
-//! PROPFIND `Depth`, listings that must not look empty when the provider failed, and
-//! ownCloud-style mtime PROPPATCH.
+//! PROPFIND `Depth`, and ownCloud-style mtime PROPPATCH. (A listing never looks empty
+//! when the provider failed: `propfind` lists before answering and reports the error.)
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,28 +40,6 @@ pub fn propfind_depth(headers: &mut HeaderMap) -> PropfindDepth {
             PropfindDepth::Refuse(xml_error(StatusCode::FORBIDDEN, "<D:propfind-finite-depth/>"))
         }
         Some(_) => PropfindDepth::Go,
-    }
-}
-
-/// dav-server turns a failing `read_dir` into a 207 with no children, and a client
-/// syncing from that folder would delete its own copies. For a Depth 1 PROPFIND of a
-/// cloud folder, list it first (the listing is cached, so dav-server's own call costs
-/// nothing) and answer the provider's trouble instead. Local folders list on every
-/// PROPFIND and fail only for reasons dav-server reports itself.
-pub async fn precheck_listing(fs: &DavFs, headers: &HeaderMap, path: &str, ctx: &RequestCtx) -> Option<DriveError> {
-    if headers.get("depth").map(|v| v.as_bytes()) != Some(b"1") {
-        return None;
-    }
-    let (m, rel) = fs.locate(path, &ctx.user)?;
-    if m.caps().local_read {
-        return None;
-    }
-    match m.list(&rel).await {
-        Ok(_) | Err(DriveError::NotFound) | Err(DriveError::NotADirectory) => None,
-        Err(e) => {
-            tracing::warn!(user = %Esc(&ctx.user.name), path = %Esc(path), "listing failed: {e}");
-            Some(e)
-        }
     }
 }
 

@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::dav::copymove::CopyMove;
 use crate::dav::locks::{LockLimits, LockTable, UserLocks};
+use crate::dav::propfind::{self, Propfind};
 use crate::dav::{ifheader, quirks, xmlgate, DavFs, Esc, RequestCtx};
 use crate::vfs::MountTable;
 pub use body::{full, BoxBody, LoggedBody};
@@ -197,11 +198,15 @@ impl App {
                     if let quirks::PropfindDepth::Refuse(r) = quirks::propfind_depth(req.headers_mut()) {
                         return r.map(full);
                     }
-                    if let Some(path) = &dav_path {
-                        if let Some(e) = quirks::precheck_listing(&self.fs, req.headers(), path, &ctx).await {
-                            return download::error_response(&e);
-                        }
-                    }
+                    let Some(path) = &dav_path else {
+                        return status(StatusCode::BAD_REQUEST, "bad path\n");
+                    };
+                    let pf = Propfind { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
+                    return match pf.answer(req.headers(), path, req.uri().path(), &bytes, &ctx).await {
+                        propfind::Answer::MultiStatus(r) => r.map(body::boxed),
+                        propfind::Answer::Refused(code, why) => status(code, &format!("{why}\n")),
+                        propfind::Answer::Drive(e) => download::error_response(&e),
+                    };
                 }
                 if method == "PROPPATCH" {
                     if let Some(path) = &dav_path {

@@ -147,7 +147,12 @@ pub struct Mount {
     dirs: DashMap<String, Arc<DirSlot>>,
     links: Arc<LinkCache>,
     health: RwLock<Health>,
+    /// The drive's last quota answer and when it came.
+    quota: tokio::sync::Mutex<Option<(Instant, Option<Quota>)>>,
 }
+
+/// How long a quota answer is reused (PROPFIND asks on every listing).
+const QUOTA_TTL: Duration = Duration::from_secs(30);
 
 /// Names clients probe for that almost never exist (macOS, Windows, desktops). A miss on
 /// these is answered from whatever listing is cached, without asking the provider.
@@ -235,6 +240,7 @@ impl Mount {
             dirs: DashMap::new(),
             links: Arc::new(LinkCache::default()),
             health: RwLock::new(Health { ok: true, message: "starting".into() }),
+            quota: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -684,6 +690,19 @@ impl Mount {
 
     pub async fn read(&self, entry: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
         self.track(self.drive.read(entry, range).await)
+    }
+
+    /// The drive's quota (`None` when it does not say), reused for a short while.
+    pub async fn quota(&self) -> DriveResult<Option<Quota>> {
+        let mut g = self.quota.lock().await;
+        if let Some((at, q)) = g.as_ref() {
+            if at.elapsed() < QUOTA_TTL {
+                return Ok(*q);
+            }
+        }
+        let q = self.track(self.drive.quota().await)?;
+        *g = Some((Instant::now(), q));
+        Ok(q)
     }
 
     /// Offline download into the folder at `dir_rel` (the provider's default: `None`).
