@@ -87,7 +87,8 @@ pub fn xml_body(data: &[u8]) {
         1 + e.children.iter().filter_map(|c| c.as_element()).map(depth).max().unwrap_or(0)
     }
     assert!(depth(&tree) <= xmlgate::MAX_DEPTH);
-    let _ = quirks::parse_lastmodified_patch(data);
+    let _ = super::proppatch::plan(data);
+    let _ = super::propfind::parse(data);
 }
 
 /// PROPPATCH of `{DAV:}lastmodified`: a value we act on fits a clock and an HTTP date.
@@ -95,7 +96,11 @@ pub fn lastmodified(data: &[u8]) {
     let mut body = b"<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><d:lastmodified>".to_vec();
     body.extend(data.iter().filter(|b| !matches!(b, b'<' | b'&')));
     body.extend_from_slice(b"</d:lastmodified></d:prop></d:set></d:propertyupdate>");
-    if let quirks::LastModified::Set(n) = quirks::parse_lastmodified_patch(&body) {
+    if let Ok(plan) = super::proppatch::plan(&body) {
+        let [super::proppatch::Instruction { what: super::proppatch::What::Mtime(n), .. }] = plan.as_slice() else {
+            return;
+        };
+        let n = *n;
         assert!(n <= quirks::MAX_TIME_SECS);
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(n);
         let _ = httpdate::fmt_http_date(t);

@@ -11,6 +11,7 @@ pub mod fuzz;
 pub mod ifheader;
 pub mod locks;
 pub mod propfind;
+pub mod proppatch;
 mod props;
 pub mod quirks;
 pub mod xmlgate;
