@@ -91,6 +91,20 @@ pub fn xml_body(data: &[u8]) {
     let _ = super::propfind::parse(data);
 }
 
+/// A PROPFIND body that passed the gate: the parser never panics, names each property
+/// once and never more than `MAX_PROPS`.
+pub fn propfind_body(data: &[u8]) {
+    if xmlgate::check(data).is_err() {
+        return;
+    }
+    if let Ok(super::propfind::Ask::Prop(list) | super::propfind::Ask::AllProp(list)) = super::propfind::parse(data) {
+        assert!(list.len() <= super::propfind::MAX_PROPS);
+        for (i, p) in list.iter().enumerate() {
+            assert!(!list[..i].iter().any(|q| q.ns == p.ns && q.name == p.name), "{p:?} twice");
+        }
+    }
+}
+
 /// PROPPATCH of `{DAV:}lastmodified`: a value we act on fits a clock and an HTTP date.
 pub fn lastmodified(data: &[u8]) {
     let mut body = b"<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><d:lastmodified>".to_vec();

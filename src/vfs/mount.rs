@@ -92,15 +92,19 @@ impl Cached {
 /// ASCII names have one form.
 pub fn name_forms(name: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
     use unicode_normalization::UnicodeNormalization;
-    let mut forms: Vec<std::borrow::Cow<'_, str>> = vec![name.into()];
-    if !name.is_ascii() {
-        for other in [name.nfc().collect::<String>(), name.nfd().collect::<String>()] {
-            if !forms.iter().any(|f| *f == other) {
-                forms.push(other.into());
+    // The other forms are computed only when the name as given is not found.
+    let others = std::iter::once_with(move || {
+        let mut v: Vec<std::borrow::Cow<'_, str>> = vec![];
+        if !name.is_ascii() {
+            for other in [name.nfc().collect::<String>(), name.nfd().collect::<String>()] {
+                if other != name && !v.iter().any(|f| *f == other) {
+                    v.push(other.into());
+                }
             }
         }
-    }
-    forms.into_iter()
+        v
+    });
+    std::iter::once(name.into()).chain(others.flatten())
 }
 
 #[derive(Default)]

@@ -134,6 +134,20 @@ fn clients_on_a_cloud_mount() {
             || format!("{created:?} {modified:?}"),
         )
     });
+    r.step("rclone (owncloud) gets oc:checksums once, with 115's SHA-1", || {
+        let body = b"<?xml version=\"1.0\"?>\n<d:propfind xmlns:d=\"DAV:\" xmlns:oc=\"http://owncloud.org/ns\">\n <d:prop>\n  <d:getcontentlength />\n  <oc:checksums />\n </d:prop>\n</d:propfind>\n";
+        let rs = ms(&c.req("PROPFIND", "/115/Films/", &[("Depth", "1")], Some(body)))?;
+        each_once(&rs, &[("http://owncloud.org/ns", "checksums")])?;
+        let clip = find(&rs, "/115/Films/clip%2002.mp4")?;
+        let (code, sums) = clip.prop("http://owncloud.org/ns", "checksums").ok_or("no checksums")?;
+        let text = sums.get_child("checksum").and_then(|t| t.get_text()).unwrap_or_default().into_owned();
+        use sha1::Digest;
+        let want = format!("SHA1:{}", hex::encode(sha1::Sha1::digest(b"clip 2")));
+        check(code == 200 && text == want, || format!("{code} {text:?}, want {want:?}"))?;
+        // Asked for nothing else, nothing else comes.
+        let plain = c.req("PROPFIND", "/115/Films/", &[("Depth", "1")], Some(crate::finder::LIST.as_bytes()));
+        check(!plain.text().contains("checksum"), || "oc:checksums unasked".into())
+    });
     r.step("gvfs saves with If-Match of the getetag property", || {
         let ls = b"<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n <D:propfind xmlns:D=\"DAV:\">\n  <D:prop>\n<D:getetag/>\n  </D:prop>\n </D:propfind>";
         let rs = ms(&c.req("PROPFIND", "/115/Films/clip%2001.mp4", &[("Depth", "0")], Some(ls)))?;
