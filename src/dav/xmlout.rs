@@ -92,6 +92,14 @@ fn two(out: &mut Vec<u8>, n: u32) {
     out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
 }
 
+fn hms(out: &mut Vec<u8>, h: u32, m: u32, s: u32) {
+    two(out, h);
+    out.push(b':');
+    two(out, m);
+    out.push(b':');
+    two(out, s);
+}
+
 /// Broken-down UTC time of `secs` since the epoch (secs ≥ 0): (year, month 1-12, day
 /// 1-31, hour, minute, second, weekday 0 = Sunday). Days to civil date as in Howard
 /// Hinnant's `civil_from_days`.
@@ -129,11 +137,7 @@ pub fn http_date(out: &mut Vec<u8>, t: SystemTime) {
     out.push(b' ');
     u64_padded(out, y, 4);
     out.push(b' ');
-    two(out, hh);
-    out.push(b':');
-    two(out, mm);
-    out.push(b':');
-    two(out, ss);
+    hms(out, hh, mm, ss);
     out.extend_from_slice(b" GMT");
 }
 
@@ -146,11 +150,7 @@ pub fn rfc3339(out: &mut Vec<u8>, t: SystemTime) {
     out.push(b'-');
     two(out, d);
     out.push(b'T');
-    two(out, hh);
-    out.push(b':');
-    two(out, mm);
-    out.push(b':');
-    two(out, ss);
+    hms(out, hh, mm, ss);
     out.push(b'Z');
 }
 

@@ -17,10 +17,8 @@ const LOCK: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<lockinfo xmln
 #[test]
 fn davfs2_neon() {
     let fx = Fx::new();
-    let h = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![("User-Agent", UA), ("Content-Type", "application/xml")];
-        v.extend_from_slice(extra);
-        v
+    let h = |extra: &[(&'static str, &'static str)]| {
+        hdrs(&[("User-Agent", UA), ("Content-Type", "application/xml")], extra)
     };
     let mut r = Replay::new("davfs2 / neon");
     r.step("OPTIONS: class 2 (else davfs2 mounts read-only)", || {

@@ -18,11 +18,7 @@ const LOCK: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:lockinfo xmln
 #[test]
 fn macos_finder() {
     let fx = Fx::new();
-    let h = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![("User-Agent", UA)];
-        v.extend_from_slice(extra);
-        v
-    };
+    let h = |extra: &[(&'static str, &'static str)]| hdrs(&[("User-Agent", UA)], extra);
     let mut r = Replay::new("macOS Finder");
     r.step("OPTIONS: class 2 (else Finder mounts read-only)", || {
         let o = fx.req("OPTIONS", "/data/", &h(&[]), None);

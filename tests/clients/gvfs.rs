@@ -19,10 +19,8 @@ const FS_INFO: &str = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n <D:propfind
 #[test]
 fn gnome_gvfs() {
     let fx = Fx::new();
-    let h = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![("User-Agent", UA), ("Content-Type", "application/xml")];
-        v.extend_from_slice(extra);
-        v
+    let h = |extra: &[(&'static str, &'static str)]| {
+        hdrs(&[("User-Agent", UA), ("Content-Type", "application/xml")], extra)
     };
     let mut r = Replay::new("GNOME gvfs");
     r.step("mount: OPTIONS then PROPFIND Depth 0 (stat)", || {

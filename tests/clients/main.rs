@@ -57,6 +57,11 @@ pub fn noise(n: usize) -> Vec<u8> {
     pseudo_random(n, 12)
 }
 
+/// `base` headers followed by `extra`.
+pub fn hdrs<'a>(base: &[(&'a str, &'a str)], extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    base.iter().chain(extra).copied().collect()
+}
+
 /// One request through curl, authenticated as `USER`. `body: None` sends no body.
 pub fn call(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> HttpOut {
     let url = format!("{base}{path}");

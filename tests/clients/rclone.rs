@@ -23,11 +23,7 @@ fn propset(secs: u64) -> String {
 #[test]
 fn rclone_webdav_remote() {
     let fx = Fx::new();
-    let h = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![("User-Agent", UA)];
-        v.extend_from_slice(extra);
-        v
-    };
+    let h = |extra: &[(&'static str, &'static str)]| hdrs(&[("User-Agent", UA)], extra);
     let mut r = Replay::new("rclone");
     r.step("vendor other: list, the first status of every entry is 200", || {
         let rs = ms(&fx.req("PROPFIND", "/data/", &h(&[("Depth", "1")]), Some(STANDARD.as_bytes())))?;

@@ -40,23 +40,16 @@ fn infuse() {
     let fx = Fx::new();
     let allprop = "<?xml version=\"1.0\" encoding=\"utf-8\"?><D:propfind xmlns:D=\"DAV:\"><D:allprop/></D:propfind>";
     let mut r = Replay::new("Infuse");
+    let browse = || {
+        ms(&fx.req("PROPFIND", "/data/movies/", &[("User-Agent", INFUSE), ("Depth", "1")], Some(allprop.as_bytes())))
+    };
     r.step("browse: PROPFIND Depth 1 allprop, a well-formed multistatus", || {
-        let rs = ms(&fx.req(
-            "PROPFIND",
-            "/data/movies/",
-            &[("User-Agent", INFUSE), ("Depth", "1")],
-            Some(allprop.as_bytes()),
-        ))?;
+        let rs = browse()?;
         check(rs.len() == 3, || format!("{rs:?}"))?;
         each_once(&rs, &[("DAV:", "getlastmodified"), ("DAV:", "resourcetype"), ("DAV:", "getetag")])
     });
     r.step("hrefs are percent-encoded and decode to the stored names", || {
-        let rs = ms(&fx.req(
-            "PROPFIND",
-            "/data/movies/",
-            &[("User-Agent", INFUSE), ("Depth", "1")],
-            Some(allprop.as_bytes()),
-        ))?;
+        let rs = browse()?;
         let mut names: Vec<String> =
             rs.iter().map(|x| percent_encoding::percent_decode_str(&x.href).decode_utf8_lossy().into_owned()).collect();
         names.sort();

@@ -30,11 +30,7 @@ pub const LOCK: &str = "<?xml version=\"1.0\" encoding=\"utf-8\" ?><D:lockinfo x
 #[test]
 fn windows_mini_redirector() {
     let fx = Fx::new();
-    let h = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![("User-Agent", UA), ("translate", "f")];
-        v.extend_from_slice(extra);
-        v
-    };
+    let h = |extra: &[(&'static str, &'static str)]| hdrs(&[("User-Agent", UA), ("translate", "f")], extra);
     let mut r = Replay::new("Windows mini-redirector");
     r.step("OPTIONS / advertises class 2 and LOCK", || {
         let o = fx.req("OPTIONS", "/", &h(&[]), None);
