@@ -59,6 +59,13 @@ fn gnome_gvfs() {
     r.step("replace: HEAD with If-Match: <getetag> is 200, not 412", || {
         want_status(&fx.req("HEAD", "/data/notes.txt", &[("User-Agent", UA), ("If-Match", &etag)], None), &[200])
     });
+    r.step("the quoted getetag works in If-None-Match (304) and If-Range (206)", || {
+        let g = fx.req("GET", "/data/notes.txt", &[("User-Agent", UA), ("If-None-Match", &etag)], None);
+        want_status(&g, &[304])?;
+        let g =
+            fx.req("GET", "/data/notes.txt", &[("User-Agent", UA), ("Range", "bytes=0-4"), ("If-Range", &etag)], None);
+        check(g.status == 206 && g.body == b"hello", || format!("{} {:?}", g.status, g.text()))
+    });
     r.step("replace: PUT with If-Match: <getetag> saves", || {
         want_status(
             &fx.req("PUT", "/data/notes.txt", &[("User-Agent", UA), ("If-Match", &etag)], Some(b"edited in gedit")),
