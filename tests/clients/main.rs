@@ -5,7 +5,12 @@
 //! `DAVDirectory.cpp`), and what the client needs from each answer.
 //!
 //! Every step runs even when an earlier one fails, and a failing test prints the whole
-//! list with the failures marked, so the count of passing steps is visible.
+//! list with the failures marked, so the count of passing steps is visible. The steps
+//! are the `r.step(…)` lines of each test (77 in all). Against main before issue 12
+//! (same tests, main's binary) 49 of the first 75 passed: Windows 9/13, Finder 9/14, gvfs
+//! 5/10, davfs2 7/9, rclone 6/10, Kodi 5/5, VLC 3/3, Infuse 3/4, the 115 mount 2/7 (no
+//! 404 propstats, quota answered with a bare `<D:response><D:href>`, an unquoted
+//! getetag, Win32 times not kept, NFD names not found). All pass now.
 //!
 //! The answers are read with `xmltree` (not with pandav's own renderer) and with curl.
 
