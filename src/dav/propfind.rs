@@ -416,7 +416,7 @@ impl Propfind<'_> {
             dir_href,
             children,
         };
-        let mut resp = Response::new(MultiStatus { r, stage: Stage::Head });
+        let mut resp = Response::new(MultiStatus { r: Box::new(r), stage: Stage::Head });
         *resp.status_mut() = StatusCode::MULTI_STATUS;
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
@@ -541,7 +541,7 @@ struct Item<'a> {
 
 /// The streaming 207 body.
 pub struct MultiStatus {
-    r: Render,
+    r: Box<Render>,
     stage: Stage,
 }
 

@@ -8,7 +8,7 @@ use emu115::{Emu115, Opts};
 
 use crate::*;
 
-const UID: u64 = 4_242_4242;
+const UID: u64 = 42_424_242;
 
 struct Cloud {
     _rt: tokio::runtime::Runtime,

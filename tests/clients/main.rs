@@ -40,6 +40,12 @@ pub struct Fx {
     pub srv: Server,
 }
 
+impl Default for Fx {
+    fn default() -> Fx {
+        Fx::new()
+    }
+}
+
 impl Fx {
     pub fn new() -> Fx {
         let t = TestDir::new();

@@ -13,7 +13,8 @@ fn hostile_propfinds_are_refused_cleanly() {
     let mut fx = Fx::new();
     let before = fx.snapshot();
     let many: String = (0..300).map(|i| format!("<x:p{i} xmlns:x=\"urn:{i}\"/>")).collect();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         ("too many properties", vec![("Depth", "1")], pf(&many), 400),
         ("Depth 2", vec![("Depth", "2")], pf("<D:getetag/>"), 400),
         ("Depth infinity", vec![("Depth", "infinity")], pf("<D:getetag/>"), 403),
