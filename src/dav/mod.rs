@@ -206,9 +206,9 @@ impl DavDirEntry for DirEnt {
     }
 }
 
-/// Child `i` of a mount folder's listing, made as dav-server walks the folder, so a
-/// PROPFIND of a big folder holds the listing once rather than a copy of every name and
-/// its metadata as well.
+/// Child `i` of a mount folder's listing, made as dav-server walks the folder (for a
+/// folder's HTML index and DELETE; PROPFIND is `propfind`'s), so a big folder is held
+/// once rather than with a copy of every name and its metadata as well.
 struct ListedEnt {
     list: Arc<Vec<Entry>>,
     i: usize,
