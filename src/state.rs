@@ -11,27 +11,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 /// Write `data` to `path` atomically and durably, readable by the owner only.
+///
+/// The temp file has a unique name (`.{name}.tmp.XXXXXX`, created exclusively), so two
+/// saves of one file at once never write into each other's temp: the last rename wins
+/// and the file is always one whole save.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    {
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
+    // tempfile creates it with O_EXCL and mode 0600, and removes it if we fail.
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.tmp.")).tempfile_in(dir)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
     fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -153,6 +145,35 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "temp files left behind: {names:?}");
+    }
+
+    /// Two threads saving one file over and over: every save succeeds, the file is
+    /// always one whole save, and no temp file is left. (With one temp name per process
+    /// the saves truncated and renamed each other's temp.)
+    #[test]
+    fn concurrent_saves_of_one_file_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        let payload = |t: u8| vec![b'a' + t; 64 * 1024];
+        std::thread::scope(|s| {
+            for t in 0..2u8 {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..200 {
+                        write_atomic(p, &payload(t)).unwrap_or_else(|e| panic!("save {i} of thread {t}: {e}"));
+                        let now = fs::read(p).unwrap();
+                        assert!(now == payload(0) || now == payload(1), "torn file: {} bytes", now.len());
+                    }
+                });
+            }
+        });
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "temp files left behind: {names:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! `shared/reference/115-web.md` (example bodies, verbatim error bodies, the TEST RSA key
 //! and a test P-224 key), with every quirk the reference lists.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "drv115/emu.rs"]
 mod emu;
 #[path = "drv115/fixture.rs"]
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use fixture::{Fixture, Req, Resp};
 use model::Model;
-use pandav::drivers::p115::{self, P115Drive};
+use pandav::drivers::p115::web::{self as p115, P115Drive};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;
@@ -40,6 +42,7 @@ impl Env {
             mount_path: "/115".into(),
             state: StateHandle::at(self.dir.path().join("mount-_115.json")),
             base_dir: self.dir.path().to_path_buf(),
+            source: None,
         }
     }
 
@@ -86,6 +89,7 @@ fn options_are_checked() {
         mount_path: "/115".into(),
         state: StateHandle::at(dir.path().join("s.json")),
         base_dir: dir.path().into(),
+        source: None,
     };
     let bad = |s: &str| {
         let t: toml::Table = toml::from_str(s).unwrap();
@@ -109,7 +113,7 @@ fn options_are_checked() {
     assert!(!format!("{:?}", d.caps()).is_empty());
     // Registry: 115 redirects by default, 115_share too, both offer the three policies.
     let i = pandav::drivers::info("115").unwrap();
-    assert_eq!(i.default_policy, "redirect");
+    assert_eq!(i.default_policy, pandav::vfs::PolicyKind::Redirect);
     assert_eq!(pandav::drivers::info("115_share").unwrap().policies.len(), 3);
 }
 
@@ -238,8 +242,14 @@ async fn the_405_page_backs_off_then_is_rate_limited_and_cools_down() {
     // Cooling down: no more calls to 115 for a while.
     assert!(matches!(d.list(&root()).await, Err(DriveError::RateLimited { .. })));
     assert_eq!(env.fx.count("webapi.115.com", "/files"), 3);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let _ = d.list(&root()).await;
+    // Event order: while cooling down every call fails fast without reaching 115; the
+    // first call after the cool-down asks again (3 more tries against the throttle).
+    let t = std::time::Instant::now();
+    while env.fx.count("webapi.115.com", "/files") == 3 {
+        assert!(matches!(d.list(&root()).await, Err(DriveError::RateLimited { .. })));
+        assert!(t.elapsed() < Duration::from_secs(30), "the cool-down never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(env.fx.count("webapi.115.com", "/files"), 6, "asks again after the cool-down");
 }
 
@@ -264,11 +274,13 @@ async fn an_expired_cookie_is_auth_lost_once_and_then_quiet_until_a_new_login() 
     // `pandav login` saves a new cookie in the mount's state: the next call uses it.
     m.st.lock().unwrap().cookie_dead = false;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let seed = p115::auth::SavedLogin { cookie: model::COOKIE.trim().to_string(), app: None };
-    let cell = token::TokenCell::restore(env.ctx().state, model::COOKIE.trim(), seed).unwrap();
     let saved =
-        p115::auth::SavedLogin { cookie: model::COOKIE.replace("KID=c3d4e5f6", "KID=new"), app: Some("tv".into()) };
-    cell.refresh(0, |_| async move { Ok(saved) }).await.unwrap();
+        p115::login::SavedLogin { cookie: model::COOKIE.replace("KID=c3d4e5f6", "KID=new"), app: Some("tv".into()) };
+    pandav::drivers::p115::common::auth_login(&env.ctx().state, model::COOKIE)
+        .unwrap()
+        .save_login(saved)
+        .await
+        .unwrap();
     let l = d.list(&root()).await.unwrap();
     assert_eq!(l.len(), 1);
     assert!(env.fx.requests().last().unwrap().header("cookie").unwrap().contains("KID=new"));
@@ -412,17 +424,14 @@ async fn rapid_upload_sends_no_body() {
     let sp = spool(env.dir.path(), &data).await;
     let e = d.put(&root(), "new.bin", sp.upload).await.unwrap();
     assert_eq!((e.name.as_str(), e.size), ("new.bin", 300_000));
-    assert_eq!(
-        e.hashes.sha1.as_deref(),
-        Some(pandav::drivers::p115::crypto::sign::sha1_upper(&data).to_lowercase().as_str())
-    );
+    assert_eq!(e.hashes.sha1.as_deref(), Some(emu115::util::sha1_upper(&data).to_lowercase().as_str()));
     assert!(env.fx.requests().iter().all(|r| !r.host.starts_with("oss")), "no OSS traffic on a rapid upload");
     assert_eq!(env.fx.count("uplb.115.com", "/3.0/gettoken.php"), 0);
     let init = env.fx.requests().into_iter().find(|r| r.is("uplb.115.com", "/4.0/initupload.php")).unwrap();
     assert!(init.header("user-agent").unwrap().starts_with("Mozilla/5.0 115Browser/35.6.0.3"));
     assert_eq!(init.header("content-type").as_deref(), Some("application/x-www-form-urlencoded"));
     // The k_ec timestamp is the form's t, in seconds.
-    let tok = pandav::drivers::p115::crypto::ec115::decode_k_ec(&init.q("k_ec").unwrap()).unwrap();
+    let tok = emu115::ec115::decode_k_ec(&init.q("k_ec").unwrap()).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert!((now as i64 - tok.timestamp as i64).abs() < 60);
 }
@@ -523,13 +532,13 @@ async fn offline_add_list_remove() {
     let key = Arc::new(key);
     let k2 = Arc::clone(&key);
     let env = Env::new(move |r| {
-        use pandav::drivers::p115::crypto::m115;
+        use emu115::m115;
         match (r.host.as_str(), r.path.as_str()) {
             ("lixian.115.com", "/lixianssp/") => {
                 assert_eq!(r.q("ac").as_deref(), Some("add_task_urls"));
                 assert!(r.q("t").is_some());
                 assert!(r.header("user-agent").unwrap().contains("115wangpan_android"));
-                let (k, plain) = m115::server_decode_request(&r.f("data").unwrap(), &k2).unwrap();
+                let (plain, k) = m115::server_decode(&k2, &r.f("data").unwrap()).unwrap();
                 let ask: serde_json::Value = serde_json::from_slice(&plain).unwrap();
                 assert_eq!(ask["ac"], "add_task_urls");
                 assert_eq!(ask["uid"], "123456789");
@@ -539,7 +548,7 @@ async fn offline_add_list_remove() {
                     {"state":true,"errno":0,"errcode":0,"errtype":"","info_hash":"a1b2c3","name":"ubuntu.iso","url":ask["url[0]"]},
                     {"state":false,"errno":10008,"errcode":10008,"errtype":"war","info_hash":"d4e5","name":"x","url":ask["url[1]"],"error_msg":"任务已存在"},
                     {"state":false,"errno":10004,"errcode":10004,"url":ask["url[2]"],"error_msg":"错误的链接"}]});
-                let enc = m115::server_encode_response(inner.to_string().as_bytes(), k, [1; 16], &k2);
+                let enc = m115::server_encode_with(&k2, inner.to_string().as_bytes(), &k, &[1; 16]);
                 Resp::json(json!({"state":true,"errno":0,"error":"","data":enc}))
             }
             ("lixian.115.com", "/lixian/") if r.q("ac").as_deref() == Some("task_lists") => {
@@ -608,10 +617,10 @@ async fn qr_login_polls_until_confirmed_and_returns_the_cookie() {
         _ => Resp::raw(404, "text/plain", ""),
     })
     .await;
-    let http = p115::build_http(env.fx.endpoints(), 0.0, Some(1), Some(5), Some(0)).unwrap();
+    let http = pandav::drivers::p115::common::build_http(env.fx.endpoints(), 0.0, Some(1), Some(5), Some(0)).unwrap();
     let mut said = vec![];
     let mut shown = String::new();
-    let c = p115::auth::qr_login(
+    let c = p115::login::qr_login(
         &http,
         "tv",
         |t| {
@@ -625,7 +634,7 @@ async fn qr_login_polls_until_confirmed_and_returns_the_cookie() {
     assert_eq!(c.header(), "UID=123456789_I1_1700000100;CID=0f1e;SEID=9a8b;KID=c3d4");
     assert_eq!(c.ssoent(), Some("I1"));
     assert!(shown.starts_with("https://115.com/scan/dg-"));
-    use p115::auth::QrStatus::*;
+    use p115::login::QrStatus::*;
     assert_eq!(said, vec![Waiting, Scanned, Confirmed]);
 }
 
@@ -637,8 +646,9 @@ async fn qr_login_expired_and_canceled_are_said_plainly() {
             _ => Resp::json(json!({"state":1,"code":0,"data":{"status":status}})),
         })
         .await;
-        let http = p115::build_http(env.fx.endpoints(), 0.0, Some(1), Some(5), Some(0)).unwrap();
-        let e = p115::auth::qr_login(
+        let http =
+            pandav::drivers::p115::common::build_http(env.fx.endpoints(), 0.0, Some(1), Some(5), Some(0)).unwrap();
+        let e = p115::login::qr_login(
             &http,
             "tv",
             |t| {
@@ -741,7 +751,7 @@ async fn share_links_app_first_then_web() {
     let key = Arc::new(key);
     let k2 = Arc::clone(&key);
     let env = Env::new(move |r| {
-        use pandav::drivers::p115::crypto::m115;
+        use emu115::m115;
         match (r.host.as_str(), r.path.as_str()) {
             ("webapi.115.com", "/share/snap") => snap_body(json!(1), &r.q("cid").unwrap()),
             ("proapi.115.com", "/app/share/downurl") => {
@@ -749,12 +759,12 @@ async fn share_links_app_first_then_web() {
                 assert!(r.header("referer").is_none());
                 assert_eq!(r.header("accept").as_deref(), Some("application/json;charset=UTF-8"));
                 assert!(r.header("cookie").is_some());
-                let (k, plain) = m115::server_decode_request(&r.f("data").unwrap(), &k2).unwrap();
+                let (plain, k) = m115::server_decode(&k2, &r.f("data").unwrap()).unwrap();
                 let ask: serde_json::Value = serde_json::from_slice(&plain).unwrap();
                 assert_eq!((ask["share_code"].as_str(), ask["receive_code"].as_str(), ask["file_id"].as_str()),
                     (Some("sw6pw793wfp"), Some("w816"), Some("2593093001609750001")));
                 let inner = json!({"fid":"2593093001609750001","fn":"video.mp4","fs":"1048576","url":{"url":"https://cdn.115cdn.net/app/video.mp4?t=9999999999&f=1","client":1,"desc":null,"isp":null,"oss_id":"x","ooid":"y"}});
-                Resp::json(json!({"state":true,"data":m115::server_encode_response(inner.to_string().as_bytes(), k, [2; 16], &k2)}))
+                Resp::json(json!({"state":true,"data":m115::server_encode_with(&k2, inner.to_string().as_bytes(), &k, &[2; 16])}))
             }
             ("webapi.115.com", "/share/downurl") => {
                 assert_eq!(r.q("dl").as_deref(), Some("1"));

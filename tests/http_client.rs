@@ -353,14 +353,12 @@ const PROPPATCH_X: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x"><D:set><D:prop><x:y>z</x:y></D:prop></D:set></D:propertyupdate>"#;
 
 /// DELETE of a virtual folder or of a mount's root must not touch what is inside the
-/// mount. BUG (today this fails): dav-server 0.11 answers DELETE of a collection by
-/// walking it and calling `remove_file` on every member *before* trying `remove_dir`
-/// on the collection itself (handle_delete.rs `delete_items`). pandav's `DavFs`
-/// refuses only the last step (`remove_dir` on a virtual folder or a mount root →
-/// 403), so `DELETE /a/` empties the mount at `/a/b`, `DELETE /a/b/` empties that
-/// mount, `DELETE /` empties every mount the user can write, and all of them answer
-/// with an error status. COPY/MOVE with `Overwrite: T` onto a mount root or virtual
-/// folder go through the same `delete_items` first.
+/// mount. dav-server 0.11 answers DELETE of a collection by walking it and calling
+/// `remove_file` on every member *before* trying `remove_dir` on the collection itself
+/// (handle_delete.rs `delete_items`), so pandav must refuse before that walk: otherwise
+/// `DELETE /a/` would empty the mount at `/a/b`, `DELETE /` every mount the user can
+/// write. COPY/MOVE with `Overwrite: T` onto a mount root or virtual folder go through
+/// the same `delete_items` first.
 #[test]
 fn delete_never_empties_a_mount() {
     let t = TestDir::new();
@@ -418,11 +416,10 @@ fn delete_never_empties_a_mount() {
     );
 }
 
-/// The access log says whether a response body was delivered completely. BUG (fails
-/// today): src/server/body.rs `LoggedBody::drop` computes `complete` from
-/// `inner.is_end_stream()`, which dav-server's streaming bodies (and empty ones) never
-/// report, instead of remembering that `poll_frame` returned `Ready(None)`; every
-/// request is logged `complete=false`, even a 200 GET whose bytes all arrived.
+/// The access log says whether a response body was delivered completely: a body counts
+/// as complete when `poll_frame` returned `Ready(None)` (dav-server's streaming and empty
+/// bodies never report `is_end_stream()`), so a 200 GET whose bytes all arrived is logged
+/// `complete=true`.
 #[test]
 fn access_log_marks_finished_requests_complete() {
     let (_t, srv) = anon_server();

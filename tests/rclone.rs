@@ -292,11 +292,10 @@ fn rclone_round_trip() {
 
 /// `rclone touch` (and `sync`/`copy` when only the time differs) changes the mtime of
 /// an object that is already there with `PROPPATCH <DAV:lastmodified>unix</…>`, as
-/// ownCloud accepts. FAILS today: dav-server 0.11 treats every `DAV:` property it does
-/// not know as protected (`liveprop_set` → 403) before pandav's `patch_props` sees it,
-/// and pandav does not intercept it, although `vfs::Mount::set_mtime` exists and the
-/// local driver declares `caps.set_mtime`. rclone then reports "can't set modified
-/// time"; `touch` fails and sync falls back to uploading the whole file again.
+/// ownCloud accepts. dav-server 0.11 treats every `DAV:` property it does not know as
+/// protected (`liveprop_set` → 403), so pandav intercepts this one and sets the time
+/// through `vfs::Mount::set_mtime` for drives with `caps.set_mtime`; otherwise rclone
+/// reports "can't set modified time" and sync uploads the whole file again.
 #[test]
 fn rclone_sets_mtime_of_existing_file() {
     let t = TestDir::new();

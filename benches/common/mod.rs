@@ -6,6 +6,60 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+/// A child process (a server under test) killed and reaped when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Killed {
+    pub fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Drain a child's pipe so it never blocks on a full pipe; lines go nowhere.
+pub fn drain<R: std::io::Read + Send + 'static>(r: R) {
+    std::thread::spawn(move || {
+        let mut r = r;
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+    });
+}
+
+/// Start `pandav serve --config CFG` (its log into a drained pipe) and wait for the URL it
+/// prints; returns the process and the URL without a trailing `/`.
+pub fn spawn_pandav(bin: &str, cfg: &Path) -> Result<(Killed, String), String> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {bin}: {e}"))?;
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let child = Killed(child);
+    let mut line = String::new();
+    let url = loop {
+        line.clear();
+        if out.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("pandav exited before printing its URL".into());
+        }
+        if let Some(rest) = line.trim().strip_prefix("pandav serving WebDAV at ") {
+            break rest.trim_end_matches('/').to_string();
+        }
+    };
+    // The request log goes to stdout: drain it so the server never blocks on the pipe.
+    drain(out);
+    Ok((child, url))
+}
+
 /// `/proc/loadavg`'s first three fields.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")

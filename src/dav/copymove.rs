@@ -273,6 +273,82 @@ impl CopyMove<'_> {
         Ok(r)
     }
 
+    /// Answer DELETE of `path` (the decoded request path) as one removal by the drive.
+    ///
+    /// dav-server deleted a folder's members one by one before the folder: with
+    /// `follow_symlinks = true` a link to a folder looked like a folder to it, and it
+    /// emptied the link's target outside the root. Here the drive gets one
+    /// `Mount::remove`, which removes a link as a link; every precondition is checked
+    /// first: not a mount root or virtual folder (403), `Depth` infinity or absent (400),
+    /// no read-only user or mount (403), the resource exists (404), the `If` conditions
+    /// (412), no lock of someone else's anywhere in the tree (423).
+    pub async fn delete<B>(&self, req: &Request<B>, path: &str, ctx: &RequestCtx) -> Reply {
+        match self.run_delete(req, path, ctx).await {
+            Ok(r) => r,
+            Err(Stop(code, why)) => {
+                tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(path), "DELETE refused ({code}): {why}");
+                text(code, &why)
+            }
+        }
+    }
+
+    async fn run_delete<B>(&self, req: &Request<B>, path: &str, ctx: &RequestCtx) -> Result<Reply, Stop> {
+        let bad = |why: &str| Stop::new(StatusCode::BAD_REQUEST, why);
+        let h = req.headers();
+        match single(h, "depth").map_err(|_| bad("more than one Depth header"))? {
+            None => {}
+            Some(v) if v.as_bytes().eq_ignore_ascii_case(b"infinity") => {}
+            Some(_) => return Err(bad("Depth must be infinity for DELETE")),
+        }
+        let cond = match single(h, "if").map_err(|_| bad("more than one If header"))? {
+            None => None,
+            Some(v) => Some(
+                parse_if(v.as_bytes())
+                    .map_err(|e| Stop::new(StatusCode::BAD_REQUEST, format!("bad If header: {e}")))?,
+            ),
+        };
+        let place = match self.fs.table().resolve(path, &|m| ctx.user.sees(m)) {
+            _ if path.split('/').any(crate::vfs::mount::is_reserved_name) => {
+                return Err(Stop::new(StatusCode::NOT_FOUND, "no such resource"))
+            }
+            Some(Resolved::Mount(mount, rel)) if !rel.is_empty() => Place { mount, rel },
+            Some(_) => {
+                return Err(Stop::new(StatusCode::FORBIDDEN, "a mount root or virtual folder cannot be deleted"))
+            }
+            None => return Err(Stop::new(StatusCode::NOT_FOUND, "no such resource")),
+        };
+        if ctx.user.read_only {
+            return Err(Stop::new(StatusCode::FORBIDDEN, "read-only user"));
+        }
+        if place.mount.read_only() {
+            return Err(Stop::new(StatusCode::FORBIDDEN, "read-only mount"));
+        }
+        let entry = place.mount.resolve(&place.rel).await.map_err(|e| self.drive_stop(e, ctx))?;
+        let tokens = match &cond {
+            Some(c) => {
+                if !self.if_holds(c, path, &entry, ctx, &this_server(req)).await {
+                    return Err(Stop::new(StatusCode::PRECONDITION_FAILED, "the If header's conditions are not met"));
+                }
+                c.tokens()
+            }
+            None => vec![],
+        };
+        if self.locks.check(path, &ctx.user.name, true, &tokens).await.is_err() {
+            return Err(Stop::new(StatusCode::LOCKED, "the resource or something in it is locked"));
+        }
+        place.mount.remove(&place.rel).await.map_err(|e| match e {
+            // Gone meanwhile: what the client wanted.
+            DriveError::NotFound => Stop::new(StatusCode::NOT_FOUND, "no such resource"),
+            e => self.drive_stop(e, ctx),
+        })?;
+        self.fs.props.remove_tree(path);
+        self.locks.forget_tree(path).await;
+        tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(path), "deleted");
+        let mut r = Response::new(Bytes::new());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        Ok(r)
+    }
+
     /// `path` for this user: a place inside a mount, never a mount root or a virtual
     /// folder.
     fn place(&self, path: &str, ctx: &RequestCtx, what: &str) -> Result<Place, Stop> {

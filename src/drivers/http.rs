@@ -80,18 +80,20 @@ impl Endpoints {
     }
 }
 
-/// Pacing: at most `rate` requests per second, burst 1 (what AList/OpenList do for 115).
+/// Pacing: at most `rate` requests per second, burst 1 (what AList/OpenList do for 115;
+/// OpenList's Aliyun Open limiter is the same shape). Hand-written on purpose: it is a
+/// dozen lines, and a `governor` limiter would add a dependency tree for the same thing.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
-    next: tokio::sync::Mutex<Instant>,
+    next: std::sync::Mutex<Instant>,
 }
 
 impl RateLimiter {
     /// `rate <= 0` means unlimited.
     pub fn per_second(rate: f64) -> RateLimiter {
         let interval = if rate > 0.0 { Duration::from_secs_f64(1.0 / rate) } else { Duration::ZERO };
-        RateLimiter { interval, next: tokio::sync::Mutex::new(Instant::now()) }
+        RateLimiter { interval, next: std::sync::Mutex::new(Instant::now()) }
     }
 
     /// Wait for this caller's slot.
@@ -100,7 +102,7 @@ impl RateLimiter {
             return;
         }
         let at = {
-            let mut next = self.next.lock().await;
+            let mut next = self.next.lock().unwrap();
             let now = Instant::now();
             let at = (*next).max(now);
             *next = at + self.interval;
@@ -113,15 +115,26 @@ impl RateLimiter {
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    /// Attempts in all (1 = no retry).
+    /// Attempts in all after transient trouble (1 = no retry).
     pub attempts: u32,
     /// First backoff; doubles per attempt, with jitter.
     pub base: Duration,
     /// Cap of one backoff.
     pub max: Duration,
+    /// Attempts in all while the provider throttles us.
+    pub throttle_attempts: u32,
+    /// First wait after a throttle answer (doubles per answer); with `pause_wait`, every
+    /// call of the mount pauses that long.
+    pub throttle_base: Duration,
     /// After retries against a throttle ran out: fail fast this long, and tell clients
-    /// to come back after it (Retry-After).
+    /// to come back after it (Retry-After). Zero: no cool-down.
     pub cooldown: Duration,
+    /// A call arriving during a pause waits for it when it is at most this long, else
+    /// fails fast with 503 (zero: always fails fast).
+    pub pause_wait: Duration,
+    /// Retry-After told to clients when throttling outlasted the retries and there is no
+    /// cool-down.
+    pub throttled_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -130,7 +143,11 @@ impl Default for RetryPolicy {
             attempts: 4,
             base: Duration::from_millis(1000),
             max: Duration::from_secs(20),
+            throttle_attempts: 4,
+            throttle_base: Duration::from_millis(1000),
             cooldown: Duration::from_secs(60),
+            pause_wait: Duration::ZERO,
+            throttled_retry_after: Duration::from_secs(60),
         }
     }
 }
@@ -139,10 +156,14 @@ impl RetryPolicy {
     /// Backoff before retry number `n` (0-based): `min(max, base·2ⁿ)` scaled by a random
     /// factor in [0.5, 1.0] ("equal jitter"), so that many clients do not retry in step.
     pub fn backoff(&self, n: u32) -> Duration {
-        let full = self.base.saturating_mul(1u32 << n.min(16)).min(self.max);
-        let f: f64 = rand::thread_rng().gen_range(0.5..=1.0);
-        full.mul_f64(f)
+        jittered(self.base, n, self.max)
     }
+}
+
+fn jittered(base: Duration, n: u32, max: Duration) -> Duration {
+    let full = base.saturating_mul(1u32 << n.min(16)).min(max);
+    let f: f64 = rand::thread_rng().gen_range(0.5..=1.0);
+    full.mul_f64(f)
 }
 
 /// A provider answer, read whole (API bodies are small).
@@ -181,6 +202,16 @@ impl Response {
         let head = String::from_utf8_lossy(&head).trim_start().to_ascii_lowercase();
         head.starts_with("<!doctype") || head.starts_with("<html")
     }
+
+    /// `Retry-After` (seconds), or a provider's own header of that meaning
+    /// (`x-retry-after` in milliseconds, Aliyun Open; `x-ratelimit-reset` in seconds).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let h = |n: &str| self.headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+        if let Some(ms) = h("x-retry-after").and_then(|s| s.parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+        h("retry-after").or_else(|| h("x-ratelimit-reset")).and_then(|s| s.parse::<u64>().ok()).map(Duration::from_secs)
+    }
 }
 
 /// What a driver makes of one answer.
@@ -189,22 +220,120 @@ pub enum Verdict {
     Done,
     /// Transient trouble: try again after the backoff.
     Retry(String),
-    /// The provider is pacing us (throttle page, 429…): back off, and if it lasts, cool down.
-    Throttled(String),
+    /// The provider is pacing us (throttle page, 429…): back off, and if it lasts, cool
+    /// down. `after` is the provider's own hint (Retry-After).
+    Throttled { why: String, after: Option<Duration> },
+    /// The credential was refused: re-authenticate once and resend. If the resend is
+    /// refused too, the call fails with this error.
+    Reauth(DriveError),
+    /// Stop with this error.
+    Fatal(DriveError),
+}
+
+/// What the call loop needs from a driver's login: the credential to build each attempt
+/// with, and a way to get a new one.
+#[async_trait::async_trait]
+pub trait Session: Send + Sync {
+    type Cred: Send + Sync;
+
+    /// The credential in force and its generation; `AuthLost` while the login is
+    /// known dead.
+    fn current(&self) -> DriveResult<(std::sync::Arc<Self::Cred>, u64)>;
+
+    /// Whether `cred` can be sent at all (an empty access token is refreshed first).
+    fn usable(&self, _cred: &Self::Cred) -> bool {
+        true
+    }
+
+    /// Re-authenticate unless generation `seen` is already superseded. `Ok(true)`: a
+    /// credential another process had issued was adopted (its resend does not count).
+    async fn reauth(&self, seen: u64) -> DriveResult<bool>;
+}
+
+/// No login (or one that cannot be renewed): every attempt is built without credentials.
+pub struct NoSession;
+
+#[async_trait::async_trait]
+impl Session for NoSession {
+    type Cred = ();
+
+    fn current(&self) -> DriveResult<(std::sync::Arc<()>, u64)> {
+        Ok((std::sync::Arc::new(()), 0))
+    }
+
+    async fn reauth(&self, _seen: u64) -> DriveResult<bool> {
+        Err(DriveError::Unsupported("re-authentication"))
+    }
+}
+
+/// Every mount's [`Credentials`](crate::vfs::credentials::Credentials) is a session:
+/// the latch answers `AuthLost`, a refusal refreshes through the kit (single flight,
+/// adoption, one writer).
+#[async_trait::async_trait]
+impl<T: crate::vfs::credentials::Grant> Session for crate::vfs::credentials::Credentials<T> {
+    type Cred = T;
+
+    fn current(&self) -> DriveResult<(std::sync::Arc<T>, u64)> {
+        if let Some(m) = self.latched() {
+            return Err(DriveError::AuthLost(m));
+        }
+        Ok(self.get())
+    }
+
+    fn usable(&self, cred: &T) -> bool {
+        cred.usable()
+    }
+
+    async fn reauth(&self, seen: u64) -> DriveResult<bool> {
+        self.refresh(seen).await.map(|r| r.adopted)
+    }
 }
 
 /// The default classification: 405 with an HTML body or 429 is a throttle, 5xx (and 408)
 /// is worth retrying when the request is idempotent, the rest is the caller's.
 pub fn default_verdict(r: &Response, idempotent: bool) -> Verdict {
     match r.status {
-        429 => Verdict::Throttled("429 Too Many Requests".into()),
-        405 if r.is_html() => Verdict::Throttled("405 throttle page".into()),
+        429 => Verdict::Throttled { why: "429 Too Many Requests".into(), after: r.retry_after() },
+        405 if r.is_html() => Verdict::Throttled { why: "405 throttle page".into(), after: None },
         500 | 502 | 503 | 504 | 408 if idempotent => Verdict::Retry(format!("HTTP {}", r.status)),
         _ => Verdict::Done,
     }
 }
 
-/// One provider's HTTP side for one mount.
+/// A client for one mount: API calls (timeout, no redirects) and a long-lived variant.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(CALL_TIMEOUT)
+        // API calls never follow redirects: a logged-out legacy page redirects to a
+        // login page, and that must be seen, not followed.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+/// Total time one API call may take (uploads and long polls set their own).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Options of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// What it does, for messages and logs.
+    pub what: &'a str,
+    /// Safe to send twice (retry after failures where it may have reached the provider).
+    pub idempotent: bool,
+    /// Attempts in all, overriding the policy (e.g. 1 for a best-effort probe).
+    pub attempts: Option<u32>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(what: &'a str, idempotent: bool) -> Call<'a> {
+        Call { what, idempotent, attempts: None }
+    }
+}
+
+/// One provider's HTTP side for one mount: one `reqwest::Client` (clones share it), the
+/// pacer, the retry policy, and the pause after throttling.
 pub struct Http {
     pub client: reqwest::Client,
     pub endpoints: Endpoints,
@@ -212,40 +341,39 @@ pub struct Http {
     pub retry: RetryPolicy,
     /// Provider name for messages ("115").
     pub provider: &'static str,
-    cooling_until: std::sync::Mutex<Option<Instant>>,
+    paused_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Http {
     pub fn new(provider: &'static str, endpoints: Endpoints, rate: f64, retry: RetryPolicy) -> anyhow::Result<Http> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(Duration::from_secs(120))
-            // API calls never follow redirects: a logged-out legacy page redirects to a
-            // login page, and that must be seen, not followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Http {
+        Ok(Http::with_client(client(), provider, endpoints, rate, retry))
+    }
+
+    pub fn with_client(
+        client: reqwest::Client,
+        provider: &'static str,
+        endpoints: Endpoints,
+        rate: f64,
+        retry: RetryPolicy,
+    ) -> Http {
+        Http {
             client,
             endpoints,
             limiter: RateLimiter::per_second(rate),
             retry,
             provider,
-            cooling_until: std::sync::Mutex::new(None),
-        })
+            paused_until: std::sync::Mutex::new(None),
+        }
     }
 
-    /// A client without a total timeout (long polls, big uploads), sharing nothing else.
-    pub fn long_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client")
+    /// Another loop over the same client (e.g. unpaced uploads beside paced API calls).
+    pub fn sibling(&self, rate: f64, retry: RetryPolicy) -> Http {
+        Http::with_client(self.client.clone(), self.provider, self.endpoints.clone(), rate, retry)
     }
 
-    /// Seconds left of a throttle cool-down, if one is running.
+    /// Time left of a throttle pause or cool-down, if one is running.
     pub fn cooling(&self) -> Option<Duration> {
-        let mut g = self.cooling_until.lock().unwrap();
+        let mut g = self.paused_until.lock().unwrap();
         match *g {
             Some(t) if t > Instant::now() => Some(t - Instant::now()),
             Some(_) => {
@@ -256,51 +384,93 @@ impl Http {
         }
     }
 
-    fn start_cooldown(&self) -> Duration {
-        let d = self.retry.cooldown;
-        if !d.is_zero() {
-            *self.cooling_until.lock().unwrap() = Some(Instant::now() + d);
+    /// Pause every call of the mount for `d` (extends, never shortens, a pause).
+    pub fn pause(&self, d: Duration) {
+        if d.is_zero() {
+            return;
         }
-        d.max(Duration::from_secs(1))
+        let mut g = self.paused_until.lock().unwrap();
+        let until = Instant::now() + d;
+        if g.is_none_or(|x| x < until) {
+            *g = Some(until);
+        }
     }
 
-    /// Send a request built by `build` (called again for every attempt), paced by the
-    /// limiter, retried per the policy. `classify` decides on each answer (use
-    /// [`default_verdict`] for the usual rules). `idempotent` allows retrying after
-    /// failures where the request may have reached the provider.
+    /// Wait out a short pause; fail fast (503 + Retry-After) during a long one.
+    async fn respect_pause(&self) -> DriveResult<()> {
+        if let Some(left) = self.cooling() {
+            if left > self.retry.pause_wait {
+                return Err(DriveError::RateLimited { retry_after: Some(left.max(Duration::from_secs(1))) });
+            }
+            tokio::time::sleep(left).await;
+        }
+        Ok(())
+    }
+
+    /// Send a request without a login: see [`call`](Self::call).
     pub async fn send<B, C>(&self, what: &str, idempotent: bool, build: B, classify: C) -> DriveResult<Response>
     where
         B: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         C: Fn(&Response) -> Verdict,
     {
-        if let Some(left) = self.cooling() {
-            return Err(DriveError::RateLimited { retry_after: Some(left.max(Duration::from_secs(1))) });
-        }
-        let attempts = self.retry.attempts.max(1);
+        self.call(Call::new(what, idempotent), &NoSession, |c, _| build(c), classify).await
+    }
+
+    /// The call loop. Each attempt: wait out a pause, take the session's current
+    /// credential (refreshing first when it is unusable), wait for the pacer, build the
+    /// request with the credential (`build` is called again for every attempt), send,
+    /// read the answer and let `classify` judge it:
+    ///
+    /// - `Done`: return it (also a `Retry` answer whose retries ran out: the caller maps
+    ///   its status or errno);
+    /// - `Retry`: back off (jitter) and resend, within the policy's attempts;
+    /// - `Throttled`: pause the mount (the provider's hint, else a growing backoff) and
+    ///   resend; when it lasts, cool down and fail with 503 + Retry-After;
+    /// - `Reauth`: re-authenticate once and resend (an adopted credential does not use up
+    ///   the resend, twice at most);
+    /// - `Fatal`: fail with its error.
+    ///
+    /// Network failures are retried when the request cannot have reached the provider
+    /// (connect) or is idempotent.
+    pub async fn call<S, B, C>(&self, call: Call<'_>, session: &S, build: B, classify: C) -> DriveResult<Response>
+    where
+        S: Session + ?Sized,
+        B: Fn(&reqwest::Client, &S::Cred) -> reqwest::RequestBuilder,
+        C: Fn(&Response) -> Verdict,
+    {
+        let what = call.what;
+        let attempts = call.attempts.unwrap_or(self.retry.attempts).max(1);
+        let throttle_attempts = call.attempts.unwrap_or(self.retry.throttle_attempts).max(1);
+        let (mut tries, mut throttles) = (0u32, 0u32);
+        let (mut reauthed, mut adoptions) = (false, 0u32);
         let mut last = String::new();
-        let mut throttled = false;
-        let mut last_resp: Option<Response> = None;
-        for n in 0..attempts {
-            if n > 0 {
-                let wait = self.retry.backoff(n - 1);
-                tracing::info!(provider = self.provider, call = what, attempt = n + 1, "retrying in {wait:?}: {last}");
-                tokio::time::sleep(wait).await;
+        loop {
+            self.respect_pause().await?;
+            let (cred, gen) = session.current()?;
+            if !session.usable(&cred) && !reauthed {
+                reauthed = true;
+                session.reauth(gen).await?;
+                continue;
             }
             self.limiter.wait().await;
-            let sent = build(&self.client).send().await;
+            let sent = build(&self.client, &cred).send().await;
+            let transient = |why: String, tries: &mut u32, last: &mut String| -> bool {
+                *last = why;
+                *tries += 1;
+                *tries < attempts
+            };
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
-                    let retry = e.is_connect() || (idempotent && (e.is_timeout() || e.is_request() || e.is_body()));
-                    let msg = redact(&e.without_url().to_string());
                     // A refused connection never reached the provider: always safe to retry.
-                    if retry {
-                        last = format!("network: {msg}");
-                        throttled = false;
-                        last_resp = None;
+                    let retry =
+                        e.is_connect() || (call.idempotent && (e.is_timeout() || e.is_request() || e.is_body()));
+                    let msg = redact(&e.without_url().to_string());
+                    if retry && transient(format!("network: {msg}"), &mut tries, &mut last) {
+                        self.backoff(what, tries, &last).await;
                         continue;
                     }
-                    return Err(DriveError::Upstream(format!("{} {what}: {msg}", self.provider)));
+                    return Err(DriveError::transient(format!("{} {what}: {msg}", self.provider)));
                 }
             };
             let status = resp.status().as_u16();
@@ -308,47 +478,76 @@ impl Http {
             let body = match resp.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
-                    last = format!("reading body: {}", redact(&e.without_url().to_string()));
-                    if idempotent {
-                        throttled = false;
-                        last_resp = None;
+                    let msg = format!("reading body: {}", redact(&e.without_url().to_string()));
+                    if call.idempotent && transient(msg.clone(), &mut tries, &mut last) {
+                        self.backoff(what, tries, &last).await;
                         continue;
                     }
-                    return Err(DriveError::Upstream(format!("{} {what}: {last}", self.provider)));
+                    return Err(DriveError::transient(format!("{} {what}: {msg}", self.provider)));
                 }
             };
             let r = Response { status, headers, body };
             match classify(&r) {
                 Verdict::Done => return Ok(r),
+                Verdict::Fatal(e) => return Err(e),
                 Verdict::Retry(why) => {
-                    last = why;
-                    throttled = false;
-                    last_resp = Some(r);
+                    if transient(why, &mut tries, &mut last) {
+                        self.backoff(what, tries, &last).await;
+                        continue;
+                    }
+                    // Retries ran out on an answer: the caller maps it (an errno, a 5xx).
+                    return Ok(r);
+                }
+                Verdict::Reauth(refused) => {
+                    if reauthed {
+                        return Err(refused);
+                    }
+                    tracing::debug!(provider = self.provider, call = what, "credential refused, re-authenticating");
+                    let adopted = session.reauth(gen).await?;
+                    if !adopted || adoptions >= 2 {
+                        reauthed = true;
+                    }
+                    adoptions += 1;
                     continue;
                 }
-                Verdict::Throttled(why) => {
+                Verdict::Throttled { why, after } => {
                     tracing::warn!(provider = self.provider, call = what, "throttled: {why}");
-                    last = why;
-                    throttled = true;
+                    throttles += 1;
+                    // No jitter here: the pause is the mount's, not one caller's.
+                    let exact = self.retry.throttle_base.saturating_mul(1u32 << (throttles - 1).min(16));
+                    let wait = after.unwrap_or(exact.min(self.retry.max));
+                    if throttles < throttle_attempts && wait <= self.retry.max.max(self.retry.pause_wait) {
+                        if !self.retry.pause_wait.is_zero() {
+                            // The other calls of the mount wait with us.
+                            self.pause(wait);
+                        }
+                        tracing::info!(provider = self.provider, call = what, "waiting {wait:?} before retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    let after = if !self.retry.cooldown.is_zero() {
+                        self.pause(self.retry.cooldown);
+                        tracing::warn!(
+                            provider = self.provider,
+                            call = what,
+                            "still throttled after {throttles} attempts; pausing calls for {:?}",
+                            self.retry.cooldown
+                        );
+                        self.retry.cooldown
+                    } else {
+                        self.pause(wait.min(self.retry.throttled_retry_after));
+                        after.unwrap_or(self.retry.throttled_retry_after)
+                    };
+                    return Err(DriveError::RateLimited { retry_after: Some(after.max(Duration::from_secs(1))) });
                 }
             }
         }
-        if !throttled {
-            // Retries ran out on an answer: the caller maps it (an errno, a 5xx).
-            if let Some(r) = last_resp {
-                return Ok(r);
-            }
-        }
-        if throttled {
-            let after = self.start_cooldown();
-            tracing::warn!(
-                provider = self.provider,
-                call = what,
-                "still throttled after {attempts} attempts; pausing calls for {after:?}"
-            );
-            return Err(DriveError::RateLimited { retry_after: Some(after) });
-        }
-        Err(DriveError::Upstream(format!("{} {what} failed after {attempts} attempts: {last}", self.provider)))
+    }
+
+    async fn backoff(&self, what: &str, tries: u32, last: &str) {
+        let wait = self.retry.backoff(tries - 1);
+        tracing::info!(provider = self.provider, call = what, attempt = tries + 1, "retrying in {wait:?}: {last}");
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -471,7 +670,7 @@ impl Secret {
 
 /// Map a network failure of a non-retried call.
 pub fn net_error(provider: &str, what: &str, e: reqwest::Error) -> DriveError {
-    DriveError::Upstream(format!("{provider} {what}: {}", redact(&e.without_url().to_string())))
+    DriveError::transient(format!("{provider} {what}: {}", redact(&e.without_url().to_string())))
 }
 
 /// Query-string encoding of one value.
@@ -528,6 +727,7 @@ mod tests {
             base: Duration::from_millis(100),
             max: Duration::from_millis(350),
             cooldown: Duration::ZERO,
+            ..RetryPolicy::default()
         };
         for n in 0..6 {
             let d = p.backoff(n);

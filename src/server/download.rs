@@ -119,7 +119,7 @@ fn redirect(url: &str) -> Response<BoxBody> {
         Ok(v) => {
             r.headers_mut().insert(header::LOCATION, v);
         }
-        Err(_) => return error_response(&DriveError::Upstream("provider link is not a valid URL".into())),
+        Err(_) => return error_response(&DriveError::upstream("provider link is not a valid URL")),
     }
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

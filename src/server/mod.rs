@@ -10,11 +10,13 @@ pub mod admin;
 pub mod auth;
 mod body;
 pub mod download;
+mod listen;
 pub mod policy;
 pub mod sign;
 pub mod tls;
 
-use std::convert::Infallible;
+pub use listen::{prepare, serve, serve_with, Limits};
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,8 +26,6 @@ use bytes::Bytes;
 use dav_server::{DavConfig, DavHandler};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::dav::copymove::CopyMove;
@@ -107,7 +107,7 @@ impl App {
             return status(StatusCode::NOT_FOUND, "not found\n");
         }
         if rest == "/-/health" {
-            return self.health(req.headers());
+            return self.health(req.headers(), peer.ip()).await;
         }
         let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
         let sign = if is_get { query_param(req.uri().query().unwrap_or(""), "sign") } else { None };
@@ -135,9 +135,10 @@ impl App {
             tracing::info!(user = %Esc(&name), "login failed: control characters in the user name");
             return self.challenge();
         }
-        let user = match self.auth.check(req.headers().get(header::AUTHORIZATION)) {
+        let user = match self.auth.check(req.headers().get(header::AUTHORIZATION), peer.ip()).await {
             auth::AuthResult::Ok(u) => u,
             auth::AuthResult::Challenge => return self.challenge(),
+            auth::AuthResult::Throttled(wait) => return auth::throttled(wait),
         };
         *user_name = user.name.clone();
         let oc_mtime = req.headers().get("x-oc-mtime").and_then(quirks::parse_oc_mtime);
@@ -176,9 +177,13 @@ impl App {
                 let cm = CopyMove { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
                 return cm.handle(&req, &src, &ctx).await.map(full);
             }
-            "DELETE" if dav_path.as_deref().is_some_and(|p| self.protected(p, &ctx)) => {
-                tracing::info!(user = %Esc(&ctx.user.name), "refused DELETE of a mount root or virtual folder");
-                return status(StatusCode::FORBIDDEN, "a mount root or virtual folder cannot be deleted\n");
+            "DELETE" => {
+                let Some(path) = dav_path else {
+                    return status(StatusCode::BAD_REQUEST, "bad path\n");
+                };
+                let req = Request::from_parts(parts, ());
+                let cm = CopyMove { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
+                return cm.delete(&req, &path, &ctx).await.map(full);
             }
             "PROPFIND" | "PROPPATCH" | "LOCK" => {
                 let bytes = match body::read_limited(&mut body, xmlgate::MAX_BODY).await {
@@ -284,17 +289,6 @@ impl App {
         status(StatusCode::BAD_REQUEST, "the request body broke off\n")
     }
 
-    /// Mount roots and the virtual folders above them are not the user's to delete.
-    /// dav-server deletes a folder's contents one by one before the folder itself, so
-    /// refusing only the last step would still empty the mount.
-    fn protected(&self, path: &str, ctx: &RequestCtx) -> bool {
-        match self.fs.table().resolve(path, &|m| ctx.user.sees(m)) {
-            Some(crate::vfs::Resolved::Virtual(_)) => true,
-            Some(crate::vfs::Resolved::Mount(_, rel)) => rel.is_empty(),
-            None => false,
-        }
-    }
-
     /// The decoded request path without the URL prefix, as dav-server sees it.
     fn dav_path<B>(&self, req: &Request<B>) -> Option<String> {
         self.uri_path(req.uri())
@@ -305,7 +299,7 @@ impl App {
     }
 
     /// GET/HEAD of a file goes through the download policy; `None` for anything else
-    /// (folders, virtual folders, missing paths), which dav-server answers.
+    /// (folders, virtual folders), which dav-server answers.
     async fn file_download<B>(
         &self,
         req: &Request<B>,
@@ -316,7 +310,11 @@ impl App {
         let (m, rel) = self.fs.locate(path, &ctx.user)?;
         let entry = match m.resolve(&rel).await {
             Ok(e) if !e.is_dir => e,
-            Ok(_) | Err(crate::vfs::DriveError::NotFound) => return None,
+            Ok(_) => return None,
+            // Answered here: dav-server would look again, and a file that appears in
+            // between is sent by it with its headers first and its bytes opened after,
+            // so a failure then is a 200 with a short body.
+            Err(crate::vfs::DriveError::NotFound) => return Some(status(StatusCode::NOT_FOUND, "not found\n")),
             Err(e) => return Some(download::error_response(&e)),
         };
         let ask = download::Ask { method: req.method(), headers: req.headers(), path, signed };
@@ -334,11 +332,11 @@ impl App {
     /// `{"ok": …}` for anyone (monitors need no credentials); the mounts, with their
     /// health, only for a user with credentials, and only those the user sees. Without
     /// configured users everyone sees every mount anyway.
-    fn health(&self, headers: &HeaderMap) -> Response<BoxBody> {
+    async fn health(&self, headers: &HeaderMap, client: std::net::IpAddr) -> Response<BoxBody> {
         let ok = self.table.mounts().iter().all(|m| m.health().ok);
         let user = match headers.get(header::AUTHORIZATION) {
             None if self.has_users => None,
-            h => match self.auth.check(h) {
+            h => match self.auth.check(h, client).await {
                 auth::AuthResult::Ok(u) if !(self.has_users && u.name == "-") => Some(u),
                 _ => None,
             },
@@ -414,63 +412,4 @@ pub fn status(code: StatusCode, text: &str) -> Response<BoxBody> {
     *r.status_mut() = code;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
-}
-
-/// Serve on the given listeners until `shutdown` resolves.
-pub async fn serve(
-    app: Arc<App>,
-    listeners: Vec<TcpListener>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let mut tasks = tokio::task::JoinSet::new();
-    for l in listeners {
-        let app = Arc::clone(&app);
-        let tls = tls.clone();
-        tasks.spawn(accept_loop(app, l, tls));
-    }
-    shutdown.await;
-    tracing::info!("shutting down");
-    tasks.abort_all();
-}
-
-async fn accept_loop(app: Arc<App>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .max_buf_size(256 * 1024)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
-            let r = match tls {
-                Some(acc) => match acc.accept(stream).await {
-                    Ok(s) => builder.serve_connection(TokioIo::new(s), svc).await,
-                    Err(e) => {
-                        tracing::debug!(%peer, "TLS handshake failed: {e}");
-                        return;
-                    }
-                },
-                None => builder.serve_connection(TokioIo::new(stream), svc).await,
-            };
-            if let Err(e) = r {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        });
-    }
 }

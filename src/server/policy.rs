@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::config::ClientRule;
-use crate::vfs::{Mount, Policy};
+use crate::vfs::{Mount, Policy, PolicyKind};
 
 enum Want {
     Redirect,
@@ -33,10 +33,10 @@ impl Rules {
             .iter()
             .map(|r| Rule {
                 ua: r.user_agent.to_ascii_lowercase(),
-                want: match r.policy.get_ref().as_str() {
-                    "redirect" => Want::Redirect,
-                    "proxy_url" => Want::ProxyUrl,
-                    _ => Want::Proxy,
+                want: match r.policy.get_ref() {
+                    PolicyKind::Redirect => Want::Redirect,
+                    PolicyKind::ProxyUrl => Want::ProxyUrl,
+                    PolicyKind::Proxy => Want::Proxy,
                 },
                 mounts: r
                     .mounts

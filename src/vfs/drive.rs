@@ -79,29 +79,31 @@ pub trait Drive: Send + Sync + 'static {
         None
     }
 
-    /// Add URLs (magnet, http, ed2k…) as offline download tasks saving into `dir` (the
-    /// provider's default folder when `None`), for drives with `caps().offline_download`.
-    async fn offline_add(&self, _urls: &[String], _dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
-        Err(DriveError::Unsupported("offline download"))
-    }
-
-    async fn offline_list(&self) -> DriveResult<OfflineTasks> {
-        Err(DriveError::Unsupported("offline download"))
-    }
-
-    /// Remove tasks by info hash, and the files they downloaded when `delete_files`.
-    async fn offline_remove(&self, _hashes: &[String], _delete_files: bool) -> DriveResult<()> {
-        Err(DriveError::Unsupported("offline download"))
+    /// Offline (cloud) download, for drives with `caps().offline_download`.
+    fn offline(&self) -> Option<&dyn Offline> {
+        None
     }
 
     async fn quota(&self) -> DriveResult<Option<Quota>> {
         Ok(None)
     }
 
-    /// For drives with expiring credentials: refresh when due and say when to come back.
-    /// The drive persists rotated credentials itself (through its `StateHandle`,
-    /// before using them).
+    /// For drives with `caps().refresh`: renew the credentials when they are due (or, for a
+    /// latched login, look whether a new one was saved) and say when to come back. Rotated
+    /// credentials are saved by the kit (`vfs::credentials`) before they are used.
     async fn refresh(&self) -> DriveResult<Duration> {
         Ok(Duration::from_secs(3600))
     }
+}
+
+/// Offline (cloud) download: the provider fetches URLs (magnet, http, ed2k…) itself.
+#[async_trait]
+pub trait Offline: Send + Sync {
+    /// Add URLs as tasks saving into `dir` (the provider's default folder when `None`).
+    async fn add_tasks(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>>;
+
+    async fn tasks(&self) -> DriveResult<OfflineTasks>;
+
+    /// Remove tasks by info hash, and the files they downloaded when `delete_files`.
+    async fn remove_tasks(&self, hashes: &[String], delete_files: bool) -> DriveResult<()>;
 }

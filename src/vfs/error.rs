@@ -25,7 +25,7 @@ pub enum DriveError {
     #[error("rate limited by the provider")]
     RateLimited { retry_after: Option<Duration> },
     #[error("provider error: {0}")]
-    Upstream(String),
+    Upstream(Upstream),
     #[error("login lost: {0}")]
     AuthLost(String),
     #[error("no space left")]
@@ -36,7 +36,81 @@ pub enum DriveError {
 
 pub type DriveResult<T> = Result<T, DriveError>;
 
+/// A provider's own error code (an errno, or a code word such as `TooManyRequests`), kept
+/// so that drivers decide on codes, never on the text of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderCode {
+    Num(i64),
+    Text(String),
+}
+
+/// Whether trying the same request again may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hint {
+    /// The provider said no; the same request gets the same answer.
+    #[default]
+    Permanent,
+    /// Network trouble or a provider hiccup (5xx): worth another try.
+    Transient,
+    /// Short-lived credentials of the request expired (e.g. upload STS keys): renew them
+    /// and try again.
+    CredentialsExpired,
+}
+
+/// A provider failure: what to tell a person, the provider's code, and a retry hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub message: String,
+    pub code: Option<ProviderCode>,
+    pub hint: Hint,
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl DriveError {
+    /// A provider failure described in words.
+    pub fn upstream(msg: impl Into<String>) -> DriveError {
+        DriveError::Upstream(Upstream { message: msg.into(), code: None, hint: Hint::Permanent })
+    }
+
+    /// A failure worth another try (network, 5xx).
+    pub fn transient(msg: impl Into<String>) -> DriveError {
+        DriveError::Upstream(Upstream { message: msg.into(), code: None, hint: Hint::Transient })
+    }
+
+    /// A failure the provider named with `code`.
+    pub fn provider(code: ProviderCode, msg: impl Into<String>) -> DriveError {
+        DriveError::Upstream(Upstream { message: msg.into(), code: Some(code), hint: Hint::Permanent })
+    }
+
+    /// The same error with a retry hint.
+    pub fn with_hint(mut self, hint: Hint) -> DriveError {
+        if let DriveError::Upstream(u) = &mut self {
+            u.hint = hint;
+        }
+        self
+    }
+
+    /// The provider's code, for provider failures that carry one.
+    pub fn code(&self) -> Option<&ProviderCode> {
+        match self {
+            DriveError::Upstream(u) => u.code.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The retry hint of a provider failure (`Permanent` for every other error).
+    pub fn hint(&self) -> Hint {
+        match self {
+            DriveError::Upstream(u) => u.hint,
+            _ => Hint::Permanent,
+        }
+    }
+
     /// The HTTP status a WebDAV client should see for this error.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;

@@ -1,16 +1,16 @@
 //! The virtual file system: the `Drive` trait, mounts and the mount table.
 
+pub mod credentials;
 pub mod drive;
 pub mod error;
 pub mod mount;
 pub mod spool;
 pub mod table;
-pub mod token;
 pub mod transfer;
 pub mod types;
 
-pub use drive::Drive;
-pub use error::{DriveError, DriveResult};
+pub use drive::{Drive, Offline};
+pub use error::{DriveError, DriveResult, Hint, ProviderCode};
 pub use mount::{Health, Mount, MountOptions, Policy};
 pub use table::{MountTable, Resolved};
 pub use types::*;

@@ -504,7 +504,7 @@ impl Mount {
         }
         let entry = self.resolve(from).await?;
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
-        let old = if replace { self.existing(to_prel, &new_parent, to_name).await? } else { None };
+        let old = self.target_in_the_way(to_prel, &new_parent, to_name, replace).await?;
         // Replacing keeps the name the drive stores (it may differ in Unicode form).
         let to_name = old.as_ref().map_or(to_name, |o| o.name.as_str());
         let r = match &old {
@@ -554,7 +554,7 @@ impl Mount {
             return Err(DriveError::Forbidden("cannot copy an entry onto itself".into()));
         }
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
-        let old = if replace { self.existing(to_prel, &new_parent, to_name).await? } else { None };
+        let old = self.target_in_the_way(to_prel, &new_parent, to_name, replace).await?;
         let to_name = old.as_ref().map_or(to_name, |o| o.name.as_str());
         let r = match &old {
             Some(old) if !self.replaces_in_place(&entry, old) => {
@@ -616,6 +616,25 @@ impl Mount {
         self.invalidate_tree(to);
         self.invalidate_tree(&tmp_rel);
         r
+    }
+
+    /// The entry at the target of a move or copy that `replace`s it, `None` when there
+    /// is none. Without `replace`, an existing target is an `Exists` error when the
+    /// drive would replace it (`Caps::replace_file`); other drives refuse it themselves.
+    async fn target_in_the_way(
+        &self,
+        prel: &str,
+        parent: &Entry,
+        name: &str,
+        replace: bool,
+    ) -> DriveResult<Option<Entry>> {
+        if replace {
+            return self.existing(prel, parent, name).await;
+        }
+        if self.caps.replace_file && self.existing(prel, parent, name).await?.is_some() {
+            return Err(DriveError::Exists);
+        }
+        Ok(None)
     }
 
     /// Whether the drive itself replaces `old` with `new` atomically (file over file).
@@ -761,20 +780,24 @@ impl Mount {
             }
             None => None,
         };
-        let r = self.track(self.drive.offline_add(urls, dir.as_ref()).await);
+        let r = self.track(self.offline()?.add_tasks(urls, dir.as_ref()).await);
         if let Some(rel) = dir_rel {
             self.invalidate(rel.trim_matches('/'));
         }
         r
     }
 
+    fn offline(&self) -> DriveResult<&dyn super::drive::Offline> {
+        self.drive.offline().ok_or(DriveError::Unsupported("offline download"))
+    }
+
     pub async fn offline_list(&self) -> DriveResult<OfflineTasks> {
-        self.track(self.drive.offline_list().await)
+        self.track(self.offline()?.tasks().await)
     }
 
     pub async fn offline_remove(&self, hashes: &[String], delete_files: bool) -> DriveResult<()> {
         self.writable()?;
-        let r = self.track(self.drive.offline_remove(hashes, delete_files).await);
+        let r = self.track(self.offline()?.remove_tasks(hashes, delete_files).await);
         if delete_files {
             self.invalidate_tree("");
         }
@@ -844,7 +867,7 @@ mod tests {
             let mut fail = self.fail.lock().unwrap();
             if let Some(i) = fail.iter().position(|(o, p)| *o == op && name.starts_with(p.as_str())) {
                 fail.remove(i);
-                return Err(DriveError::Upstream(format!("{op} {name} fails (test)")));
+                return Err(DriveError::upstream(format!("{op} {name} fails (test)")));
             }
             Ok(())
         }
@@ -1069,7 +1092,7 @@ mod tests {
                 async move {
                     mnt.mkdir(&at).await?;
                     mnt.mkdir(&format!("{at}/half")).await?;
-                    Err(DriveError::Upstream("source broke".into()))
+                    Err(DriveError::upstream("source broke"))
                 }
             })
             .await;

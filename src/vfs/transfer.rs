@@ -82,7 +82,7 @@ async fn fetch(link: &Link, ua: &str, start: u64, end: u64, size: u64) -> Result
     let resp = req
         .send()
         .await
-        .map_err(|e| FetchError::Other(DriveError::Upstream(format!("fetch failed: {}", e.without_url()))))?;
+        .map_err(|e| FetchError::Other(DriveError::upstream(format!("fetch failed: {}", e.without_url()))))?;
     let status = resp.status().as_u16();
     match status {
         200 if whole => {}
@@ -90,15 +90,15 @@ async fn fetch(link: &Link, ua: &str, start: u64, end: u64, size: u64) -> Result
             let cr = resp.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
             let got = cr.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|s| s.parse::<u64>().ok());
             if got != Some(start) {
-                return Err(FetchError::Other(DriveError::Upstream(format!(
+                return Err(FetchError::Other(DriveError::upstream(format!(
                     "upstream sent range {cr:?}, wanted from {start}"
                 ))));
             }
         }
-        200 => return Err(FetchError::Other(DriveError::Upstream("upstream ignored the Range header".into()))),
+        200 => return Err(FetchError::Other(DriveError::upstream("upstream ignored the Range header"))),
         401 | 403 | 404 | 410 => return Err(FetchError::LinkRefused(status)),
         429 | 503 => return Err(FetchError::Other(DriveError::RateLimited { retry_after: None })),
-        _ => return Err(FetchError::Other(DriveError::Upstream(format!("upstream answered {status}")))),
+        _ => return Err(FetchError::Other(DriveError::upstream(format!("upstream answered {status}")))),
     }
     Ok(Box::pin(resp.bytes_stream().map(|r| r.map_err(|e| std::io::Error::other(e.without_url())))))
 }
@@ -128,7 +128,7 @@ impl Resume {
                     self.src.cache.forget(&self.entry, &self.req);
                 }
                 Err(FetchError::LinkRefused(code)) => {
-                    return Err(DriveError::Upstream(format!("provider refused a fresh link ({code})")))
+                    return Err(DriveError::upstream(format!("provider refused a fresh link ({code})")))
                 }
                 Err(FetchError::Other(e)) => return Err(e),
             }
@@ -242,7 +242,7 @@ async fn copy_file(a: &Mount, src: &Entry, b: &Mount, to: &str) -> DriveResult<E
         spool.write_bytes(chunk?).await?;
     }
     if spool.size() != src.size {
-        return Err(DriveError::Upstream(format!("source gave {} bytes, expected {}", spool.size(), src.size)));
+        return Err(DriveError::upstream(format!("source gave {} bytes, expected {}", spool.size(), src.size)));
     }
     let spooled = spool.finish(Some(src.modified)).await?;
     let e = b.put(to, spooled.upload).await?;

@@ -101,9 +101,12 @@ pub struct Caps {
     pub local_read: bool,
     /// Produces provider URLs (can be redirected to).
     pub links: bool,
-    /// Upload by SHA-1 without sending the body.
+    /// Upload by SHA-1 without sending the body (the conformance suite checks that a
+    /// known file is stored without its bytes).
     pub rapid_upload_sha1: bool,
+    /// `copy_to` copies at the provider (the conformance suite runs the copy scenarios).
     pub server_side_copy: bool,
+    /// `Drive::offline()` answers (the admin API and `pandav offline` check this first).
     pub offline_download: bool,
     /// Keeps the mtime a client asks for on upload.
     pub set_mtime: bool,
@@ -136,6 +139,40 @@ pub struct OfflineAdded {
     pub message: String,
 }
 
+/// Where an offline (cloud) download task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Queued,
+    Downloading,
+    Done,
+    Failed,
+    /// A status the provider added since.
+    Unknown(i64),
+}
+
+impl TaskStatus {
+    /// From the number 115 (web and Open) uses: -1 failed, 0 queued, 1 downloading, 2 done.
+    pub fn from_115(n: i64) -> TaskStatus {
+        match n {
+            0 => TaskStatus::Queued,
+            1 => TaskStatus::Downloading,
+            2 => TaskStatus::Done,
+            -1 => TaskStatus::Failed,
+            n => TaskStatus::Unknown(n),
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Downloading => "downloading",
+            TaskStatus::Done => "done",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Unknown(_) => "unknown",
+        }
+    }
+}
+
 /// One offline (cloud) download task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OfflineTask {
@@ -144,19 +181,12 @@ pub struct OfflineTask {
     pub url: String,
     pub size: u64,
     pub percent: f64,
-    /// -1 failed, 0 queued, 1 downloading, 2 done
-    pub status: i64,
+    pub status: TaskStatus,
 }
 
 impl OfflineTask {
     pub fn status_text(&self) -> &'static str {
-        match self.status {
-            0 => "queued",
-            1 => "downloading",
-            2 => "done",
-            -1 => "failed",
-            _ => "unknown",
-        }
+        self.status.text()
     }
 }
 
@@ -166,4 +196,51 @@ pub struct OfflineTasks {
     pub tasks: Vec<OfflineTask>,
     pub quota_total: Option<i64>,
     pub quota_left: Option<i64>,
+}
+
+/// The download policy of a mount or a client rule, as configured (`redirect`, `proxy`,
+/// `proxy_url`). [`Policy`](super::Policy) is the same with the relay's URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    Redirect,
+    Proxy,
+    ProxyUrl,
+}
+
+impl PolicyKind {
+    pub const ALL: &'static [PolicyKind] = &[PolicyKind::Redirect, PolicyKind::Proxy, PolicyKind::ProxyUrl];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Redirect => "redirect",
+            PolicyKind::Proxy => "proxy",
+            PolicyKind::ProxyUrl => "proxy_url",
+        }
+    }
+
+    /// With the relay's base URL for `proxy_url`.
+    pub fn with_url(self, proxy_url: Option<&str>) -> super::Policy {
+        match self {
+            PolicyKind::Redirect => super::Policy::Redirect,
+            PolicyKind::Proxy => super::Policy::Proxy,
+            PolicyKind::ProxyUrl => super::Policy::ProxyUrl(proxy_url.unwrap_or_default().to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl super::Policy {
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            super::Policy::Redirect => PolicyKind::Redirect,
+            super::Policy::Proxy => PolicyKind::Proxy,
+            super::Policy::ProxyUrl(_) => PolicyKind::ProxyUrl,
+        }
+    }
 }

@@ -114,6 +114,19 @@ impl ConfigBuilder {
         self
     }
 
+    /// A mount of any driver: `extra` are mount-level lines (`policy = "proxy"`,
+    /// `read_only = true`, `cache_ttl = "0s"`), `options` the `[mounts.options]` lines;
+    /// `tables` more TOML after it (e.g. `[mounts.options.endpoints]` and its lines).
+    pub fn mount(mut self, path: &str, driver: &str, extra: &str, options: &str, tables: &str) -> Self {
+        let _ = writeln!(
+            self.mounts,
+            "[[mounts]]\npath = {}\ndriver = {}\n{extra}\n[mounts.options]\n{options}\n{tables}\n",
+            toml_str(path),
+            toml_str(driver)
+        );
+        self
+    }
+
     /// The config text, listening on a free loopback port, state in `state_dir`.
     pub fn build(&self, state_dir: &Path) -> String {
         format!(
@@ -158,6 +171,11 @@ impl Server {
 
     /// Serve an existing config file; the log goes next to it.
     pub fn start_file(config: &Path, log_dir: &Path) -> Server {
+        Server::start_file_env(config, log_dir, &[])
+    }
+
+    /// [`start_file`](Self::start_file) with extra environment variables for the server.
+    pub fn start_file_env(config: &Path, log_dir: &Path, env: &[(&str, &str)]) -> Server {
         let log = log_dir.join(format!(
             "pandav-{}.log",
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
@@ -170,6 +188,7 @@ impl Server {
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
             .env_remove("PANDAV_CONFIG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -247,6 +266,32 @@ impl Server {
             std::fs::read_to_string(&self.log).unwrap_or_default(),
             std::fs::read_to_string(self.log.with_extension("stdout.log")).unwrap_or_default()
         )
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, no chance to clean up (what a crash or the OOM killer does).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait (at most a minute) for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let st = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(st.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "pandav did not exit after SIGTERM; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether the process is still running.

@@ -30,11 +30,18 @@ impl LocalFixture {
     pub async fn mount_at(&self, root: &Path, spec: &Spec) -> anyhow::Result<TestMount> {
         let work = tempfile::tempdir()?;
         let drive = LocalDrive::new(
-            LocalOptions { root: root.to_path_buf(), follow_symlinks: self.follow_symlinks, create: false },
+            LocalOptions {
+                root: root.to_path_buf(),
+                follow_symlinks: self.follow_symlinks,
+                create: false,
+                file_mode: None,
+                dir_mode: None,
+            },
             &DriverCtx {
                 mount_path: "/local".into(),
                 state: StateHandle::at(work.path().join("state.json")),
                 base_dir: work.path().to_path_buf(),
+                source: None,
             },
         )?;
         let mut opts = mount_options("/local", spec, self.ttl, work.path().join("spool"));

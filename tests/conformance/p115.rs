@@ -82,6 +82,7 @@ impl Fixture for P115Fixture {
             mount_path: "/115".into(),
             state: StateHandle::at(work.path().join("state.json")),
             base_dir: work.path().to_path_buf(),
+            source: None,
         };
         let drive = pandav::drivers::build("115", o, ctx)?;
         let opts = mount_options("/115", spec, self.ttl, work.path().join("spool"));
@@ -168,6 +169,7 @@ impl Fixture for ShareFixture {
             mount_path: "/share".into(),
             state: StateHandle::at(work.path().join("state.json")),
             base_dir: work.path().to_path_buf(),
+            source: None,
         };
         let drive = pandav::drivers::build("115_share", o, ctx)?;
         let opts = mount_options("/share", spec, Duration::from_secs(60), work.path().join("spool"));

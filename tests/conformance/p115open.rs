@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use emu115open::{Emu115Open, Options, DEFAULT_APP_ID};
-use pandav::drivers::p115_open::{api::Backoff, Open115};
+use pandav::drivers::p115::open::{client::Backoff, Open115};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 
@@ -95,6 +95,7 @@ impl Fixture for P115OpenFixture {
             mount_path: "/115open".into(),
             state: StateHandle::at(work.path().join("state.json")),
             base_dir: work.path().to_path_buf(),
+            source: None,
         };
         let mut drive = Open115::new(opts, &ctx)?;
         drive.set_backoff(fast_backoff());

@@ -6,9 +6,9 @@
 //! counts everything. Each time it sees a new access token it checks that the drive's
 //! state file already holds the refresh token issued with it.
 //!
-//! `RotDrive` uses `TokenCell` the way a cloud driver should: refresh when expired (and
-//! ahead of expiry from the mount's background task), refresh once more on an auth error,
-//! and latch `AuthLost` so a dead grant is not retried against the provider.
+//! `RotDrive` uses the kit's `Credentials` the way a cloud driver should: refresh when
+//! expired (and ahead of expiry from the mount's background task), refresh once more on
+//! an auth error, and the latch keeps a dead grant from being retried against the provider.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use pandav::state::{StateDir, StateHandle};
-use pandav::vfs::token::{fingerprint, TokenCell};
+use pandav::vfs::credentials::{self, fingerprint, Credentials, Refresh, RefreshError};
 use pandav::vfs::{Caps, Drive, DriveError, DriveResult, Entry, Link, LinkRequest, Mount, MountOptions, Policy};
 use serde::{Deserialize, Serialize};
 
@@ -185,11 +185,29 @@ struct Creds {
     expires_at: u64,
 }
 
+impl credentials::Grant for Creds {
+    fn rotating(&self) -> &str {
+        &self.refresh
+    }
+}
+
+/// The provider's refresh as the kit's refresher.
+struct ProvRefresh(Arc<Provider>);
+
+#[async_trait]
+impl Refresh<Creds> for ProvRefresh {
+    async fn refresh(&self, held: &Creds) -> Result<Creds, RefreshError> {
+        match self.0.refresh(&held.refresh).await {
+            Ok(g) => Ok(Creds { access: g.access, refresh: g.refresh, expires_at: g.expires_at }),
+            Err(e) => Err(RefreshError::Dead(format!("refresh refused: {e:?}"))),
+        }
+    }
+}
+
 struct RotDrive {
     provider: Arc<Provider>,
     clock: Clock,
-    cell: TokenCell<Creds>,
-    lost: Mutex<Option<String>>,
+    cell: Credentials<Creds>,
 }
 
 impl RotDrive {
@@ -203,14 +221,14 @@ impl RotDrive {
         Ok(RotDrive {
             provider: Arc::clone(provider),
             clock: clock.clone(),
-            cell: TokenCell::restore(state, config_refresh, from_config)?,
-            lost: Mutex::new(None),
+            cell: Credentials::restore(&state, config_refresh, from_config)?
+                .with_refresher(Arc::new(ProvRefresh(Arc::clone(provider))), None),
         })
     }
 
     fn check_lost(&self) -> DriveResult<()> {
-        match &*self.lost.lock().unwrap() {
-            Some(msg) => Err(DriveError::AuthLost(msg.clone())),
+        match self.cell.latched() {
+            Some(msg) => Err(DriveError::AuthLost(msg)),
             None => Ok(()),
         }
     }
@@ -218,19 +236,7 @@ impl RotDrive {
     /// Single-flight refresh from generation `seen`; the latch is checked inside the
     /// flight, so callers queued behind a failed refresh do not call the provider again.
     async fn refresh_from(&self, seen: u64) -> DriveResult<Arc<Creds>> {
-        self.cell
-            .refresh(seen, |old| async move {
-                self.check_lost()?;
-                match self.provider.refresh(&old.refresh).await {
-                    Ok(g) => Ok(Creds { access: g.access, refresh: g.refresh, expires_at: g.expires_at }),
-                    Err(e) => {
-                        let msg = format!("refresh refused: {e:?}");
-                        *self.lost.lock().unwrap() = Some(msg.clone());
-                        Err(DriveError::AuthLost(msg))
-                    }
-                }
-            })
-            .await
+        self.cell.refresh(seen).await.map(|r| r.grant)
     }
 
     /// One provider API call with valid credentials.
@@ -250,7 +256,7 @@ impl RotDrive {
                         self.refresh_from(g).await?;
                     }
                 }
-                Err(e) => return Err(DriveError::Upstream(format!("{e:?}"))),
+                Err(e) => return Err(DriveError::upstream(format!("{e:?}"))),
             }
         }
         unreachable!()
@@ -332,7 +338,7 @@ fn state_of(dir: &Path) -> StateHandle {
 /// the provider for the root) and start its background refresh.
 async fn start(p: &Arc<Provider>, clock: &Clock, state_dir: &Path, config_refresh: &str) -> DriveResult<Running> {
     let drive = RotDrive::new(p, clock, state_of(state_dir), config_refresh)
-        .map_err(|e| DriveError::Upstream(format!("{e:#}")))?;
+        .map_err(|e| DriveError::upstream(format!("{e:#}")))?;
     let spool = tempfile::tempdir()?;
     let mount = Arc::new(Mount::new(
         MountOptions {
@@ -479,7 +485,7 @@ async fn rotated_token_is_persisted_before_use() {
             // Mostly ahead of expiry (background task), sometimes past it (requests).
             clock.set(if round % 4 == 3 { exp + 1 } else { exp - LEAD / 2 });
             wait_for("a refresh", || p.calls().0 > before).await;
-            wait_for("the new token in use", || p.with(|s| s.checked) as usize > round + 1).await;
+            wait_for("the new token in use", || p.with(|s| s.checked) > round + 1).await;
         }
         stop.store(true, SeqCst);
         for w in workers {
@@ -617,40 +623,45 @@ async fn revoked_grant_found_by_background_refresh() {
     .await
 }
 
-/// `TokenCell` itself: callers queued behind a refresh that fails get its error rather
-/// than each running their own refresh against the provider. (`RotDrive` hides this
-/// with its `AuthLost` latch; a driver without one sends one refresh per queued request,
-/// all with the same dead token.)
+/// `Credentials` itself: callers queued behind a refresh that fails (for a passing
+/// reason, so that the dead-grant latch is not what stops them) get its error rather than
+/// each running their own refresh against the provider.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failed_refresh_is_shared_with_queued_callers() {
+    struct Failing(Arc<AtomicUsize>);
+    #[async_trait]
+    impl Refresh<Creds> for Failing {
+        async fn refresh(&self, _held: &Creds) -> Result<Creds, RefreshError> {
+            self.0.fetch_add(1, SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(RefreshError::Transient("invalid_grant".into()))
+        }
+    }
     within(async {
         let dir = tempfile::tempdir().unwrap();
         let from_config = Creds { access: String::new(), refresh: "cfg-rt".into(), expires_at: 0 };
-        let cell = Arc::new(TokenCell::restore(state_of(dir.path()), "cfg-rt", from_config).unwrap());
         let calls = Arc::new(AtomicUsize::new(0));
+        let cell = Arc::new(
+            Credentials::restore(&state_of(dir.path()), "cfg-rt", from_config)
+                .unwrap()
+                .with_refresher(Arc::new(Failing(Arc::clone(&calls))), None),
+        );
         let (_, seen) = cell.get();
         let tasks: Vec<_> = (0..16)
             .map(|_| {
-                let (cell, calls) = (Arc::clone(&cell), Arc::clone(&calls));
-                tokio::spawn(async move {
-                    cell.refresh(seen, |_old| async move {
-                        calls.fetch_add(1, SeqCst);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        Err::<Creds, _>(DriveError::AuthLost("invalid_grant".into()))
-                    })
-                    .await
-                    .map(|_| ())
-                })
+                let cell = Arc::clone(&cell);
+                tokio::spawn(async move { cell.refresh(seen).await.map(|_| ()) })
             })
             .collect();
         for t in tasks {
-            assert!(matches!(t.await.unwrap(), Err(DriveError::AuthLost(_))));
+            assert!(matches!(t.await.unwrap(), Err(DriveError::Upstream(_))));
         }
         assert_eq!(
             calls.load(SeqCst),
             1,
             "one failed refresh, then every queued caller refreshed again with the same dead token"
         );
+        assert!(cell.latched().is_none(), "a passing failure does not latch the login");
     })
     .await
 }

@@ -325,8 +325,10 @@ impl Harness {
                         mount_path: def.path.to_string(),
                         state: StateHandle::at(tmp.path().join(format!("state-{tag}.json"))),
                         base_dir: tmp.path().to_path_buf(),
+                        source: None,
                     };
-                    let opts = LocalOptions { root, follow_symlinks: false, create: false };
+                    let opts =
+                        LocalOptions { root, follow_symlinks: false, create: false, file_mode: None, dir_mode: None };
                     Arc::new(LocalDrive::new(opts, &ctx).unwrap())
                 }
             };

@@ -3,14 +3,13 @@
 //! through the binary, offline tasks, broken shares, and an rclone round trip through
 //! `pandav serve`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use emu115::{Emu115, Fault, Opts, ShareState};
 use futures_util::StreamExt;
-use pandav::drivers::p115::{self, P115Drive};
+use pandav::drivers::p115::web::{self as p115, P115Drive};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;
@@ -53,6 +52,7 @@ impl E {
             mount_path: "/115".into(),
             state: StateHandle::at(self.dir.path().join("state/mount-_115.json")),
             base_dir: self.dir.path().into(),
+            source: None,
         }
     }
 
@@ -320,37 +320,9 @@ async fn emu_qr_login_through_the_binary() {
     assert!(last.cookie.unwrap().contains("_I1_"), "the tv (I1) session is used");
 }
 
-struct Server {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(cfg: &Path) -> Server {
-    let mut child = std::process::Command::new(bin())
-        .arg("serve")
-        .arg("--config")
-        .arg(cfg)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("serving line")
-        .trim_end_matches('/')
-        .to_string();
-    Server { child, url }
+/// `pandav serve` through the shared fixture (`tests/common`), its log next to the config.
+fn serve(cfg: &Path) -> crate::common::Server {
+    crate::common::Server::start_file(cfg, cfg.parent().unwrap())
 }
 
 fn rclone(url: &str, args: &[&str]) -> std::process::Output {
@@ -370,10 +342,9 @@ fn curl(args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emu_rclone_round_trip_through_serve() {
-    if std::process::Command::new("rclone").arg("version").output().is_err() {
-        eprintln!("rclone not installed: skipping");
-        return;
-    }
+    // A missing rclone fails the test: a green run must mean rclone was exercised.
+    let v = std::process::Command::new("rclone").arg("version").output();
+    assert!(v.is_ok_and(|o| o.status.success()), "rclone is needed for this test; run the tests through .ci/test.sh");
     let e = E::new(Opts::default()).await;
     let cfg = write_config(
         &e,
@@ -390,7 +361,7 @@ async fn emu_rclone_round_trip_through_serve() {
     std::fs::write(src.join("miss.bin"), &miss).unwrap();
     std::fs::write(src.join("big.bin"), &big).unwrap();
     let srv = serve(&cfg);
-    let url = srv.url.clone();
+    let url = srv.url().to_string();
     let src_s = src.to_string_lossy().to_string();
     let (e2, u2) = (Arc::clone(&e.emu), url.clone());
     let out = tokio::task::spawn_blocking(move || {
@@ -428,7 +399,7 @@ async fn emu_rclone_round_trip_through_serve() {
     let kids = e.emu.list_children(UID, in_id);
     assert_eq!(kids.len(), 3, "{kids:?}");
     // The hit went without its body: no OSS object carries it.
-    let hit_sha = pandav::drivers::p115::crypto::sign::sha1_upper(&hit);
+    let hit_sha = emu115::util::sha1_upper(&hit);
     assert!(kids.iter().any(|k| k.sha1 == hit_sha));
     assert!(log.contains("\"status\":7") && log.contains("\"status\":2"), "second round, then hit:\n{log}");
     // Read back via 302 (the client's UA) and via proxy (a [[clients]] rule).
@@ -491,7 +462,7 @@ async fn emu_offline_admin_endpoint_and_cli() {
     let users = "[[users]]\nname = \"admin\"\npassword = \"pw\"\n[[users]]\nname = \"viewer\"\npassword = \"pw\"\nread_only = true\n";
     let cfg = write_config(&e, &format!("cookie = {cookie:?}"), users);
     let srv = serve(&cfg);
-    let api = format!("{}/-/offline/115", srv.url);
+    let api = format!("{}/-/offline/115", srv.url());
     let magnet = "magnet:?xt=urn:btih:89abcdef0123456789abcdef0123456789abcdef";
     let body = format!("{{\"urls\": [{magnet:?}], \"dir\": \"Downloads\"}}");
 
@@ -503,7 +474,8 @@ async fn emu_offline_admin_endpoint_and_cli() {
     let o = curl(&["-w", " %{http_code}", "-u", "admin:pw", "-X", "POST", "-d", "{\"urls\": 5}", &api]);
     let so = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(so.ends_with(" 400") && so.contains("bad JSON"), "{so}");
-    let o = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-u", "admin:pw", &format!("{}/-/offline/nope", srv.url)]);
+    let o =
+        curl(&["-o", "/dev/null", "-w", "%{http_code}", "-u", "admin:pw", &format!("{}/-/offline/nope", srv.url())]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
 
     // Add, see it in the list (also as the read-only user), add again: "exists".
@@ -577,12 +549,21 @@ async fn emu_failed_listing_is_an_error_not_an_empty_folder() {
         "PROPFIND",
         "-H",
         "Depth: 1",
-        &format!("{}/115/", srv.url),
+        &format!("{}/115/", srv.url()),
     ]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "207");
     e.emu.inject("webapi.115.com/files", Fault::throttle());
-    let o =
-        curl(&["-D", "-", "-o", "/dev/null", "-X", "PROPFIND", "-H", "Depth: 1", &format!("{}/115/Movies/", srv.url)]);
+    let o = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "PROPFIND",
+        "-H",
+        "Depth: 1",
+        &format!("{}/115/Movies/", srv.url()),
+    ]);
     let head = String::from_utf8_lossy(&o.stdout).to_lowercase();
     assert!(head.starts_with("http/1.1 503"), "a failed listing must not answer 207:\n{head}");
     assert!(head.contains("retry-after:"), "{head}");

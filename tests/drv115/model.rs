@@ -2,6 +2,9 @@
 //! handful of endpoints the tests drive, answering with the shapes of the reference's
 //! examples (ids as strings, sizes as numbers or strings, `t` in both forms). Faults are
 //! switched on per test through `Model` fields.
+//!
+//! Its cryptography (m115, ec115, upload signatures) is the emulator's (`emu115`), written
+//! from the reference independently of the driver's: the driver is never its own oracle.
 
 #![allow(dead_code)]
 
@@ -10,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use pandav::drivers::p115::crypto::{ec115, m115, pickcode, sign};
+use emu115::{ec115, m115, util::sha1_upper};
 
 use super::fixture::{Req, Resp};
 
@@ -20,16 +23,19 @@ pub const COOKIE: &str = "UID=123456789_A1_1700000000; CID=0f1e2d3c; SEID=9a8b7c
 /// A test P-224 server scalar (the driver gets its public key as `ec115_server_public_key`).
 pub const EC_SCALAR: [u8; 28] = [0x11; 28];
 
-pub fn test_rsa() -> (String, m115::RsaPrivate) {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/m115-test-rsa-key.json");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-    let n = v["n"].as_str().unwrap().to_string();
-    let d = v["d"].as_str().unwrap();
-    (n.clone(), m115::RsaPrivate::from_hex(&n, d).unwrap())
+/// The emulator's test RSA key: (modulus hex for the driver's `m115_test_modulus`, key).
+pub fn test_rsa() -> (String, m115::RsaKey) {
+    (m115::TEST_N_HEX.to_string(), m115::RsaKey::test_key())
 }
 
+fn ec_secret() -> p224::SecretKey {
+    p224::SecretKey::from_slice(&EC_SCALAR).unwrap()
+}
+
+/// X‖Y of the server key, for the driver's `ec115_server_public_key`.
 pub fn ec_pub_hex() -> String {
-    hex::encode(ec115::ServerPublicKey::from_private_scalar(&EC_SCALAR).unwrap().to_xy())
+    use p224::elliptic_curve::sec1::ToEncodedPoint;
+    hex::encode(&ec_secret().public_key().to_encoded_point(false).as_bytes()[1..])
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +69,7 @@ pub struct State {
 #[derive(Clone)]
 pub struct Model {
     pub st: Arc<Mutex<State>>,
-    rsa: Arc<m115::RsaPrivate>,
+    rsa: Arc<m115::RsaKey>,
 }
 
 fn now() -> u64 {
@@ -91,13 +97,14 @@ impl Model {
         let mut st = self.st.lock().unwrap();
         st.next += 1;
         let id = st.next.to_string();
-        let pc = pickcode::id_to_pickcode(st.next, "0abc", if dir { "fb" } else { "a" }).unwrap();
+        // Pick codes are opaque to the driver: any unique lowercase token will do.
+        let pc = format!("{}pc{}x", if dir { "fb" } else { "a" }, st.next);
         st.nodes.insert(
             id.clone(),
             Node { name: name.into(), parent: parent.into(), is_dir: dir, data: data.to_vec(), pc, deleted: false },
         );
         if !dir {
-            st.known.insert(sign::sha1_upper(data), data.to_vec());
+            st.known.insert(sha1_upper(data), data.to_vec());
         }
         id
     }
@@ -117,7 +124,7 @@ impl Model {
                    "tp": "1699990000", "pc": n.pc, "m": 0, "fl": [], "ns": n.name})
         } else {
             json!({"fid": id, "cid": n.parent, "uid": USER_ID, "aid": "1", "n": n.name, "s": n.data.len(),
-                   "sha": sign::sha1_upper(&n.data), "pc": n.pc, "ico": "bin", "t": "2023-11-15 06:13",
+                   "sha": sha1_upper(&n.data), "pc": n.pc, "ico": "bin", "t": "2023-11-15 06:13",
                    "te": "1700000000", "tp": "1699990000", "m": 0, "fl": []})
         }
     }
@@ -271,7 +278,7 @@ impl Model {
 
     fn downurl(&self, r: &Req) -> Resp {
         let data = r.f("data").unwrap_or_default();
-        let (k, plain) = m115::server_decode_request(&data, &self.rsa).unwrap();
+        let (plain, k) = m115::server_decode(&self.rsa, &data).unwrap();
         let ask: Value = serde_json::from_slice(&plain).unwrap();
         let pc = ask["pickcode"].as_str().unwrap_or("").to_string();
         let st = self.st.lock().unwrap();
@@ -284,8 +291,8 @@ impl Model {
             json!({"client":1,"oss_id":"fhnfile/x","url":format!("https://cdnfhnfile.115cdn.net/{id}/{}?t={}&u={USER_ID}&c=0&f={}", n.name, now() + 3600, st.downurl_f)})
         };
         let inner = json!({ id.clone(): {"file_name": n.name, "file_size": n.data.len().to_string(), "pick_code": n.pc,
-            "sha1": sign::sha1_upper(&n.data), "url": url}});
-        let enc = m115::server_encode_response(inner.to_string().as_bytes(), k, [7u8; 16], &self.rsa);
+            "sha1": sha1_upper(&n.data), "url": url}});
+        let enc = m115::server_encode_with(&self.rsa, inner.to_string().as_bytes(), &k, &[7u8; 16]);
         Resp::json(json!({"state":true,"msg":"","errno":0,"error":"","data":enc})).with_header(
             "set-cookie",
             "0123456789abcdef0123456789abcdef=fedcba9876543210fedcba9876543210; path=/; domain=115.com",
@@ -294,8 +301,9 @@ impl Model {
 
     fn initupload(&self, r: &Req) -> Resp {
         let tok = ec115::decode_k_ec(&r.q("k_ec").unwrap()).unwrap();
-        let sess = ec115::server_session(&EC_SCALAR, &tok.client_pub30).unwrap();
-        let form_bytes = ec115::decrypt_request(&sess.aes_key, &sess.aes_iv, &r.body).unwrap();
+        let secret = ec115::shared_secret_x(&ec_secret(), &tok.pub30).unwrap();
+        let (aes_key, aes_iv) = ec115::key_iv_from_secret(&secret);
+        let form_bytes = ec115::decrypt_request(&aes_key, &aes_iv, &r.body).unwrap();
         let form: BTreeMap<String, String> = form_urlencoded::parse(&form_bytes).into_owned().collect();
         let g = |k: &str| form.get(k).cloned().unwrap_or_default();
         let (fileid, size, target, t, ver) = (g("fileid"), g("filesize"), g("target"), g("t"), g("appversion"));
@@ -303,14 +311,15 @@ impl Model {
             Resp::raw(
                 200,
                 "application/octet-stream",
-                ec115::encrypt_response(&sess.aes_key, &sess.aes_iv, v.to_string().as_bytes(), 0x5a),
+                ec115::encode_response(&aes_key, &aes_iv, v.to_string().as_bytes(), 0x5a),
             )
         };
-        if g("sig") != sign::upload_sig(USER_ID, USERKEY, &fileid, &target) {
+        if g("sig") != ec115::upload_sig(&USER_ID.to_string(), USERKEY, &fileid, &target) {
             return reply(json!({"status":false,"statuscode":400,"statusmsg":"sig invalid"}));
         }
-        let size_n: u64 = size.parse().unwrap();
-        if g("token") != sign::upload_token(&fileid, size_n, &g("sign_key"), &g("sign_val"), USER_ID, &t, &ver) {
+        if g("token")
+            != ec115::upload_token(&fileid, &size, &g("sign_key"), &g("sign_val"), &USER_ID.to_string(), &t, &ver)
+        {
             return reply(json!({"status":false,"statuscode":402,"statusmsg":"token invalid"}));
         }
         let pid = target.strip_prefix("U_1_").unwrap().to_string();
@@ -322,7 +331,7 @@ impl Model {
                     json!({"status":7,"statuscode":701,"statusmsg":"","sign_key":"k1","sign_check":"2-9","request":"","version":"4.1"}),
                 );
             }
-            if !g("sign_key").is_empty() && g("sign_val") != sign::sha1_upper(&data[2..=9]) {
+            if !g("sign_key").is_empty() && g("sign_val") != sha1_upper(&data[2..=9]) {
                 return reply(json!({"status":false,"statuscode":402,"statusmsg":"sign_val wrong"}));
             }
             drop(st);
@@ -346,7 +355,7 @@ impl Model {
         let Some((pid, name, fileid)) = self.st.lock().unwrap().pending.remove(object) else {
             return Resp::raw(404, "application/xml", "<Error><Code>NoSuchUpload</Code></Error>");
         };
-        assert_eq!(sign::sha1_upper(&data), fileid, "OSS got other bytes than announced");
+        assert_eq!(sha1_upper(&data), fileid, "OSS got other bytes than announced");
         let id = self.add(&pid, &name, false, &data);
         let pc = self.st.lock().unwrap().nodes[&id].pc.clone();
         Resp::json(json!({"state":true,"message":"","code":0,"data":{"aid":1,"cid":pid,"file_id":id,"file_name":name,

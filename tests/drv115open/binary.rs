@@ -1,9 +1,8 @@
 //! The real `pandav` binary against the emulator: crash safety under SIGKILL during
 //! refreshes, dead grants in `/-/health`, `pandav login 115-open`, rclone end to end.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use emu115open::{Emu115Open, Options};
@@ -60,52 +59,13 @@ fn write_config(dir: &Path, emu: &Emu115Open, mounts: &[M]) -> PathBuf {
     p
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
+use crate::fixture::Server;
 
-impl Server {
-    fn start(config: &Path, log: &Path) -> Server {
-        let err = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let mut child = Command::new(bin())
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("start pandav");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut copy = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                use std::io::Write;
-                let _ = writeln!(copy, "{line}");
-                if let Some(rest) = line.strip_prefix("pandav serving WebDAV at ") {
-                    let _ = tx.send(rest.trim_end_matches('/').to_string());
-                }
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("pandav did not start; log: {}", std::fs::read_to_string(log).unwrap_or_default())
-        });
-        Server { child, base }
-    }
-
-    /// SIGKILL, no chance to clean up.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Start `pandav serve` (the shared fixture) off the runtime thread, which keeps the
+/// emulator serving meanwhile.
+async fn serve(config: &Path, env: &[(&'static str, &'static str)]) -> Server {
+    let (config, dir, env) = (config.to_path_buf(), config.parent().unwrap().to_path_buf(), env.to_vec());
+    tokio::task::spawn_blocking(move || Server::start_file_env(&config, &dir, &env)).await.unwrap()
 }
 
 fn http() -> reqwest::Client {
@@ -134,20 +94,8 @@ async fn settled(base: &str, path: &str) -> serde_json::Value {
             return m;
         }
         if t.elapsed() > Duration::from_secs(60) {
-            let log = std::env::var("PANDAV_TEST_LOG")
-                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-                .unwrap_or_default();
-            let tail: String = log
-                .lines()
-                .rev()
-                .filter(|l| !l.contains("/-/health"))
-                .take(40)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            panic!("mount {path} never finished starting; log tail:\n{tail}");
+            // The server is still in scope: its log is printed as the panic unwinds.
+            panic!("mount {path} never finished starting");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -193,35 +141,33 @@ async fn sigkill_during_refreshes_never_locks_out() {
         &env.emu,
         &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
     );
-    let log = env.dir.path().join("pandav.log");
-    std::env::set_var("PANDAV_TEST_LOG", &log);
     let rounds: usize = std::env::var("PANDAV_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let seed: u64 = std::env::var("PANDAV_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("crash test: {rounds} rounds, seed {seed} (PANDAV_CRASH_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let grant = env.tok.grant;
     for round in 0..rounds {
-        let srv = Server::start(&cfg, &log);
+        let srv = serve(&cfg, &[]).await;
         // After every restart the mount authenticates with the live token.
-        let m = settled(&srv.base, "/o").await;
+        let m = settled(srv.url(), "/o").await;
         assert_eq!(m["ok"], true, "round {round}: mount locked out after restart: {m}");
-        let (st, body) = listing(&srv.base, "/o/").await;
+        let (st, body) = listing(srv.url(), "/o/").await;
         assert!(st == 207 && body.contains("hello.txt"), "round {round}: listing failed: {st}");
-        assert_eq!(get_status(&srv.base, "/o/hello.txt").await, 302, "round {round}: no download link");
+        assert_eq!(get_status(srv.url(), "/o/hello.txt").await, 302, "round {round}: no download link");
         // Drive refreshes: the access token keeps expiring while requests flow, and the
         // server is killed at a random moment (often with a refresh in flight).
         let kill_at = Instant::now() + Duration::from_millis(rng.gen_range(0..700));
         let mut inflight = vec![];
         while Instant::now() < kill_at {
             env.emu.expire_access_token(grant);
-            let base = srv.base.clone();
+            let base = srv.url().to_string();
             inflight.push(tokio::spawn(async move { listing(&base, "/o/").await }));
             tokio::time::sleep(Duration::from_millis(rng.gen_range(1..40))).await;
         }
         if rng.gen_bool(0.3) {
             // sometimes right at a refresh's start
             env.emu.expire_access_token(grant);
-            let base = srv.base.clone();
+            let base = srv.url().to_string();
             inflight.push(tokio::spawn(async move { listing(&base, "/o/").await }));
             tokio::time::sleep(Duration::from_micros(rng.gen_range(0..3000))).await;
         }
@@ -240,13 +186,10 @@ async fn sigkill_during_refreshes_never_locks_out() {
             );
         }
     }
-    if std::env::var_os("PANDAV_CRASH_VERBOSE").is_some() {
-        eprintln!("{}", std::fs::read_to_string(&log).unwrap_or_default());
-    }
     // One more start: healthy, and the saved token is the live one.
-    let srv = Server::start(&cfg, &log);
-    assert_eq!(settled(&srv.base, "/o").await["ok"], true);
-    assert!(listing(&srv.base, "/o/").await.1.contains("hello.txt"));
+    let srv = serve(&cfg, &[]).await;
+    assert_eq!(settled(srv.url(), "/o").await["ok"], true);
+    assert!(listing(srv.url(), "/o/").await.1.contains("hello.txt"));
     let info = env.emu.grant_info(grant).unwrap();
     eprintln!("crash test: {} refreshes over {rounds} kills", info.refresh_count);
     assert!(info.refresh_count as usize >= rounds, "refreshes were exercised: {}", info.refresh_count);
@@ -279,9 +222,9 @@ async fn dead_grants_show_in_health_and_other_mounts_keep_serving() {
             M { path: "/c", refresh_token: Some(&tc.refresh_token), extra: "" },
         ],
     );
-    let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
+    let srv = serve(&cfg, &[]).await;
     for p in ["/a", "/b", "/c"] {
-        assert_eq!(settled(&srv.base, p).await["ok"], true, "{p} starts healthy");
+        assert_eq!(settled(srv.url(), p).await["ok"], true, "{p} starts healthy");
     }
     emu.revoke(ta.grant);
     emu.authorize(ub, APP);
@@ -291,13 +234,13 @@ async fn dead_grants_show_in_health_and_other_mounts_keep_serving() {
     let before_b = emu.refresh_attempts(tb.grant);
     let log_len = emu.request_log().len();
     for _ in 0..25 {
-        assert_eq!(get_status(&srv.base, "/a/a.txt").await, 503);
-        assert_eq!(get_status(&srv.base, "/b/b.txt").await, 503);
-        assert!(!listing(&srv.base, "/a/").await.1.contains("a.txt"));
-        let (st, body) = listing(&srv.base, "/c/").await;
+        assert_eq!(get_status(srv.url(), "/a/a.txt").await, 503);
+        assert_eq!(get_status(srv.url(), "/b/b.txt").await, 503);
+        assert!(!listing(srv.url(), "/a/").await.1.contains("a.txt"));
+        let (st, body) = listing(srv.url(), "/c/").await;
         assert!(st == 207 && body.contains("c.txt"), "the other mount keeps serving");
     }
-    let resp = http().get(format!("{}/-/health", srv.base)).send().await.unwrap();
+    let resp = http().get(format!("{}/-/health", srv.url())).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     let h: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(h["ok"], false);
@@ -319,7 +262,7 @@ async fn dead_grants_show_in_health_and_other_mounts_keep_serving() {
     assert!(dead_calls <= 2, "dead grants were called {dead_calls} times");
     let c_calls = later.iter().filter(|r| r.path == "/open/ufile/files").count();
     assert!(c_calls >= 25, "/c listed every time ({c_calls})");
-    assert_eq!(get_status(&srv.base, "/c/c.txt").await, 302);
+    assert_eq!(get_status(srv.url(), "/c/c.txt").await, 302);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,8 +272,8 @@ async fn login_with_the_device_code_then_serve() {
     let cfg = write_config(env.dir.path(), &env.emu, &[M { path: "/o", refresh_token: None, extra: "" }]);
     // Without tokens the mount says what to do.
     {
-        let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
-        let m = settled(&srv.base, "/o").await;
+        let srv = serve(&cfg, &[]).await;
+        let m = settled(srv.url(), "/o").await;
         assert_eq!(m["ok"], false);
         assert!(m["message"].as_str().unwrap().contains("pandav login 115-open"), "{m}");
     }
@@ -362,9 +305,9 @@ async fn login_with_the_device_code_then_serve() {
     let saved = saved_refresh(env.dir.path(), "mount-_o.json");
     assert!(env.emu.is_refresh_token_live(&saved));
     assert!(!stdout.contains(&saved), "tokens are not printed");
-    let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
-    assert_eq!(settled(&srv.base, "/o").await["ok"], true);
-    assert!(listing(&srv.base, "/o/").await.1.contains("after-login.txt"));
+    let srv = serve(&cfg, &[]).await;
+    assert_eq!(settled(srv.url(), "/o").await["ok"], true);
+    assert!(listing(srv.url(), "/o/").await.1.contains("after-login.txt"));
 }
 
 fn rclone(args: &[&str], base: &str, dir: &Path) -> std::process::Output {
@@ -402,13 +345,13 @@ async fn rclone_copy_check_and_read_back() {
     std::fs::write(src.join("known.bin"), &known).unwrap();
     std::fs::write(src.join("fresh.bin"), &fresh).unwrap();
     std::fs::write(src.join("small ü.txt"), b"small").unwrap();
-    let srv = Server::start(&cfg, &env.dir.path().join("pandav.log"));
+    let srv = serve(&cfg, &[]).await;
     for p in ["/o", "/p"] {
-        assert_eq!(settled(&srv.base, p).await["ok"], true);
+        assert_eq!(settled(srv.url(), p).await["ok"], true);
     }
     emu.reset_counters();
     let d = env.dir.path();
-    let out = rclone(&["copy", src.to_str().unwrap(), "pd:o/in"], &srv.base, d);
+    let out = rclone(&["copy", src.to_str().unwrap(), "pd:o/in"], srv.url(), d);
     assert!(out.status.success(), "rclone copy: {}", String::from_utf8_lossy(&out.stderr));
     for (name, body) in [("known.bin", &known[..]), ("fresh.bin", &fresh[..]), ("small ü.txt", b"small")] {
         let id = emu.lookup(env.user, &format!("/in/{name}")).unwrap_or_else(|| panic!("{name} missing"));
@@ -418,18 +361,18 @@ async fn rclone_copy_check_and_read_back() {
     assert_eq!(oss_puts, 3 + 1, "3 parts of fresh.bin + one small PUT; known.bin sent no bytes");
     // check, reading everything back through 302 (mount /o) and through the proxy (/p)
     for remote in ["pd:o/in", "pd:p/in"] {
-        let out = rclone(&["check", "--download", src.to_str().unwrap(), remote], &srv.base, d);
+        let out = rclone(&["check", "--download", src.to_str().unwrap(), remote], srv.url(), d);
         assert!(out.status.success(), "rclone check {remote}: {}", String::from_utf8_lossy(&out.stderr));
         let back = d.join(format!("back-{}", &remote[3..4]));
-        let out = rclone(&["copy", remote, back.to_str().unwrap()], &srv.base, d);
+        let out = rclone(&["copy", remote, back.to_str().unwrap()], srv.url(), d);
         assert!(out.status.success(), "rclone copy back {remote}: {}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(std::fs::read(back.join("fresh.bin")).unwrap(), fresh);
         assert_eq!(std::fs::read(back.join("known.bin")).unwrap(), known);
     }
     let c = http();
-    let r = c.get(format!("{}/o/in/fresh.bin", srv.base)).header("User-Agent", "rclone/test").send().await.unwrap();
+    let r = c.get(format!("{}/o/in/fresh.bin", srv.url())).header("User-Agent", "rclone/test").send().await.unwrap();
     assert_eq!(r.status(), 302, "/o redirects");
-    let r = c.get(format!("{}/p/in/fresh.bin", srv.base)).header("User-Agent", "rclone/test").send().await.unwrap();
+    let r = c.get(format!("{}/p/in/fresh.bin", srv.url())).header("User-Agent", "rclone/test").send().await.unwrap();
     assert_eq!(r.status(), 200, "/p proxies");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &fresh[..]);
 }
@@ -457,20 +400,8 @@ async fn check_accepts_the_example_and_offline_entry_points_work() {
         &env.emu,
         &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
     );
-    use pandav::drivers::p115_open::offline;
-    let added = offline::cli_add(&cfg, "/o", &["https://example.com/x.iso".to_string()], None).await.unwrap();
-    assert!(added[0].ok);
-    let tasks = offline::cli_list(&cfg, "/o").await.unwrap();
-    assert_eq!(tasks.len(), 1);
-    offline::cli_remove(&cfg, "/o", &added[0].info_hash, false).await.unwrap();
-    assert!(offline::cli_list(&cfg, "/o").await.unwrap().is_empty());
-    // Three one-off commands shared the rotating token without losing it.
-    let info = env.emu.grant_info(env.tok.grant).unwrap();
-    assert_eq!(info.refresh_attempts, info.refresh_count);
-    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token);
-    assert!(offline::cli_list(&cfg, "/nope").await.is_err());
-
-    // The shared `pandav offline` command (any driver with offline download) on the same mount.
+    // The shared `pandav offline` command (any driver with offline download), one
+    // process per command, each sharing the rotating token with the state file.
     let run = |args: &[&str]| {
         let out = Command::new(bin()).args(["offline"]).args(args).output().unwrap();
         (
@@ -480,6 +411,21 @@ async fn check_accepts_the_example_and_offline_entry_points_work() {
         )
     };
     let cfg_s = cfg.to_str().unwrap();
+    let (code, so, se) = run(&["add", "--config", cfg_s, "/o", "https://example.com/x.iso"]);
+    assert_eq!(code, Some(0), "{so}{se}");
+    let x = env.emu.offline_tasks(env.user);
+    assert_eq!(x.len(), 1, "{so}");
+    let (code, so, se) = run(&["remove", "--config", cfg_s, "/o", &x[0].info_hash]);
+    assert_eq!(code, Some(0), "{so}{se}");
+    assert!(env.emu.offline_tasks(env.user).is_empty());
+    // One-off commands shared the rotating token without losing it.
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_attempts, info.refresh_count);
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token);
+    let (code, _, se) = run(&["list", "--config", cfg_s, "/nope"]);
+    assert_ne!(code, Some(0), "a mount that is not there: {se}");
+
+    // Again, listing too.
     let (code, so, se) = run(&["add", "--config", cfg_s, "/o", "https://example.com/y.iso"]);
     assert_eq!(code, Some(0), "{so}{se}");
     let tasks = env.emu.offline_tasks(env.user);
@@ -492,4 +438,85 @@ async fn check_accepts_the_example_and_offline_entry_points_work() {
     assert!(env.emu.offline_tasks(env.user).is_empty());
     let info = env.emu.grant_info(env.tok.grant).unwrap();
     assert_eq!(info.refresh_attempts, info.refresh_count, "no refresh token was burnt twice");
+}
+
+/// The state file's inode: every write (temp file + rename) makes a new one.
+fn state_inode(dir: &Path, mount_file: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir.join("state").join(mount_file)).unwrap().ino()
+}
+
+/// One refresh at the emulator's passport, as another pandav process would make it.
+async fn rotate_at_emulator(emu: &Emu115Open, refresh_token: &str) -> (String, String) {
+    let url = format!("{}/open/refreshToken", emu.endpoint("passportapi.115.com"));
+    let v: serde_json::Value =
+        http().post(url).form(&[("refresh_token", refresh_token)]).send().await.unwrap().json().await.unwrap();
+    let d = &v["data"];
+    (d["access_token"].as_str().unwrap().to_string(), d["refresh_token"].as_str().unwrap().to_string())
+}
+
+/// Two processes interleaved on one state file: while server A waits for the lock to
+/// refresh its (config) token, another process rotates that token and saves the new pair.
+/// A adopts the saved pair and must not write the file again: only the process that
+/// received a pair writes it, once, under the lock (a second, unlocked write by A could
+/// put back a pair that a third process has rotated away since).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_pair_is_not_written_again_by_the_adopter() {
+    use pandav::drivers::p115::open::login::Tokens;
+    use pandav::vfs::credentials::StateFile;
+    let env = env(Options::default()).await;
+    env.emu.put_file(env.user, 0, "hello.txt", b"hi");
+    let cfg = write_config(
+        env.dir.path(),
+        &env.emu,
+        &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
+    );
+    std::fs::create_dir_all(env.dir.path().join("state")).unwrap();
+    let file = StateFile::new(&env.dir.path().join("state/mount-_o.json"), &env.tok.refresh_token);
+    // "Process B" holds the lock: A's start-up refresh has to wait for it.
+    let lock = file.lock().await.unwrap();
+    let srv = serve(&cfg, &[]).await;
+    // A has read its credentials (it listens only after that): it holds the config token.
+    let (access, refresh) = rotate_at_emulator(&env.emu, &env.tok.refresh_token).await;
+    lock.write(&Tokens::from_grant(access, refresh.clone(), 7200)).await.unwrap();
+    let inode = state_inode(env.dir.path(), "mount-_o.json");
+    drop(lock);
+    let m = settled(srv.url(), "/o").await;
+    assert_eq!(m["ok"], true, "{m}");
+    let (st, body) = listing(srv.url(), "/o/").await;
+    assert!(st == 207 && body.contains("hello.txt"), "A serves with the adopted pair: {st}");
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_count, 1, "A adopted B's pair instead of refreshing");
+    assert_eq!(info.refresh_attempts, info.refresh_count, "no token was burned");
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), refresh);
+    assert_eq!(state_inode(env.dir.path(), "mount-_o.json"), inode, "A wrote the state file it only adopted");
+}
+
+/// SIGTERM while a refresh is in flight (in-process, without the helper): the server
+/// waits for it, so the rotated token is saved before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_an_in_flight_refresh() {
+    let env = env(Options::default()).await;
+    let cfg = write_config(
+        env.dir.path(),
+        &env.emu,
+        &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
+    );
+    env.emu.inject_times(
+        "/passportapi.115.com/open/refreshToken",
+        emu115open::Fault::Delay(Duration::from_millis(1500)),
+        1,
+    );
+    let srv = serve(&cfg, &[("PANDAV_NO_REFRESH_HELPER", "1")]).await;
+    let t = Instant::now();
+    while env.emu.request_count("passportapi.115.com/open/refreshToken") == 0 {
+        assert!(t.elapsed() < Duration::from_secs(30), "the start-up refresh never reached the emulator");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The refresh is being held at the emulator right now.
+    let status = tokio::task::spawn_blocking(move || srv.terminate()).await.unwrap();
+    assert!(status.success(), "{status}");
+    let info = env.emu.grant_info(env.tok.grant).unwrap();
+    assert_eq!(info.refresh_count, 1, "the refresh went through");
+    assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), info.refresh_token, "the rotated token was lost");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use emu115open::{Emu115Open, Options, Tokens, DEFAULT_APP_ID};
-use pandav::drivers::p115_open::{api::Backoff, Open115, Options as DriverOptions};
+use pandav::drivers::p115::open::{client::Backoff, Open115, Options as DriverOptions};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::spool::Spool;
@@ -61,6 +61,7 @@ impl Env {
             mount_path: format!("/{name}"),
             state: StateHandle::at(self.state_path(name)),
             base_dir: self.dir.path().to_path_buf(),
+            source: None,
         };
         let mut d = Open115::new(opts, &ctx).unwrap();
         d.set_backoff(fast_backoff());

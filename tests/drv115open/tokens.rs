@@ -129,10 +129,14 @@ async fn evicted_grant_is_dead_and_a_new_login_revives_the_mount() {
     assert!(matches!(r, Err(DriveError::AuthLost(_))), "{r:?}");
     // `pandav login` writes a new pair into the state file: the mount picks it up.
     let fresh = env.emu.authorize(env.user, APP);
-    let seed = pandav::vfs::token::fingerprint(&env.tok.refresh_token);
-    let t = pandav::drivers::p115_open::auth::Tokens::from_grant(fresh.access_token, fresh.refresh_token, 7200);
-    pandav::drivers::p115_open::auth::write_saved(&env.state_path("o"), &seed, &t).unwrap();
-    tokio::time::sleep(Duration::from_millis(5100)).await;
+    let t = pandav::drivers::p115::open::login::Tokens::from_grant(fresh.access_token, fresh.refresh_token, 7200);
+    let state = pandav::state::StateHandle::at(env.state_path("o"));
+    pandav::vfs::credentials::Credentials::restore(&state, &env.tok.refresh_token, Default::default())
+        .unwrap()
+        .save_login(t)
+        .await
+        .unwrap();
+    // No waiting: the changed state file is noticed on the next call.
     d.list_id("0").await.expect("revived from the state file");
 }
 
@@ -162,8 +166,21 @@ async fn too_frequent_refresh_backs_off() {
     }
     assert_eq!(env.emu.refresh_attempts(env.tok.grant), attempts, "no refresh while backing off");
     env.emu.configure(|o| o.min_refresh_interval = Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    d.list_id("0").await.expect("refreshed after the back-off");
+    // Event order, not a guessed sleep: calls keep failing fast without a refresh attempt
+    // until the back-off is over; then exactly one refresh, and the call succeeds.
+    let t = std::time::Instant::now();
+    loop {
+        match d.list_id("0").await {
+            Ok(_) => break,
+            Err(DriveError::RateLimited { .. }) => {
+                assert_eq!(env.emu.refresh_attempts(env.tok.grant), attempts, "refresh attempted while backing off");
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the back-off never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.emu.refresh_attempts(env.tok.grant), attempts + 1, "one refresh after the back-off");
     assert!(env.emu.is_refresh_token_live(&d.tokens().refresh_token));
 }
 
@@ -200,4 +217,36 @@ async fn two_processes_on_one_state_adopt_instead_of_burning_tokens() {
     let info = env.emu.grant_info(g).unwrap();
     assert_eq!(info.refresh_attempts, info.refresh_count, "no refresh token was burned");
     assert_eq!(saved_refresh(&env.state_path("o")), info.refresh_token);
+}
+
+/// The kit saves a rotated pair before any request uses it: when the first request with
+/// the new access token reaches 115, the state file already holds the refresh token 115
+/// issued with it. (A driver that saves after using would leave the old token on disk
+/// during that request, and a crash then would lock the user out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_pair_is_saved_before_its_first_use() {
+    let env = env(Options::default()).await;
+    env.emu.put_file(env.user, 0, "f", b"x");
+    let d = env.driver();
+    d.init().await.unwrap();
+    let g = env.tok.grant;
+    env.emu.expire_access_token(g);
+    env.emu.reset_counters();
+    // Hold both listing requests at the emulator for a while once they arrived: the one
+    // with the expired token, then the retry with the new one.
+    env.emu.inject_times("/proapi.115.com/open/ufile/files", emu115open::Fault::Delay(Duration::from_millis(800)), 2);
+    let task = {
+        let d = Arc::clone(&d);
+        tokio::spawn(async move { d.list_id("0").await })
+    };
+    let t = std::time::Instant::now();
+    while env.emu.request_count("proapi.115.com/open/ufile/files") < 2 {
+        assert!(t.elapsed() < Duration::from_secs(20), "the retry with the new token never came");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The retry is being held at the emulator right now: the new token is in use.
+    let live = env.emu.grant_info(g).unwrap();
+    assert_eq!(env.emu.refresh_count(g), 2, "init + the refresh for the expired token");
+    assert_eq!(saved_refresh(&env.state_path("o")), live.refresh_token, "in use before it was saved");
+    assert_eq!(task.await.unwrap().unwrap().len(), 1);
 }

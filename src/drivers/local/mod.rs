@@ -1,11 +1,16 @@
 //! `driver = "local"`: a folder on this machine.
 //!
 //! Entry ids are paths relative to the root, built only from names this driver listed
-//! or validated, so nothing outside the root is reachable: `..`, `.`, empty and NUL
-//! components are refused, and symbolic links are invisible unless `follow_symlinks`.
+//! or validated: `..`, `.`, empty and NUL components are refused. Every file system
+//! call goes through [`tree::Tree`], which resolves those paths relative to an open
+//! handle on the root, so symbolic links are invisible unless `follow_symlinks`, even
+//! when a folder is swapped for one while requests run.
 
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+mod tree;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -13,9 +18,10 @@ use dashmap::DashMap;
 use serde::Deserialize;
 
 use super::DriverCtx;
+pub use crate::vfs::spool::TMP_PREFIX;
 use crate::vfs::*;
+use tree::{Kind, Meta, Modes, Tree};
 
-const TMP_PREFIX: &str = ".pandav-tmp-";
 /// Bound on remembered upload hashes (about 200 bytes each).
 const MAX_REMEMBERED_HASHES: usize = 100_000;
 
@@ -31,14 +37,39 @@ pub struct LocalOptions {
     /// Create the root folder if it is missing.
     #[serde(default)]
     pub create: bool,
+    /// Permissions of stored files, in octal (`"0644"`). Default: 0666 minus the umask.
+    #[serde(default)]
+    pub file_mode: Option<String>,
+    /// Permissions of created folders, in octal (`"2775"`). Default: 0777 minus the umask.
+    #[serde(default)]
+    pub dir_mode: Option<String>,
 }
 
 pub struct LocalDrive {
     root: PathBuf,
-    follow_symlinks: bool,
+    tree: Arc<Tree>,
+    modes: Modes,
     /// Hashes of files stored through pandav, by id, valid while size and mtime are
     /// unchanged: lets `rclone check` compare checksums without reading the files.
     hashes: DashMap<String, (u64, SystemTime, Hashes)>,
+}
+
+/// An octal permission string from the options, at most `max`.
+fn parse_mode(key: &str, s: &str, max: u32) -> anyhow::Result<u32> {
+    let digits = s.trim();
+    let m = u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= max && !digits.is_empty())
+        .with_context(|| format!("{key} = {s:?} is not an octal mode up to {max:o} (e.g. \"0644\")"))?;
+    Ok(m)
+}
+
+/// The process umask, read without changing it (Linux: /proc/self/status).
+fn current_umask() -> u32 {
+    let from_proc = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find_map(|l| l.strip_prefix("Umask:")).and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+    });
+    from_proc.unwrap_or(0o022)
 }
 
 impl LocalDrive {
@@ -51,39 +82,25 @@ impl LocalDrive {
         if !root.is_dir() {
             bail!("local root {} is not a folder", root.display());
         }
-        Ok(LocalDrive { root, follow_symlinks: opts.follow_symlinks, hashes: DashMap::new() })
-    }
-
-    /// The absolute path of an id, refusing anything that could leave the root.
-    fn abs(&self, id: &str) -> DriveResult<PathBuf> {
-        let mut p = self.root.clone();
-        if id.is_empty() {
-            return Ok(p);
-        }
-        for part in id.split('/') {
-            mount::check_name(part)?;
-            p.push(part);
-        }
-        Ok(p)
-    }
-
-    async fn meta(&self, p: &Path) -> std::io::Result<Option<std::fs::Metadata>> {
-        let m = match tokio::fs::symlink_metadata(p).await {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let file = match &opts.file_mode {
+            Some(s) => parse_mode("file_mode", s, 0o777)?,
+            None => 0o666 & !current_umask(),
         };
-        if m.file_type().is_symlink() {
-            if !self.follow_symlinks {
-                return Ok(None);
-            }
-            return match tokio::fs::metadata(p).await {
-                Ok(m) => Ok(Some(m)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None), // dangling
-                Err(e) => Err(e),
-            };
-        }
-        Ok(Some(m))
+        let dir = opts.dir_mode.as_deref().map(|s| parse_mode("dir_mode", s, 0o7777)).transpose()?;
+        let tree = Tree::open(&root, opts.follow_symlinks)
+            .with_context(|| format!("cannot open local root {}", root.display()))?;
+        // Temp files older than this process are left from a killed one.
+        let _ = spool::process_start();
+        Ok(LocalDrive { root, tree: Arc::new(tree), modes: Modes { file, dir }, hashes: DashMap::new() })
+    }
+
+    /// Run `f` with the tree on the blocking pool.
+    async fn on_tree<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tree) -> std::io::Result<T> + Send + 'static,
+    ) -> DriveResult<T> {
+        let tree = Arc::clone(&self.tree);
+        tokio::task::spawn_blocking(move || f(&tree)).await.map_err(std::io::Error::other)?.map_err(drive_err)
     }
 
     /// Attach remembered hashes when the file is unchanged since we stored it.
@@ -98,6 +115,13 @@ impl LocalDrive {
         e
     }
 
+    fn remember(&self, e: &Entry) {
+        if self.hashes.len() >= MAX_REMEMBERED_HASHES {
+            self.hashes.clear();
+        }
+        self.hashes.insert(e.id.clone(), (e.size, e.modified, e.hashes.clone()));
+    }
+
     /// The id of `name` in `parent`. Names are checked here too, not only by the mount:
     /// a name with `/`, an empty one or `..` must never reach the file system, and our
     /// own temp-file prefix is refused since listings hide it.
@@ -109,32 +133,36 @@ impl LocalDrive {
         Ok(mount::join_rel(&parent.id, name))
     }
 
-    /// Store `src` (a file in the target folder or elsewhere) as `dst` atomically.
-    async fn install(&self, src: &Path, dst: &Path) -> DriveResult<()> {
-        match tokio::fs::rename(src, dst).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(18) => {
-                // EXDEV: copy next to the target first, then rename.
-                let dir = dst.parent().ok_or(DriveError::NotFound)?.to_path_buf();
-                let tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(&dir)?.into_temp_path();
-                tokio::fs::copy(src, &tmp).await?;
-                tokio::fs::rename(&tmp, dst).await?;
-                let _ = tmp.keep();
-                Ok(())
+    /// An id handed back by the mount, checked again before it reaches the file system.
+    fn checked(id: &str) -> DriveResult<String> {
+        if !id.is_empty() {
+            for part in id.split('/') {
+                mount::check_name(part)?;
             }
-            Err(e) => Err(e.into()),
         }
+        Ok(id.to_string())
     }
 }
 
-fn entry_from(id: String, name: String, m: &std::fs::Metadata) -> Entry {
+/// io errors as the mount knows them.
+fn drive_err(e: std::io::Error) -> DriveError {
+    match e.kind() {
+        std::io::ErrorKind::AlreadyExists => DriveError::Exists,
+        std::io::ErrorKind::IsADirectory => DriveError::IsADirectory,
+        std::io::ErrorKind::NotADirectory => DriveError::NotADirectory,
+        _ => DriveError::Io(e),
+    }
+}
+
+fn entry_from(id: String, name: String, m: &Meta) -> Entry {
+    let is_dir = m.kind == Kind::Dir;
     Entry {
         id,
         name,
-        is_dir: m.is_dir(),
-        size: if m.is_dir() { 0 } else { m.len() },
-        modified: m.modified().unwrap_or(UNIX_EPOCH),
-        created: m.created().ok(),
+        is_dir,
+        size: if is_dir { 0 } else { m.size },
+        modified: m.modified,
+        created: m.created,
         hashes: Hashes::default(),
         extra: None,
     }
@@ -143,18 +171,21 @@ fn entry_from(id: String, name: String, m: &std::fs::Metadata) -> Entry {
 /// Bytes per read of a file being served.
 const READ_CHUNK: u64 = 128 * 1024;
 
-/// `range` of `f` as a stream of chunks, each read straight into its own buffer by one
-/// blocking task. The buffer is allocated here, on the runtime's thread. (A
+/// `start..end` of `f` as a stream of chunks, each read straight into its own buffer by
+/// one blocking task. The buffer is allocated here, on the runtime's thread. (A
 /// `tokio::fs::File` under a `ReaderStream` keeps a second buffer per open file, copies
 /// between the two, and allocates it on whichever blocking thread runs, spreading
 /// buffers over many malloc arenas: 64 parallel range reads grew the RSS twice as much.)
+///
+/// A file that ends before `end` (it shrank while being read) ends the stream with an
+/// error, so the client sees a broken transfer, never a short body that looks whole.
 fn chunk_stream(
-    f: std::sync::Arc<std::fs::File>,
-    range: ReadRange,
+    f: Arc<std::fs::File>,
+    start: u64,
+    end: u64,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
-    let end = range.end.unwrap_or(u64::MAX);
-    futures_util::stream::try_unfold(range.start, move |pos| {
-        let f = std::sync::Arc::clone(&f);
+    futures_util::stream::try_unfold(start, move |pos| {
+        let f = Arc::clone(&f);
         async move {
             if pos >= end {
                 return Ok(None);
@@ -171,57 +202,15 @@ fn chunk_stream(
             .await
             .map_err(std::io::Error::other)??;
             if buf.is_empty() {
-                return Ok(None); // end of file
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file got shorter while it was being sent",
+                ));
             }
             let next = pos + buf.len() as u64;
             Ok(Some((bytes::Bytes::from(buf), next)))
         }
     })
-}
-
-/// Every listable child of folder `p` (id prefix `dir_id`), on a blocking thread.
-fn list_blocking(p: &Path, dir_id: &str, follow_symlinks: bool) -> std::io::Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    for de in std::fs::read_dir(p)? {
-        let de = de?;
-        let Ok(name) = de.file_name().into_string() else {
-            tracing::debug!(dir = %p.display(), "skipping a name that is not UTF-8");
-            continue;
-        };
-        if name.starts_with(TMP_PREFIX) {
-            continue;
-        }
-        let path = de.path();
-        let m = match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                if !follow_symlinks {
-                    continue;
-                }
-                match std::fs::metadata(&path) {
-                    Ok(m) => m,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // dangling
-                    Err(e) => {
-                        tracing::debug!(file = %path.display(), "skipping: {e}");
-                        continue;
-                    }
-                }
-            }
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                tracing::debug!(file = %path.display(), "skipping: {e}");
-                continue;
-            }
-        };
-        if m.is_dir() || m.is_file() {
-            out.push(entry_from(mount::join_rel(dir_id, &name), name, &m));
-        }
-    }
-    Ok(out)
-}
-
-fn set_file_mtime(p: &Path, t: SystemTime) -> std::io::Result<()> {
-    std::fs::File::options().write(true).open(p)?.set_modified(t)
 }
 
 #[async_trait]
@@ -231,174 +220,151 @@ impl Drive for LocalDrive {
     }
 
     fn caps(&self) -> Caps {
-        Caps { local_read: true, fast_lookup: true, set_mtime: true, server_side_copy: true, ..Caps::default() }
+        Caps {
+            local_read: true,
+            fast_lookup: true,
+            set_mtime: true,
+            server_side_copy: true,
+            replace_file: true,
+            ..Caps::default()
+        }
+    }
+
+    /// Remove temp files a killed upload left in the root folder (listings remove the
+    /// ones found in other folders).
+    async fn init(&self) -> DriveResult<()> {
+        let before = spool::process_start();
+        let n = self.on_tree(move |t| t.remove_stale_temps(before)).await?;
+        if n > 0 {
+            tracing::info!(root = %self.root.display(), "removed {n} temp file(s) left by an earlier run");
+        }
+        Ok(())
     }
 
     async fn root(&self) -> DriveResult<Entry> {
-        let m = tokio::fs::metadata(&self.root).await?;
+        let m = self.on_tree(|t| t.root_meta()).await?;
         Ok(entry_from(String::new(), String::new(), &m))
     }
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
         // One blocking task for the whole folder: a `tokio::fs` call per entry costs two
         // thread hand-offs each, which for 10,000 files was most of a PROPFIND's time.
-        let p = self.abs(&dir.id)?;
-        let (follow, dir_id) = (self.follow_symlinks, dir.id.clone());
-        let list = tokio::task::spawn_blocking(move || list_blocking(&p, &dir_id, follow))
-            .await
-            .map_err(std::io::Error::other)??;
-        Ok(list.into_iter().map(|e| self.with_hashes(e)).collect())
+        let rel = Self::checked(&dir.id)?;
+        let before = spool::process_start();
+        let list = self.on_tree(move |t| t.list(&rel, before)).await?;
+        Ok(list
+            .into_iter()
+            .map(|(name, m)| self.with_hashes(entry_from(mount::join_rel(&dir.id, &name), name, &m)))
+            .collect())
     }
 
     async fn lookup(&self, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
         let Ok(id) = Self::child_id(parent, name) else {
             return Ok(None);
         };
-        let p = self.abs(&id)?;
-        Ok(self
-            .meta(&p)
-            .await?
-            .filter(|m| m.is_dir() || m.is_file())
+        let rel = Self::checked(&id)?;
+        let m = self.on_tree(move |t| t.lookup(&rel)).await?;
+        Ok(m.filter(|m| matches!(m.kind, Kind::File | Kind::Dir))
             .map(|m| self.with_hashes(entry_from(id, name.to_string(), &m))))
     }
 
     async fn read(&self, file: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
-        let p = self.abs(&file.id)?;
-        let start = range.start;
-        let f = tokio::task::spawn_blocking(move || {
-            let mut f = std::fs::File::open(p)?;
-            if start > 0 {
-                std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start))?;
-            }
-            Ok::<_, std::io::Error>(f)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok(Box::pin(chunk_stream(std::sync::Arc::new(f), range)))
+        let rel = Self::checked(&file.id)?;
+        let (start, size) = (range.start, file.size);
+        let f = self
+            .on_tree(move |t| {
+                let mut f = t.open_file(&rel)?;
+                // The answer's length was taken from `file`: a different file now at
+                // this path (replaced since) must not be sent under it.
+                if f.metadata()?.len() != size {
+                    return Err(std::io::Error::other("the file changed while it was being opened"));
+                }
+                if start > 0 {
+                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start))?;
+                }
+                Ok(f)
+            })
+            .await?;
+        let end = range.end.unwrap_or(size).min(size);
+        Ok(Box::pin(chunk_stream(Arc::new(f), start, end)))
     }
 
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
         let id = Self::child_id(parent, name)?;
-        let p = self.abs(&id)?;
-        tokio::fs::create_dir(&p).await?;
-        let m = tokio::fs::metadata(&p).await?;
+        let (prel, n, mode) = (Self::checked(&parent.id)?, name.to_string(), self.modes.dir);
+        let m = self.on_tree(move |t| t.mkdir(&prel, &n, mode)).await?;
         Ok(entry_from(id, name.to_string(), &m))
     }
 
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
-        let from = self.abs(&entry.id)?;
+        let from = Self::checked(&entry.id)?;
         let id = Self::child_id(new_parent, new_name)?;
-        let to = self.abs(&id)?;
-        if tokio::fs::symlink_metadata(&to).await.is_ok() {
-            return Err(DriveError::Exists);
-        }
-        tokio::fs::rename(&from, &to).await?;
+        let (prel, n) = (Self::checked(&new_parent.id)?, new_name.to_string());
+        let m = self.on_tree(move |t| t.rename(&from, &prel, &n)).await?;
         if let Some((_, h)) = self.hashes.remove(&entry.id) {
             self.hashes.insert(id.clone(), h);
         }
-        let m = tokio::fs::metadata(&to).await?;
-        Ok(self.with_hashes(entry_from(id, new_name.to_string(), &m)))
+        // A link moved as itself is described by what it points to.
+        let e = if m.kind == Kind::Link {
+            self.lookup(new_parent, new_name).await?.ok_or(DriveError::NotFound)?
+        } else {
+            entry_from(id, new_name.to_string(), &m)
+        };
+        Ok(self.with_hashes(e))
     }
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
-        let from = self.abs(&entry.id)?;
+        let from = Self::checked(&entry.id)?;
         let id = Self::child_id(new_parent, new_name)?;
-        let to = self.abs(&id)?;
-        if entry.is_dir {
-            let follow = self.follow_symlinks;
-            let (f, t) = (from.clone(), to.clone());
-            tokio::task::spawn_blocking(move || copy_tree(&f, &t, follow)).await.map_err(std::io::Error::other)??;
+        let (prel, n, modes) = (Self::checked(&new_parent.id)?, new_name.to_string(), self.modes);
+        let m = if entry.is_dir {
+            self.on_tree(move |t| t.copy_tree(&from, &prel, &n, modes)).await?
         } else {
-            let dir = to.parent().ok_or(DriveError::NotFound)?.to_path_buf();
-            let tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(&dir)?.into_temp_path();
-            tokio::fs::copy(&from, &tmp).await?;
-            set_file_mtime(&tmp, entry.modified)?;
-            tokio::fs::rename(&tmp, &to).await?;
-            let _ = tmp.keep();
+            self.on_tree(move |t| t.copy_file(&from, &prel, &n, modes.file)).await?
+        };
+        let mut e = entry_from(id, new_name.to_string(), &m);
+        if !entry.is_dir && e.size == entry.size && e.modified == entry.modified {
+            if let Some(h) = self.hashes.get(&entry.id).map(|h| h.2.clone()) {
+                e.hashes = h;
+                self.remember(&e);
+            }
         }
-        let m = tokio::fs::metadata(&to).await?;
-        Ok(entry_from(id, new_name.to_string(), &m))
+        Ok(e)
     }
 
     async fn remove(&self, entry: &Entry) -> DriveResult<()> {
-        let p = self.abs(&entry.id)?;
         if entry.id.is_empty() {
             return Err(DriveError::Forbidden("root".into()));
         }
-        let m = tokio::fs::symlink_metadata(&p).await?;
-        if m.is_dir() {
-            tokio::fs::remove_dir_all(&p).await?;
-        } else {
-            tokio::fs::remove_file(&p).await?;
-        }
+        let rel = Self::checked(&entry.id)?;
+        self.on_tree(move |t| t.remove(&rel)).await?;
+        self.hashes.remove(&entry.id);
         Ok(())
     }
 
-    fn spool_dir(&self, parent: &Entry) -> Option<PathBuf> {
-        self.abs(&parent.id).ok()
+    /// Uploads are spooled in the root folder (hidden temp names), so that storing one
+    /// is a rename on the same file system, and the spool never lands in a folder that
+    /// is being swapped for a link.
+    fn spool_dir(&self, _parent: &Entry) -> Option<PathBuf> {
+        Some(self.root.clone())
     }
 
     async fn put(&self, parent: &Entry, name: &str, upload: Upload) -> DriveResult<Entry> {
         let id = Self::child_id(parent, name)?;
-        let to = self.abs(&id)?;
-        if let Some(m) = tokio::fs::symlink_metadata(&to).await.ok() {
-            if m.is_dir() {
-                return Err(DriveError::IsADirectory);
-            }
-        }
-        if let Some(t) = upload.mtime {
-            set_file_mtime(&upload.path, t)?;
-        }
-        self.install(&upload.path, &to).await?;
-        let m = tokio::fs::metadata(&to).await?;
+        let (prel, n, mode, mtime, src) =
+            (Self::checked(&parent.id)?, name.to_string(), self.modes.file, upload.mtime, upload.path.clone());
+        let m = self.on_tree(move |t| t.install(&src, &prel, &n, mode, mtime)).await?;
         let mut e = entry_from(id, name.to_string(), &m);
         e.hashes = Hashes { sha1: Some(upload.sha1), md5: Some(upload.md5) };
-        if self.hashes.len() >= MAX_REMEMBERED_HASHES {
-            self.hashes.clear();
-        }
-        self.hashes.insert(e.id.clone(), (e.size, e.modified, e.hashes.clone()));
+        self.remember(&e);
         Ok(e)
     }
 
     async fn set_mtime(&self, entry: &Entry, mtime: SystemTime) -> DriveResult<()> {
-        let p = self.abs(&entry.id)?;
         if entry.is_dir {
             return Ok(());
         }
-        set_file_mtime(&p, mtime)?;
-        Ok(())
+        let rel = Self::checked(&entry.id)?;
+        self.on_tree(move |t| t.set_mtime(&rel, mtime)).await
     }
-}
-
-fn copy_tree(from: &Path, to: &Path, follow: bool) -> std::io::Result<()> {
-    std::fs::create_dir(to)?;
-    for de in std::fs::read_dir(from)? {
-        let de = de?;
-        let name = de.file_name();
-        if name.to_string_lossy().starts_with(TMP_PREFIX) {
-            continue;
-        }
-        let ft = de.file_type()?;
-        let (src, dst) = (de.path(), to.join(&name));
-        let ft_real = if ft.is_symlink() {
-            if !follow {
-                continue;
-            }
-            match std::fs::metadata(&src) {
-                Ok(m) => m.file_type(),
-                Err(_) => continue,
-            }
-        } else {
-            ft
-        };
-        if ft_real.is_dir() {
-            copy_tree(&src, &dst, follow)?;
-        } else if ft_real.is_file() {
-            std::fs::copy(&src, &dst)?;
-            if let Ok(m) = std::fs::metadata(&src).and_then(|m| m.modified()) {
-                let _ = set_file_mtime(&dst, m);
-            }
-        }
-    }
-    Ok(())
 }
