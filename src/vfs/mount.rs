@@ -113,7 +113,9 @@ struct DirSlot {
 }
 
 /// A download link cached until shortly before it expires.
-type LinkSlot = Arc<tokio::sync::Mutex<Option<(Link, Instant)>>>;
+/// On tokio's clock (the same as std's outside tests), so the expiry can be tested with
+/// paused time instead of sleeps.
+type LinkSlot = Arc<tokio::sync::Mutex<Option<(Link, tokio::time::Instant)>>>;
 
 /// Links without an expiry are kept this long.
 const LINK_TTL_DEFAULT: Duration = Duration::from_secs(300);
@@ -134,7 +136,7 @@ impl LinkCache {
         let slot = Arc::clone(&self.slots.entry(key).or_default());
         let mut guard = slot.lock().await;
         if let Some((link, until)) = guard.as_ref() {
-            if Instant::now() < *until {
+            if tokio::time::Instant::now() < *until {
                 return Ok(link.clone());
             }
         }
@@ -143,10 +145,10 @@ impl LinkCache {
             Some(t) => t.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LINK_MARGIN),
             None => LINK_TTL_DEFAULT,
         };
-        *guard = Some((link.clone(), Instant::now() + ttl));
+        *guard = Some((link.clone(), tokio::time::Instant::now() + ttl));
         drop(guard);
         if self.slots.len() > LINK_CACHE_SWEEP {
-            let now = Instant::now();
+            let now = tokio::time::Instant::now();
             self.slots.retain(|_, s| s.try_lock().map_or(true, |g| g.as_ref().is_some_and(|(_, u)| *u > now)));
         }
         Ok(link)
@@ -850,6 +852,9 @@ mod tests {
         replace_file: bool,
         /// Names given to move_to/copy_to/put, in order.
         names: Mutex<Vec<String>>,
+        /// Links handed out, and how long each claims to live.
+        links: Mutex<u64>,
+        link_life: Mutex<Option<Duration>>,
     }
 
     impl Mem {
@@ -987,6 +992,16 @@ mod tests {
             self.claim(&parent.id, name, false, None)?;
             let data = std::fs::read(&upload.path)?;
             Ok(self.add(&parent.id, name, false, &data))
+        }
+        async fn link(&self, file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
+            let mut n = self.links.lock().unwrap();
+            *n += 1;
+            let life = *self.link_life.lock().unwrap();
+            Ok(Link {
+                url: format!("http://mem/{}?n={n}", file.id),
+                headers: vec![],
+                expires_at: life.map(|l| SystemTime::now() + l),
+            })
         }
     }
 
@@ -1142,5 +1157,52 @@ mod tests {
         mnt.rename_replace("d/newdir", "d/olddir").await.unwrap();
         assert!(m.names.lock().unwrap().iter().any(|n| n.starts_with(SWAP_PREFIX)));
         no_hidden(&m);
+    }
+
+    /// A link is reused until `LINK_MARGIN` before its expiry, then asked for again; one
+    /// that expires within the margin is never reused. Paused time: no sleeps.
+    #[tokio::test(start_paused = true)]
+    async fn links_are_reused_until_shortly_before_they_expire() {
+        let m = Arc::new(Mem::new(false));
+        let cache = LinkCache::default();
+        let file = m.add("0", "f.bin", false, b"x");
+        let req = LinkRequest { user_agent: "ua".into(), ip: None };
+        let calls = || *m.links.lock().unwrap();
+
+        *m.link_life.lock().unwrap() = Some(LINK_MARGIN + Duration::from_millis(1500));
+        let first = cache.get(&*m, &file, &req).await.unwrap();
+        tokio::time::advance(Duration::from_millis(1400)).await;
+        let again = cache.get(&*m, &file, &req).await.unwrap();
+        assert_eq!((calls(), &again.url), (1, &first.url), "reused while more than the margin is left");
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let fresh = cache.get(&*m, &file, &req).await.unwrap();
+        assert_eq!(calls(), 2, "asked for again once within the margin of its expiry");
+        assert_ne!(fresh.url, first.url);
+        cache.get(&*m, &file, &req).await.unwrap();
+        assert_eq!(calls(), 2, "the fresh link is reused");
+
+        // Another User-Agent gets its own link (115 binds links to the UA).
+        let other = LinkRequest { user_agent: "other".into(), ip: None };
+        cache.get(&*m, &file, &other).await.unwrap();
+        assert_eq!(calls(), 3);
+
+        // Expiring within the margin: never reused.
+        *m.link_life.lock().unwrap() = Some(LINK_MARGIN - Duration::from_secs(1));
+        cache.forget(&file, &req);
+        for n in 4..7 {
+            cache.get(&*m, &file, &req).await.unwrap();
+            assert_eq!(calls(), n);
+        }
+
+        // No expiry: kept for the default time, then asked for again.
+        *m.link_life.lock().unwrap() = None;
+        cache.forget(&file, &req);
+        cache.get(&*m, &file, &req).await.unwrap();
+        tokio::time::advance(LINK_TTL_DEFAULT - Duration::from_secs(1)).await;
+        cache.get(&*m, &file, &req).await.unwrap();
+        assert_eq!(calls(), 7);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        cache.get(&*m, &file, &req).await.unwrap();
+        assert_eq!(calls(), 8);
     }
 }
