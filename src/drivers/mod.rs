@@ -14,6 +14,7 @@ use crate::state::StateHandle;
 use crate::vfs::credentials::{ErasedRefresh, MountSource};
 use crate::vfs::{Drive, PolicyKind};
 
+pub mod aliyun;
 pub mod http;
 pub mod local;
 pub mod p115;
