@@ -146,7 +146,8 @@ const LOCAL: DriverEntry = DriverEntry {
 };
 
 /// The registry: one entry per driver.
-pub static DRIVERS: &[DriverEntry] = &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY];
+pub static DRIVERS: &[DriverEntry] =
+    &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY, aliyun::consumer::ENTRY];
 
 pub fn info(name: &str) -> Option<&'static DriverEntry> {
     DRIVERS.iter().find(|d| d.name == name)

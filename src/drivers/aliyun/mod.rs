@@ -8,3 +8,4 @@
 //! - `share/`: `driver = "aliyundrive_share"` (a share link, read-only).
 
 pub mod common;
+pub mod consumer;
