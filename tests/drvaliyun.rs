@@ -7,3 +7,5 @@
 mod common;
 #[path = "drvaliyun/driver.rs"]
 mod driver;
+#[path = "drvaliyun/tokens.rs"]
+mod tokens;
