@@ -7,5 +7,7 @@
 mod common;
 #[path = "drvaliyun/driver.rs"]
 mod driver;
+#[path = "drvaliyun/share.rs"]
+mod share;
 #[path = "drvaliyun/tokens.rs"]
 mod tokens;

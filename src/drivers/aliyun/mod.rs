@@ -9,3 +9,4 @@
 
 pub mod common;
 pub mod consumer;
+pub mod share;

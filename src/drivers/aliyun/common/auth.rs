@@ -259,7 +259,12 @@ impl ConsumerAuth {
     /// The headers of a consumer call made with `t` (ref §1.2): Bearer token, JSON,
     /// `X-Canary`, and the device signature once the user id is known.
     pub fn sign(&self, rb: reqwest::RequestBuilder, t: &Tokens) -> reqwest::RequestBuilder {
-        let mut rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").header("X-Canary", CANARY);
+        self.sign_as(rb, t, CANARY)
+    }
+
+    /// [`sign`](Self::sign) with another `X-Canary` (share calls, ref §8.4).
+    pub fn sign_as(&self, rb: reqwest::RequestBuilder, t: &Tokens, canary: &str) -> reqwest::RequestBuilder {
+        let mut rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").header("X-Canary", canary);
         if !t.access_token.is_empty() {
             rb = rb.bearer_auth(&t.access_token);
         }
