@@ -147,7 +147,7 @@ const LOCAL: DriverEntry = DriverEntry {
 
 /// The registry: one entry per driver.
 pub static DRIVERS: &[DriverEntry] =
-    &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY, aliyun::consumer::ENTRY];
+    &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY, aliyun::consumer::ENTRY, aliyun::share::ENTRY];
 
 pub fn info(name: &str) -> Option<&'static DriverEntry> {
     DRIVERS.iter().find(|d| d.name == name)
