@@ -356,7 +356,12 @@ impl Mount {
             }
         }
         if self.caps.fast_lookup {
-            return self.track(self.drive.lookup(parent, name).await)?.ok_or(DriveError::NotFound);
+            // A drive may find a lookup dearer than a (cached) listing for some folders:
+            // it says so with `Unsupported`, and the listing answers.
+            match self.drive.lookup(parent, name).await {
+                Err(DriveError::Unsupported(_)) => {}
+                r => return self.track(r)?.ok_or(DriveError::NotFound),
+            }
         }
         self.listing(parent_rel, parent).await?.find(name)
     }

@@ -298,8 +298,8 @@ impl ShareDrive {
         if url.is_empty() {
             return Err(DriveError::upstream("Aliyun share: no download URL for this file"));
         }
-        let expires =
-            common::url_expiry(&url).or_else(|| Some(SystemTime::now() + Duration::from_secs(LINK_EXPIRE_SEC)));
+        let ours = SystemTime::now() + Duration::from_secs(LINK_EXPIRE_SEC);
+        let expires = Some(common::url_expiry(&url).map_or(ours, |t| t.min(ours)));
         Ok(common::link(self.auth.ep.rewrite(&url), expires))
     }
 }
