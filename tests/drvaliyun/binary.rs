@@ -191,10 +191,19 @@ async fn login_by_qr_code_then_serve() {
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("canceled"), "{said}");
+    // The code runs out before anyone scans it.
+    let child = login(None);
+    let ck = next_qr(1).await;
+    assert!(env.emu.passport_qr_expire(&ck));
+    let out = blocking(move || child.wait_with_output().unwrap()).await;
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("expired"), "{said}");
+    assert!(!env.dir.path().join("state/mount-_a.json").exists(), "nothing saved before a confirmation");
     // Scanned, confirmed: saved; the QR went to a PNG.
     let png = env.dir.path().join("qr.png");
     let child = login(Some(png.clone()));
-    let ck = next_qr(1).await;
+    let ck = next_qr(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(env.emu.passport_qr_scan(&ck));
     tokio::time::sleep(Duration::from_millis(2500)).await;
