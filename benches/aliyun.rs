@@ -13,47 +13,25 @@
 //! (default 1024), `ALIYUN_BENCH_RATE` (driver `rate_limit`, default 0 = unpaced),
 //! `ALIYUN_BENCH_TMP` (spool folder, default /tmp).
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use emualiyun::{EmuAliyun, Options, Pattern, TokenKind, DATA_HOST};
 use pandav::drivers::aliyun::consumer;
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;
+use support::{env_num, ms};
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn mbps(bytes: u64, d: Duration) -> String {
-    format!("{:.0} MB/s", bytes as f64 / 1e6 / d.as_secs_f64())
-}
+mod support;
 
 fn print_calls(label: &str, emu: &EmuAliyun) {
-    let log = emu.log();
-    let mut m = BTreeMap::new();
-    for r in &log {
-        *m.entry(format!("{} {}{}", r.method, r.host, r.path)).or_insert(0) += 1;
-    }
-    println!("  {label}: {} calls", log.len());
-    for (k, v) in m {
-        println!("      {v:>5}  {k}");
-    }
+    support::print_counts(label, emu.log().iter().map(|r| format!("{} {}{}", r.method, r.host, r.path)));
 }
 
 fn main() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(run());
+    support::main_with(run());
 }
 
 async fn run() {
@@ -78,17 +56,7 @@ async fn run() {
         source: None,
     };
     let drive: Arc<dyn Drive> = consumer::build(toml::from_str(&text).unwrap(), &ctx).unwrap();
-    let m = Mount::new(
-        MountOptions {
-            path: "/aliyun".into(),
-            policy: Policy::Proxy,
-            proxy_url: None,
-            read_only: false,
-            cache_ttl: Duration::from_secs(60),
-            spool_dir: dir.path().join("spool"),
-        },
-        drive,
-    );
+    let m = support::bench_mount("/aliyun", drive, dir.path());
 
     let t = Instant::now();
     let big = emu.mkdir(&drive_id, "root", "big");
@@ -143,32 +111,9 @@ async fn run() {
     println!("(emulator: add_known_pattern, its own SHA-1 pass, not counted: {})", ms(t.elapsed()));
 
     emu.clear_log();
-    let t_all = Instant::now();
-    let spool_dir = m.spool_dir_for("up").await;
-    let mut sp = spool::Spool::create(&spool_dir).await.unwrap();
     let mut r = Pattern::new(42, size).reader();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = r.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        sp.write(&buf[..n]).await.unwrap();
-    }
-    let t_write = t_all.elapsed();
-    let sp = sp.finish(None).await.unwrap();
-    let t_spool = t_all.elapsed();
-    assert!(sp.upload.sha1.eq_ignore_ascii_case(&sha1));
-    let t = Instant::now();
-    let e = m.put("up/big.bin", sp.upload).await.unwrap();
-    let t_put = t.elapsed();
-    let total = t_all.elapsed();
-    drop(sp.guard);
-    assert_eq!(e.size, size);
-    println!("spool write (SHA-1+MD5+disk): {:>10}  {}", ms(t_write), mbps(size, t_write));
-    println!("spool incl. flush+fsync:      {:>10}  {}", ms(t_spool), mbps(size, t_spool));
-    println!("Mount::put (rapid upload):    {:>10}", ms(t_put));
-    println!("TOTAL spool + put:            {:>10}  {}", ms(total), mbps(size, total));
+    let (_, spooled_sha1, _) = support::spool_and_put(&m, "up/big.bin", size, |buf| r.read(buf).unwrap()).await;
+    assert!(spooled_sha1.eq_ignore_ascii_case(&sha1));
     print_calls("upload", &emu);
     let log = emu.log();
     let body: u64 = log.iter().map(|r| r.body_len).sum();

@@ -14,6 +14,8 @@
 mod aliyun;
 #[path = "../drvaliyun/outside.rs"]
 mod aliyun_outside;
+#[path = "../common/mod.rs"]
+mod fixture;
 mod local;
 #[path = "../drv115open/common.rs"]
 mod open_env;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::AliyunDrive;
 use crate::drivers::aliyun::common::auth::{self, ApiReq};
 use crate::drivers::aliyun::common::error::Class;
-use crate::drivers::aliyun::common::item::FileItem;
+use crate::drivers::aliyun::common::item::{self, FileItem};
 use crate::drivers::aliyun::common::{self as common, json};
 use crate::vfs::{DriveError, DriveResult, Entry, Link, Quota};
 
@@ -27,14 +27,6 @@ const BIG_FOLDER: usize = PAGE as usize;
 
 /// Longest wait for an async task (a big folder's trash or copy, ref §6.5).
 const TASK_DEADLINE: Duration = Duration::from_secs(600);
-
-#[derive(Deserialize)]
-struct ListAnswer {
-    #[serde(default)]
-    items: Vec<FileItem>,
-    #[serde(default, deserialize_with = "json::string")]
-    next_marker: String,
-}
 
 #[derive(Deserialize)]
 struct UrlAnswer {
@@ -80,10 +72,7 @@ impl AliyunDrive {
 
     /// Every visible child of folder `id`, all pages (ref §4.2).
     pub async fn list_id(&self, id: &str) -> DriveResult<Vec<Entry>> {
-        let mut out = Vec::new();
-        let mut marker = String::new();
-        let mut markers = std::collections::HashSet::new();
-        loop {
+        let items = item::all_pages("list", |marker| async move {
             let body = json!({
                 "drive_id": self.drive(),
                 "parent_file_id": id,
@@ -94,21 +83,12 @@ impl AliyunDrive {
                 "order_by": self.opts.order_by,
                 "order_direction": self.opts.order_direction,
             });
-            let (_, v) = self.call(ApiReq::new("/adrive/v3/file/list", "list", true), body).await?;
-            let page: ListAnswer = serde_json::from_value(v)
-                .map_err(|e| DriveError::upstream(format!("Aliyun list: unexpected answer: {e}")))?;
-            for it in page.items.iter().filter(|i| i.visible()) {
-                let e = it.to_entry();
-                self.seen(id, &e);
-                out.push(e);
-            }
-            if page.next_marker.is_empty() {
-                break;
-            }
-            if !markers.insert(page.next_marker.clone()) {
-                return Err(DriveError::upstream("Aliyun list: the service repeated a page marker"));
-            }
-            marker = page.next_marker;
+            Ok(self.call(ApiReq::new("/adrive/v3/file/list", "list", true), body).await?.1)
+        })
+        .await?;
+        let out: Vec<Entry> = items.iter().filter(|i| i.visible()).map(FileItem::to_entry).collect();
+        for e in &out {
+            self.seen(id, e);
         }
         self.sizes.insert(id.to_string(), out.len());
         Ok(out)
