@@ -221,22 +221,19 @@ async fn login_by_qr_code_then_serve() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    // Declined on the phone: the command says so and fails.
-    let child = login(None);
-    let ck = next_qr(0).await;
-    assert!(env.emu.passport_qr_cancel(&ck));
-    let out = blocking(move || child.wait_with_output().unwrap()).await;
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("canceled"), "{said}");
-    // The code runs out before anyone scans it.
-    let child = login(None);
-    let ck = next_qr(1).await;
-    assert!(env.emu.passport_qr_expire(&ck));
-    let out = blocking(move || child.wait_with_output().unwrap()).await;
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("expired"), "{said}");
+    // Declined on the phone, or the code runs out before anyone scans it: the command
+    // says which and fails.
+    let ends: [(fn(&EmuAliyun, &str) -> bool, &str); 2] =
+        [(EmuAliyun::passport_qr_cancel, "canceled"), (EmuAliyun::passport_qr_expire, "expired")];
+    for (i, (end, word)) in ends.into_iter().enumerate() {
+        let child = login(None);
+        let ck = next_qr(i).await;
+        assert!(end(&env.emu, &ck));
+        let out = blocking(move || child.wait_with_output().unwrap()).await;
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(word), "{said}");
+    }
     assert!(!env.dir.path().join("state/mount-_a.json").exists(), "nothing saved before a confirmation");
     // Scanned, confirmed: saved; the QR went to a PNG.
     let png = env.dir.path().join("qr.png");
