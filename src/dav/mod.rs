@@ -103,34 +103,34 @@ impl RequestCtx {
     /// Map a drive error to dav-server's status vocabulary, keeping the detail.
     pub(crate) fn fs_err(&self, e: DriveError) -> FsError {
         let fe = to_fs_error(&e);
-        if fe == FsError::GeneralFailure || e.is_server_side() {
+        if e.is_server_side() {
             tracing::warn!(user = %self.user.name, "{e}");
-            *lock(&self.error) = Some(e);
         } else {
             tracing::debug!(user = %self.user.name, "{e}");
+        }
+        if fe == FsError::GeneralFailure {
+            // The answer's 500 becomes e.status() (400, 409, 502, 503…) in App::finish.
+            *lock(&self.error) = Some(e);
         }
         fe
     }
 }
 
+/// dav-server's nearest word for a drive error, derived from `DriveError::status`. Its
+/// vocabulary has no 400, 409, 502 or 503: those become `GeneralFailure`, and
+/// `RequestCtx::fs_err` keeps the error so that the answer gets its real status.
 pub fn to_fs_error(e: &DriveError) -> FsError {
-    match e {
-        DriveError::NotFound | DriveError::NotADirectory => FsError::NotFound,
-        DriveError::Exists => FsError::Exists,
-        DriveError::Forbidden(_) | DriveError::ReadOnly | DriveError::InvalidInput(_) => FsError::Forbidden,
-        DriveError::IsADirectory | DriveError::NotEmpty => FsError::Forbidden,
-        DriveError::Unsupported(_) => FsError::NotImplemented,
-        DriveError::NoSpace => FsError::InsufficientStorage,
-        DriveError::Io(io) => match io.kind() {
-            std::io::ErrorKind::NotFound => FsError::NotFound,
-            std::io::ErrorKind::PermissionDenied => FsError::Forbidden,
-            std::io::ErrorKind::AlreadyExists => FsError::Exists,
-            _ if io.raw_os_error() == Some(28) => FsError::InsufficientStorage,
-            _ if io.raw_os_error() == Some(36) => FsError::PathTooLong,
-            _ if io.raw_os_error() == Some(39) || io.raw_os_error() == Some(20) => FsError::Forbidden,
-            _ => FsError::GeneralFailure,
-        },
-        DriveError::RateLimited { .. } | DriveError::Upstream(_) | DriveError::AuthLost(_) => FsError::GeneralFailure,
+    use http::StatusCode as S;
+    match e.status() {
+        S::NOT_FOUND => FsError::NotFound,
+        S::METHOD_NOT_ALLOWED => FsError::Exists,
+        S::FORBIDDEN => FsError::Forbidden,
+        S::NOT_IMPLEMENTED => FsError::NotImplemented,
+        S::INSUFFICIENT_STORAGE => FsError::InsufficientStorage,
+        S::URI_TOO_LONG => FsError::PathTooLong,
+        S::LOOP_DETECTED => FsError::LoopDetected,
+        S::PAYLOAD_TOO_LARGE => FsError::TooLarge,
+        _ => FsError::GeneralFailure,
     }
 }
 
@@ -565,5 +565,70 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
 
     fn get_quota<'a>(&'a self, _ctx: &'a RequestCtx) -> FsFuture<'a, (u64, Option<u64>)> {
         async move { Err(FsError::NotImplemented) }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dav-server's words mean these statuses (its documented mapping, restated here as
+    /// the oracle): an error never means one thing on a dav-server route and another on
+    /// pandav's own routes.
+    fn documented(fe: &FsError) -> http::StatusCode {
+        use http::StatusCode as S;
+        match fe {
+            FsError::NotImplemented => S::NOT_IMPLEMENTED,
+            FsError::GeneralFailure => S::INTERNAL_SERVER_ERROR,
+            FsError::Exists => S::METHOD_NOT_ALLOWED,
+            FsError::NotFound => S::NOT_FOUND,
+            FsError::Forbidden => S::FORBIDDEN,
+            FsError::InsufficientStorage => S::INSUFFICIENT_STORAGE,
+            FsError::LoopDetected => S::LOOP_DETECTED,
+            FsError::PathTooLong => S::URI_TOO_LONG,
+            FsError::TooLarge => S::PAYLOAD_TOO_LARGE,
+            FsError::IsRemote => S::BAD_GATEWAY,
+        }
+    }
+
+    #[test]
+    fn dav_words_agree_with_the_one_status_mapping() {
+        let io = |n: i32| DriveError::Io(std::io::Error::from_raw_os_error(n));
+        let errors = vec![
+            DriveError::NotFound,
+            DriveError::NotADirectory,
+            DriveError::IsADirectory,
+            DriveError::NotEmpty,
+            DriveError::Exists,
+            DriveError::ReadOnly,
+            DriveError::Forbidden("x".into()),
+            DriveError::InvalidInput("x".into()),
+            DriveError::Unsupported("x"),
+            DriveError::NoSpace,
+            DriveError::RateLimited { retry_after: None },
+            DriveError::upstream("x"),
+            DriveError::AuthLost("x".into()),
+            io(2),
+            io(13),
+            io(17),
+            io(20),
+            io(21),
+            io(28),
+            io(36),
+            io(39),
+            io(40),
+            io(5),
+        ];
+        for e in errors {
+            let fe = to_fs_error(&e);
+            if fe == FsError::GeneralFailure {
+                // Kept by RequestCtx::fs_err; App::finish answers e.status().
+                continue;
+            }
+            assert_eq!(documented(&fe), e.status(), "{e:?} → {fe:?}");
+        }
+        assert_eq!(io(28).status(), http::StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(io(36).status(), http::StatusCode::URI_TOO_LONG);
+        assert_eq!(io(5).status(), http::StatusCode::INTERNAL_SERVER_ERROR);
     }
 }
