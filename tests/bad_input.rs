@@ -454,3 +454,30 @@ fn serve_refuses_a_broken_config() {
     assert!(!out.ok());
     assert!(out.stderr.contains("/nonexistent/pandav-test") && out.stderr.contains("noroot.toml:"), "{}", out.stderr);
 }
+
+/// A name longer than the file system allows is the client's mistake, answered the same
+/// way whichever code path meets it (one error mapping, `DriveError::status`): creating
+/// it is a 400 with the reason, reading it a 404. PUT and MKCOL (dav-server's routes)
+/// answered 403 while COPY and MOVE (pandav's) answered 400 for the same name.
+#[test]
+fn overlong_names_get_one_answer_on_every_route() {
+    let (_t, srv) = fixture();
+    let long = "n".repeat(300);
+    let dest = format!("Destination: http://{}/local/{long}\r\n", srv.addr());
+    let cases: [(&str, String, &str, &[u8], &str); 7] = [
+        ("GET", format!("/local/{long}"), "", b"", "404"),
+        ("HEAD", format!("/local/{long}"), "", b"", "404"),
+        ("PROPFIND", format!("/local/{long}"), "Depth: 0\r\n", b"", "404"),
+        ("PUT", format!("/local/{long}"), "", b"x", "400"),
+        ("MKCOL", format!("/local/{long}"), "", b"", "400"),
+        ("COPY", "/local/inside.txt".into(), &dest, b"", "400"),
+        ("MOVE", "/local/keep.bin".into(), &dest, b"", "400"),
+    ];
+    for (method, target, headers, body, want) in cases {
+        let resp = req(&srv, method, &target, headers, body);
+        let head = String::from_utf8_lossy(&resp).lines().next().unwrap_or("").to_string();
+        assert!(head.starts_with(&format!("HTTP/1.1 {want}")), "{method} {target:.40}…: {head}, want {want}");
+    }
+    let resp = req(&srv, "GET", "/local/keep.bin", "", b"");
+    assert!(String::from_utf8_lossy(&resp).ends_with("old contents"), "the MOVE source is still there");
+}

@@ -111,26 +111,23 @@ impl DriveError {
         }
     }
 
-    /// The HTTP status a WebDAV client should see for this error.
+    /// The HTTP status a WebDAV client should see for this error: the one mapping of
+    /// errors to HTTP (dav-server's vocabulary is derived from it, `dav::to_fs_error`).
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;
         match self {
-            DriveError::NotFound => S::NOT_FOUND,
+            // A path through a file names nothing.
+            DriveError::NotFound | DriveError::NotADirectory => S::NOT_FOUND,
             DriveError::Exists => S::METHOD_NOT_ALLOWED,
             DriveError::Forbidden(_) | DriveError::ReadOnly => S::FORBIDDEN,
-            DriveError::NotADirectory | DriveError::IsADirectory | DriveError::NotEmpty => S::CONFLICT,
+            DriveError::IsADirectory | DriveError::NotEmpty => S::CONFLICT,
             DriveError::InvalidInput(_) => S::BAD_REQUEST,
             DriveError::Unsupported(_) => S::NOT_IMPLEMENTED,
             DriveError::RateLimited { .. } => S::SERVICE_UNAVAILABLE,
             DriveError::Upstream(_) => S::BAD_GATEWAY,
             DriveError::AuthLost(_) => S::SERVICE_UNAVAILABLE,
             DriveError::NoSpace => S::INSUFFICIENT_STORAGE,
-            DriveError::Io(e) => match e.kind() {
-                std::io::ErrorKind::NotFound => S::NOT_FOUND,
-                std::io::ErrorKind::PermissionDenied => S::FORBIDDEN,
-                std::io::ErrorKind::AlreadyExists => S::METHOD_NOT_ALLOWED,
-                _ => S::INTERNAL_SERVER_ERROR,
-            },
+            DriveError::Io(e) => io_status(e),
         }
     }
 
@@ -166,5 +163,26 @@ impl DriveError {
             DriveError::NoSpace => DriveError::NoSpace,
             DriveError::Io(e) => DriveError::Io(std::io::Error::new(e.kind(), e.to_string())),
         }
+    }
+}
+
+/// The status of a local I/O error, by kind and then by errno (Linux numbers).
+fn io_status(e: &std::io::Error) -> http::StatusCode {
+    use http::StatusCode as S;
+    match e.kind() {
+        std::io::ErrorKind::NotFound => return S::NOT_FOUND,
+        std::io::ErrorKind::PermissionDenied => return S::FORBIDDEN,
+        std::io::ErrorKind::AlreadyExists => return S::METHOD_NOT_ALLOWED,
+        _ => {}
+    }
+    match e.raw_os_error() {
+        Some(28) | Some(122) => S::INSUFFICIENT_STORAGE, // ENOSPC, EDQUOT
+        Some(36) => S::URI_TOO_LONG,                     // ENAMETOOLONG
+        Some(40) => S::LOOP_DETECTED,                    // ELOOP
+        Some(20) => S::NOT_FOUND,                        // ENOTDIR: a path through a file
+        Some(21) | Some(39) => S::CONFLICT,              // EISDIR, ENOTEMPTY
+        Some(30) => S::FORBIDDEN,                        // EROFS
+        Some(27) => S::PAYLOAD_TOO_LARGE,                // EFBIG
+        _ => S::INTERNAL_SERVER_ERROR,
     }
 }

@@ -100,18 +100,13 @@ async fn links_near_expiry_are_asked_for_again() {
     let h = Harness::start().await;
     let d = h.drive("/link");
 
-    // Expires in 61.5 s: with the 60 s margin it is cached for about 1.5 s.
-    d.mode.lock().unwrap().claimed_ttl = Some(Duration::from_millis(61_500));
+    // Expires in 10 minutes: cached (the transition at expiry minus the 60 s margin is
+    // tested with paused time in vfs::mount's unit tests, not with sleeps here).
+    d.mode.lock().unwrap().claimed_ttl = Some(Duration::from_secs(600));
     let first = location(&h, "GET", "/link/small.bin", "Exp/1").await;
     let again = location(&h, "GET", "/link/small.bin", "Exp/1").await;
     assert_eq!(d.link_calls("small.bin", "Exp/1"), 1);
     assert_eq!(first, again);
-    tokio::time::sleep(Duration::from_millis(1800)).await;
-    let fresh = location(&h, "GET", "/link/small.bin", "Exp/1").await;
-    assert_eq!(d.link_calls("small.bin", "Exp/1"), 2, "an expiring link must be asked for again");
-    assert_ne!(first, fresh);
-    location(&h, "GET", "/link/small.bin", "Exp/1").await;
-    assert_eq!(d.link_calls("small.bin", "Exp/1"), 2, "the fresh link is cached");
 
     // Expiring within the margin: never served from the cache.
     d.mode.lock().unwrap().claimed_ttl = Some(Duration::from_secs(30));

@@ -62,6 +62,8 @@ struct Blob {
     faults: Vec<Fault>,
     /// (chunk size, delay before each chunk)
     slow: Option<(usize, Duration)>,
+    /// After the first chunk, wait for a permit of this gate before sending the rest.
+    held: Option<Arc<tokio::sync::Semaphore>>,
     /// Answer 200 with the whole blob even to a Range request (a broken server).
     ignore_range: bool,
     /// Refuse URLs without a valid signature.
@@ -170,8 +172,16 @@ impl Upstream {
     pub fn put(&self, name: &str, data: impl Into<Bytes>) {
         let data: Bytes = data.into();
         let etag = format!("\"{}\"", &hex_sha256(&[&data])[..20]);
-        let blob =
-            Blob { data, etag, require: vec![], faults: vec![], slow: None, ignore_range: false, signed_only: false };
+        let blob = Blob {
+            data,
+            etag,
+            require: vec![],
+            faults: vec![],
+            slow: None,
+            held: None,
+            ignore_range: false,
+            signed_only: false,
+        };
         self.inner.blobs.lock().unwrap().insert(name.to_string(), blob);
     }
 
@@ -203,6 +213,7 @@ impl Upstream {
         self.with_blob(name, |b| {
             b.faults.clear();
             b.slow = None;
+            b.held = None;
             b.ignore_range = false;
         });
     }
@@ -210,6 +221,18 @@ impl Upstream {
     /// Send the body of `name` in `chunk`-byte pieces, waiting `delay` before each.
     pub fn slow(&self, name: &str, chunk: usize, delay: Duration) {
         self.with_blob(name, |b| b.slow = Some((chunk.max(1), delay)));
+    }
+
+    /// Send the body of `name` in `chunk`-byte pieces and stop after the first until the
+    /// returned gate gets a permit (`add_permits(1)`): a reader that sees the first bytes
+    /// before it opens the gate proves that the bytes were streamed, not buffered.
+    pub fn hold_after_first_chunk(&self, name: &str, chunk: usize) -> Arc<tokio::sync::Semaphore> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        self.with_blob(name, |b| {
+            b.slow = Some((chunk.max(1), Duration::ZERO));
+            b.held = Some(Arc::clone(&gate));
+        });
+        gate
     }
 
     /// Answer Range requests for `name` with 200 and the whole blob.
@@ -309,7 +332,7 @@ impl Inner {
             return text(405, "GET or HEAD");
         }
         let mut expire = false;
-        let (data, etag, slow, ignore_range, mut cut) = {
+        let (data, etag, slow, held, ignore_range, mut cut) = {
             let mut blobs = self.blobs.lock().unwrap();
             let Some(b) = blobs.get_mut(&name) else {
                 return text(404, "no such blob");
@@ -364,7 +387,7 @@ impl Inner {
                     }
                 }
             }
-            (b.data.clone(), b.etag.clone(), b.slow, b.ignore_range, None::<u64>)
+            (b.data.clone(), b.etag.clone(), b.slow, b.held.clone(), b.ignore_range, None::<u64>)
         };
 
         let size = data.len() as u64;
@@ -434,12 +457,19 @@ impl Inner {
             fail: cut.is_some(),
             chunk,
             delay,
+            held,
+            first: start,
             expire: expire.then(|| Arc::clone(self)),
         };
         let stream = futures_util::stream::unfold(st, |mut s| async move {
             if s.pos < s.stop {
                 if let Some(d) = s.delay {
                     tokio::time::sleep(d).await;
+                }
+                if s.pos > s.first {
+                    if let Some(gate) = s.held.take() {
+                        let _ = gate.acquire().await.map(|p| p.forget());
+                    }
                 }
                 let n = (s.stop - s.pos).min(s.chunk as u64);
                 let b = s.data.slice(s.pos as usize..(s.pos + n) as usize);
@@ -468,6 +498,9 @@ struct BodyState {
     fail: bool,
     chunk: usize,
     delay: Option<Duration>,
+    held: Option<Arc<tokio::sync::Semaphore>>,
+    /// Where this body started (the gate is waited on after the first chunk).
+    first: u64,
     /// Expire every URL issued so far when the body breaks.
     expire: Option<Arc<Inner>>,
 }
