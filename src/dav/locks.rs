@@ -496,29 +496,42 @@ impl LockTable {
     }
 
     /// The live locks that apply to `path` or, when `children`, to a member of it: what
-    /// a PROPFIND's `lockdiscovery` shows, taken once per request.
-    pub fn snapshot(&self, path: &str, children: bool) -> Vec<LockView> {
-        let now = SystemTime::now();
-        lock(&self.state)
-            .locks
-            .iter()
-            .filter(|l| l.expires > now)
-            .filter(|l| {
-                l.covers(path)
-                    || (children
-                        && is_under(&l.path, path)
-                        && !l.path[path.len()..].trim_start_matches('/').contains('/'))
-            })
-            .map(|l| LockView {
-                token: l.token.clone(),
-                path: l.path.clone(),
-                collection: l.collection,
-                owner: l.owner.as_ref().and_then(owner_text),
-                shared: l.shared,
-                deep: l.deep,
-                timeout: l.timeout,
-            })
-            .collect()
+    /// a PROPFIND's `lockdiscovery` shows, taken once per request. With the table in
+    /// Redis, read there (locks taken through another replica show); while Redis is
+    /// unreachable none are shown.
+    pub async fn snapshot(&self, path: &str, children: bool) -> Vec<LockView> {
+        let view = |locks: &[Lock]| {
+            let now = SystemTime::now();
+            locks
+                .iter()
+                .filter(|l| l.expires > now)
+                .filter(|l| {
+                    l.covers(path)
+                        || (children
+                            && is_under(&l.path, path)
+                            && !l.path[path.len()..].trim_start_matches('/').contains('/'))
+                })
+                .map(|l| LockView {
+                    token: l.token.clone(),
+                    path: l.path.clone(),
+                    collection: l.collection,
+                    owner: l.owner.as_ref().and_then(owner_text),
+                    shared: l.shared,
+                    deep: l.deep,
+                    timeout: l.timeout,
+                })
+                .collect()
+        };
+        if self.shared.is_none() {
+            return view(&lock(&self.state).locks);
+        }
+        match self.transact(|locks| (view(locks), false)).await {
+            Ok(v) => v,
+            Err(StoreDown(e)) => {
+                tracing::warn!(path = %super::Esc(path), "lock table unreachable, no locks shown: {e}");
+                vec![]
+            }
+        }
     }
 
     /// How many live locks there are (for tests and the health page).
