@@ -16,6 +16,13 @@ fn replica_text(cfg: &ConfigBuilder, redis: &Redis, dir: &Path) -> String {
     cfg.clone().server(&format!("state = {}", toml_str(&redis.url()))).build(&state)
 }
 
+/// The `<D:response>` of a multistatus whose href ends with `name`.
+fn response_of<'b>(body: &'b str, name: &str) -> &'b str {
+    body.split("<D:response>")
+        .find(|r| r.split("</D:href>").next().is_some_and(|h| h.trim_end_matches('/').ends_with(name)))
+        .unwrap_or_else(|| panic!("no response for {name} in {body}"))
+}
+
 async fn start_replicas(t: &TestDir, cfg: &ConfigBuilder, redis: &Redis, n: usize) -> Vec<Server> {
     let mut out = vec![];
     for i in 0..n {
@@ -37,6 +44,7 @@ async fn send(rb: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, 
 
 const LOCK_BODY: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>replica-test</D:owner></D:lockinfo>"#;
 const SET_NOTE: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:note>shared note</Z:note></D:prop></D:set></D:propertyupdate>"#;
+const SET_NOTE_B: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:note>changed via B</Z:note></D:prop></D:set></D:propertyupdate>"#;
 const GET_NOTE: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:note/><D:lockdiscovery/></D:prop></D:propfind>"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,6 +121,41 @@ async fn replicas_share_tree_locks_properties_links_and_the_signing_key() {
     assert!(body.contains("shared note"), "the property moved with the file, for A too: {body}");
     let (_, _, body) = send(req("PROPFIND", &c, "/d/shared/f.txt", &alice).header("Depth", "0").body(GET_NOTE)).await;
     assert!(!body.contains("shared note"), "{body}");
+
+    // PROPFIND of a folder (Depth 1) through C shows, for its member, the property and
+    // the lock that went through A; a PROPPATCH through B of A's property shows at once.
+    let (st, hd, body) =
+        send(req("LOCK", &a, "/d/shared/g.txt", &alice).header("Timeout", "Second-300").body(LOCK_BODY)).await;
+    assert_eq!(st, 200, "{body}");
+    let token = hd.get("lock-token").unwrap().to_str().unwrap().trim_matches(['<', '>']).to_string();
+    for body_xml in [Some(GET_NOTE), None] {
+        let mut r = req("PROPFIND", &c, "/d/shared/", &alice).header("Depth", "1");
+        if let Some(x) = body_xml {
+            r = r.body(x);
+        }
+        let (st, _, body) = send(r).await;
+        assert_eq!(st, 207, "{body}");
+        let g = response_of(&body, "/g.txt");
+        assert!(g.contains("shared note"), "C lists A's property (body {body_xml:?}): {body}");
+        assert!(g.contains(&token) && g.contains("replica-test"), "C lists A's lock (body {body_xml:?}): {body}");
+    }
+    let (st, _, _) = send(req("PROPPATCH", &b, "/d/shared/g.txt", &alice).body(SET_NOTE_B)).await;
+    assert_eq!(st, 423, "B's PROPPATCH honours A's lock");
+    let (st, _, body) =
+        send(req("PROPPATCH", &b, "/d/shared/g.txt", &alice).header("If", format!("(<{token}>)")).body(SET_NOTE_B))
+            .await;
+    assert!(st == 207 && body.contains("200 OK"), "B changes A's property under A's token: {body}");
+    let (st, _, body) = send(req("PROPFIND", &c, "/d/shared/", &alice).header("Depth", "1").body(GET_NOTE)).await;
+    let g = response_of(&body, "/g.txt");
+    assert!(st == 207 && g.contains("changed via B") && !g.contains("shared note"), "C sees B's change: {body}");
+    let (st, _, body) = send(req("PROPFIND", &a, "/d/shared/g.txt", &alice).header("Depth", "0").body(GET_NOTE)).await;
+    assert!(st == 207 && body.contains("changed via B") && body.contains(&token), "A sees B's change: {body}");
+    let (st, _, _) =
+        send(req("UNLOCK", &c, "/d/shared/g.txt", &alice).header("Lock-Token", format!("<{token}>"))).await;
+    assert_eq!(st, 204);
+    let (_, _, body) = send(req("PROPFIND", &b, "/d/shared/", &alice).header("Depth", "1").body(GET_NOTE)).await;
+    let g = response_of(&body, "/g.txt");
+    assert!(!g.contains(&token) && g.contains("changed via B"), "the unlock shows on B: {body}");
 
     // One link per file and User-Agent for the fleet.
     cl.emu.reset_counters();
