@@ -60,8 +60,18 @@ impl App {
     pub fn new(cfg: &Config, table: Arc<MountTable>, sign_key: Vec<u8>) -> App {
         let s = &cfg.raw.server;
         // With [server] state = "redis://…" the locks and dead properties are every
-        // replica's (the URL was checked with the config).
-        let shared = s.state.as_ref().and_then(|u| crate::state::shared::Shared::get_or_open(&u.0).ok());
+        // replica's (the URL was checked with the config, so opening it should not fail;
+        // if it does, this replica would keep its own locks and properties: say so loudly).
+        let shared = s.state.as_ref().and_then(|u| match crate::state::shared::Shared::get_or_open(&u.0) {
+            Ok(sh) => Some(sh),
+            Err(e) => {
+                tracing::error!(
+                    "shared state unusable ({e:#}): WebDAV locks and dead properties stay in this process, \
+                     NOT shared with the other replicas"
+                );
+                None
+            }
+        });
         let fs = match &shared {
             Some(sh) => DavFs::with_props(Arc::clone(&table), crate::dav::PropStore::shared(Arc::clone(sh))),
             None => DavFs::new(Arc::clone(&table)),
