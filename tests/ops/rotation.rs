@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use emu115open::{Emu115Open, Options, DEFAULT_APP_ID};
 use rand::{Rng, SeedableRng};
 
+use crate::common::crash::listing;
 use crate::common::*;
 use crate::redis_fixture::Redis;
 use crate::util::*;
@@ -99,18 +100,6 @@ impl Fleet {
         if let Some(s) = self.servers[i].take() {
             s.kill();
         }
-    }
-}
-
-async fn listing(base: &str, path: &str) -> (u16, String) {
-    match http()
-        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), format!("{base}{path}"))
-        .header("Depth", "1")
-        .send()
-        .await
-    {
-        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-        Err(e) => (0, e.to_string()),
     }
 }
 
