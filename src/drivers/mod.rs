@@ -14,6 +14,7 @@ use crate::state::StateHandle;
 use crate::vfs::credentials::{ErasedRefresh, MountSource};
 use crate::vfs::{Drive, PolicyKind};
 
+pub mod aliyun;
 pub mod http;
 pub mod local;
 pub mod p115;
@@ -145,7 +146,8 @@ const LOCAL: DriverEntry = DriverEntry {
 };
 
 /// The registry: one entry per driver.
-pub static DRIVERS: &[DriverEntry] = &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY];
+pub static DRIVERS: &[DriverEntry] =
+    &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY, aliyun::open::ENTRY];
 
 pub fn info(name: &str) -> Option<&'static DriverEntry> {
     DRIVERS.iter().find(|d| d.name == name)
