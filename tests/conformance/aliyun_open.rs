@@ -53,7 +53,9 @@ pub struct AliyunOpenFixture {
 
 impl AliyunOpenFixture {
     pub async fn new(ttl: Duration) -> AliyunOpenFixture {
-        let emu = EmuAliyun::start_temp(Options::default()).await;
+        // Pacing and the emulator's rate limits are the driver tests' business
+        // (tests/drvaliyunopen); here they would only make every scenario slow.
+        let emu = EmuAliyun::start_temp(Options { open_rates: None, ..Options::default() }).await;
         emu.register_app(AppSpec::new(CLIENT_ID, CLIENT_SECRET));
         emu.register_app(AppSpec::new(OUTSIDE_ID, "outside-secret"));
         AliyunOpenFixture { emu: Arc::new(emu), ttl }
@@ -77,7 +79,7 @@ impl Fixture for AliyunOpenFixture {
         let tok = self.emu.open_authorize(&user.user_id, CLIENT_ID);
         let work = tempfile::tempdir()?;
         let mut o: toml::Table = toml::from_str(&format!(
-            "client_id = {CLIENT_ID:?}\nclient_secret = {CLIENT_SECRET:?}\nrefresh_token = {:?}",
+            "client_id = {CLIENT_ID:?}\nclient_secret = {CLIENT_SECRET:?}\nrefresh_token = {:?}\nrate_limit = 0",
             tok.refresh_token
         ))?;
         let ep: toml::Table = self.emu.endpoints().into_iter().map(|(h, b)| (h, toml::Value::String(b))).collect();

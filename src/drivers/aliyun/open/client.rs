@@ -9,9 +9,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::login::{Tokens, OPENAPI};
-use crate::drivers::http::{Call, Endpoints, Http, Response, RetryPolicy, Verdict};
+use crate::drivers::aliyun::common::error::{self, Class as ErrClass, Family};
+use crate::drivers::http::{Call, Endpoints, Http, Response, RetryPolicy};
 use crate::vfs::credentials::Credentials;
-use crate::vfs::{DriveError, DriveResult, ProviderCode};
+use crate::vfs::{DriveError, DriveResult};
 
 /// The rate classes of §10.1, paced at OpenList's 3.9 / 0.9 / 14.9 per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,21 @@ pub fn retry_policy() -> RetryPolicy {
     }
 }
 
+/// Part uploads to presigned URLs: 5xx and network trouble retried three more times
+/// (OpenList: 3× from 1 s, §7.5); a 429 from the data host waited out.
+pub fn part_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(20),
+        throttle_attempts: 4,
+        throttle_base: Duration::from_secs(1),
+        cooldown: Duration::ZERO,
+        pause_wait: Duration::ZERO,
+        throttled_retry_after: Duration::from_secs(30),
+    }
+}
+
 /// One mount's Open API side.
 pub struct Api {
     pub ep: Endpoints,
@@ -49,66 +65,6 @@ pub struct Api {
     list: Http,
     link: Http,
     other: Http,
-}
-
-/// An error envelope `{"code", "message", "requestId"}` (§1.3), or nothing readable.
-// TODO(common): the envelope and the code → DriveError mapping are common/'s (error
-// envelope + code mapping per family); use them once the `aliyun` branch has them.
-#[derive(Debug, Default, Clone)]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-}
-
-pub fn parse_error(body: &[u8]) -> ApiError {
-    let v: Value = serde_json::from_slice(body).unwrap_or_default();
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    ApiError { code: s("code"), message: s("message") }
-}
-
-/// Codes that mean "the access token is not good": refresh once and resend (§2.3:
-/// OpenList also treats `I400JD` so).
-pub fn is_token_code(code: &str) -> bool {
-    matches!(code, "AccessTokenInvalid" | "AccessTokenExpired" | "I400JD")
-}
-
-/// A refused call as a `DriveError` (§9): decided on the code, never on the message.
-// TODO(common): replace by common's mapping for the Open family.
-pub fn map_error(what: &str, status: u16, e: &ApiError) -> DriveError {
-    let code = e.code.as_str();
-    let msg = || {
-        if e.message.is_empty() {
-            format!("Aliyun Drive Open {what}: {code} (HTTP {status})")
-        } else {
-            format!("Aliyun Drive Open {what}: {code} (HTTP {status}): {}", e.message)
-        }
-    };
-    if code.starts_with("NotFound") || code == "ForbiddenFileInTheRecycleBin" || (code.is_empty() && status == 404) {
-        return DriveError::NotFound;
-    }
-    if code.starts_with("AlreadyExist") || (code.is_empty() && status == 409) {
-        return DriveError::Exists;
-    }
-    if code.starts_with("QuotaExhausted") {
-        return DriveError::NoSpace;
-    }
-    if code == "TooManyRequests" || status == 429 {
-        return DriveError::RateLimited { retry_after: None };
-    }
-    if matches!(code, "PermissionDenied" | "UserNotAllowedAccessDrive" | "FileShareNotAllowed")
-        || code.starts_with("Forbidden")
-    {
-        return DriveError::Forbidden(msg());
-    }
-    if code.is_empty() {
-        return DriveError::upstream(msg());
-    }
-    let err = DriveError::provider(ProviderCode::Text(code.to_string()), msg());
-    if status >= 500 {
-        err.with_hint(crate::vfs::Hint::Transient)
-    } else {
-        err
-    }
 }
 
 impl Api {
@@ -124,7 +80,7 @@ impl Api {
         }
     }
 
-    /// Shorten or lengthen the retry waits (tests).
+    /// Shorten or lengthen the retry waits of API calls (tests).
     pub fn set_retry(&mut self, retry: RetryPolicy) {
         for h in [&mut self.list, &mut self.link, &mut self.other] {
             h.retry = retry;
@@ -144,90 +100,49 @@ impl Api {
         &self.other.client
     }
 
-    /// `POST {openapi}{path}` with `body`; the answer's JSON on 200 (the only success
-    /// status, §1.3), else the mapped error. `idempotent`: safe to send twice (reads, and
-    /// writes whose repetition changes nothing).
-    pub async fn post(&self, class: Class, path: &str, body: &Value, idempotent: bool) -> DriveResult<Value> {
+    /// `POST {openapi}{path}` with the body `body` builds for each attempt's token; the
+    /// answer when it is a success (2xx; the Open API answers 200, §1.3) or of a class in
+    /// `accept`, else the error (§9, common's catalogue). `idempotent`: safe to send twice
+    /// (reads, and writes whose repetition changes nothing).
+    pub async fn send<B>(
+        &self,
+        class: Class,
+        path: &str,
+        body: B,
+        idempotent: bool,
+        accept: &[ErrClass],
+    ) -> DriveResult<Response>
+    where
+        B: Fn(&Tokens) -> Value,
+    {
         let url = self.ep.url(OPENAPI, path);
         let r = self
             .http(class)
             .call(
                 Call::new(path, idempotent),
                 &self.creds,
-                |c, tok| c.post(&url).bearer_auth(&tok.access_token).json(body),
-                |r| verdict(path, r, idempotent),
+                |c, tok| c.post(&url).bearer_auth(&tok.access_token).json(&body(tok)),
+                |r| error::verdict(Family::Open, path, r, idempotent, accept).0,
             )
             .await?;
-        if r.status == 200 {
-            return serde_json::from_slice(&r.body).map_err(|_| {
-                DriveError::upstream(format!("Aliyun Drive Open {path}: HTTP 200 with an answer that is not JSON"))
-            });
+        if (200..300).contains(&r.status) {
+            return Ok(r);
         }
-        let e = parse_error(&r.body);
-        tracing::debug!(call = path, status = r.status, code = %e.code, "Aliyun Drive Open refused a call");
-        Err(map_error(path, r.status, &e))
-    }
-}
-
-/// The Open API's reading of one answer (§2.3, §9, §10).
-fn verdict(path: &str, r: &Response, idempotent: bool) -> Verdict {
-    if r.status == 200 {
-        return Verdict::Done;
-    }
-    let e = parse_error(&r.body);
-    if is_token_code(&e.code) || (r.status == 401 && e.code.is_empty()) {
-        return Verdict::Reauth(DriveError::upstream(format!(
-            "Aliyun Drive Open {path}: the access token was refused right after a refresh ({}, HTTP {})",
-            e.code, r.status
-        )));
-    }
-    if r.status == 429 || e.code == "TooManyRequests" {
-        return Verdict::Throttled { why: format!("{path}: TooManyRequests"), after: r.retry_after() };
-    }
-    if idempotent && (r.status >= 500 || r.status == 408) {
-        return Verdict::Retry(format!("HTTP {}", r.status));
-    }
-    Verdict::Done
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn resp(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Response {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, v.parse().unwrap());
+        let e = error::ApiError::parse(r.status, &r.body);
+        if accept.contains(&error::classify(Family::Open, &e)) {
+            return Ok(r);
         }
-        Response { status, headers: h, body: bytes::Bytes::from(body.to_string()) }
+        Err(error::error_of(Family::Open, path, &r))
     }
 
-    #[test]
-    fn token_codes_reauthenticate_and_throttles_carry_x_retry_after_in_ms() {
-        for code in ["AccessTokenInvalid", "AccessTokenExpired", "I400JD"] {
-            let r = resp(401, &format!(r#"{{"code":"{code}","message":"m"}}"#), &[]);
-            assert!(matches!(verdict("/x", &r, true), Verdict::Reauth(_)), "{code}");
+    /// [`send`](Self::send) of a fixed body; the answer's JSON.
+    pub async fn post(&self, class: Class, path: &str, body: &Value, idempotent: bool) -> DriveResult<Value> {
+        let r = self.send(class, path, |_| body.clone(), idempotent, &[]).await?;
+        if r.body.is_empty() {
+            return Ok(Value::Object(Default::default()));
         }
-        let r = resp(429, r#"{"code":"TooManyRequests","message":"Too Many Requests"}"#, &[("x-retry-after", "1500")]);
-        match verdict("/x", &r, false) {
-            Verdict::Throttled { after, .. } => assert_eq!(after, Some(Duration::from_millis(1500))),
-            _ => panic!("not a throttle"),
-        }
-        assert!(matches!(verdict("/x", &resp(502, "Bad Gateway", &[]), true), Verdict::Retry(_)));
-        assert!(matches!(verdict("/x", &resp(502, "Bad Gateway", &[]), false), Verdict::Done));
-        assert!(matches!(verdict("/x", &resp(200, "{}", &[]), false), Verdict::Done));
-    }
-
-    #[test]
-    fn codes_map_to_drive_errors() {
-        let e = |status, code: &str| map_error("/x", status, &ApiError { code: code.into(), message: "m".into() });
-        assert!(matches!(e(404, "NotFound.FileId"), DriveError::NotFound));
-        assert!(matches!(e(400, "NotFound.File"), DriveError::NotFound));
-        assert!(matches!(e(400, "ForbiddenFileInTheRecycleBin"), DriveError::NotFound));
-        assert!(matches!(e(409, "AlreadyExist.File"), DriveError::Exists));
-        assert!(matches!(e(400, "QuotaExhausted.Drive"), DriveError::NoSpace));
-        assert!(matches!(e(403, "PermissionDenied"), DriveError::Forbidden(_)));
-        let other = e(400, "InvalidParameter.Name");
-        assert_eq!(other.code(), Some(&ProviderCode::Text("InvalidParameter.Name".into())));
+        serde_json::from_slice(&r.body).map_err(|_| {
+            DriveError::upstream(format!("Aliyun Drive Open {path}: HTTP {} with an answer that is not JSON", r.status))
+        })
     }
 }

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Digest;
 
+use crate::drivers::aliyun::common::error::{classify, ApiError, Class as ErrClass, Family};
+use crate::drivers::aliyun::common::json;
 use crate::drivers::http::{Endpoints, Http, Response, RetryPolicy, Verdict};
 use crate::drivers::QrState;
 use crate::vfs::credentials::{self, Credentials, Grant};
@@ -212,18 +214,6 @@ struct TokenAnswer {
     refresh_token: Option<String>,
     #[serde(default)]
     expires_in: Option<Value>,
-    #[serde(default)]
-    code: Option<Value>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-fn text_of(v: &Option<Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
 }
 
 /// The token endpoint's verdict: 429 is a throttle (with `x-retry-after` or
@@ -236,62 +226,31 @@ fn token_verdict(r: &Response) -> Verdict {
     }
 }
 
-/// Codes of the token endpoint that mean the grant (or the app) will never work again
-/// (§2.3, §9): the refresh token is expired, used, revoked or malformed, or the app's
-/// parameters are refused.
-fn is_dead_code(code: &str) -> bool {
-    matches!(
-        code,
-        "RefreshTokenExpired"
-            | "RefreshTokenInvalid"
-            | "InvalidClientId"
-            | "InvalidClientSecret"
-            | "AppNotExists"
-            | "InvalidGrantType"
-            | "InvalidCode"
-            | "PermissionDenied"
-            | "UserNotAllowedAccessDrive"
-    ) || code.starts_with("InvalidParameter")
-        || code.contains("RefreshToken")
-}
-
-/// Read an official-shaped token answer.
+/// Read an official-shaped token answer (§2.3). A refusal is judged by common's
+/// catalogue (§9): a dead login, or any other 4xx the token endpoint gives for our
+/// request, means the grant will not work again; throttles and 5xx pass.
 fn read_token_answer(r: &Response, source: &str) -> Result<Tokens, Fail> {
-    if r.status == 429 {
-        return Err(Fail::TooFrequent);
-    }
-    if r.status >= 500 || r.status == 408 {
-        return Err(Fail::Transient(format!("{source} answered HTTP {}", r.status)));
-    }
-    let a: TokenAnswer = match serde_json::from_slice(&r.body) {
-        Ok(a) => a,
-        Err(_) if r.status == 200 => return Err(Fail::Transient(format!("{source}: the answer is not JSON"))),
-        Err(_) => return Err(Fail::Transient(format!("{source} answered HTTP {} without JSON", r.status))),
-    };
-    let code = text_of(&a.code);
-    let (at, rt) = (a.access_token.unwrap_or_default(), a.refresh_token.unwrap_or_default());
-    if r.status == 200 && code.is_empty() {
+    if r.status == 200 {
+        let a: TokenAnswer = serde_json::from_slice(&r.body)
+            .map_err(|_| Fail::Transient(format!("{source}: the answer is not JSON")))?;
+        let (at, rt) = (a.access_token.unwrap_or_default(), a.refresh_token.unwrap_or_default());
         if at.is_empty() || rt.is_empty() {
             // AList treats an empty token in a 200 answer as a failure (§2.1).
             return Err(Fail::Transient(format!("{source} answered without tokens")));
         }
-        let expires_in = match &a.expires_in {
-            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-            Some(Value::String(s)) => s.trim().parse().unwrap_or(0),
-            _ => 0,
-        };
+        let expires_in = a.expires_in.as_ref().map(json::u64_of).unwrap_or(0);
         return Ok(Tokens::issued(at, rt, expires_in));
     }
-    let message = a.message.unwrap_or_default();
-    let what = if code.is_empty() { format!("HTTP {}", r.status) } else { format!("{code}, HTTP {}", r.status) };
-    let what = if message.is_empty() { what } else { format!("{what}: {message}") };
-    if code == "TooManyRequests" {
-        return Err(Fail::TooFrequent);
+    let e = ApiError::parse(r.status, &r.body);
+    let what = e.describe(source);
+    match classify(Family::Open, &e) {
+        ErrClass::Throttled => Err(Fail::TooFrequent),
+        ErrClass::Transient => Err(Fail::Transient(what)),
+        // An unknown route says nothing about the token (a proxy being redeployed).
+        _ if e.no_route || (e.code.is_empty() && r.status == 404) => Err(Fail::Transient(what)),
+        _ if (400..500).contains(&r.status) => Err(Fail::Dead(format!("{source} refused the refresh token ({what})"))),
+        _ => Err(Fail::Transient(what)),
     }
-    if is_dead_code(&code) || (code.is_empty() && matches!(r.status, 400 | 401 | 403)) {
-        return Err(Fail::Dead(format!("{source} refused the refresh token ({what})")));
-    }
-    Err(Fail::Transient(format!("{source}: {what}")))
 }
 
 /// Send one token request through the kit's loop (pacing, retries of 5xx, throttles);
@@ -421,9 +380,8 @@ impl TokenSource for Tickstep {
             return Err(Fail::Transient(format!("the tickstep online API answered HTTP {} without JSON", r.status)));
         };
         let code = match v.get("code") {
-            Some(Value::Number(n)) => n.as_i64().unwrap_or(-1),
-            Some(Value::String(s)) => s.trim().parse().unwrap_or(-1),
-            _ => -1,
+            Some(c) => json::string_of(c).trim().parse::<i64>().unwrap_or(-1),
+            None => -1,
         };
         let data = v.get("data").cloned().unwrap_or_default();
         let access = data.get("accessToken").and_then(Value::as_str).unwrap_or("").to_string();

@@ -42,6 +42,8 @@ use serde_json::{json, Value};
 
 use self::client::{Api, Class};
 use self::login::{Refresher, TokenSource, Tokens};
+use crate::drivers::aliyun::common::item::FileItem;
+use crate::drivers::aliyun::common::json;
 use crate::drivers::http::{Endpoints, Http, Secret};
 use crate::drivers::DriverCtx;
 use crate::vfs::credentials::{self, Credentials, MountSource};
@@ -281,6 +283,8 @@ pub struct DriveInfo {
 
 pub struct AliyunOpen {
     pub(crate) api: Api,
+    /// Part uploads: unpaced (they are not API calls), retried on 5xx.
+    pub(crate) parts: Http,
     pub(crate) opts: Options,
     mount: String,
     permanent_delete: bool,
@@ -306,9 +310,11 @@ impl AliyunOpen {
         let creds = Credentials::restore(&ctx.state, &secret, from_config)?
             .with_refresher(Arc::new(refresher(&client, &opts, &ep, &ctx.mount_path)), ctx.source.clone());
         let http = Http::with_client(client, "Aliyun Drive Open", ep, 0.0, client::retry_policy());
+        let parts = http.sibling(0.0, client::part_retry());
         let api = Api::new(http, creds, opts.rate_limit);
         Ok(AliyunOpen {
             api,
+            parts,
             permanent_delete: opts.delete.as_deref() == Some("permanent"),
             order_by: opts.order_by.clone().unwrap_or_else(|| "name".into()),
             order_direction: opts.order_direction.clone().unwrap_or_else(|| "ASC".into()).to_ascii_uppercase(),
@@ -322,6 +328,7 @@ impl AliyunOpen {
     /// Shorten the retry waits (tests).
     pub fn set_retry(&mut self, r: crate::drivers::http::RetryPolicy) {
         self.api.set_retry(r);
+        self.parts.retry = crate::drivers::http::RetryPolicy { pause_wait: std::time::Duration::ZERO, ..r };
     }
 
     pub fn options(&self) -> &Options {
@@ -612,13 +619,9 @@ impl AliyunOpen {
 /// Listing page size: the documented maximum (§4.2).
 pub const PAGE: u32 = 100;
 
-/// A JSON value as text (strings as they are, numbers printed).
+/// A JSON value as text (strings as they are, numbers printed; absent: empty).
 pub(crate) fn text(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    }
+    v.map(json::string_of).unwrap_or_default()
 }
 
 /// The path of `name` in a folder at `parent` (both below the drive's root).
@@ -627,81 +630,19 @@ fn child_path(parent: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// An open file object (§4.2) as an entry whose `extra` is its path when the parent's
-/// is known.
-// TODO(common): the file-item wire type → vfs::Entry is common/'s; use it once merged.
+/// is known; `None` for what a listing should not show (trashed, still uploading).
 pub(crate) fn entry_of(it: &Value, parent_path: Option<&str>) -> Option<Entry> {
-    let id = text(it.get("file_id"));
-    let name = text(it.get("name")).to_string();
-    let name = if name.is_empty() { text(it.get("file_name")) } else { name };
-    if id.is_empty() || name.is_empty() {
+    let item: FileItem = serde_json::from_value(it.clone()).ok()?;
+    if !item.visible() || item.name().is_empty() {
         return None;
     }
-    let is_dir = text(it.get("type")) == "folder";
-    let size = it.get("size").and_then(|s| s.as_u64().or_else(|| s.as_str()?.parse().ok())).unwrap_or(0);
-    let modified = parse_time(&text(it.get("updated_at"))).unwrap_or(UNIX_EPOCH);
-    let created = parse_time(&text(it.get("created_at")));
-    let sha1 = text(it.get("content_hash")).to_ascii_lowercase();
-    let hash_name = text(it.get("content_hash_name"));
-    let sha1 = (!is_dir && sha1.len() == 40 && (hash_name.is_empty() || hash_name.eq_ignore_ascii_case("sha1")))
-        .then_some(sha1);
-    Some(Entry {
-        extra: child_path(parent_path, &name),
-        id,
-        name,
-        is_dir,
-        size: if is_dir { 0 } else { size },
-        modified,
-        created,
-        hashes: Hashes { sha1, md5: None },
-    })
+    Some(entry_of_item(&item, parent_path))
 }
 
-/// RFC 3339 (`2023-02-17T07:45:43.511Z`, or with an offset) as a time.
-// TODO(common): common's lenient JSON has the time parser.
-pub(crate) fn parse_time(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    if s.len() < 19 {
-        return None;
-    }
-    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, sec) = (num(0, 4)?, num(5, 7)?, num(8, 10)?, num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let mut rest = &s[19..];
-    let mut nanos = 0u32;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
-        rest = &frac[digits.len()..];
-        let mut n: String = digits.chars().take(9).collect();
-        while n.len() < 9 {
-            n.push('0');
-        }
-        nanos = n.parse().ok()?;
-    }
-    let offset = match rest {
-        "" | "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + h * 3600 + mi * 60 + sec - offset;
-    (secs >= 0).then(|| UNIX_EPOCH + Duration::new(secs as u64, nanos))
-}
-
-/// One query parameter of a URL (not decoded; used for numbers).
-fn query_value(url: &str, key: &str) -> Option<String> {
-    let q = url.split_once('?')?.1;
-    q.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then(|| v.to_string())
-    })
+pub(crate) fn entry_of_item(item: &FileItem, parent_path: Option<&str>) -> Entry {
+    let mut e = item.to_entry();
+    e.extra = child_path(parent_path, &e.name);
+    e
 }
 
 #[async_trait]
@@ -761,10 +702,8 @@ impl Drive for AliyunOpen {
         }
         // The answer's `expiration` is what counts (the app may get less than asked),
         // else the URL's own `x-oss-expires`, else what was asked.
-        let expires_at = parse_time(&text(v.get("expiration")))
-            .or_else(|| {
-                query_value(&url, "x-oss-expires")?.parse::<u64>().ok().map(|t| UNIX_EPOCH + Duration::from_secs(t))
-            })
+        let expires_at = json::time(&text(v.get("expiration")))
+            .or_else(|| crate::drivers::aliyun::common::url_expiry(&url))
             .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(self.opts.expire_sec));
         // Open-API links need no Referer (§5.2).
         Ok(Link { url: self.api.ep.rewrite(&url), headers: vec![], expires_at: Some(expires_at) })
@@ -1005,12 +944,5 @@ mod tests {
         assert_eq!(e.created, Some(UNIX_EPOCH + Duration::from_millis(1676619943511)));
         let d = entry_of(&json!({"file_id": "x", "name": "d", "type": "folder"}), None).unwrap();
         assert!(d.is_dir && d.extra.is_none() && d.size == 0);
-    }
-
-    #[test]
-    fn times_with_offsets() {
-        assert_eq!(parse_time("1970-01-01T08:00:00+08:00"), Some(UNIX_EPOCH));
-        assert_eq!(parse_time("2026-01-01T01:00:00Z"), Some(UNIX_EPOCH + Duration::from_secs(1767229200)));
-        assert_eq!(parse_time("garbage"), None);
     }
 }
