@@ -6,6 +6,8 @@
 mod binary;
 #[path = "drvaliyunopen/common.rs"]
 mod common;
+#[path = "drvaliyunopen/e2e.rs"]
+mod e2e;
 #[path = "drvaliyunopen/files.rs"]
 mod files;
 #[path = "common/mod.rs"]
