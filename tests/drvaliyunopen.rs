@@ -12,7 +12,5 @@ mod e2e;
 mod files;
 #[path = "common/mod.rs"]
 mod fixture;
-#[path = "rotation_kit/mod.rs"]
-mod rotation_kit;
 #[path = "drvaliyunopen/tokens.rs"]
 mod tokens;

@@ -146,8 +146,15 @@ const LOCAL: DriverEntry = DriverEntry {
 };
 
 /// The registry: one entry per driver.
-pub static DRIVERS: &[DriverEntry] =
-    &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY, aliyun::open::ENTRY];
+pub static DRIVERS: &[DriverEntry] = &[
+    LOCAL,
+    p115::open::ENTRY,
+    p115::web::ENTRY,
+    p115::share::ENTRY,
+    aliyun::consumer::ENTRY,
+    aliyun::share::ENTRY,
+    aliyun::open::ENTRY,
+];
 
 pub fn info(name: &str) -> Option<&'static DriverEntry> {
     DRIVERS.iter().find(|d| d.name == name)

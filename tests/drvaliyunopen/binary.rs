@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use emualiyun::{AppSpec, EmuAliyun, Options, BROKER_CLIENT_ID};
 
 use crate::common::*;
+use crate::fixture::crash::*;
 use crate::fixture::ConfigBuilder;
-use crate::rotation_kit::*;
 
 /// A mount of the test app at `path` with option lines `options` (the endpoints are
 /// added), and mount-level lines `extra`.
@@ -52,20 +52,25 @@ async fn sigkill_during_refreshes_never_loses_a_token() {
     // A slow token endpoint widens the window between the provider's answer and the
     // write (without the refresh helper this loop loses the token within a few rounds).
     env.emu.inject("openapi.alipan.com/oauth/access_token", emualiyun::Fault::delay(Duration::from_millis(150)));
-    sigkill_loop(&config, "/o", "hello.txt", 50, &|| env.emu.expire_access_tokens(&uid)).await;
-    // One more start: healthy, and the saved token is the live one.
-    let srv = serve(&config, &[]).await;
-    assert_eq!(settled(srv.url(), "/o").await["ok"], true);
-    assert!(listing(srv.url(), "/o/").await.1.contains("hello.txt"));
-    let refreshes = env.emu.refresh_count(&uid);
-    eprintln!("crash test: {refreshes} refreshes over the kills");
-    assert!(refreshes >= 50, "refreshes were exercised: {refreshes}");
+    let expire = || env.emu.expire_access_tokens(&uid);
+    let describe =
+        || format!("refreshes {}, reused {}", env.emu.refresh_count(&uid), env.emu.refresh_reuse_count(&uid));
+    let rounds = sigkill_during_refreshes(CrashLoop {
+        config: &config,
+        mount: "/o",
+        file: "hello.txt",
+        get_status: 302,
+        expire: &expire,
+        describe: &describe,
+    })
+    .await;
+    let refreshes = env.emu.refresh_count(&uid) as usize;
+    eprintln!("crash test: {refreshes} refreshes over {rounds} kills");
+    assert!(refreshes >= rounds, "refreshes were exercised: {refreshes}");
     assert_eq!(env.emu.refresh_reuse_count(&uid), 0, "a refresh token was sent twice (a lost rotation)");
-    srv.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await; // a helper may still be writing
     let live = env.live_refresh();
     assert_eq!(live.len(), 1, "one live refresh token");
-    assert_eq!(saved_field(&env.dir.path().join("state/mount-_o.json"), "refresh_token"), live[0]);
+    assert_eq!(saved_refresh(&env.dir.path().join("state/mount-_o.json")), live[0]);
 }
 
 /// Two servers on one state dir (a restart overlapping the old process, a second
@@ -101,7 +106,7 @@ async fn two_servers_on_one_state_dir_burn_no_token() {
     drop((a, b));
     let live = env.live_refresh();
     assert_eq!(live.len(), 1);
-    assert_eq!(saved_field(&env.dir.path().join("state/mount-_o.json"), "refresh_token"), live[0]);
+    assert_eq!(saved_refresh(&env.dir.path().join("state/mount-_o.json")), live[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +226,7 @@ async fn login_with_the_qr_code_then_serve() {
     assert!(stdout.contains('█') || stdout.contains('▀') || stdout.contains('▄'), "a QR code was drawn");
     let qr = env.emu.log().into_iter().find(|r| r.path == "/oauth/authorize/qrcode").unwrap();
     assert_eq!(qr.status, 200);
-    let saved = saved_field(&env.dir.path().join("state/mount-_o.json"), "refresh_token");
+    let saved = saved_refresh(&env.dir.path().join("state/mount-_o.json"));
     assert!(env.emu.is_refresh_token_live(&saved));
     assert!(!stdout.contains(&saved) && !stderr.contains(&saved), "tokens are not printed");
     let srv = serve(&config, &[]).await;

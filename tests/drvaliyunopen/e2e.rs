@@ -13,8 +13,8 @@ use sha1::Digest;
 
 use crate::binary::{mount_of, write_config};
 use crate::common::*;
+use crate::fixture::crash::*;
 use crate::fixture::{tool, ConfigBuilder};
-use crate::rotation_kit::*;
 
 fn rclone(args: &[&str], base: &str, dir: &Path) -> std::process::Output {
     Command::new(tool("rclone"))

@@ -8,4 +8,6 @@
 //! - `share/`: `driver = "aliyundrive_share"` (a share link, read-only).
 
 pub mod common;
+pub mod consumer;
 pub mod open;
+pub mod share;

@@ -49,10 +49,12 @@
 //! token pair through the kit's credentials, the device session, the per-call session
 //! for `Http::call`), [`passport`] (the QR login of §2.6).
 
+pub mod auth;
 pub mod error;
 pub mod hash;
 pub mod item;
 pub mod json;
+pub mod passport;
 pub mod signature;
 pub mod upload;
 

@@ -1,22 +1,22 @@
-//! Token rotation through the real binary, for every driver whose grant rotates: start
-//! `pandav serve` on a config, wait for a mount to settle, read it over WebDAV, and the
-//! SIGKILL loop that kills the server while refreshes are in flight. The provider side
-//! (its emulator) is the caller's: it says how to expire the access token and checks
-//! afterwards that no refresh token was lost or burnt.
+//! The real binary under `kill -9` while tokens rotate, for every driver whose refresh
+//! token is single-use (115 Open, Aliyun Drive…), and the async helpers those tests share
+//! (start `pandav serve` off the runtime, `/-/health`, PROPFIND, GET without redirects).
 //!
-//! Include it with `#[path = "rotation_kit/mod.rs"] mod rotation_kit;` next to
-//! `#[path = "common/mod.rs"] mod fixture;` (the `Server` it starts comes from there).
-#![allow(dead_code)]
+//! [`sigkill_during_refreshes`] starts the server on a config, checks the mount comes up
+//! healthy with the live token, then keeps expiring the access token at the provider (a
+//! callback) while listings flow, and SIGKILLs the server at a random moment — often with
+//! a refresh in flight. The provider-specific verdict (no refresh token sent twice, the
+//! saved token is the live one) is the caller's.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::fixture::Server;
+use super::Server;
 
-/// Start `pandav serve` on `config` (the shared fixture) off the runtime thread, which
-/// keeps an in-process emulator serving meanwhile.
+/// Start `pandav serve` (the shared fixture) off the runtime thread, which keeps an
+/// in-process emulator serving meanwhile.
 pub async fn serve(config: &Path, env: &[(&'static str, &'static str)]) -> Server {
     let (config, dir, env) = (config.to_path_buf(), config.parent().unwrap().to_path_buf(), env.to_vec());
     tokio::task::spawn_blocking(move || Server::start_file_env(&config, &dir, &env)).await.unwrap()
@@ -49,7 +49,6 @@ pub async fn settled(base: &str, path: &str) -> serde_json::Value {
             return m;
         }
         if t.elapsed() > Duration::from_secs(60) {
-            // The server is still in scope: its log is printed as the panic unwinds.
             panic!("mount {path} never finished starting");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -70,7 +69,7 @@ pub async fn listing(base: &str, path: &str) -> (u16, String) {
     }
 }
 
-/// GET without following redirects: the status.
+/// GET without following redirects.
 pub async fn get_status(base: &str, path: &str) -> u16 {
     http()
         .get(format!("{base}{path}"))
@@ -81,54 +80,70 @@ pub async fn get_status(base: &str, path: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// A string field of a mount's state file (`data.<field>`).
-pub fn saved_field(state_file: &Path, field: &str) -> String {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(state_file).unwrap()).unwrap();
-    v["data"][field].as_str().unwrap_or_default().to_string()
+/// One kill -9 loop.
+pub struct CrashLoop<'a> {
+    pub config: &'a Path,
+    /// The mount's path (`/o`).
+    pub mount: &'a str,
+    /// A file in the mount's root, listed and linked after every start.
+    pub file: &'a str,
+    /// What a GET of `file` answers on this mount (302 redirect, 200 proxy).
+    pub get_status: u16,
+    /// Make the mount's access token expire at the provider now.
+    pub expire: &'a (dyn Fn() + Send + Sync),
+    /// A line about the provider's counters, for `PANDAV_CRASH_VERBOSE`.
+    pub describe: &'a (dyn Fn() -> String + Send + Sync),
 }
 
-/// The SIGKILL loop: `rounds` times, start the server, check the mount is healthy, lists
-/// `file` and redirects a GET of it (302), then keep expiring the access token
-/// (`expire`) while listings flow, and kill the server at a random moment — often with a
-/// refresh in flight, in the `pandav __refresh` helper or between the provider's answer
-/// and the write. `PANDAV_CRASH_ROUNDS` / `PANDAV_CRASH_SEED` override rounds and seed.
-pub async fn sigkill_loop(config: &Path, mount: &str, file: &str, rounds: usize, expire: &(dyn Fn() + Sync)) {
-    let rounds: usize = std::env::var("PANDAV_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(rounds);
+/// Run `PANDAV_CRASH_ROUNDS` (default 50) rounds with seed `PANDAV_CRASH_SEED`, then
+/// start once more and check the mount is healthy. Returns the rounds run.
+pub async fn sigkill_during_refreshes(l: CrashLoop<'_>) -> usize {
+    let rounds: usize = std::env::var("PANDAV_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
     let seed: u64 = std::env::var("PANDAV_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("crash test: {rounds} rounds, seed {seed} (PANDAV_CRASH_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let dir = format!("{}/", mount.trim_end_matches('/'));
+    let root = format!("{}/", l.mount);
+    let file = format!("{}/{}", l.mount, l.file);
     for round in 0..rounds {
-        let srv = serve(config, &[]).await;
+        let srv = serve(l.config, &[]).await;
         // After every restart the mount authenticates with the live token.
-        let m = settled(srv.url(), mount).await;
+        let m = settled(srv.url(), l.mount).await;
         assert_eq!(m["ok"], true, "round {round}: mount locked out after restart: {m}");
-        let (st, body) = listing(srv.url(), &dir).await;
-        assert!(st == 207 && body.contains(file), "round {round}: listing failed: {st}");
-        assert_eq!(get_status(srv.url(), &format!("{dir}{file}")).await, 302, "round {round}: no download link");
+        let (st, body) = listing(srv.url(), &root).await;
+        assert!(st == 207 && body.contains(l.file), "round {round}: listing failed: {st}");
+        assert_eq!(get_status(srv.url(), &file).await, l.get_status, "round {round}: no download");
+        // Drive refreshes: the access token keeps expiring while requests flow, and the
+        // server is killed at a random moment (often with a refresh in flight).
         let kill_at = Instant::now() + Duration::from_millis(rng.gen_range(0..700));
         let mut inflight = vec![];
         while Instant::now() < kill_at {
-            expire();
-            let (base, dir) = (srv.url().to_string(), dir.clone());
-            inflight.push(tokio::spawn(async move { listing(&base, &dir).await }));
+            (l.expire)();
+            let (base, root) = (srv.url().to_string(), root.clone());
+            inflight.push(tokio::spawn(async move { listing(&base, &root).await }));
             tokio::time::sleep(Duration::from_millis(rng.gen_range(1..40))).await;
         }
         if rng.gen_bool(0.3) {
             // sometimes right at a refresh's start
-            expire();
-            let (base, dir) = (srv.url().to_string(), dir.clone());
-            inflight.push(tokio::spawn(async move { listing(&base, &dir).await }));
+            (l.expire)();
+            let (base, root) = (srv.url().to_string(), root.clone());
+            inflight.push(tokio::spawn(async move { listing(&base, &root).await }));
             tokio::time::sleep(Duration::from_micros(rng.gen_range(0..3000))).await;
         }
         srv.kill();
         let mut codes = std::collections::BTreeMap::new();
         for t in inflight {
             let (st, body) = t.await.unwrap_or((0, String::new()));
-            *codes.entry((st, body.contains(file))).or_insert(0) += 1;
+            *codes.entry((st, body.contains(l.file))).or_insert(0) += 1;
         }
         if std::env::var_os("PANDAV_CRASH_VERBOSE").is_some() {
-            eprintln!("round {round}: statuses {codes:?}");
+            eprintln!("round {round}: statuses {codes:?}, {}", (l.describe)());
         }
     }
+    // One more start: healthy, serving.
+    let srv = serve(l.config, &[]).await;
+    assert_eq!(settled(srv.url(), l.mount).await["ok"], true);
+    assert!(listing(srv.url(), &root).await.1.contains(l.file));
+    srv.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await; // a helper may still be writing
+    rounds
 }
