@@ -8,8 +8,14 @@
 //!
 //!   CARGO_TARGET_DIR=/work/target-bench cargo bench --bench serve
 //!
-//! Environment: `BENCH_SERVERS=pandav,dufs,rclone` (default all), `BENCH_SECS=5` (length of
-//! the PROPFIND phase), `BENCH_CACHE=/work/bench-cache`, `DUFS=/path/to/dufs`,
+//! Also (issue 12): PROPFIND Depth 1 of the same folder asking for four properties
+//! (rclone's `standardProps`), and one PROPFIND Depth 1 of a 100,000-entry folder with
+//! the server's RSS growth over its idle RSS.
+//!
+//! Environment: `BENCH_SERVERS=pandav,dufs,rclone` (default all; `pandav-main` runs the
+//! binary named by `PANDAV_MAIN`, e.g. a build of main, beside this one), `BENCH_SECS=5`
+//! (length of each PROPFIND phase), `BENCH_PHASES=propfind,prop,huge,get,ranges` (default
+//! all), `BENCH_HUGE=100000`, `BENCH_CACHE=/work/bench-cache`, `DUFS=/path/to/dufs`,
 //! `RCLONE=/path/to/rclone`, `PANDAV_LOG=info` (pandav's log level; its log goes nowhere).
 
 mod common;
@@ -33,6 +39,8 @@ const PROPFIND_CLIENTS: usize = 4;
 const PROPFIND_MAX_PER_CLIENT: usize = 500;
 
 const ALLPROP: &str = r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
+/// rclone's `standardProps` (vendor other).
+const FOUR_PROPS: &str = "<?xml version=\"1.0\"?>\n<d:propfind xmlns:d=\"DAV:\">\n <d:prop>\n  <d:displayname/>\n  <d:getlastmodified/>\n  <d:getcontentlength/>\n  <d:resourcetype/>\n </d:prop>\n</d:propfind>\n";
 
 struct Server {
     name: String,
@@ -55,6 +63,16 @@ struct Figures {
     propfind_entries: usize,
     propfind_bytes: usize,
     propfind_cpu_ms: f64,
+    prop_rps: f64,
+    prop_p50: Duration,
+    prop_bytes: usize,
+    prop_cpu_ms: f64,
+    huge_entries: usize,
+    huge_bytes: usize,
+    huge_time: Duration,
+    huge_cpu_ms: f64,
+    huge_rss_idle: f64,
+    huge_rss_peak: f64,
     get_mib_s: f64,
     get_cpu_s_per_gib: f64,
     range_batch: Duration,
@@ -89,19 +107,18 @@ fn wait_port(port: u16, child: &mut Child, what: &str) -> Result<(), String> {
     Err(format!("{what} did not listen on {port} within 30 s"))
 }
 
-fn start_pandav(data: &Path, tmp: &Path) -> Result<Server, String> {
-    let bin = env!("CARGO_BIN_EXE_pandav");
+fn start_pandav(data: &Path, tmp: &Path, bin: &str, name: &str) -> Result<Server, String> {
     let level = std::env::var("PANDAV_LOG").unwrap_or_else(|_| "info".into());
     let cfg = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nstate_dir = {state:?}\nlog_level = {level:?}\n\n\
          [[mounts]]\npath = \"/local\"\ndriver = \"local\"\n[mounts.options]\nroot = {root:?}\n",
-        state = tmp.join("pandav-state").display().to_string(),
+        state = tmp.join(format!("{name}-state")).display().to_string(),
         root = data.display().to_string(),
     );
-    let cfg_path = tmp.join("pandav.toml");
+    let cfg_path = tmp.join(format!("{name}.toml"));
     std::fs::write(&cfg_path, cfg).map_err(|e| e.to_string())?;
     let (child, url) = spawn_pandav(bin, &cfg_path)?;
-    Ok(Server { name: "pandav".into(), child, base: format!("{url}/local/") })
+    Ok(Server { name: name.into(), child, base: format!("{url}/local/") })
 }
 
 fn find_tool(env: &str, candidates: &[&str]) -> Option<PathBuf> {
@@ -196,13 +213,13 @@ fn propfind() -> reqwest::Method {
     reqwest::Method::from_bytes(b"PROPFIND").unwrap()
 }
 
-/// One PROPFIND Depth 1; returns (entries, bytes).
-async fn one_propfind(c: &reqwest::Client, url: &str) -> Result<(usize, usize), String> {
+/// One PROPFIND Depth 1 with `body`; returns (entries, bytes).
+async fn one_propfind(c: &reqwest::Client, url: &str, body: &'static str) -> Result<(usize, usize), String> {
     let r = c
         .request(propfind(), url)
         .header("Depth", "1")
         .header("Content-Type", "application/xml")
-        .body(ALLPROP)
+        .body(body)
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -220,15 +237,19 @@ fn memcount(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).filter(|w| w.eq_ignore_ascii_case(needle)).count()
 }
 
-async fn bench_propfind(s: &Server, secs: u64, f: &mut Figures) -> Result<(), String> {
+/// What a PROPFIND phase measured.
+struct PropfindRun {
+    rps: f64,
+    p50: Duration,
+    entries: usize,
+    bytes: usize,
+    cpu_ms: f64,
+}
+
+async fn propfind_phase(s: &Server, secs: u64, body: &'static str) -> Result<PropfindRun, String> {
     let c = client();
     let url = format!("{}many/", s.base);
-    let (entries, bytes) = one_propfind(&c, &url).await?; // warm-up and sanity check
-    f.propfind_entries = entries;
-    f.propfind_bytes = bytes;
-    if entries < SMALL_FILES {
-        f.note += &format!("PROPFIND listed {entries} entries, expected {}. ", SMALL_FILES + 1);
-    }
+    let (entries, bytes) = one_propfind(&c, &url, body).await?; // warm-up and sanity check
     let cpu0 = cpu_time(&s.pid());
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
@@ -243,7 +264,7 @@ async fn bench_propfind(s: &Server, secs: u64, f: &mut Figures) -> Result<(), St
                     break;
                 }
                 let t = Instant::now();
-                one_propfind(&c, &url).await?;
+                one_propfind(&c, &url, body).await?;
                 lat.push(t.elapsed());
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -258,11 +279,45 @@ async fn bench_propfind(s: &Server, secs: u64, f: &mut Figures) -> Result<(), St
     let cpu1 = cpu_time(&s.pid());
     lat.sort();
     let n = done.load(Ordering::Relaxed);
-    f.propfind_rps = n as f64 / el.as_secs_f64();
-    f.propfind_p50 = percentile(&lat, 0.5);
-    if let (Some(a), Some(b)) = (cpu0, cpu1) {
-        f.propfind_cpu_ms = (b - a).as_secs_f64() * 1000.0 / n.max(1) as f64;
+    let cpu_ms = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => (b - a).as_secs_f64() * 1000.0 / n.max(1) as f64,
+        _ => 0.0,
+    };
+    Ok(PropfindRun { rps: n as f64 / el.as_secs_f64(), p50: percentile(&lat, 0.5), entries, bytes, cpu_ms })
+}
+
+async fn bench_propfind(s: &Server, secs: u64, f: &mut Figures) -> Result<(), String> {
+    let r = propfind_phase(s, secs, ALLPROP).await?;
+    if r.entries < SMALL_FILES {
+        f.note += &format!("PROPFIND listed {} entries, expected {}. ", r.entries, SMALL_FILES + 1);
     }
+    (f.propfind_rps, f.propfind_p50, f.propfind_entries, f.propfind_bytes, f.propfind_cpu_ms) =
+        (r.rps, r.p50, r.entries, r.bytes, r.cpu_ms);
+    Ok(())
+}
+
+async fn bench_prop(s: &Server, secs: u64, f: &mut Figures) -> Result<(), String> {
+    let r = propfind_phase(s, secs, FOUR_PROPS).await?;
+    (f.prop_rps, f.prop_p50, f.prop_bytes, f.prop_cpu_ms) = (r.rps, r.p50, r.bytes, r.cpu_ms);
+    Ok(())
+}
+
+/// One allprop PROPFIND Depth 1 of `huge/`: time, CPU, and RSS growth over idle.
+async fn bench_huge(s: &Server, f: &mut Figures) -> Result<(), String> {
+    let pid = s.pid();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    f.huge_rss_idle = vm_rss_mib(&pid).unwrap_or(0.0);
+    reset_hwm(&pid);
+    let c = client();
+    let cpu0 = cpu_time(&pid);
+    let t = Instant::now();
+    let (entries, bytes) = one_propfind(&c, &format!("{}huge/", s.base), ALLPROP).await?;
+    f.huge_time = t.elapsed();
+    if let (Some(a), Some(b)) = (cpu0, cpu_time(&pid)) {
+        f.huge_cpu_ms = (b - a).as_secs_f64() * 1000.0;
+    }
+    f.huge_rss_peak = vm_hwm_mib(&pid).unwrap_or(0.0);
+    (f.huge_entries, f.huge_bytes) = (entries, bytes);
     Ok(())
 }
 
@@ -370,32 +425,56 @@ async fn bench_ranges(s: &Server, big: &Path, f: &mut Figures) -> Result<(), Str
     Ok(())
 }
 
+fn phase_on(name: &str) -> bool {
+    std::env::var("BENCH_PHASES").map(|v| v.split(',').any(|p| p.trim() == name)).unwrap_or(true)
+}
+
 async fn run_one(s: &Server, big: &Path, secs: u64) -> Figures {
     let mut f = Figures { rss_start: vm_rss_mib(&s.pid()).unwrap_or(0.0), ..Default::default() };
     let pid = s.pid();
-    let mut peaks = vec![];
-    eprintln!("[{}] PROPFIND Depth 1 on many/ for {secs} s…", s.name);
-    peaks.push(vm_hwm_mib(&pid).unwrap_or(0.0));
-    let reset = reset_hwm(&pid);
-    if let Err(e) = bench_propfind(s, secs, &mut f).await {
-        f.note += &format!("PROPFIND failed: {e}. ");
+    let mut peaks = vec![vm_hwm_mib(&pid).unwrap_or(0.0)];
+    let mut reset = true;
+    if phase_on("huge") {
+        // First, while the server is fresh: growth over its idle RSS.
+        eprintln!("[{}] PROPFIND Depth 1 on huge/…", s.name);
+        if let Err(e) = bench_huge(s, &mut f).await {
+            f.note += &format!("huge PROPFIND failed: {e}. ");
+        }
+        peaks.push(f.huge_rss_peak);
     }
-    f.rss_propfind = vm_hwm_mib(&pid).unwrap_or(0.0);
-    peaks.push(f.rss_propfind);
-    eprintln!("[{}] GET big.bin…", s.name);
-    reset_hwm(&pid);
-    if let Err(e) = bench_get(s, &mut f).await {
-        f.note += &format!("GET failed: {e}. ");
+    if phase_on("propfind") {
+        eprintln!("[{}] PROPFIND Depth 1 (allprop) on many/ for {secs} s…", s.name);
+        reset &= reset_hwm(&pid);
+        if let Err(e) = bench_propfind(s, secs, &mut f).await {
+            f.note += &format!("PROPFIND failed: {e}. ");
+        }
+        f.rss_propfind = vm_hwm_mib(&pid).unwrap_or(0.0);
+        peaks.push(f.rss_propfind);
     }
-    f.rss_get = vm_hwm_mib(&pid).unwrap_or(0.0);
-    peaks.push(f.rss_get);
-    eprintln!("[{}] {RANGE_PAR} parallel range GETs × {RANGE_ROUNDS}…", s.name);
-    reset_hwm(&pid);
-    if let Err(e) = bench_ranges(s, big, &mut f).await {
-        f.note += &format!("range GETs failed: {e}. ");
+    if phase_on("prop") {
+        eprintln!("[{}] PROPFIND Depth 1 (4 properties) on many/ for {secs} s…", s.name);
+        if let Err(e) = bench_prop(s, secs, &mut f).await {
+            f.note += &format!("prop PROPFIND failed: {e}. ");
+        }
     }
-    f.rss_range = vm_hwm_mib(&pid).unwrap_or(0.0);
-    peaks.push(f.rss_range);
+    if phase_on("get") {
+        eprintln!("[{}] GET big.bin…", s.name);
+        reset &= reset_hwm(&pid);
+        if let Err(e) = bench_get(s, &mut f).await {
+            f.note += &format!("GET failed: {e}. ");
+        }
+        f.rss_get = vm_hwm_mib(&pid).unwrap_or(0.0);
+        peaks.push(f.rss_get);
+    }
+    if phase_on("ranges") {
+        eprintln!("[{}] {RANGE_PAR} parallel range GETs × {RANGE_ROUNDS}…", s.name);
+        reset &= reset_hwm(&pid);
+        if let Err(e) = bench_ranges(s, big, &mut f).await {
+            f.note += &format!("range GETs failed: {e}. ");
+        }
+        f.rss_range = vm_hwm_mib(&pid).unwrap_or(0.0);
+        peaks.push(f.rss_range);
+    }
     f.rss_peak = peaks.into_iter().fold(0.0, f64::max);
     if !reset {
         f.note += "could not reset VmHWM (clear_refs): per-phase peaks are cumulative. ";
@@ -421,6 +500,14 @@ fn make_data(cache: &Path, tmp: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
         rng.fill(&mut buf);
         std::fs::write(many.join(format!("file-{i:05}.dat")), &buf)?;
     }
+    if phase_on("huge") {
+        let huge = data.join("huge");
+        std::fs::create_dir_all(&huge)?;
+        let n: usize = std::env::var("BENCH_HUGE").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        for i in 0..n {
+            std::fs::write(huge.join(format!("entry-{i:06}.dat")), b"x")?;
+        }
+    }
     warm_page_cache(&big)?;
     Ok((data, big))
 }
@@ -443,7 +530,11 @@ fn main() {
     let load_before = loadavg();
     for name in &wanted {
         let started = match name.as_str() {
-            "pandav" => start_pandav(&data, tmp.path()),
+            "pandav" => start_pandav(&data, tmp.path(), env!("CARGO_BIN_EXE_pandav"), "pandav"),
+            "pandav-main" => match std::env::var("PANDAV_MAIN") {
+                Ok(bin) => start_pandav(&data, tmp.path(), &bin, "pandav-main"),
+                Err(_) => Err("set PANDAV_MAIN=/path/to/a pandav binary built from main".into()),
+            },
             "dufs" => start_dufs(&data),
             "rclone" => start_rclone(&data, tmp.path()).map(|(mut s, v)| {
                 s.name = format!("rclone {v}");
@@ -483,6 +574,21 @@ fn main() {
         c(&|f| format!("{:.1} MiB, {} entries", f.propfind_bytes as f64 / 1048576.0, f.propfind_entries)),
     );
     t.row("  server CPU per request", c(&|f| format!("{:.0} ms", f.propfind_cpu_ms)));
+    t.row("PROPFIND Depth 1, 10k, 4 props: req/s", c(&|f| format!("{:.1}", f.prop_rps)));
+    t.row("  p50 latency", c(&|f| ms(f.prop_p50)));
+    t.row("  response size", c(&|f| format!("{:.1} MiB", f.prop_bytes as f64 / 1048576.0)));
+    t.row("  server CPU per request", c(&|f| format!("{:.0} ms", f.prop_cpu_ms)));
+    t.row(
+        "PROPFIND Depth 1, huge folder: time",
+        c(&|f| format!("{} ({} entries, {:.0} MiB)", ms(f.huge_time), f.huge_entries, f.huge_bytes as f64 / 1048576.0)),
+    );
+    t.row("  server CPU", c(&|f| format!("{:.0} ms", f.huge_cpu_ms)));
+    t.row(
+        "  RSS idle → peak (growth)",
+        c(&|f| {
+            format!("{:.1} → {:.1} ({:+.1}) MiB", f.huge_rss_idle, f.huge_rss_peak, f.huge_rss_peak - f.huge_rss_idle)
+        }),
+    );
     t.row("GET 1 GiB, one stream: MiB/s", c(&|f| format!("{:.0}", f.get_mib_s)));
     t.row("  server CPU per GiB", c(&|f| format!("{:.2} s", f.get_cpu_s_per_gib)));
     t.row(&format!("{RANGE_PAR} × 1 MiB range GETs: time per batch"), c(&|f| ms(f.range_batch)));

@@ -135,6 +135,32 @@ fn xml_body() {
 }
 
 #[test]
+fn propfind_body() {
+    const A: &[&str] = &[
+        "<D:propfind xmlns:D=\"DAV:\">",
+        "</D:propfind>",
+        "<propfind xmlns=\"DAV:\">",
+        "</propfind>",
+        "<D:prop>",
+        "</D:prop>",
+        "<D:allprop/>",
+        "<D:propname/>",
+        "<D:include>",
+        "</D:include>",
+        "<D:getetag/>",
+        "<x:p xmlns:x=\"urn:x\"/>",
+        "<p xmlns=\"\"/>",
+        "<D:getetag xmlns:D=\"DAV:\"/>",
+        "<oc:checksums xmlns:oc=\"http://owncloud.org/ns\"/>",
+        "text",
+        " ",
+        "<",
+        ">",
+    ];
+    run(fuzz::propfind_body, A, 24);
+}
+
+#[test]
 fn lastmodified() {
     const A: &[&str] =
         &["1", "0", "9", "18446744073709551615", "253402300799", " ", "Sat, 03 Feb 2001 04:05:06 GMT", "-", "e", "."];

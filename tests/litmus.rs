@@ -1,9 +1,9 @@
 //! litmus 0.13, the WebDAV conformance suite, against a local mount served by the real
 //! binary with Basic auth. Every suite must report 100% with 0 failed, and the only
-//! warnings allowed are the two explained below; any new warning fails the test, so a
+//! warning allowed is the one explained below; any new warning fails the test, so a
 //! regression in the dav layer shows up here even when litmus still counts it a pass.
 //!
-//! Known warnings, and why they are not pandav bugs we can fix here:
+//! The known warning, and why it is not a pandav bug we can fix here:
 //!
 //! * basic `delete_fragment`: "DELETE removed collection resource with Request-URI
 //!   including fragment; unsafe". litmus creates `litmus/frag/` and sends
@@ -15,23 +15,10 @@
 //!   (see `hash_in_names_is_not_a_fragment`). Refusing such requests would need hyper to
 //!   expose the raw request-target, which it does not.
 //!
-//! * props `propget`: "Property N omitted from results with no status", 11 times (5
-//!   after `propdeletes`, 5 again after `propreplace`, 1 after `propsetremove`). litmus
-//!   sets ten dead properties `prop0..prop9`, removes some with PROPPATCH, then
-//!   PROPFINDs all ten by name and expects each removed one back in a `<D:propstat>`
-//!   with `404 Not Found` (RFC 4918 §9.1: a response to a named PROPFIND carries every
-//!   requested property, with a status). dav-server 0.11 (`PropWriter::write_props`,
-//!   handle_props.rs) builds the 404 element and then drops it: only `200 OK` results
-//!   are written, so a property that does not exist is silently absent instead of
-//!   reported 404. Seen on the wire (`named_propfind_reports_missing_property`): after
-//!   `PROPPATCH remove L:gone`, `PROPFIND <prop><L:keep/><L:gone/></prop>` answers one
-//!   200 propstat and nothing about `L:gone`. The same function also appends *every*
-//!   dead property (`get_props`) to *every* PROPFIND answer whatever was asked, so a
-//!   named property comes back twice and unrequested ones come along. pandav's
-//!   `dav::Fs` answers correctly (`get_prop` → `NotFound`); the fix belongs in
-//!   dav-server, or in our dav layer by serving dead properties only through
-//!   `get_prop` (then `allprop` would stop listing them). Harmless for the clients we
-//!   serve, which never rely on 404 propstats.
+//! litmus props `propget` used to warn "Property N omitted from results with no status"
+//! (dav-server 0.11 left a requested property that does not exist out of the answer
+//! instead of reporting it in a `404` propstat). pandav answers PROPFIND itself now
+//! (`dav::propfind`), so that warning is no longer allowed.
 
 mod common;
 
@@ -41,10 +28,8 @@ use std::time::Duration;
 use common::*;
 
 /// (test name, start of the warning text) pairs litmus may print.
-const KNOWN_WARNINGS: &[(&str, &str)] = &[
-    ("delete_fragment", "DELETE removed collection resource with Request-URI including fragment"),
-    ("propget", "Property "),
-];
+const KNOWN_WARNINGS: &[(&str, &str)] =
+    &[("delete_fragment", "DELETE removed collection resource with Request-URI including fragment")];
 
 fn server() -> (TestDir, Server) {
     let t = TestDir::new();
@@ -155,10 +140,8 @@ fn litmus_http() {
 /// What the `propget` warning is about: a PROPFIND naming a property that was removed
 /// with PROPPATCH. RFC 4918 §9.1 wants every requested property answered: the missing one
 /// in a propstat with status 404, the existing one once, with its value. dav-server 0.11
-/// leaves the missing one out and repeats the existing one (see the notes at the top), so
-/// this asserts the RFC and is ignored until that is fixed.
+/// left the missing one out and repeated the existing one.
 #[test]
-#[ignore = "issue 12: dav-server 0.11 sends no 404 propstat for a missing requested property (and repeats the present one)"]
 fn named_propfind_reports_missing_property() {
     let (t, srv) = server();
     t.write("data/p.txt", b"x");

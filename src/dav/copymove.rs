@@ -381,7 +381,7 @@ impl CopyMove<'_> {
     /// Evaluate an `If` header (RFC 4918 §10.4): some list whose conditions all hold.
     /// Untagged lists are about the source; a state token holds when it names a live
     /// lock covering the resource, an entity tag when it equals the resource's (strong).
-    async fn if_holds(
+    pub(crate) async fn if_holds(
         &self,
         cond: &IfHeader,
         src_path: &str,

@@ -87,7 +87,22 @@ pub fn xml_body(data: &[u8]) {
         1 + e.children.iter().filter_map(|c| c.as_element()).map(depth).max().unwrap_or(0)
     }
     assert!(depth(&tree) <= xmlgate::MAX_DEPTH);
-    let _ = quirks::parse_lastmodified_patch(data);
+    let _ = super::proppatch::plan(data);
+    let _ = super::propfind::parse(data);
+}
+
+/// A PROPFIND body that passed the gate: the parser never panics, names each property
+/// once and never more than `MAX_PROPS`.
+pub fn propfind_body(data: &[u8]) {
+    if xmlgate::check(data).is_err() {
+        return;
+    }
+    if let Ok(super::propfind::Ask::Prop(list) | super::propfind::Ask::AllProp(list)) = super::propfind::parse(data) {
+        assert!(list.len() <= super::propfind::MAX_PROPS);
+        for (i, p) in list.iter().enumerate() {
+            assert!(!list[..i].iter().any(|q| q.ns == p.ns && q.name == p.name), "{p:?} twice");
+        }
+    }
 }
 
 /// PROPPATCH of `{DAV:}lastmodified`: a value we act on fits a clock and an HTTP date.
@@ -95,7 +110,11 @@ pub fn lastmodified(data: &[u8]) {
     let mut body = b"<d:propertyupdate xmlns:d=\"DAV:\"><d:set><d:prop><d:lastmodified>".to_vec();
     body.extend(data.iter().filter(|b| !matches!(b, b'<' | b'&')));
     body.extend_from_slice(b"</d:lastmodified></d:prop></d:set></d:propertyupdate>");
-    if let quirks::LastModified::Set(n) = quirks::parse_lastmodified_patch(&body) {
+    if let Ok(plan) = super::proppatch::plan(&body) {
+        let [super::proppatch::Instruction { what: super::proppatch::What::Mtime(n), .. }] = plan.as_slice() else {
+            return;
+        };
+        let n = *n;
         assert!(n <= quirks::MAX_TIME_SECS);
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(n);
         let _ = httpdate::fmt_http_date(t);

@@ -370,6 +370,32 @@ impl LockTable {
         self.save(snap).await;
     }
 
+    /// The live locks that apply to `path` or, when `children`, to a member of it: what
+    /// a PROPFIND's `lockdiscovery` shows, taken once per request.
+    pub fn snapshot(&self, path: &str, children: bool) -> Vec<LockView> {
+        let now = SystemTime::now();
+        lock(&self.state)
+            .locks
+            .iter()
+            .filter(|l| l.expires > now)
+            .filter(|l| {
+                l.covers(path)
+                    || (children
+                        && is_under(&l.path, path)
+                        && !l.path[path.len()..].trim_start_matches('/').contains('/'))
+            })
+            .map(|l| LockView {
+                token: l.token.clone(),
+                path: l.path.clone(),
+                collection: l.collection,
+                owner: l.owner.as_ref().and_then(owner_text),
+                shared: l.shared,
+                deep: l.deep,
+                timeout: l.timeout,
+            })
+            .collect()
+    }
+
     /// How many live locks there are (for tests and the health page).
     pub fn len(&self) -> usize {
         self.with(|locks| (locks.len(), false)).0
@@ -377,6 +403,27 @@ impl LockTable {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A lock as `lockdiscovery` shows it.
+#[derive(Debug, Clone)]
+pub struct LockView {
+    pub token: String,
+    /// Decoded path without the URL prefix, no trailing `/`.
+    pub path: String,
+    pub collection: bool,
+    /// The `<D:owner>` element the client gave, as XML.
+    pub owner: Option<String>,
+    pub shared: bool,
+    pub deep: bool,
+    pub timeout: Duration,
+}
+
+impl LockView {
+    /// The lock applies to `p` (decoded path, no trailing `/`).
+    pub fn covers(&self, p: &str) -> bool {
+        self.path == p || (self.deep && is_under(p, &self.path))
     }
 }
 

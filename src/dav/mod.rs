@@ -10,9 +10,12 @@ mod file;
 pub mod fuzz;
 pub mod ifheader;
 pub mod locks;
+pub mod propfind;
+pub mod proppatch;
 mod props;
 pub mod quirks;
 pub mod xmlgate;
+pub mod xmlout;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -82,20 +85,6 @@ pub struct RequestCtx {
     /// Why the lock system refused this request's LOCK or UNLOCK (dav-server can only
     /// say 423 or 409).
     pub lock_refusal: Arc<Mutex<Option<locks::Refusal>>>,
-    /// The folder `read_dir` listed during this request, so that the properties
-    /// dav-server asks for each child of a PROPFIND come from that listing instead of
-    /// resolving every child's path again (a stat per child on a local folder, a scan of
-    /// the cached listing per child on a cloud folder: quadratic in the folder's size).
-    listed: Arc<Mutex<Option<Listed>>>,
-}
-
-#[derive(Debug)]
-struct Listed {
-    /// `path_str` of the folder.
-    dir: String,
-    entries: Arc<Vec<Entry>>,
-    /// Positions in `entries`, sorted by name (4 bytes an entry, no copied names).
-    by_name: Vec<u32>,
 }
 
 impl RequestCtx {
@@ -108,28 +97,7 @@ impl RequestCtx {
             error: Default::default(),
             mtime_accepted: Default::default(),
             lock_refusal: Default::default(),
-            listed: Default::default(),
         }
-    }
-
-    fn remember_listing(&self, dir: String, entries: Arc<Vec<Entry>>) {
-        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| {
-            let name = |i: u32| entries.get(i as usize).map(|e| e.name.as_str());
-            name(a).cmp(&name(b))
-        });
-        *lock(&self.listed) = Some(Listed { dir, entries, by_name });
-    }
-
-    /// `f` of the entry at `path` (a `path_str`) if this request listed its folder.
-    fn with_listed<T>(&self, path: &str, f: impl FnOnce(&Entry) -> T) -> Option<T> {
-        let (parent, name) = path.rsplit_once('/')?;
-        let parent = if parent.is_empty() { "/" } else { parent };
-        let guard = lock(&self.listed);
-        let l = guard.as_ref().filter(|l| l.dir == parent)?;
-        let entry = |i: u32| l.entries.get(i as usize);
-        let at = l.by_name.binary_search_by(|&i| entry(i).map_or("", |e| e.name.as_str()).cmp(name)).ok()?;
-        Some(f(entry(*l.by_name.get(at)?)?))
     }
 
     /// Map a drive error to dav-server's status vocabulary, keeping the detail.
@@ -196,7 +164,7 @@ static START: std::sync::LazyLock<SystemTime> = std::sync::LazyLock::new(SystemT
 
 /// A time dav-server can print as an HTTP date: httpdate panics on times before 1970
 /// or after 9999, which a local file (or a client-set mtime) can have.
-fn printable(t: SystemTime) -> SystemTime {
+pub(crate) fn printable(t: SystemTime) -> SystemTime {
     let max = UNIX_EPOCH + Duration::from_secs(quirks::MAX_TIME_SECS);
     t.clamp(UNIX_EPOCH, max)
 }
@@ -238,9 +206,9 @@ impl DavDirEntry for DirEnt {
     }
 }
 
-/// Child `i` of a mount folder's listing, made as dav-server walks the folder, so a
-/// PROPFIND of a big folder holds the listing once rather than a copy of every name and
-/// its metadata as well.
+/// Child `i` of a mount folder's listing, made as dav-server walks the folder (for a
+/// folder's HTML index and DELETE; PROPFIND is `propfind`'s), so a big folder is held
+/// once rather than with a copy of every name and its metadata as well.
 struct ListedEnt {
     list: Arc<Vec<Entry>>,
     i: usize,
@@ -265,6 +233,32 @@ impl DavDirEntry for ListedEnt {
 pub struct DavFs {
     table: Arc<MountTable>,
     props: Arc<PropStore>,
+    /// File system quota of local mounts, by mount path, and when it was read.
+    fs_quota: Arc<dashmap::DashMap<String, (std::time::Instant, Option<vfs::Quota>)>>,
+}
+
+/// How long a local file system's free space is reused.
+const FS_QUOTA_TTL: Duration = Duration::from_secs(30);
+
+/// Used and total bytes of the file system holding `dir` (what `df` shows).
+#[cfg(unix)]
+fn fs_quota(dir: &std::path::Path) -> Option<vfs::Quota> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a NUL-terminated path and `st` a zeroed statvfs that libc fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let unit = if st.f_frsize > 0 { st.f_frsize as u64 } else { st.f_bsize as u64 };
+    let blocks = |n: u64| n.saturating_mul(unit);
+    let used = blocks(st.f_blocks as u64).saturating_sub(blocks(st.f_bfree as u64));
+    Some(vfs::Quota { used, total: Some(used.saturating_add(blocks(st.f_bavail as u64))) })
+}
+
+#[cfg(not(unix))]
+fn fs_quota(_dir: &std::path::Path) -> Option<vfs::Quota> {
+    None
 }
 
 /// Whether a path goes through a name that is pandav's, not the client's (the swap
@@ -275,7 +269,7 @@ fn reserved(path: &str) -> bool {
 }
 
 /// Where a request path lands, for this user.
-enum Target {
+pub(crate) enum Target {
     Virtual(String),
     Mount(Arc<Mount>, String),
 }
@@ -308,7 +302,7 @@ impl DavFs {
     }
 
     pub fn with_props(table: Arc<MountTable>, props: PropStore) -> DavFs {
-        DavFs { table, props: Arc::new(props) }
+        DavFs { table, props: Arc::new(props), fs_quota: Default::default() }
     }
 
     pub fn table(&self) -> &Arc<MountTable> {
@@ -316,16 +310,49 @@ impl DavFs {
     }
 
     fn target(&self, path: &DavPath, ctx: &RequestCtx) -> FsResult<Target> {
-        let p = path_str(path)?;
-        if reserved(&p) {
-            return Err(FsError::NotFound);
+        self.target_of(&path_str(path)?, &ctx.user).ok_or(FsError::NotFound)
+    }
+
+    /// Where decoded path `p` lands for `user`; `None` when nothing is there for them.
+    pub(crate) fn target_of(&self, p: &str, user: &User) -> Option<Target> {
+        if reserved(p) {
+            return None;
         }
-        let user = &ctx.user;
-        match self.table.resolve(&p, &|m| user.sees(m)) {
-            Some(Resolved::Virtual(v)) => Ok(Target::Virtual(v)),
-            Some(Resolved::Mount(m, rel)) => Ok(Target::Mount(m, rel)),
-            None => Err(FsError::NotFound),
+        match self.table.resolve(p, &|m| user.sees(m))? {
+            Resolved::Virtual(v) => Some(Target::Virtual(v)),
+            Resolved::Mount(m, rel) => Some(Target::Mount(m, rel)),
         }
+    }
+
+    pub(crate) fn props(&self) -> &PropStore {
+        &self.props
+    }
+
+    /// The quota of the space `m` stores in (RFC 4331), `None` when unknown: what the
+    /// drive says (`Mount::quota`, cached there), or for a drive on a local folder that
+    /// does not say, the file system's own figures (statvfs), cached here as briefly.
+    pub(crate) async fn quota_of(&self, m: &Mount) -> Option<vfs::Quota> {
+        match m.quota().await {
+            Ok(Some(q)) => return Some(q),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(mount = %m.path(), "quota unknown: {e}");
+                return None;
+            }
+        }
+        if !m.caps().local_read {
+            return None;
+        }
+        if let Some(hit) = self.fs_quota.get(m.path()) {
+            if hit.0.elapsed() < FS_QUOTA_TTL {
+                return hit.1;
+            }
+        }
+        let root = m.resolve("").await.ok()?;
+        let dir = m.drive.spool_dir(&root)?;
+        let q = tokio::task::spawn_blocking(move || fs_quota(&dir)).await.ok().flatten();
+        self.fs_quota.insert(m.path().to_string(), (std::time::Instant::now(), q));
+        q
     }
 
     /// The mount and mount-relative path serving `path` (decoded) for `user`.
@@ -432,7 +459,6 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                         list =
                             Arc::new(list.iter().filter(|e| !vfs::mount::is_reserved_name(&e.name)).cloned().collect());
                     }
-                    ctx.remember_listing(path_str(path)?, Arc::clone(&list));
                     let s: FsStream<Box<dyn DavDirEntry>> =
                         Box::pin(stream::iter((0..list.len()).map(move |i| {
                             Ok(Box::new(ListedEnt { list: Arc::clone(&list), i }) as Box<dyn DavDirEntry>)
@@ -523,40 +549,18 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         .boxed()
     }
 
-    fn get_props<'a>(&'a self, path: &'a DavPath, do_content: bool, ctx: &'a RequestCtx) -> FsFuture<'a, Vec<DavProp>> {
-        async move {
-            let p = path_str(path)?;
-            let mut out = self.props.all(&p, do_content);
-            if let Target::Mount(m, rel) = self.target(path, ctx)? {
-                let c = match ctx.with_listed(&p, |e| props::checksums_prop(e, do_content)) {
-                    Some(c) => c,
-                    None => props::checksums_prop(&self.entry(&m, &rel, ctx).await?, do_content),
-                };
-                out.extend(c);
-            }
-            Ok(out)
-        }
-        .boxed()
+    // PROPFIND is answered by `propfind`, never by dav-server; these serve nothing else.
+    fn get_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        do_content: bool,
+        _ctx: &'a RequestCtx,
+    ) -> FsFuture<'a, Vec<DavProp>> {
+        async move { Ok(self.props.all(&path_str(path)?, do_content)) }.boxed()
     }
 
-    fn get_prop<'a>(&'a self, path: &'a DavPath, prop: DavProp, ctx: &'a RequestCtx) -> FsFuture<'a, Vec<u8>> {
-        async move {
-            if props::is_checksums(&prop) {
-                if let Target::Mount(m, rel) = self.target(path, ctx)? {
-                    let p = path_str(path)?;
-                    let c = match ctx.with_listed(&p, |e| props::checksums_prop(e, true)) {
-                        Some(c) => c,
-                        None => props::checksums_prop(&self.entry(&m, &rel, ctx).await?, true),
-                    };
-                    if let Some(xml) = c.and_then(|p| p.xml) {
-                        return Ok(xml);
-                    }
-                }
-                return Err(FsError::NotFound);
-            }
-            self.props.get(&path_str(path)?, &prop).ok_or(FsError::NotFound)
-        }
-        .boxed()
+    fn get_prop<'a>(&'a self, path: &'a DavPath, prop: DavProp, _ctx: &'a RequestCtx) -> FsFuture<'a, Vec<u8>> {
+        async move { self.props.get(&path_str(path)?, &prop).ok_or(FsError::NotFound) }.boxed()
     }
 
     fn get_quota<'a>(&'a self, _ctx: &'a RequestCtx) -> FsFuture<'a, (u64, Option<u64>)> {

@@ -8,8 +8,6 @@ use dav_server::fs::DavProp;
 
 use crate::vfs::Entry;
 
-const NS_OC: &str = "http://owncloud.org/ns";
-
 type Key = (String, String);
 type Props = BTreeMap<Key, DavProp>;
 
@@ -131,6 +129,30 @@ impl PropStore {
         self.read().map.get(path)?.get(&key(prop))?.xml.clone()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.read().map.is_empty()
+    }
+
+    /// The dead properties of `path` and, when `children`, of the paths directly below
+    /// it, copied once for a PROPFIND (keyed by path). Empty when none are stored.
+    pub fn snapshot(&self, path: &str, children: bool) -> HashMap<String, Vec<DavProp>> {
+        let inner = self.read();
+        if inner.map.is_empty() {
+            return HashMap::new();
+        }
+        let member = |k: &str| {
+            children
+                && k.rsplit_once('/').is_some_and(|(parent, _)| parent == path || (parent.is_empty() && path == "/"))
+                && k != "/"
+        };
+        inner
+            .map
+            .iter()
+            .filter(|(k, _)| k.as_str() == path || member(k))
+            .map(|(k, v)| (k.clone(), v.values().cloned().collect()))
+            .collect()
+    }
+
     fn under(path: &str, k: &str) -> bool {
         k == path || path == "/" || k.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
     }
@@ -185,12 +207,9 @@ impl PropStore {
     }
 }
 
-pub fn is_checksums(p: &DavProp) -> bool {
-    p.namespace.as_deref() == Some(NS_OC) && p.name == "checksums"
-}
-
-/// `<oc:checksums><oc:checksum>SHA1:… MD5:…</oc:checksum></oc:checksums>` as rclone reads it.
-pub fn checksums_prop(e: &Entry, do_content: bool) -> Option<DavProp> {
+/// The text of `oc:checksum` (`SHA1:… MD5:…`, as rclone reads it) for a file whose
+/// hashes the drive knows.
+pub fn checksums_text(e: &Entry) -> Option<String> {
     if e.is_dir {
         return None;
     }
@@ -201,15 +220,5 @@ pub fn checksums_prop(e: &Entry, do_content: bool) -> Option<DavProp> {
     if let Some(m) = &e.hashes.md5 {
         parts.push(format!("MD5:{}", m.to_ascii_lowercase()));
     }
-    if parts.is_empty() {
-        return None;
-    }
-    let xml =
-        format!("<oc:checksums xmlns:oc=\"{NS_OC}\"><oc:checksum>{}</oc:checksum></oc:checksums>", parts.join(" "));
-    Some(DavProp {
-        name: "checksums".into(),
-        prefix: Some("oc".into()),
-        namespace: Some(NS_OC.into()),
-        xml: do_content.then(|| xml.into_bytes()),
-    })
+    (!parts.is_empty()).then(|| parts.join(" "))
 }

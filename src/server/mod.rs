@@ -30,6 +30,8 @@ use hyper::body::Incoming;
 use crate::config::Config;
 use crate::dav::copymove::CopyMove;
 use crate::dav::locks::{LockLimits, LockTable, UserLocks};
+use crate::dav::propfind::{self, Propfind};
+use crate::dav::proppatch::Proppatch;
 use crate::dav::{ifheader, quirks, xmlgate, DavFs, Esc, RequestCtx};
 use crate::vfs::MountTable;
 pub use body::{full, BoxBody, LoggedBody};
@@ -202,18 +204,20 @@ impl App {
                     if let quirks::PropfindDepth::Refuse(r) = quirks::propfind_depth(req.headers_mut()) {
                         return r.map(full);
                     }
-                    if let Some(path) = &dav_path {
-                        if let Some(e) = quirks::precheck_listing(&self.fs, req.headers(), path, &ctx).await {
-                            return download::error_response(&e);
-                        }
-                    }
+                    let Some(path) = &dav_path else {
+                        return status(StatusCode::BAD_REQUEST, "bad path\n");
+                    };
+                    let pf = Propfind { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
+                    return match pf.answer(req.headers(), path, req.uri().path(), &bytes, &ctx).await {
+                        propfind::Answer::MultiStatus(r) => r.map(body::boxed),
+                        propfind::Answer::Refused(code, why) => status(code, &format!("{why}\n")),
+                        propfind::Answer::Drive(e) => download::error_response(&e),
+                    };
                 }
                 if method == "PROPPATCH" {
                     if let Some(path) = &dav_path {
-                        let tokens = if_tokens(req.headers());
-                        let r =
-                            quirks::set_lastmodified(&self.fs, &self.locks, &self.prefix, path, &bytes, &tokens, &ctx);
-                        if let Some(r) = r.await {
+                        let pp = Proppatch { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
+                        if let Some(r) = pp.answer(&req, path, &bytes, &ctx).await {
                             return r.map(full);
                         }
                     }
@@ -380,11 +384,6 @@ fn conditional_headers_gate(h: &HeaderMap) -> Option<Response<BoxBody>> {
         return Some(status(StatusCode::BAD_REQUEST, "malformed If-Range header\n"));
     }
     None
-}
-
-/// The lock tokens an (already validated) `If` header submits.
-fn if_tokens(h: &HeaderMap) -> Vec<String> {
-    h.get("if").and_then(|v| ifheader::parse_if(v.as_bytes()).ok()).map(|i| i.tokens()).unwrap_or_default()
 }
 
 /// The user name of a Basic `Authorization` header, if it has one.

@@ -53,26 +53,58 @@ pub struct Health {
 type Listing = Arc<Vec<Entry>>;
 
 /// A folder listing with an index by name, so resolving every child of a large folder
-/// is linear, not quadratic.
+/// is linear, not quadratic. The index (4 bytes an entry, no copied names) is built on
+/// the first lookup: a listing only rendered (PROPFIND of a local folder) never needs it.
 struct Cached {
     at: Instant,
     list: Listing,
-    by_name: std::collections::HashMap<String, usize>,
+    by_name: std::sync::OnceLock<Vec<u32>>,
 }
 
 impl Cached {
     fn new(list: Listing) -> Cached {
-        let mut by_name = std::collections::HashMap::with_capacity(list.len());
-        for (i, e) in list.iter().enumerate() {
-            // Providers that allow two items of one name (115) resolve to the first.
-            by_name.entry(e.name.clone()).or_insert(i);
-        }
-        Cached { at: Instant::now(), list, by_name }
+        Cached { at: Instant::now(), list, by_name: std::sync::OnceLock::new() }
+    }
+
+    fn name(&self, i: u32) -> &str {
+        self.list.get(i as usize).map_or("", |e| e.name.as_str())
+    }
+
+    /// The entry named exactly `name`. Providers that allow two items of one name (115)
+    /// resolve to the first (the sort is stable).
+    fn exact(&self, name: &str) -> Option<&Entry> {
+        let idx = self.by_name.get_or_init(|| {
+            let mut v: Vec<u32> = (0..self.list.len() as u32).collect();
+            v.sort_by(|&a, &b| self.name(a).cmp(self.name(b)));
+            v
+        });
+        let at = idx.partition_point(|&i| self.name(i) < name);
+        idx.get(at).filter(|&&i| self.name(i) == name).and_then(|&i| self.list.get(i as usize))
     }
 
     fn find(&self, name: &str) -> DriveResult<Entry> {
-        self.by_name.get(name).map(|&i| self.list[i].clone()).ok_or(DriveError::NotFound)
+        name_forms(name).find_map(|n| self.exact(&n).cloned()).ok_or(DriveError::NotFound)
     }
+}
+
+/// The forms a client's name may be stored in: as given, then NFC, then NFD (macOS
+/// Finder sends NFD, cloud drives store NFC, a local folder keeps whatever was written).
+/// ASCII names have one form.
+pub fn name_forms(name: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    use unicode_normalization::UnicodeNormalization;
+    // The other forms are computed only when the name as given is not found.
+    let others = std::iter::once_with(move || {
+        let mut v: Vec<std::borrow::Cow<'_, str>> = vec![];
+        if !name.is_ascii() {
+            for other in [name.nfc().collect::<String>(), name.nfd().collect::<String>()] {
+                if other != name && !v.iter().any(|f| *f == other) {
+                    v.push(other.into());
+                }
+            }
+        }
+        v
+    });
+    std::iter::once(name.into()).chain(others.flatten())
 }
 
 #[derive(Default)]
@@ -356,7 +388,12 @@ impl Mount {
             }
         }
         if self.caps.fast_lookup {
-            return self.track(self.drive.lookup(parent, name).await)?.ok_or(DriveError::NotFound);
+            for n in name_forms(name) {
+                if let Some(e) = self.track(self.drive.lookup(parent, &n).await)? {
+                    return Ok(e);
+                }
+            }
+            return Err(DriveError::NotFound);
         }
         self.listing(parent_rel, parent).await?.find(name)
     }
@@ -468,8 +505,10 @@ impl Mount {
         let entry = self.resolve(from).await?;
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
         let old = self.target_in_the_way(to_prel, &new_parent, to_name, replace).await?;
-        let r = match old {
-            Some(old) if !self.replaces_in_place(&entry, &old) => {
+        // Replacing keeps the name the drive stores (it may differ in Unicode form).
+        let to_name = old.as_ref().map_or(to_name, |o| o.name.as_str());
+        let r = match &old {
+            Some(old) if !self.replaces_in_place(&entry, old) => {
                 let (from_prel, from_name) = split_parent(from);
                 let from_parent = self.resolve(from_prel).await?;
                 // The source goes next to the target under a hidden name first; until the
@@ -477,7 +516,7 @@ impl Mount {
                 match self.track(self.drive.move_to(&entry, &new_parent, &swap_name()).await) {
                     Ok(new) => {
                         let undo = Undo::MoveBack { parent: &from_parent, name: from_name };
-                        self.swap_in(&new_parent, to_name, &old, new, undo).await
+                        self.swap_in(&new_parent, to_name, old, new, undo).await
                     }
                     Err(e) => Err(e),
                 }
@@ -516,11 +555,12 @@ impl Mount {
         }
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
         let old = self.target_in_the_way(to_prel, &new_parent, to_name, replace).await?;
-        let r = match old {
-            Some(old) if !self.replaces_in_place(&entry, &old) => {
+        let to_name = old.as_ref().map_or(to_name, |o| o.name.as_str());
+        let r = match &old {
+            Some(old) if !self.replaces_in_place(&entry, old) => {
                 let tmp = swap_name();
                 match self.track(self.drive.copy_to(&entry, &new_parent, &tmp).await) {
-                    Ok(new) => self.swap_in(&new_parent, to_name, &old, new, Undo::Remove).await,
+                    Ok(new) => self.swap_in(&new_parent, to_name, old, new, Undo::Remove).await,
                     Err(e) => {
                         self.remove_partial(to_prel, &tmp).await;
                         Err(e)
@@ -550,7 +590,7 @@ impl Mount {
         let tmp_rel = join_rel(prel, &tmp);
         let r = match make(tmp_rel.clone()).await {
             Ok(new) => match self.existing(prel, &parent, name).await {
-                Ok(Some(old)) if replace => self.swap_in(&parent, name, &old, new, Undo::Remove).await,
+                Ok(Some(old)) if replace => self.swap_in(&parent, &old.name, &old, new, Undo::Remove).await,
                 Ok(Some(_)) => {
                     self.undo(new, Undo::Remove).await;
                     Err(DriveError::Exists)
@@ -681,12 +721,15 @@ impl Mount {
     pub async fn put(&self, rel: &str, upload: Upload) -> DriveResult<Entry> {
         self.writable()?;
         let (prel, name, parent) = self.target_parent(rel).await?;
-        let r = match self.existing(prel, &parent, name).await? {
+        let old = self.existing(prel, &parent, name).await?;
+        // Replacing keeps the name the drive stores (it may differ in Unicode form).
+        let name = old.as_ref().map_or(name, |o| o.name.as_str());
+        let r = match &old {
             Some(old) if old.is_dir => Err(DriveError::IsADirectory),
             Some(old) if !self.caps.replace_file => {
                 let tmp = swap_name();
                 match self.track(self.drive.put(&parent, &tmp, upload).await) {
-                    Ok(new) => self.swap_in(&parent, name, &old, new, Undo::Remove).await,
+                    Ok(new) => self.swap_in(&parent, name, old, new, Undo::Remove).await,
                     Err(e) => {
                         self.remove_partial(prel, &tmp).await;
                         Err(e)
@@ -1055,6 +1098,35 @@ mod tests {
             .await;
         assert!(r.is_err());
         assert_eq!(m.tree(), before);
+    }
+
+    #[tokio::test]
+    async fn names_are_found_in_either_unicode_form_and_replaced_in_place() {
+        let nfc = "caf\u{e9}.txt";
+        let nfd = "cafe\u{301}.txt";
+        for replace_file in [false, true] {
+            let (m, mnt) = fixture(replace_file);
+            let d = mnt.resolve("d").await.unwrap();
+            m.add(&d.id, nfc, false, b"stored");
+            assert_eq!(mnt.resolve(&format!("d/{nfd}")).await.unwrap().name, nfc);
+            let (_tmp, u) = upload(b"new");
+            let put = mnt.put(&format!("d/{nfd}"), u).await.unwrap();
+            assert_eq!(put.name, nfc, "replace_file {replace_file}");
+            let t = m.tree();
+            assert_eq!(t.get(&format!("d/{nfc}")), Some(&Some(b"new".to_vec())));
+            assert!(!t.contains_key(&format!("d/{nfd}")), "a second file appeared: {t:?}");
+            no_hidden(&m);
+        }
+        // The other way round, and an exact name wins over a normalised one.
+        let (m, mnt) = fixture(false);
+        let d = mnt.resolve("d").await.unwrap();
+        m.add(&d.id, nfd, false, b"nfd");
+        assert_eq!(mnt.resolve(&format!("d/{nfc}")).await.unwrap().name, nfd);
+        m.add(&d.id, nfc, false, b"nfc");
+        mnt.invalidate("d");
+        assert_eq!(mnt.resolve(&format!("d/{nfc}")).await.unwrap().name, nfc);
+        assert_eq!(mnt.resolve(&format!("d/{nfd}")).await.unwrap().name, nfd);
+        assert!(matches!(mnt.resolve("d/cafe.txt").await, Err(DriveError::NotFound)));
     }
 
     #[tokio::test]

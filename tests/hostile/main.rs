@@ -7,6 +7,7 @@
 //!   without end, without bound, removable by anyone (items 6 and 7);
 //! - `panics`: malformed conditional headers and values that panicked (item 8);
 //! - `props`: dead properties without a total bound (item 12);
+//! - `propfind`: PROPFIND and time PROPPATCH, answered by pandav (issue 12);
 //! - `smaller`: the health page, forged log lines, bodies that stop coming.
 //!
 //! Every test compares the served trees before and after where data is at stake, and
@@ -18,6 +19,7 @@ mod common;
 mod copymove;
 mod locks;
 mod panics;
+mod propfind;
 mod props;
 mod smaller;
 mod xml;
