@@ -286,3 +286,36 @@ async fn login_through_the_messense_proxy() {
     assert_eq!(settled(srv.url(), "/o").await["ok"], true, "{}", srv.log());
     assert!(listing(srv.url(), "/o/").await.1.contains("proxied.txt"));
 }
+
+#[test]
+fn check_accepts_the_example_and_names_a_bad_key() {
+    let out = Command::new(bin())
+        .args(["check", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aliyundrive-open.toml")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("aliyundrive_open"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (options, key) in [
+        ("client_id = \"x\"\ndrvie = \"backup\"\n", "drvie"),
+        ("client_id = \"x\"\ndrive = \"sbox\"\n", "drive"),
+        ("use_online_api = true\nonline_api = \"tickstep\"\n", "ticket_id"),
+        ("refresh_token = \"SECRETTOKEN\"\n", "client_id"),
+    ] {
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            format!("[[mounts]]\npath = \"/o\"\ndriver = \"aliyundrive_open\"\n[mounts.options]\n{options}"),
+        )
+        .unwrap();
+        let out = Command::new(bin()).args(["check", "--config"]).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{options}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{options}: {err}");
+        assert!(!err.contains("SECRETTOKEN"), "a secret in the message: {err}");
+    }
+}
