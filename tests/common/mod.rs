@@ -16,6 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod crash;
+pub mod driver;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pandav");
 

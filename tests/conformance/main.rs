@@ -18,6 +18,8 @@ mod aliyun_open;
 mod aliyun_open_env;
 #[path = "../drvaliyun/outside.rs"]
 mod aliyun_outside;
+#[path = "../common/mod.rs"]
+mod fixture;
 mod local;
 #[path = "../drv115open/common.rs"]
 mod open_env;

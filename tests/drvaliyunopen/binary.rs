@@ -150,23 +150,9 @@ async fn a_dead_grant_shows_in_health_and_other_mounts_keep_serving() {
     assert_eq!(get_status(srv.url(), "/b/b.txt").await, 302);
 }
 
-/// The binary, copied once to a private place (a shared target dir may get another
-/// branch's build meanwhile).
 fn bin() -> &'static Path {
     static BIN: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    &BIN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("pandav");
-        std::fs::copy(env!("CARGO_BIN_EXE_pandav"), &p).unwrap();
-        let help = Command::new(&p).args(["login", "--help"]).output().unwrap();
-        assert!(
-            String::from_utf8_lossy(&help.stdout).contains("aliyundrive-open"),
-            "{} is not this branch's pandav",
-            env!("CARGO_BIN_EXE_pandav")
-        );
-        (dir, p)
-    })
-    .1
+    crate::fixture::driver::private_bin(&BIN, "aliyundrive-open")
 }
 
 /// `pandav login aliyundrive-open` with the QR flow; `scan` drives the emulator.

@@ -14,18 +14,8 @@ use sha1::Digest;
 use crate::binary::{mount_of, write_config};
 use crate::common::*;
 use crate::fixture::crash::*;
+use crate::fixture::driver::rclone;
 use crate::fixture::{tool, ConfigBuilder};
-
-fn rclone(args: &[&str], base: &str, dir: &Path) -> std::process::Output {
-    Command::new(tool("rclone"))
-        .args(args)
-        .env("RCLONE_CONFIG", dir.join("rclone.conf"))
-        .env("RCLONE_CONFIG_PD_TYPE", "webdav")
-        .env("RCLONE_CONFIG_PD_URL", base)
-        .env("RCLONE_CONFIG_PD_VENDOR", "other")
-        .output()
-        .expect("rclone")
-}
 
 fn ok(out: std::process::Output, what: &str) {
     assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
