@@ -133,7 +133,7 @@ async fn a_new_login_in_the_state_file_revives_a_dead_mount() {
     assert!(matches!(d.list(&root).await, Err(DriveError::AuthLost(_))));
     // `pandav login` writes a new pair into the state file: the mount picks it up.
     let fresh = env.emu.open_authorize(&uid, CLIENT_ID);
-    let t = pandav::drivers::aliyun::open::login::Tokens::issued(fresh.access_token, fresh.refresh_token, 7200);
+    let t = pandav::drivers::aliyun::open::login::issued(fresh.access_token, fresh.refresh_token, 7200);
     let state = pandav::state::StateHandle::at(env.state_path("o"));
     pandav::vfs::credentials::Credentials::restore(&state, &env.tok.refresh_token, Default::default())
         .unwrap()

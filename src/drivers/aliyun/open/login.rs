@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Digest;
 
@@ -25,7 +25,7 @@ use crate::drivers::aliyun::common::error::{classify, ApiError, Class as ErrClas
 use crate::drivers::aliyun::common::json;
 use crate::drivers::http::{Endpoints, Http, Response, RetryPolicy, Verdict};
 use crate::drivers::QrState;
-use crate::vfs::credentials::{self, Credentials, Grant};
+use crate::vfs::credentials::{self, Credentials};
 pub use crate::vfs::credentials::{now_unix, redact};
 use crate::vfs::DriveError;
 
@@ -44,83 +44,22 @@ pub const SCOPES: &[&str] = &["user:base", "file:all:read", "file:all:write"];
 /// Access tokens live 7200 s when nobody says otherwise (§2.3).
 const DEFAULT_LIFETIME: u64 = 7200;
 
-/// The credentials a mount holds (its state file's `data`). Never printed: `Debug`
-/// redacts.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Tokens {
-    pub access_token: String,
-    /// The single-use refresh token (a JWT); for the tickstep broker, its ticket id,
-    /// which does not rotate; empty after a PKCE login, which has none (the official
-    /// Android SDK: "PKCE tokens last 30 days and cannot be refreshed").
-    pub refresh_token: String,
-    /// Unix seconds when the access token expires; 0 = unknown (treat as due).
-    #[serde(default)]
-    pub expires_at: u64,
-    /// Unix seconds when this pair was issued (0 = unknown, e.g. from the config).
-    #[serde(default)]
-    pub issued_at: u64,
-}
+/// The credentials a mount holds (its state file's `data`): the Aliyun token pair of
+/// common (access token, single-use refresh token, expiry; `Debug` redacts). For the
+/// tickstep broker the refresh token is its ticket id, which does not rotate; after a
+/// PKCE login without a refresh token (the official Android SDK: "PKCE tokens last 30
+/// days and cannot be refreshed") it is empty.
+pub use crate::drivers::aliyun::common::auth::Tokens;
 
-impl std::fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens")
-            .field("access_token", &redact(&self.access_token))
-            .field("refresh_token", &redact(&self.refresh_token))
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-impl Grant for Tokens {
-    /// The refresh token; a grant without one (PKCE) is told apart by its access token.
-    fn rotating(&self) -> &str {
-        if self.refresh_token.is_empty() {
-            &self.access_token
-        } else {
-            &self.refresh_token
-        }
-    }
-
-    fn usable(&self) -> bool {
-        !self.access_token.is_empty()
-    }
-}
-
-impl Tokens {
-    /// A pair issued now. `expires_in` 0 = not said: the access token's own `exp` claim,
-    /// else 7200 s.
-    pub fn issued(access: String, refresh: String, expires_in: u64) -> Tokens {
-        let now = now_unix();
-        let expires_at = match expires_in {
-            0 => jwt_claim(&access, "exp")
-                .and_then(|v| v.as_u64())
-                .filter(|&t| t > now)
-                .unwrap_or(now + DEFAULT_LIFETIME),
-            n => now + n,
-        };
-        Tokens { access_token: access, refresh_token: refresh, expires_at, issued_at: now }
-    }
-
-    /// Seconds of validity left (0 when expired or unknown).
-    pub fn remaining(&self) -> u64 {
-        self.expires_at.saturating_sub(now_unix())
-    }
-
-    /// How long before expiry a refresh is due: 200 s (messense, §11), or a fifth of the
-    /// lifetime for short-lived tokens.
-    pub fn margin(&self) -> u64 {
-        let life = self.expires_at.saturating_sub(self.issued_at);
-        if life == 0 {
-            200
-        } else {
-            (life / 5).min(200)
-        }
-    }
-
-    /// Refresh now? (unknown expiry counts as due)
-    pub fn due(&self) -> bool {
-        self.expires_at == 0 || self.remaining() <= self.margin()
-    }
+/// A pair issued now. `expires_in` 0 = not said: the access token's own `exp` claim,
+/// else 7200 s (§2.3).
+pub fn issued(access: String, refresh: String, expires_in: u64) -> Tokens {
+    let now = now_unix();
+    let expires_at = match expires_in {
+        0 => jwt_claim(&access, "exp").and_then(|v| v.as_u64()).filter(|&t| t > now).unwrap_or(now + DEFAULT_LIFETIME),
+        n => now + n,
+    };
+    Tokens { access_token: access, refresh_token: refresh, expires_at, issued_at: now, ..Tokens::default() }
 }
 
 /// A claim of a JWT's payload (the middle segment, base64url, JSON), without verifying
@@ -239,7 +178,7 @@ fn read_token_answer(r: &Response, source: &str) -> Result<Tokens, Fail> {
             return Err(Fail::Transient(format!("{source} answered without tokens")));
         }
         let expires_in = a.expires_in.as_ref().map(json::u64_of).unwrap_or(0);
-        return Ok(Tokens::issued(at, rt, expires_in));
+        return Ok(issued(at, rt, expires_in));
     }
     let e = ApiError::parse(r.status, &r.body);
     let what = e.describe(source);
@@ -337,7 +276,7 @@ impl TokenSource for RenewApi {
             return Err(Fail::Transient(format!("the OpenList online API answered HTTP {} without JSON", r.status)));
         };
         match (b.access_token.filter(|s| !s.is_empty()), b.refresh_token.filter(|s| !s.is_empty())) {
-            (Some(a), Some(rt)) if (200..300).contains(&r.status) => Ok(Tokens::issued(a, rt, 0)),
+            (Some(a), Some(rt)) if (200..300).contains(&r.status) => Ok(issued(a, rt, 0)),
             _ if r.status >= 500 && b.text.as_deref().unwrap_or("").is_empty() => {
                 Err(Fail::Transient(format!("the OpenList online API answered HTTP {}", r.status)))
             }
@@ -391,7 +330,7 @@ impl TokenSource for Tickstep {
                 data.get("expired").and_then(|e| e.as_u64().or_else(|| e.as_str()?.parse().ok())).unwrap_or(0);
             // Unix seconds; a millisecond value is scaled down.
             let expired = if expired > 100_000_000_000 { expired / 1000 } else { expired };
-            let mut t = Tokens::issued(access, held.refresh_token.clone(), 0);
+            let mut t = issued(access, held.refresh_token.clone(), 0);
             if expired > now {
                 t.expires_at = expired;
             }
@@ -518,19 +457,17 @@ pub struct QrLogin {
     pkce: Option<Pkce>,
 }
 
-fn json_answer(r: reqwest::Response, what: &str) -> impl std::future::Future<Output = anyhow::Result<Value>> + '_ {
-    async move {
-        let status = r.status();
-        let body = r.bytes().await.map_err(|e| anyhow::anyhow!("{what}: {}", e.without_url()))?;
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|_| anyhow::anyhow!("{what}: HTTP {status}, the answer is not JSON"))?;
-        if !status.is_success() {
-            let code = v.get("code").and_then(Value::as_str).unwrap_or("");
-            let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
-            anyhow::bail!("{what}: HTTP {status} {code} {msg}");
-        }
-        Ok(v)
+async fn json_answer(r: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = r.status();
+    let body = r.bytes().await.map_err(|e| anyhow::anyhow!("{what}: {}", e.without_url()))?;
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|_| anyhow::anyhow!("{what}: HTTP {status}, the answer is not JSON"))?;
+    if !status.is_success() {
+        let code = v.get("code").and_then(Value::as_str).unwrap_or("");
+        let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
+        anyhow::bail!("{what}: HTTP {status} {code} {msg}");
     }
+    Ok(v)
 }
 
 /// The proxy's base (its token URL without `/oauth/access_token`).
@@ -641,7 +578,7 @@ pub async fn qr_exchange(
         println!("note: this app login has no refresh token; run the login again when it expires");
     }
     let expires_in = v.get("expires_in").and_then(Value::as_u64).unwrap_or(0);
-    Ok(Tokens::issued(at, rt, expires_in))
+    Ok(issued(at, rt, expires_in))
 }
 
 #[derive(clap::Parser, Debug)]
@@ -778,20 +715,13 @@ mod tests {
     #[test]
     fn issued_pairs_use_expires_in_then_the_jwt_exp() {
         let now = now_unix();
-        let t = Tokens::issued("a".into(), "r".into(), 7200);
+        let t = issued("a".into(), "r".into(), 7200);
         assert!(t.expires_at >= now + 7200 && t.expires_at <= now + 7202);
         let at = jwt(&json!({"sub": "u", "exp": now + 600}));
-        assert_eq!(Tokens::issued(at, "r".into(), 0).expires_at, now + 600);
+        assert_eq!(issued(at, "r".into(), 0).expires_at, now + 600);
         // An exp in the past is not believed.
         let old = jwt(&json!({"sub": "u", "exp": 5}));
-        assert!(Tokens::issued(old, "r".into(), 0).expires_at >= now + 7200);
-    }
-
-    #[test]
-    fn debug_never_shows_tokens() {
-        let t = Tokens::issued("ACCESS-SECRET".into(), "REFRESH-SECRET".into(), 7200);
-        let s = format!("{t:?}");
-        assert!(!s.contains("SECRET"), "{s}");
+        assert!(issued(old, "r".into(), 0).expires_at >= now + 7200);
     }
 
     #[test]

@@ -193,10 +193,10 @@ fn check(o: &Options) -> anyhow::Result<()> {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             bail!("api_url {url:?} must be an http(s) URL");
         }
-        if k == OnlineApi::Tickstep {
-            if o.ticket_id.as_ref().is_none_or(|t| t.is_empty()) || o.user_id.as_deref().is_none_or(str::is_empty) {
-                bail!("online_api = \"tickstep\" needs ticket_id and user_id");
-            }
+        let missing =
+            o.ticket_id.as_ref().is_none_or(|t| t.is_empty()) || o.user_id.as_deref().is_none_or(str::is_empty);
+        if k == OnlineApi::Tickstep && missing {
+            bail!("online_api = \"tickstep\" needs ticket_id and user_id");
         }
     } else if o.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
         bail!("set client_id (and client_secret) of your open-platform app, or use_online_api = true");
