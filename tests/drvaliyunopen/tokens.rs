@@ -143,6 +143,30 @@ async fn a_new_login_in_the_state_file_revives_a_dead_mount() {
     d.list(&root).await.expect("revived from the state file");
 }
 
+/// A PKCE login (official SDK: no refresh token) saved by `pandav login` revives a dead
+/// mount too: such a grant is told apart by its access token.
+#[tokio::test]
+async fn a_login_without_refresh_token_in_the_state_file_revives_a_dead_mount() {
+    let env = env(Options::default()).await;
+    let uid = env.user.user_id.clone();
+    env.emu.put_file(env.drive(), "root", "still-here.txt", b"x".to_vec());
+    let d = env.driver();
+    d.init().await.unwrap();
+    let root = d.root().await.unwrap();
+    env.emu.revoke_user_tokens(&uid);
+    assert!(matches!(d.list(&root).await, Err(DriveError::AuthLost(_))));
+    let fresh = env.emu.open_authorize(&uid, CLIENT_ID);
+    let t = pandav::drivers::aliyun::open::login::issued(fresh.access_token, String::new(), 7200);
+    let state = pandav::state::StateHandle::at(env.state_path("o"));
+    pandav::vfs::credentials::Credentials::restore(&state, &env.tok.refresh_token, Default::default())
+        .unwrap()
+        .save_login(t)
+        .await
+        .unwrap();
+    let names: Vec<_> = d.list(&root).await.expect("revived from the state file").into_iter().map(|e| e.name).collect();
+    assert_eq!(names, ["still-here.txt"]);
+}
+
 #[tokio::test]
 async fn a_garbage_refresh_token_is_terminal() {
     let env = env(Options::default()).await;
