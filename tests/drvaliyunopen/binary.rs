@@ -150,6 +150,41 @@ async fn a_dead_grant_shows_in_health_and_other_mounts_keep_serving() {
     assert_eq!(get_status(srv.url(), "/b/b.txt").await, 302);
 }
 
+/// A refresh token past its 90 days (§2.3: `RefreshTokenExpired`): that mount is
+/// unhealthy with the login hint from the start and stays quiet; the other serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_login_is_unhealthy_with_a_hint_and_other_mounts_keep_serving() {
+    let env = env(Options::default()).await;
+    let emu = &env.emu;
+    emu.put_file(env.drive(), "root", "a.txt", b"a".to_vec());
+    // Alice's grant (issued by `env`) ages past the documented 90 days; Bob authorizes after.
+    emu.advance(Duration::from_secs(91 * 86_400));
+    let bob = emu.add_user("bob");
+    let tb = emu.open_authorize(&bob.user_id, CLIENT_ID);
+    emu.put_file(&bob.resource_drive_id, "root", "b.txt", b"b".to_vec());
+    let cfg = mount_of(ConfigBuilder::new(), emu, "/a", "", &app_mount(&env, "/a", Some(&env.tok.refresh_token), ""));
+    let cfg = mount_of(cfg, emu, "/b", "", &app_mount(&env, "/b", Some(&tb.refresh_token), ""));
+    let config = write_config(env.dir.path(), &cfg);
+    let srv = serve(&config, &[]).await;
+    let a = settled(srv.url(), "/a").await;
+    assert_eq!(a["ok"], false, "{a}");
+    let msg = a["message"].as_str().unwrap();
+    assert!(msg.contains("pandav login aliyundrive-open") && msg.contains("--mount /a"), "{msg}");
+    assert!(msg.contains("RefreshTokenExpired"), "the provider's code is named: {msg}");
+    assert!(!msg.contains(&env.tok.refresh_token), "the token is not shown: {msg}");
+    assert_eq!(settled(srv.url(), "/b").await["ok"], true);
+    let token_calls = emu.calls("openapi.alipan.com/oauth/access_token");
+    for _ in 0..10 {
+        assert_eq!(get_status(srv.url(), "/a/a.txt").await, 503);
+        let (st, body) = listing(srv.url(), "/b/").await;
+        assert!(st == 207 && body.contains("b.txt"), "the other mount keeps serving");
+    }
+    assert_eq!(get_status(srv.url(), "/b/b.txt").await, 302);
+    let refused = emu.log().into_iter().filter(|r| r.path == "/oauth/access_token" && r.status >= 400).count();
+    assert_eq!(refused, 1, "the expired token was offered once, then the mount stopped asking");
+    assert_eq!(emu.calls("openapi.alipan.com/oauth/access_token"), token_calls, "no refreshes after it died");
+}
+
 fn bin() -> &'static Path {
     static BIN: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
     crate::fixture::driver::private_bin(&BIN, "aliyundrive-open")
