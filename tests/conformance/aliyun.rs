@@ -101,29 +101,23 @@ impl Fixture for AliyunFixture {
         seed_emu(&self.emu, &drive, "/", &spec.seed)?;
         let rt = self.emu.issue_refresh_token(&user.user_id, TokenKind::Mobile);
         let work = tempfile::tempdir()?;
-        let mut o: toml::Table = toml::from_str(&format!("refresh_token = {rt:?}\nrate_limit = 0"))?;
-        o.insert("endpoints".into(), toml::Value::Table(endpoints(&self.emu)));
-        let opts = pandav::drivers::parse_options(o)?;
-        let ctx = DriverCtx {
-            mount_path: "/aliyun".into(),
-            state: StateHandle::at(work.path().join("state.json")),
-            base_dir: work.path().to_path_buf(),
-            source: None,
-        };
-        let mut drive_ = AliyunDrive::new(opts, &ctx)?;
-        drive_.set_retry(fast_retry());
+        let (opts, ctx) = setup(&self.emu, &format!("refresh_token = {rt:?}"), "/aliyun", work.path())?;
+        let mut d = AliyunDrive::new(pandav::drivers::parse_options(opts)?, &ctx)?;
+        d.set_retry(fast_retry());
         let opts = mount_options("/aliyun", spec, self.ttl, work.path().join("spool"));
-        let mut tm = TestMount::start(opts, Arc::new(drive_), vec![Box::new(work)]).await?;
+        let mut tm = TestMount::start(opts, Arc::new(d), vec![Box::new(work)]).await?;
         let client = OtherDevice::new(&self.emu, &user.user_id, &drive).await?;
-        tm.outside = Some(Box::new(EmuOutside { emu: Arc::clone(&self.emu), drive, client }));
+        tm.outside = Some(Box::new(EmuOutside { emu: Arc::clone(&self.emu), drive, base: "", client }));
         Ok(tm)
     }
 }
 
-/// Another client of the same account.
+/// Another client of the same account, changing things below folder `base` (`""`: the
+/// drive's root).
 struct EmuOutside {
     emu: Arc<EmuAliyun>,
     drive: String,
+    base: &'static str,
     client: OtherDevice,
 }
 
@@ -131,7 +125,8 @@ struct EmuOutside {
 impl Outside for EmuOutside {
     async fn write_file(&self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
         let (parent, name) = parent_and_name(rel);
-        let pid = if parent == "/" { "root".to_string() } else { lookup(&self.emu, &self.drive, &parent)? };
+        let parent = format!("{}{}", self.base, if parent == "/" { "" } else { parent.as_str() });
+        let pid = if parent.is_empty() { "root".to_string() } else { lookup(&self.emu, &self.drive, &parent)? };
         if let Some(old) = self.emu.children(&self.drive, &pid).into_iter().find(|e| e.name == name) {
             self.client.delete(&old.file_id).await?;
         }
@@ -140,9 +135,23 @@ impl Outside for EmuOutside {
     }
 
     async fn remove(&self, rel: &str) -> anyhow::Result<()> {
-        let id = lookup(&self.emu, &self.drive, &format!("/{rel}"))?;
+        let id = lookup(&self.emu, &self.drive, &format!("{}/{rel}", self.base))?;
         self.client.delete(&id).await
     }
+}
+
+/// A driver's options (`lines`, unpaced, with the emulator's endpoints) and its context,
+/// state in `work`.
+fn setup(emu: &EmuAliyun, lines: &str, path: &str, work: &std::path::Path) -> anyhow::Result<(toml::Table, DriverCtx)> {
+    let mut o: toml::Table = toml::from_str(&format!("{lines}\nrate_limit = 0"))?;
+    o.insert("endpoints".into(), toml::Value::Table(endpoints(emu)));
+    let ctx = DriverCtx {
+        mount_path: path.into(),
+        state: StateHandle::at(work.join("state.json")),
+        base_dir: work.to_path_buf(),
+        source: None,
+    };
+    Ok((o, ctx))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,50 +201,16 @@ impl Fixture for AliyunShareFixture {
         let share = self.emu.create_share(&sharer.user_id, &drive, &[&folder], "ab12");
         let rt = self.emu.issue_refresh_token(&viewer.user_id, TokenKind::Mobile);
         let work = tempfile::tempdir()?;
-        let mut o: toml::Table = toml::from_str(&format!(
-            "share_id = {share:?}\nshare_pwd = \"ab12\"\nroot_folder_id = {folder:?}\nrefresh_token = {rt:?}\nrate_limit = 0"
-        ))?;
-        o.insert("endpoints".into(), toml::Value::Table(endpoints(&self.emu)));
-        let opts = pandav::drivers::parse_options(o)?;
-        let ctx = DriverCtx {
-            mount_path: "/share".into(),
-            state: StateHandle::at(work.path().join("state.json")),
-            base_dir: work.path().to_path_buf(),
-            source: None,
-        };
-        let mut d = ShareDrive::new(opts, &ctx)?;
+        let lines =
+            format!("share_id = {share:?}\nshare_pwd = \"ab12\"\nroot_folder_id = {folder:?}\nrefresh_token = {rt:?}");
+        let (opts, ctx) = setup(&self.emu, &lines, "/share", work.path())?;
+        let mut d = ShareDrive::new(pandav::drivers::parse_options(opts)?, &ctx)?;
         d.set_retry(fast_retry());
         let opts = mount_options("/share", spec, self.ttl, work.path().join("spool"));
         let mut tm = TestMount::start(opts, Arc::new(d), vec![Box::new(work)]).await?;
         let client = OtherDevice::new(&self.emu, &sharer.user_id, &drive).await?;
-        tm.outside = Some(Box::new(ShareOutside { emu: Arc::clone(&self.emu), drive, client }));
+        tm.outside = Some(Box::new(EmuOutside { emu: Arc::clone(&self.emu), drive, base: "/shared", client }));
         Ok(tm)
-    }
-}
-
-/// The sharer changing the shared folder.
-struct ShareOutside {
-    emu: Arc<EmuAliyun>,
-    drive: String,
-    client: OtherDevice,
-}
-
-#[async_trait]
-impl Outside for ShareOutside {
-    async fn write_file(&self, rel: &str, data: &[u8]) -> anyhow::Result<()> {
-        let (parent, name) = parent_and_name(rel);
-        let parent = if parent == "/" { "/shared".to_string() } else { format!("/shared{parent}") };
-        let pid = lookup(&self.emu, &self.drive, &parent)?;
-        if let Some(old) = self.emu.children(&self.drive, &pid).into_iter().find(|e| e.name == name) {
-            self.client.delete(&old.file_id).await?;
-        }
-        self.emu.put_file(&self.drive, &pid, name, data.to_vec());
-        Ok(())
-    }
-
-    async fn remove(&self, rel: &str) -> anyhow::Result<()> {
-        let id = lookup(&self.emu, &self.drive, &format!("/shared/{rel}"))?;
-        self.client.delete(&id).await
     }
 }
 

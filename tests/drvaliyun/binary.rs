@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use emualiyun::{EmuAliyun, Options, Pattern, TokenKind, DATA_HOST};
+use emualiyun::{EmuAliyun, Options, Pattern, ShareState, TokenKind, DATA_HOST};
 
 use crate::common::*;
 use crate::fixture::crash::{
@@ -152,6 +152,44 @@ async fn a_dead_login_shows_in_health_and_other_mounts_keep_serving() {
     assert_eq!(get_status(srv.url(), "/b/b.txt").await, 302);
 }
 
+/// An expired refresh token (90 days, ref §2.1; 400 `RefreshTokenExpired`) ends the
+/// login like a revoked one: unhealthy with the login hint. The other mount is on a
+/// second emulator whose clock did not move, so it keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_login_is_unhealthy_with_a_login_hint_and_other_mounts_keep_serving() {
+    let other = env(Options::default()).await;
+    let env = env(Options::default()).await;
+    env.emu.put_file(env.drive(), "root", "a.txt", b"a".to_vec());
+    other.emu.put_file(other.drive(), "root", "b.txt", b"b".to_vec());
+    let cfg = mount(ConfigBuilder::new(), &env.emu, "/a", Some(&env.rt), "", "");
+    let cfg = write(env.dir.path(), &mount(cfg, &other.emu, "/b", Some(&other.rt), "", ""));
+    let srv = serve(&cfg, &[]).await;
+    for p in ["/a", "/b"] {
+        assert_eq!(settled(srv.url(), p).await["ok"], true, "{p} starts healthy");
+    }
+    assert!(listing(srv.url(), "/a/").await.1.contains("a.txt"));
+    // 91 days later at /a's provider: its access token and its refresh token are stale.
+    env.emu.advance(Duration::from_secs(91 * 24 * 3600));
+    env.emu.clear_log();
+    for _ in 0..10 {
+        assert!(!listing(srv.url(), "/a/").await.1.contains("a.txt"));
+        let (st, body) = listing(srv.url(), "/b/").await;
+        assert!(st == 207 && body.contains("b.txt"), "the other mount keeps serving");
+    }
+    let h = crate::fixture::crash::health(srv.url()).await;
+    let m = mount_health(&h, "/a");
+    assert_eq!(m["ok"], false, "{m}");
+    let msg = m["message"].as_str().unwrap();
+    assert!(msg.contains("pandav login aliyundrive") && msg.contains("--mount /a"), "{msg}");
+    assert!(msg.contains("RefreshTokenExpired"), "the provider's reason: {msg}");
+    assert!(!msg.contains(&env.rt), "a token in the health message");
+    assert_eq!(mount_health(&h, "/b")["ok"], true);
+    // The expired token was presented once; nothing more is asked for /a.
+    assert_eq!(env.emu.calls("auth.alipan.com/v2/account/token"), 1);
+    assert!(env.emu.log().len() <= 2, "the dead login kept calling: {}", env.emu.log().len());
+    assert_eq!(get_status(srv.url(), "/b/b.txt").await, 302);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_by_qr_code_then_serve() {
     let env = env(Options::default()).await;
@@ -183,18 +221,22 @@ async fn login_by_qr_code_then_serve() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    // Declined on the phone: the command says so and fails.
-    let child = login(None);
-    let ck = next_qr(0).await;
-    assert!(env.emu.passport_qr_cancel(&ck));
-    let out = blocking(move || child.wait_with_output().unwrap()).await;
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("canceled"), "{said}");
+    // Declined on the phone, or the code runs out before anyone scans it: the command
+    // says which and fails.
+    for (i, word) in ["canceled", "expired"].into_iter().enumerate() {
+        let child = login(None);
+        let ck = next_qr(i).await;
+        assert!(if i == 0 { env.emu.passport_qr_cancel(&ck) } else { env.emu.passport_qr_expire(&ck) });
+        let out = blocking(move || child.wait_with_output().unwrap()).await;
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(word), "{said}");
+    }
+    assert!(!env.dir.path().join("state/mount-_a.json").exists(), "nothing saved before a confirmation");
     // Scanned, confirmed: saved; the QR went to a PNG.
     let png = env.dir.path().join("qr.png");
     let child = login(Some(png.clone()));
-    let ck = next_qr(1).await;
+    let ck = next_qr(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(env.emu.passport_qr_scan(&ck));
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -484,6 +526,56 @@ async fn a_share_mount_serves_and_a_bad_code_is_unhealthy_with_the_reason() {
     let m = settled(srv.url(), "/bad").await;
     assert_eq!(m["ok"], false);
     assert!(m["message"].as_str().unwrap().contains("extraction code"), "{m}");
+}
+
+/// Shares that die while served (cancelled by the sharer, past their expiry, ref §8.3,
+/// §9): each mount turns unhealthy with its own reason in `/-/health`, stops asking, and
+/// a consumer mount beside them keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_cancelled_or_expired_while_served_are_unhealthy_with_the_reason() {
+    let env = env(Options::default()).await;
+    let bob = env.emu.add_user("bob");
+    let drive = bob.resource_drive_id.clone();
+    env.emu.put_file(env.drive(), "root", "mine.txt", b"m".to_vec());
+    let ep = endpoints_toml(&env.emu, "mounts.options.endpoints");
+    let mut cfg = mount(ConfigBuilder::new(), &env.emu, "/a", Some(&env.rt), "", "");
+    let mut shares = vec![];
+    for name in ["c", "e"] {
+        let folder = env.emu.mkdir(&drive, "root", name);
+        env.emu.put_file(&drive, &folder, "s.txt", b"shared".to_vec());
+        let share = env.emu.create_share(&bob.user_id, &drive, &[&folder], "ab12");
+        let opts = format!(
+            "share_id = \"{share}\"\nshare_pwd = \"ab12\"\nrefresh_token = \"{}\"\nrate_limit = 0\n",
+            env.emu.issue_refresh_token(&env.user.user_id, TokenKind::Mobile)
+        );
+        cfg = cfg.mount(&format!("/{name}"), "aliyundrive_share", "cache_ttl = \"0s\"", &opts, &ep);
+        shares.push(share);
+    }
+    let srv = serve(&write(env.dir.path(), &cfg), &[]).await;
+    for p in ["/a", "/c", "/e"] {
+        assert_eq!(settled(srv.url(), p).await["ok"], true, "{p} starts healthy");
+    }
+    for p in ["/c/c/", "/e/e/"] {
+        assert!(listing(srv.url(), p).await.1.contains("s.txt"), "{p} lists while alive");
+    }
+    env.emu.set_share_state(&shares[0], ShareState::Cancelled);
+    env.emu.set_share_expiration(&shares[1], Some(env.emu.now_ms() - 1));
+    for p in ["/c/c/", "/e/e/"] {
+        assert!(!listing(srv.url(), p).await.1.contains("s.txt"), "{p} still lists a dead share");
+    }
+    env.emu.clear_log();
+    for p in ["/c/c/", "/e/e/", "/c/c/s.txt"] {
+        assert!(!listing(srv.url(), p).await.1.contains("s.txt"));
+    }
+    assert_eq!(env.emu.log().len(), 0, "a dead share was asked again");
+    let h = crate::fixture::crash::health(srv.url()).await;
+    for (p, why) in [("/c", "cancelled"), ("/e", "expired")] {
+        let m = mount_health(&h, p);
+        assert_eq!(m["ok"], false, "{m}");
+        assert!(m["message"].as_str().unwrap().contains(why), "{p}: {m}");
+    }
+    assert_eq!(mount_health(&h, "/a")["ok"], true);
+    assert!(listing(srv.url(), "/a/").await.1.contains("mine.txt"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,29 +47,40 @@ async fn get_by_path_saves_calls_in_big_folders_and_listing_takes_over_where_it_
     for i in 0..450 {
         env.emu.put_file(env.drive(), &big, &format!("f{i:03}"), b"x".to_vec());
     }
-    let spaced = env.emu.mkdir(env.drive(), "root", "with space");
-    env.emu.put_file(env.drive(), &spaced, "in it.txt", b"abc".to_vec());
+    env.emu.put_file(env.drive(), &big, "with space.txt", b"abc".to_vec());
+    let small = env.emu.mkdir(env.drive(), "root", "small");
+    env.emu.put_file(env.drive(), &small, "s.txt", b"s".to_vec());
     let d = started(&env, "").await;
-    let m = env.mount(d.clone());
-    // Cold: every component by path, nothing listed.
-    let e = m.resolve("big/f321").await.unwrap();
-    assert_eq!(e.size, 1);
-    assert_eq!(env.emu.calls("api.alipan.com/v2/file/get_by_path"), 2);
-    assert_eq!(env.emu.calls("api.alipan.com/adrive/v3/file/list"), 0, "no listing of a 450-entry folder");
-    // A miss in a big folder costs the lookup and then the listing (ref §4.4: any error
-    // falls back to listing).
+    let m = env.mount(d.clone()); // cache_ttl 0: every resolution reaches the drive
+    let lists = || env.emu.calls("api.alipan.com/adrive/v3/file/list");
+    let by_path = || env.emu.calls("api.alipan.com/v2/file/get_by_path");
+    assert_eq!(m.list("big").await.unwrap().1.len(), 451);
+    assert_eq!((lists(), by_path()), (1 + 3, 0), "root, then big in 3 pages of 200");
+    // Big folder, listing stale: one get_by_path instead of 3 pages.
+    env.emu.clear_log();
+    assert_eq!(m.resolve("big/f321").await.unwrap().size, 1);
+    assert_eq!((lists(), by_path()), (1, 1), "the small root is listed, big is looked up by path");
+    // A miss is a 404 (confirmed for missing paths, ref §4.4): no listing either. An
+    // upload into the big folder checks its name that way.
+    env.emu.clear_log();
     assert!(matches!(m.resolve("big/nope").await, Err(DriveError::NotFound)));
-    // Names with whitespace are never sent to get_by_path (the service cannot take them).
+    put(&m, env.dir.path(), "big/new.bin", b"new").await;
+    assert_eq!(lists(), 2, "only the root, once per resolution");
+    assert!(by_path() >= 2);
+    // A name with whitespace never goes to get_by_path: the big folder is listed.
     env.emu.clear_log();
-    let e = m.resolve("with space/in it.txt").await.unwrap();
-    assert_eq!(e.size, 3);
-    let bad = env.emu.log().iter().filter(|r| r.path == "/v2/file/get_by_path" && r.status != 200).count();
-    assert_eq!(bad, 0, "a path with whitespace went to get_by_path");
-    assert!(env.emu.calls("api.alipan.com/adrive/v3/file/list") >= 1);
-    // A small folder once listed: listing it again is as cheap as a lookup.
+    assert_eq!(m.resolve("big/with space.txt").await.unwrap().size, 3);
+    assert_eq!(by_path(), 0, "a path with whitespace went to get_by_path");
+    assert_eq!(lists(), 1 + 3);
+    // A small folder is listed (one call, cached by the mount), never looked up by path.
     env.emu.clear_log();
-    m.resolve("with space/in it.txt").await.unwrap();
-    assert_eq!(env.emu.calls("api.alipan.com/v2/file/get_by_path"), 0);
+    m.resolve("small/s.txt").await.unwrap();
+    assert_eq!((lists(), by_path()), (2, 0));
+    // The service errs on get_by_path: the listing answers.
+    env.emu.clear_log();
+    env.emu.inject("*/v2/file/get_by_path", Fault::status(400).times(1));
+    assert_eq!(m.resolve("big/f001").await.unwrap().size, 1);
+    assert_eq!(lists(), 1 + 3);
 }
 
 #[tokio::test]

@@ -367,7 +367,7 @@ impl ConsumerAuth {
                     session.sent_with_device(self.device_generation());
                     self.sign(c.post(&url), t).json(&body(t))
                 },
-                |r| session.judge(Family::Consumer, req.what, r, req.idempotent, req.accept),
+                |r| judge_into(&session.want, Family::Consumer, req.what, r, req.idempotent, req.accept),
             )
             .await?;
         if (200..300).contains(&r.status) || req.accept.contains(&classify_of(r.status, &r.body)) {
@@ -421,22 +421,23 @@ impl<'a> CallSession<'a> {
     pub fn sent_with_device(&self, gen: u64) {
         self.device_seen.store(gen, Ordering::SeqCst);
     }
+}
 
-    /// [`error::verdict`], remembering what a `Reauth` asks to renew.
-    pub fn judge(
-        &self,
-        family: Family,
-        what: &str,
-        r: &Response,
-        idempotent: bool,
-        accept: &[Class],
-    ) -> crate::drivers::http::Verdict {
-        let (v, renew) = error::verdict(family, what, r, idempotent, accept);
-        if let Some(renew) = renew {
-            self.want.store(renew.as_u8(), Ordering::SeqCst);
-        }
-        v
+/// [`error::verdict`], noting in `want` what a `Reauth` asks to renew (for a `Session`
+/// whose `reauth` reads it).
+pub fn judge_into(
+    want: &AtomicU8,
+    family: Family,
+    what: &str,
+    r: &Response,
+    idempotent: bool,
+    accept: &[Class],
+) -> crate::drivers::http::Verdict {
+    let (v, renew) = error::verdict(family, what, r, idempotent, accept);
+    if let Some(renew) = renew {
+        want.store(renew.as_u8(), Ordering::SeqCst);
     }
+    v
 }
 
 #[async_trait::async_trait]
@@ -454,6 +455,67 @@ impl Session for CallSession<'_> {
     async fn reauth(&self, seen: u64) -> DriveResult<bool> {
         let what = Renew::from_u8(self.want.swap(0, Ordering::SeqCst));
         self.auth.renew(self.http, what, seen, self.device_seen.load(Ordering::SeqCst)).await
+    }
+}
+
+/// A mount's consumer login from its configured `refresh_token` (`secret`) and state:
+/// the kit's credentials with the §2.1 refresher, in the helper process under `serve`.
+pub fn mount_auth(
+    secret: &str,
+    ctx: &crate::drivers::DriverCtx,
+    ep: &Endpoints,
+    client: &reqwest::Client,
+) -> anyhow::Result<ConsumerAuth> {
+    let refresher = Refresher { http: client.clone(), ep: ep.clone(), mount: ctx.mount_path.clone() };
+    let creds = Credentials::restore(&ctx.state, secret, Tokens::from_refresh_token(secret))?
+        .with_refresher(Arc::new(refresher), ctx.source.clone());
+    Ok(ConsumerAuth::new(creds, ep.clone(), &ctx.mount_path))
+}
+
+/// The refresher the `pandav __refresh` helper rebuilds for a consumer or share mount.
+pub fn erased_refresher(ep: Endpoints, mount: &str) -> Box<dyn credentials::ErasedRefresh> {
+    let r = Refresher { http: crate::drivers::http::client(), ep, mount: mount.to_string() };
+    credentials::erase::<Tokens>(Arc::new(r))
+}
+
+impl ConsumerAuth {
+    /// Start-up of a consumer login: a missing token latches with `no_token` (a login
+    /// hint), a config token of unknown age is refreshed at once (which also moves the
+    /// rotation into the state file), the user id is learned if the grant lacks it, and a
+    /// device session is created (ref §3.4).
+    pub async fn start(&self, http: &Http, no_token: impl FnOnce() -> String) -> DriveResult<()> {
+        let (tok, gen) = self.creds.get();
+        if tok.refresh_token.is_empty() {
+            return Err(self.creds.lose(no_token()));
+        }
+        if tok.access_token.is_empty() || tok.expires_at == 0 {
+            self.creds.refresh(gen).await?;
+        }
+        if self.tokens().user_id.is_empty() {
+            let u = user_get(self, http).await?;
+            self.set_user_id(&u.user_id);
+        }
+        self.renew_device(http, self.device_generation()).await
+    }
+}
+
+/// Run a driver's start-up, trying a passing hiccup a few more times (the mount calls
+/// `init` once).
+pub async fn start_with_retries<F, Fut>(mount: &str, mut start: F) -> DriveResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DriveResult<()>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match start().await {
+            Err(DriveError::Upstream(m)) if tries < 3 && m.hint != crate::vfs::Hint::Permanent => {
+                tries += 1;
+                tracing::info!(mount = %mount, "Aliyun start-up failed ({m}), retrying");
+                tokio::time::sleep(Duration::from_secs(tries)).await;
+            }
+            r => return r,
+        }
     }
 }
 

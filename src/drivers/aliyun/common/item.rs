@@ -107,6 +107,41 @@ impl FileItem {
     }
 }
 
+/// One page of a listing (ref §4.2, §8.3): items and the marker of the next page (`""`
+/// on the last).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListPage {
+    #[serde(default)]
+    pub items: Vec<FileItem>,
+    #[serde(default, deserialize_with = "json::string")]
+    pub next_marker: String,
+}
+
+/// Every item of a listing, page after page: `page(marker)` fetches one (`""` first)
+/// until the service answers an empty `next_marker`. A marker seen twice is an error
+/// rather than an endless loop.
+pub async fn all_pages<F, Fut>(what: &str, mut page: F) -> crate::vfs::DriveResult<Vec<FileItem>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = crate::vfs::DriveResult<serde_json::Value>>,
+{
+    let mut out = Vec::new();
+    let mut marker = String::new();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let p: ListPage = serde_json::from_value(page(marker).await?)
+            .map_err(|e| crate::vfs::DriveError::upstream(format!("Aliyun {what}: unexpected answer: {e}")))?;
+        out.extend(p.items);
+        if p.next_marker.is_empty() {
+            return Ok(out);
+        }
+        if !seen.insert(p.next_marker.clone()) {
+            return Err(crate::vfs::DriveError::upstream(format!("Aliyun {what}: the service repeated a page marker")));
+        }
+        marker = p.next_marker;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +181,25 @@ mod tests {
         )
         .unwrap();
         assert!(!uploading.visible());
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_marker_and_a_repeated_marker_stops() {
+        let pages = [
+            serde_json::json!({"items": [{"file_id": "a", "name": "a", "type": "file"}], "next_marker": "m1"}),
+            serde_json::json!({"items": [{"file_id": "b", "name": "b", "type": "file"}], "next_marker": ""}),
+        ];
+        let asked = std::sync::Mutex::new(vec![]);
+        let items = all_pages("t", |m| {
+            asked.lock().unwrap().push(m.clone());
+            let p = pages[if m.is_empty() { 0 } else { 1 }].clone();
+            async move { Ok(p) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(items.iter().map(|i| i.file_id.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(*asked.lock().unwrap(), vec!["".to_string(), "m1".to_string()]);
+        let looping = all_pages("t", |_| async { Ok(serde_json::json!({"items": [], "next_marker": "same"})) }).await;
+        assert!(looping.is_err());
     }
 }

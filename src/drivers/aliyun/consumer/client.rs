@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::AliyunDrive;
 use crate::drivers::aliyun::common::auth::{self, ApiReq};
 use crate::drivers::aliyun::common::error::Class;
-use crate::drivers::aliyun::common::item::FileItem;
+use crate::drivers::aliyun::common::item::{self, FileItem};
 use crate::drivers::aliyun::common::{self as common, json};
 use crate::vfs::{DriveError, DriveResult, Entry, Link, Quota};
 
@@ -21,20 +21,12 @@ pub const PAGE: u64 = 200;
 /// Links are asked for with the longest lifetime the service grants (ref §5.1).
 pub const LINK_EXPIRE_SEC: u64 = 14_400;
 
-/// Above this many entries, a folder's children are looked up by path rather than by
-/// listing it (one call instead of a page per 200 entries).
+/// Above this many entries (more than one page), a folder's children are looked up by
+/// path rather than by listing it again.
 const BIG_FOLDER: usize = PAGE as usize;
 
 /// Longest wait for an async task (a big folder's trash or copy, ref §6.5).
 const TASK_DEADLINE: Duration = Duration::from_secs(600);
-
-#[derive(Deserialize)]
-struct ListAnswer {
-    #[serde(default)]
-    items: Vec<FileItem>,
-    #[serde(default, deserialize_with = "json::string")]
-    next_marker: String,
-}
 
 #[derive(Deserialize)]
 struct UrlAnswer {
@@ -80,10 +72,7 @@ impl AliyunDrive {
 
     /// Every visible child of folder `id`, all pages (ref §4.2).
     pub async fn list_id(&self, id: &str) -> DriveResult<Vec<Entry>> {
-        let mut out = Vec::new();
-        let mut marker = String::new();
-        let mut markers = std::collections::HashSet::new();
-        loop {
+        let items = item::all_pages("list", |marker| async move {
             let body = json!({
                 "drive_id": self.drive(),
                 "parent_file_id": id,
@@ -94,21 +83,12 @@ impl AliyunDrive {
                 "order_by": self.opts.order_by,
                 "order_direction": self.opts.order_direction,
             });
-            let (_, v) = self.call(ApiReq::new("/adrive/v3/file/list", "list", true), body).await?;
-            let page: ListAnswer = serde_json::from_value(v)
-                .map_err(|e| DriveError::upstream(format!("Aliyun list: unexpected answer: {e}")))?;
-            for it in page.items.iter().filter(|i| i.visible()) {
-                let e = it.to_entry();
-                self.seen(id, &e);
-                out.push(e);
-            }
-            if page.next_marker.is_empty() {
-                break;
-            }
-            if !markers.insert(page.next_marker.clone()) {
-                return Err(DriveError::upstream("Aliyun list: the service repeated a page marker"));
-            }
-            marker = page.next_marker;
+            Ok(self.call(ApiReq::new("/adrive/v3/file/list", "list", true), body).await?.1)
+        })
+        .await?;
+        let out: Vec<Entry> = items.iter().filter(|i| i.visible()).map(FileItem::to_entry).collect();
+        for e in &out {
+            self.seen(id, e);
         }
         self.sizes.insert(id.to_string(), out.len());
         Ok(out)
@@ -142,39 +122,47 @@ impl AliyunDrive {
         None
     }
 
-    /// `get_by_path` (ref §4.4): one call instead of listing a big folder. `None` for a
-    /// miss or any error: the reference's clients fall back to listing, since the service
-    /// cannot look up some paths (whitespace in a name).
-    async fn get_by_path(&self, path: &str) -> Option<FileItem> {
+    /// `get_by_path` (ref §4.4): the item, `None` when the service says 404 (confirmed
+    /// for missing paths), an error otherwise.
+    async fn get_by_path(&self, path: &str) -> DriveResult<Option<FileItem>> {
         let body = json!({"drive_id": self.drive(), "file_path": path});
         let req = ApiReq::new("/v2/file/get_by_path", "get_by_path", true);
         match self.call(req, body).await {
-            Ok((_, v)) => serde_json::from_value::<FileItem>(v).ok().filter(|i| i.visible()),
-            Err(e) => {
-                if !matches!(e, DriveError::NotFound) {
-                    tracing::debug!(mount = %self.mount, "get_by_path failed ({e}); listing instead");
-                }
-                None
-            }
+            Ok((_, v)) => Ok(serde_json::from_value::<FileItem>(v).ok().filter(|i| i.visible())),
+            Err(DriveError::NotFound) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// A child by name: by path where that saves calls (a big or never-listed folder,
-    /// a path get_by_path can take), else from a listing of the parent.
+    /// A child by name through `get_by_path`, where that saves calls: in a folder whose
+    /// last listing took more than one page (an upload into a big folder checks its name
+    /// with one call instead of relisting it). Elsewhere, and for paths get_by_path
+    /// cannot take (whitespace in a name, ref §4.4: clients fall back to listing), and on
+    /// any error but a 404, `Unsupported`: the mount lists the folder and caches that.
     pub async fn lookup_child(&self, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
-        let small = self.sizes.get(&parent.id).is_some_and(|n| *n <= BIG_FOLDER);
-        let path = self.paths.get(&parent.id).map(|p| format!("{}/{name}", p.as_str()));
-        if let Some(path) = path.filter(|p| !small && !p.chars().any(char::is_whitespace)) {
-            if let Some(it) = self.get_by_path(&path).await {
-                // The service's own idea of the parent and name must agree with ours.
-                if it.parent_file_id == parent.id && it.name() == name {
-                    let e = it.to_entry();
-                    self.seen(&parent.id, &e);
-                    return Ok(Some(e));
-                }
+        let unsupported = Err(DriveError::Unsupported("a lookup here (listing instead)"));
+        let big = self.sizes.get(&parent.id).is_some_and(|n| *n > BIG_FOLDER);
+        let Some(path) = self.paths.get(&parent.id).map(|p| format!("{}/{name}", p.as_str())) else {
+            return unsupported;
+        };
+        if !big || path.chars().any(char::is_whitespace) {
+            return unsupported;
+        }
+        match self.get_by_path(&path).await {
+            Ok(None) => Ok(None),
+            // The service's idea of the parent and name must agree with ours.
+            Ok(Some(it)) if it.parent_file_id == parent.id && it.name() == name => {
+                let e = it.to_entry();
+                self.seen(&parent.id, &e);
+                Ok(Some(e))
+            }
+            Ok(Some(_)) => unsupported,
+            Err(e @ DriveError::AuthLost(_)) => Err(e),
+            Err(e) => {
+                tracing::debug!(mount = %self.mount, "get_by_path failed ({e}); listing instead");
+                unsupported
             }
         }
-        Ok(self.list_id(&parent.id).await?.into_iter().find(|e| e.name == name))
     }
 
     /// A download link (ref §5.1), with the Referer when the URL is bound to it (§2.2).
@@ -187,7 +175,11 @@ impl AliyunDrive {
             // Live photos (.livp) answer streams instead of one URL (ref §5.1).
             return Err(DriveError::Unsupported("files without a single download URL (live photos)"));
         }
-        let expires = json::time(&a.expiration).or_else(|| common::url_expiry(&a.url));
+        // No later than our own clock says (a service clock ahead of ours would keep a
+        // dead link in the cache).
+        let ours = std::time::SystemTime::now() + Duration::from_secs(LINK_EXPIRE_SEC);
+        let expires =
+            json::time(&a.expiration).or_else(|| common::url_expiry(&a.url)).map(|t| t.min(ours)).or(Some(ours));
         Ok(common::link(self.auth.ep.rewrite(&a.url), expires))
     }
 
@@ -267,7 +259,11 @@ impl AliyunDrive {
     /// Copy into `to` as `name` (ref §6.4): the name must be free; files copy at once
     /// (201), folders through an async task (202).
     pub async fn copy_entry(&self, entry: &Entry, to: &Entry, name: &str) -> DriveResult<Entry> {
-        if self.list_id(&to.id).await?.iter().any(|e| e.name == name) {
+        let taken = match self.lookup_child(to, name).await {
+            Err(DriveError::Unsupported(_)) => self.list_id(&to.id).await?.iter().any(|e| e.name == name),
+            r => r?.is_some(),
+        };
+        if taken {
             return Err(DriveError::Exists);
         }
         let drive = self.drive();

@@ -37,7 +37,7 @@ use super::common::auth::{self, ConsumerAuth, Tokens};
 use super::common::hash::MIN_PART_SIZE;
 use crate::drivers::http::{Endpoints, Http, RetryPolicy};
 use crate::drivers::DriverCtx;
-use crate::vfs::credentials::{self, Credentials, MountSource};
+use crate::vfs::credentials::{self, MountSource};
 use crate::vfs::*;
 
 fn root() -> String {
@@ -177,13 +177,11 @@ impl AliyunDrive {
         let ep = Endpoints::new(opts.endpoints.clone())?;
         let secret = opts.refresh_token.clone().unwrap_or_default();
         let client = crate::drivers::http::client();
-        let refresher = auth::Refresher { http: client.clone(), ep: ep.clone(), mount: ctx.mount_path.clone() };
-        let creds = Credentials::restore(&ctx.state, &secret, Tokens::from_refresh_token(&secret))?
-            .with_refresher(Arc::new(refresher), ctx.source.clone());
+        let auth = auth::mount_auth(&secret, ctx, &ep, &client)?;
         let http = Http::with_client(client, "Aliyun Drive", ep.clone(), opts.rate_limit, policy());
         let parts = http.sibling(0.0, RetryPolicy { attempts: 3, ..policy() });
         Ok(AliyunDrive {
-            auth: ConsumerAuth::new(creds, ep, &ctx.mount_path),
+            auth,
             mount: ctx.mount_path.clone(),
             http,
             parts,
@@ -227,18 +225,7 @@ impl AliyunDrive {
     /// moves the rotation into the state file), the user id, a device session, the drive
     /// id, and the root folder.
     async fn start(&self) -> DriveResult<()> {
-        let (tok, gen) = self.auth.creds.get();
-        if tok.refresh_token.is_empty() {
-            return Err(self.auth.creds.lose(self.no_token_message()));
-        }
-        if tok.access_token.is_empty() || tok.expires_at == 0 {
-            self.auth.creds.refresh(gen).await?;
-        }
-        if self.auth.tokens().user_id.is_empty() {
-            let u = auth::user_get(&self.auth, &self.http).await?;
-            self.auth.set_user_id(&u.user_id);
-        }
-        self.auth.renew_device(&self.http, self.auth.device_generation()).await?;
+        self.auth.start(&self.http, || self.no_token_message()).await?;
         let u = auth::user_get(&self.auth, &self.http).await?;
         let chosen = match self.opts.drive.as_str() {
             "resource" => u.resource_drive_id.clone(),
@@ -295,18 +282,7 @@ impl Drive for AliyunDrive {
     }
 
     async fn init(&self) -> DriveResult<()> {
-        // The mount calls init once: a passing hiccup gets a few more tries.
-        let mut tries = 0u64;
-        loop {
-            match self.start().await {
-                Err(DriveError::Upstream(m)) if tries < 3 && m.hint != Hint::Permanent => {
-                    tries += 1;
-                    tracing::info!(mount = %self.mount, "Aliyun Drive start-up failed ({m}), retrying");
-                    tokio::time::sleep(Duration::from_secs(tries)).await;
-                }
-                r => return r,
-            }
-        }
+        auth::start_with_retries(&self.mount, || self.start()).await
     }
 
     async fn root(&self) -> DriveResult<Entry> {
@@ -388,9 +364,7 @@ pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<Arc<dyn Dr
 pub fn build_refresher(source: &MountSource) -> anyhow::Result<Box<dyn credentials::ErasedRefresh>> {
     let table: toml::Table = toml::from_str(&source.options)?;
     let opts: Options = crate::drivers::parse_options(table)?;
-    let ep = Endpoints::new(opts.endpoints.clone())?;
-    let r = auth::Refresher { http: crate::drivers::http::client(), ep, mount: source.mount.clone() };
-    Ok(credentials::erase::<Tokens>(Arc::new(r)))
+    Ok(auth::erased_refresher(Endpoints::new(opts.endpoints)?, &source.mount))
 }
 
 /// The registry entry.

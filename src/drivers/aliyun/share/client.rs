@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::ShareDrive;
-use crate::drivers::aliyun::common::auth::{Tokens, SHARE_CANARY};
+use crate::drivers::aliyun::common::auth::{judge_into, Tokens, SHARE_CANARY};
 use crate::drivers::aliyun::common::error::{self, ApiError, Class, Family, Renew};
-use crate::drivers::aliyun::common::item::FileItem;
+use crate::drivers::aliyun::common::item::{self, FileItem};
 use crate::drivers::aliyun::common::{self as common, hosts, json};
 use crate::drivers::http::{Call, Http, Response, Session, Verdict};
 use crate::vfs::{DriveError, DriveResult, Entry, Link};
@@ -81,14 +81,6 @@ struct TokenAnswer {
 }
 
 #[derive(Deserialize)]
-struct ListAnswer {
-    #[serde(default)]
-    items: Vec<FileItem>,
-    #[serde(default, deserialize_with = "json::string")]
-    next_marker: String,
-}
-
-#[derive(Deserialize)]
 struct LinkAnswer {
     #[serde(default, deserialize_with = "json::string")]
     download_url: String,
@@ -127,11 +119,7 @@ struct ShareCall<'a> {
 
 impl ShareCall<'_> {
     fn judge(&self, what: &str, r: &Response) -> Verdict {
-        let (v, renew) = error::verdict(Family::Share, what, r, true, &[Class::ShareDead]);
-        if let Some(renew) = renew {
-            self.want.store(renew.as_u8(), Ordering::SeqCst);
-        }
-        v
+        judge_into(&self.want, Family::Share, what, r, true, &[Class::ShareDead])
     }
 }
 
@@ -253,31 +241,20 @@ impl ShareDrive {
 
     /// Every child of a shared folder, all pages (ref §8.3).
     pub async fn list_id(&self, id: &str) -> DriveResult<Vec<Entry>> {
-        let mut out = Vec::new();
-        let mut marker = String::new();
-        let mut markers = std::collections::HashSet::new();
-        loop {
+        let items = item::all_pages("share list", |marker| async move {
             let body = json!({
                 "share_id": self.share_id, "parent_file_id": id, "limit": PAGE, "marker": marker,
                 "order_by": self.opts.order_by, "order_direction": self.opts.order_direction,
             });
-            let v = self.share_call(&self.http, "/adrive/v3/file/list", "share list", body, false).await?;
-            let page: ListAnswer = serde_json::from_value(v)
-                .map_err(|e| DriveError::upstream(format!("Aliyun share list: unexpected answer: {e}")))?;
-            for it in page.items.iter().filter(|i| i.visible()) {
-                if !it.drive_id.is_empty() && self.sharer_drive.read().unwrap().is_empty() {
-                    *self.sharer_drive.write().unwrap() = it.drive_id.clone();
-                }
-                out.push(it.to_entry());
+            self.share_call(&self.http, "/adrive/v3/file/list", "share list", body, false).await
+        })
+        .await?;
+        if let Some(d) = items.iter().map(|i| &i.drive_id).find(|d| !d.is_empty()) {
+            if self.sharer_drive.read().unwrap().is_empty() {
+                *self.sharer_drive.write().unwrap() = d.clone();
             }
-            if page.next_marker.is_empty() {
-                return Ok(out);
-            }
-            if !markers.insert(page.next_marker.clone()) {
-                return Err(DriveError::upstream("Aliyun share list: the service repeated a page marker"));
-            }
-            marker = page.next_marker;
         }
+        Ok(items.iter().filter(|i| i.visible()).map(FileItem::to_entry).collect())
     }
 
     /// A download link of a shared file, fetched with the viewer's login (ref §8.4).
@@ -298,8 +275,8 @@ impl ShareDrive {
         if url.is_empty() {
             return Err(DriveError::upstream("Aliyun share: no download URL for this file"));
         }
-        let expires =
-            common::url_expiry(&url).or_else(|| Some(SystemTime::now() + Duration::from_secs(LINK_EXPIRE_SEC)));
+        let ours = SystemTime::now() + Duration::from_secs(LINK_EXPIRE_SEC);
+        let expires = Some(common::url_expiry(&url).map_or(ours, |t| t.min(ours)));
         Ok(common::link(self.auth.ep.rewrite(&url), expires))
     }
 }

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use super::common::auth::{self, ConsumerAuth, Tokens};
 use crate::drivers::http::{Endpoints, Http, RetryPolicy};
 use crate::drivers::DriverCtx;
-use crate::vfs::credentials::{self, Credentials, MountSource};
+use crate::vfs::credentials::{self, MountSource};
 use crate::vfs::*;
 
 fn root() -> String {
@@ -156,14 +156,12 @@ impl ShareDrive {
         let ep = Endpoints::new(opts.endpoints.clone())?;
         let secret = opts.refresh_token.clone().unwrap_or_default();
         let client = crate::drivers::http::client();
-        let refresher = auth::Refresher { http: client.clone(), ep: ep.clone(), mount: ctx.mount_path.clone() };
-        let creds = Credentials::restore(&ctx.state, &secret, Tokens::from_refresh_token(&secret))?
-            .with_refresher(Arc::new(refresher), ctx.source.clone());
+        let auth = auth::mount_auth(&secret, ctx, &ep, &client)?;
         let http = Http::with_client(client, "Aliyun Drive share", ep.clone(), opts.rate_limit, policy());
         let link_rate = if opts.rate_limit == 0.0 { 0.0 } else { opts.rate_limit.min(0.9) };
         let links = http.sibling(link_rate, policy());
         Ok(ShareDrive {
-            auth: ConsumerAuth::new(creds, ep, &ctx.mount_path),
+            auth,
             mount: ctx.mount_path.clone(),
             share_id,
             root,
@@ -199,21 +197,11 @@ impl ShareDrive {
     /// viewer's login and device session.
     async fn start(&self) -> DriveResult<()> {
         self.renew_share_token(self.token.generation()).await?;
-        let (tok, gen) = self.auth.creds.get();
-        if tok.refresh_token.is_empty() {
-            return Err(self.auth.creds.lose(format!(
-                "Aliyun Drive share: download links need your own login; {}",
-                auth::relogin_hint(&self.mount)
-            )));
-        }
-        if tok.access_token.is_empty() || tok.expires_at == 0 {
-            self.auth.creds.refresh(gen).await?;
-        }
-        if self.auth.tokens().user_id.is_empty() {
-            let u = auth::user_get(&self.auth, &self.http).await?;
-            self.auth.set_user_id(&u.user_id);
-        }
-        self.auth.renew_device(&self.http, self.auth.device_generation()).await?;
+        self.auth
+            .start(&self.http, || {
+                format!("Aliyun Drive share: download links need your own login; {}", auth::relogin_hint(&self.mount))
+            })
+            .await?;
         tracing::info!(mount = %self.mount, share = %self.share_id, "Aliyun Drive share ready");
         Ok(())
     }
@@ -230,17 +218,7 @@ impl Drive for ShareDrive {
     }
 
     async fn init(&self) -> DriveResult<()> {
-        let mut tries = 0u64;
-        loop {
-            match self.start().await {
-                Err(DriveError::Upstream(m)) if tries < 3 && m.hint != Hint::Permanent => {
-                    tries += 1;
-                    tracing::info!(mount = %self.mount, "Aliyun Drive share start-up failed ({m}), retrying");
-                    tokio::time::sleep(Duration::from_secs(tries)).await;
-                }
-                r => return r,
-            }
-        }
+        auth::start_with_retries(&self.mount, || self.start()).await
     }
 
     async fn root(&self) -> DriveResult<Entry> {
@@ -286,9 +264,7 @@ pub fn build(options: toml::Table, ctx: &DriverCtx) -> anyhow::Result<Arc<dyn Dr
 pub fn build_refresher(source: &MountSource) -> anyhow::Result<Box<dyn credentials::ErasedRefresh>> {
     let table: toml::Table = toml::from_str(&source.options)?;
     let opts: Options = crate::drivers::parse_options(table)?;
-    let ep = Endpoints::new(opts.endpoints.clone())?;
-    let r = auth::Refresher { http: crate::drivers::http::client(), ep, mount: source.mount.clone() };
-    Ok(credentials::erase::<Tokens>(Arc::new(r)))
+    Ok(auth::erased_refresher(Endpoints::new(opts.endpoints)?, &source.mount))
 }
 
 /// The registry entry. Its login is `pandav login aliyundrive` (the `aliyundrive`
