@@ -173,8 +173,10 @@ async fn folders_removed_wait_for_their_async_task() {
     assert_eq!(env.emu.trashed(env.drive()).len(), 1, "permanent deletes skip the recycle bin");
 }
 
+/// get_by_path where it saves calls (§4.4): in a folder whose listing took more than one
+/// page; small folders are listed (the mount caches that), names with whitespace too.
 #[tokio::test]
-async fn lookups_use_get_by_path_and_fall_back_to_listing() {
+async fn lookups_use_get_by_path_in_big_folders_and_fall_back_to_listing() {
     let env = env(Options::default()).await;
     let drive = env.drive().to_string();
     let big = env.emu.mkdir(&drive, "root", "big");
@@ -185,17 +187,45 @@ async fn lookups_use_get_by_path_and_fall_back_to_listing() {
     let d = env.driver();
     let m = env.mount(d);
     m.init().await.unwrap();
+    // Never listed: both folders are listed (root: 1 page, big: 3 pages of 100).
     env.emu.clear_log();
-    let e = m.resolve("big/f123").await.unwrap();
-    assert_eq!(e.size, 1);
-    assert_eq!(count(&env, "/adrive/v1.0/openFile/get_by_path"), 2, "one per component");
-    assert_eq!(count(&env, "/adrive/v1.0/openFile/list"), 0, "no listing of 250 entries for one name");
+    assert_eq!(m.resolve("big/f123").await.unwrap().size, 1);
+    assert_eq!(count(&env, "/adrive/v1.0/openFile/get_by_path"), 0);
+    assert_eq!(count(&env, "/adrive/v1.0/openFile/list"), 4);
+    // Now big is known to take 3 pages: one get_by_path instead (the root, one page, is
+    // listed again: this mount caches nothing).
+    env.emu.clear_log();
+    assert_eq!(m.resolve("big/f124").await.unwrap().size, 1);
+    assert_eq!(count(&env, "/adrive/v1.0/openFile/get_by_path"), 1, "one call for a name in a big folder");
+    assert_eq!(count(&env, "/adrive/v1.0/openFile/list"), 1, "the small root folder is listed");
+    env.emu.clear_log();
     assert!(matches!(m.resolve("big/nope").await, Err(DriveError::NotFound)));
-    assert_eq!(count(&env, "/adrive/v1.0/openFile/list"), 0, "a 404 without whitespace is trusted");
-    // get_by_path answers 404 for names with whitespace (§4.4): the parent is listed.
+    assert_eq!(count(&env, "/adrive/v1.0/openFile/list"), 1, "a 404 without whitespace is trusted");
+    // get_by_path answers 404 for names with whitespace (§4.4): the folder is listed.
     env.emu.clear_log();
     assert_eq!(m.resolve("big/with space.txt").await.unwrap().size, 1);
-    assert_eq!(count(&env, "/adrive/v1.0/openFile/list"), 3, "fell back to the 3 pages of big");
+    assert_eq!(count(&env, "/adrive/v1.0/openFile/get_by_path"), 0);
+    assert_eq!(count(&env, "/adrive/v1.0/openFile/list"), 4, "the root, then the 3 pages of big");
+}
+
+/// Within the cache TTL, resolving paths costs no call: small folders are listed and the
+/// mount keeps those listings (a lookup's answer is not cached).
+#[tokio::test]
+async fn resolves_within_the_cache_ttl_make_no_calls() {
+    let env = env(Options::default()).await;
+    let drive = env.drive().to_string();
+    let dir = env.emu.mkdir(&drive, "root", "dir");
+    env.emu.put_file(&drive, &dir, "v.mkv", b"v".to_vec());
+    let d = env.driver();
+    let m = env.mount_ttl(d, Duration::from_secs(600));
+    m.init().await.unwrap();
+    assert_eq!(m.resolve("dir/v.mkv").await.unwrap().size, 1);
+    env.emu.clear_log();
+    for _ in 0..5 {
+        assert_eq!(m.resolve("dir/v.mkv").await.unwrap().size, 1);
+        assert!(matches!(m.resolve("dir/nope").await, Err(DriveError::NotFound)));
+    }
+    assert_eq!(env.emu.log().len(), 0, "{:?}", env.emu.log().iter().map(|r| r.path.clone()).collect::<Vec<_>>());
 }
 
 #[tokio::test]

@@ -42,7 +42,8 @@ use serde_json::{json, Value};
 
 use self::client::{Api, Class};
 use self::login::{Refresher, TokenSource, Tokens};
-use crate::drivers::aliyun::common::item::FileItem;
+use crate::drivers::aliyun::common::auth;
+use crate::drivers::aliyun::common::item::{self, FileItem};
 use crate::drivers::aliyun::common::json;
 use crate::drivers::http::{Endpoints, Http, Secret};
 use crate::drivers::DriverCtx;
@@ -294,6 +295,8 @@ pub struct AliyunOpen {
     /// Path of the root folder below the drive's root (`""` for `root`), for get_by_path;
     /// `None` when it could not be found.
     root_path: tokio::sync::OnceCell<Option<String>>,
+    /// Entries in each folder's last listing (by folder id): where get_by_path saves calls.
+    sizes: dashmap::DashMap<String, usize>,
 }
 
 /// How long an async task (folder trash/delete/copy, §6.5) is waited for.
@@ -322,6 +325,7 @@ impl AliyunOpen {
             opts,
             drive: tokio::sync::OnceCell::new(),
             root_path: tokio::sync::OnceCell::new(),
+            sizes: dashmap::DashMap::new(),
         })
     }
 
@@ -433,10 +437,7 @@ impl AliyunOpen {
     /// Every child of folder `dir` (marker paging at the documented limit of 100, §4.2).
     pub async fn list_dir(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
         let drive_id = self.drive_id().await?;
-        let mut out = Vec::new();
-        let mut marker = String::new();
-        let mut seen = std::collections::HashSet::new();
-        loop {
+        let items = item::all_pages("openFile/list", |marker| {
             let body = json!({
                 "drive_id": drive_id,
                 "parent_file_id": dir.id,
@@ -445,54 +446,47 @@ impl AliyunOpen {
                 "order_by": self.order_by,
                 "order_direction": self.order_direction,
             });
-            let v = self.api.post(Class::List, "/adrive/v1.0/openFile/list", &body, true).await?;
-            for it in v.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-                if let Some(e) = entry_of(it, dir.extra.as_deref()) {
-                    if seen.insert(e.id.clone()) {
-                        out.push(e);
-                    }
-                }
-            }
-            let next = text(v.get("next_marker"));
-            if next.is_empty() {
-                break;
-            }
-            if next == marker {
-                return Err(DriveError::upstream("Aliyun Drive Open openFile/list: the same marker came back"));
-            }
-            marker = next;
-        }
+            async move { self.api.post(Class::List, "/adrive/v1.0/openFile/list", &body, true).await }
+        })
+        .await?;
+        let mut seen = std::collections::HashSet::new();
+        let out: Vec<Entry> = items
+            .iter()
+            .filter(|it| it.visible() && !it.name().is_empty() && seen.insert(it.file_id.clone()))
+            .map(|it| entry_of_item(it, dir.extra.as_deref()))
+            .collect();
+        self.sizes.insert(dir.id.clone(), out.len());
         Ok(out)
     }
 
-    /// One child by name through `get_by_path` (§4.4) when the parent's path is known.
-    /// A 404 for a path with whitespace, or any other refusal, falls back to listing the
-    /// parent (messense's rule; the emulator refuses whitespace like the service may).
+    /// A child by name through `get_by_path` (§4.4), where that saves calls: in a folder
+    /// whose last listing took more than one page (an upload into a big folder checks its
+    /// name with one call instead of relisting it). Elsewhere, for paths get_by_path cannot
+    /// take (whitespace in a name: messense falls back to listing, §4.4), for an answer that
+    /// is not that child of that parent (a path that moved since), and on any error but a
+    /// 404, `Unsupported`: the mount lists the folder and caches that listing.
     async fn lookup_child(&self, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
-        let Some(ppath) = parent.extra.as_deref() else {
-            return Ok(self.list_dir(parent).await?.into_iter().find(|e| e.name == name));
-        };
+        let unsupported = Err(DriveError::Unsupported("a lookup here (listing instead)"));
+        let big = self.sizes.get(&parent.id).is_some_and(|n| *n > PAGE as usize);
+        let Some(ppath) = parent.extra.as_deref() else { return unsupported };
         let path = format!("{ppath}/{name}");
+        if !big || path.chars().any(char::is_whitespace) {
+            return unsupported;
+        }
         let drive_id = self.drive_id().await?;
         let body = json!({"drive_id": drive_id, "file_path": path});
-        let fallback = match self.api.post(Class::Other, "/adrive/v1.0/openFile/get_by_path", &body, true).await {
+        match self.api.post(Class::Other, "/adrive/v1.0/openFile/get_by_path", &body, true).await {
             Ok(v) => match entry_of(&v, Some(ppath)) {
-                // The answer must be that child of that parent: a path taken from an
-                // entry that moved since points elsewhere.
-                Some(e) if e.name == name && text(v.get("parent_file_id")) == parent.id => return Ok(Some(e)),
-                _ => true,
+                Some(e) if e.name == name && text(v.get("parent_file_id")) == parent.id => Ok(Some(e)),
+                _ => unsupported,
             },
-            Err(DriveError::NotFound) => path.chars().any(char::is_whitespace),
-            Err(e @ (DriveError::AuthLost(_) | DriveError::RateLimited { .. })) => return Err(e),
+            Err(DriveError::NotFound) => Ok(None),
+            Err(e @ (DriveError::AuthLost(_) | DriveError::RateLimited { .. })) => Err(e),
             Err(e) => {
                 tracing::debug!(mount = %self.mount, "get_by_path failed ({e}); listing instead");
-                true
+                unsupported
             }
-        };
-        if !fallback {
-            return Ok(None);
         }
-        Ok(self.list_dir(parent).await?.into_iter().find(|e| e.name == name))
     }
 
     /// Wait for an async task (§6.5) until it succeeded; an empty id is a finished task.
@@ -663,15 +657,7 @@ impl Drive for AliyunOpen {
     }
 
     async fn init(&self) -> DriveResult<()> {
-        let (tok, _) = self.api.creds.get();
-        if tok.refresh_token.is_empty() && tok.access_token.is_empty() {
-            return Err(DriveError::AuthLost(self.no_token_message()));
-        }
-        // The first call refreshes a pair from the config (it has no access token) and
-        // saves the rotation in the state file at once.
-        self.drive_info().await?;
-        self.root_path().await?;
-        Ok(())
+        auth::start_with_retries(&self.mount, || self.start()).await
     }
 
     async fn root(&self) -> DriveResult<Entry> {
@@ -798,6 +784,19 @@ impl Drive for AliyunOpen {
 }
 
 impl AliyunOpen {
+    /// Start-up: a grant is there, the drive is found (the first call refreshes a pair
+    /// from the config, which has no access token, and saves the rotation in the state
+    /// file at once) and the root folder's path is known.
+    async fn start(&self) -> DriveResult<()> {
+        let (tok, _) = self.api.creds.get();
+        if tok.refresh_token.is_empty() && tok.access_token.is_empty() {
+            return Err(DriveError::AuthLost(self.no_token_message()));
+        }
+        self.drive_info().await?;
+        self.root_path().await?;
+        Ok(())
+    }
+
     /// Copy under another name when the source's name is taken in the target: into a
     /// hidden folder made for it, renamed there, moved to the target; the folder goes.
     async fn copy_via_staging(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<String> {
