@@ -652,24 +652,15 @@ pub async fn login(
     println!("(or open {} in a browser)", q.qr_code_url);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last: Option<QrState> = None;
-    let mut errors = 0;
+    let mut failures = crate::drivers::PollFailures::default();
     let code = loop {
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!("gave up after {}s without a confirmation; run the command again", timeout.as_secs());
         }
-        let (st, code) = match qr_status(&http, &ep, &q.sid).await {
-            Ok(s) => s,
-            Err(e) => {
-                errors += 1;
-                if errors >= 10 {
-                    return Err(e.context("polling the QR status kept failing"));
-                }
-                eprintln!("status poll failed ({e:#}), retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
-            }
+        let polled = qr_status(&http, &ep, &q.sid).await;
+        let Some((st, code)) = failures.check(polled, Duration::from_secs(2), |m| eprintln!("{m}")).await? else {
+            continue;
         };
-        errors = 0;
         if last.as_ref() != Some(&st) {
             println!("status: {}", st.message());
         }
