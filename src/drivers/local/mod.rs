@@ -193,8 +193,11 @@ fn chunk_stream(
     start: u64,
     end: u64,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
-    // Read-ahead for the whole span (advice only: its failure changes nothing).
-    let _ = rustix::fs::fadvise(&*f, start, std::num::NonZeroU64::new(end - start), rustix::fs::Advice::Sequential);
+    // Read-ahead for the whole span (advice only: its failure changes nothing). A start
+    // past the end (a range beyond the file) is an empty stream.
+    if let Some(len) = std::num::NonZeroU64::new(end.saturating_sub(start)) {
+        let _ = rustix::fs::fadvise(&*f, start, Some(len), rustix::fs::Advice::Sequential);
+    }
     // The state: where the next chunk starts, and whether the file system can read
     // without blocking (asked until it says it cannot).
     futures_util::stream::try_unfold((start, true), move |(pos, mut nowait)| {
@@ -444,7 +447,9 @@ mod tests {
         let data = pattern(3 * READ_CHUNK as usize + 12_345);
         std::fs::write(&path, &data).unwrap();
         let len = data.len() as u64;
-        for (start, end) in [(0, len), (1, len), (READ_CHUNK - 1, 2 * READ_CHUNK + 3), (len - 10, len), (77, 78)] {
+        for (start, end) in
+            [(0, len), (1, len), (READ_CHUNK - 1, 2 * READ_CHUNK + 3), (len - 10, len), (77, 78), (len, len)]
+        {
             let got = collect(std::fs::File::open(&path).unwrap(), start, end).await.unwrap();
             assert_eq!(got, &data[start as usize..end as usize], "cached {start}..{end}");
             let f = std::fs::File::open(&path).unwrap();
@@ -453,6 +458,16 @@ mod tests {
             let got = collect(f, start, end).await.unwrap();
             assert_eq!(got, &data[start as usize..end as usize], "uncached {start}..{end}");
         }
+    }
+
+    /// A span that starts past its end (a range beyond the file) is empty, not a panic.
+    #[tokio::test]
+    async fn a_span_past_its_end_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let got = collect(std::fs::File::open(&path).unwrap(), 20, 10).await.unwrap();
+        assert!(got.is_empty());
     }
 
     /// A file cut short while it is sent ends the stream with an error, never with a
