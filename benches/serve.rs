@@ -143,22 +143,32 @@ fn find_tool(env: &str, candidates: &[&str]) -> Option<PathBuf> {
     None
 }
 
-fn start_dufs(data: &Path) -> Result<Server, String> {
-    let bin = find_tool("DUFS", &["/work/bench-tools/bin/dufs", "dufs"]).ok_or(
-        "dufs not found: install it with `cargo install dufs --locked --root /work/bench-tools` \
-         (or set DUFS=/path/to/dufs)",
-    )?;
-    let port = free_port();
-    let mut child = Command::new(&bin)
-        .arg(data)
-        .args(["-A", "-b", "127.0.0.1", "-p", &port.to_string()])
+/// Starts a peer server, drains its output, and waits until it listens on `port`.
+fn spawn_peer(mut cmd: Command, bin: &Path, port: u16, what: &str) -> Result<Child, String> {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     drain(child.stdout.take().unwrap());
     drain(child.stderr.take().unwrap());
-    wait_port(port, &mut child, "dufs")?;
+    if let Err(e) = wait_port(port, &mut child, what) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    Ok(child)
+}
+
+fn start_dufs(data: &Path) -> Result<Server, String> {
+    let bin = find_tool("DUFS", &["/work/bench-tools/bin/dufs", "dufs"]).ok_or(
+        "dufs not found: install it with `cargo install dufs --locked --root /work/bench-tools` \
+         (or set DUFS=/path/to/dufs)",
+    )?;
+    let port = free_port();
+    let mut cmd = Command::new(&bin);
+    cmd.arg(data).args(["-A", "-b", "127.0.0.1", "-p", &port.to_string()]);
+    let child = spawn_peer(cmd, &bin, port, "dufs")?;
     let version = Command::new(&bin)
         .arg("--version")
         .output()
@@ -188,18 +198,9 @@ fn start_nginx(data: &Path, tmp: &Path) -> Result<Server, String> {
     );
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-    let mut child = Command::new(&bin)
-        .arg("-c")
-        .arg(&conf_path)
-        .arg("-p")
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    drain(child.stdout.take().unwrap());
-    drain(child.stderr.take().unwrap());
-    wait_port(port, &mut child, "nginx")?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("-c").arg(&conf_path).arg("-p").arg(&dir);
+    let child = spawn_peer(cmd, &bin, port, "nginx")?;
     let version = Command::new(&bin)
         .arg("-v")
         .output()
