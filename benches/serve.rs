@@ -12,11 +12,14 @@
 //! (rclone's `standardProps`), and one PROPFIND Depth 1 of a 100,000-entry folder with
 //! the server's RSS growth over its idle RSS.
 //!
-//! Environment: `BENCH_SERVERS=pandav,dufs,rclone` (default all; `pandav-main` runs the
-//! binary named by `PANDAV_MAIN`, e.g. a build of main, beside this one), `BENCH_SECS=5`
+//! nginx (`BENCH_SERVERS=...,nginx`; GET and ranges only) is the yardstick for GETs.
+//!
+//! Environment: `BENCH_SERVERS=pandav,dufs,rclone,nginx` (default pandav,dufs,rclone; `pandav-main` runs the
+//! binary named by `PANDAV_MAIN`, e.g. a build of main, beside this one; `PANDAV_BIN`
+//! replaces the bench's own build for `pandav`), `BENCH_SECS=5`
 //! (length of each PROPFIND phase), `BENCH_PHASES=propfind,prop,huge,get,ranges` (default
 //! all), `BENCH_HUGE=100000`, `BENCH_CACHE=/work/bench-cache`, `DUFS=/path/to/dufs`,
-//! `RCLONE=/path/to/rclone`, `PANDAV_LOG=info` (pandav's log level; its log goes nowhere).
+//! `NGINX=/path/to/nginx`, `RCLONE=/path/to/rclone`, `PANDAV_LOG=info` (pandav's log level; its log goes nowhere).
 
 mod common;
 
@@ -140,28 +143,70 @@ fn find_tool(env: &str, candidates: &[&str]) -> Option<PathBuf> {
     None
 }
 
-fn start_dufs(data: &Path) -> Result<Server, String> {
-    let bin = find_tool("DUFS", &["/work/bench-tools/bin/dufs", "dufs"]).ok_or(
-        "dufs not found: install it with `cargo install dufs --locked --root /work/bench-tools` \
-         (or set DUFS=/path/to/dufs)",
-    )?;
-    let port = free_port();
-    let mut child = Command::new(&bin)
-        .arg(data)
-        .args(["-A", "-b", "127.0.0.1", "-p", &port.to_string()])
+/// Starts a peer server, drains its output, and waits until it listens on `port`.
+fn spawn_peer(mut cmd: Command, bin: &Path, port: u16, what: &str) -> Result<Child, String> {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     drain(child.stdout.take().unwrap());
     drain(child.stderr.take().unwrap());
-    wait_port(port, &mut child, "dufs")?;
+    if let Err(e) = wait_port(port, &mut child, what) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    Ok(child)
+}
+
+fn start_dufs(data: &Path) -> Result<Server, String> {
+    let bin = find_tool("DUFS", &["/work/bench-tools/bin/dufs", "dufs"]).ok_or(
+        "dufs not found: install it with `cargo install dufs --locked --root /work/bench-tools` \
+         (or set DUFS=/path/to/dufs)",
+    )?;
+    let port = free_port();
+    let mut cmd = Command::new(&bin);
+    cmd.arg(data).args(["-A", "-b", "127.0.0.1", "-p", &port.to_string()]);
+    let child = spawn_peer(cmd, &bin, port, "dufs")?;
     let version = Command::new(&bin)
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1).unwrap_or("?").to_string())
         .unwrap_or_default();
     Ok(Server { name: format!("dufs {version}"), child: Killed(child), base: format!("http://127.0.0.1:{port}/") })
+}
+
+/// nginx as the yardstick for plain GETs (issue 12: local GET ≥ 0.85× nginx). One process
+/// (`master_process off`), so its CPU time and RSS are the server's; `sendfile on` as in
+/// Debian's default site. It answers GETs and ranges only: the PROPFIND phases are skipped.
+fn start_nginx(data: &Path, tmp: &Path) -> Result<Server, String> {
+    let bin = find_tool("NGINX", &["/usr/sbin/nginx", "nginx"])
+        .ok_or("nginx not found: install it with `apt-get install nginx-light` (or set NGINX=/path/to/nginx)")?;
+    let port = free_port();
+    let dir = tmp.join("nginx");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  default_type application/octet-stream;\n\
+           client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+           uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           server {{ listen 127.0.0.1:{port}; root {root}; }}\n}}\n",
+        root = data.display(),
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("-c").arg(&conf_path).arg("-p").arg(&dir);
+    let child = spawn_peer(cmd, &bin, port, "nginx")?;
+    let version = Command::new(&bin)
+        .arg("-v")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).trim().rsplit('/').next().unwrap_or("?").to_string())
+        .unwrap_or_default();
+    Ok(Server { name: format!("nginx {version}"), child: Killed(child), base: format!("http://127.0.0.1:{port}/") })
 }
 
 fn rclone_version(bin: &Path) -> Option<(u32, u32, String)> {
@@ -429,12 +474,13 @@ fn phase_on(name: &str) -> bool {
     std::env::var("BENCH_PHASES").map(|v| v.split(',').any(|p| p.trim() == name)).unwrap_or(true)
 }
 
-async fn run_one(s: &Server, big: &Path, secs: u64) -> Figures {
+/// `dav`: the server speaks WebDAV (nginx, here, does not: its PROPFIND phases are skipped).
+async fn run_one(s: &Server, big: &Path, secs: u64, dav: bool) -> Figures {
     let mut f = Figures { rss_start: vm_rss_mib(&s.pid()).unwrap_or(0.0), ..Default::default() };
     let pid = s.pid();
     let mut peaks = vec![vm_hwm_mib(&pid).unwrap_or(0.0)];
     let mut reset = true;
-    if phase_on("huge") {
+    if dav && phase_on("huge") {
         // First, while the server is fresh: growth over its idle RSS.
         eprintln!("[{}] PROPFIND Depth 1 on huge/…", s.name);
         if let Err(e) = bench_huge(s, &mut f).await {
@@ -442,7 +488,7 @@ async fn run_one(s: &Server, big: &Path, secs: u64) -> Figures {
         }
         peaks.push(f.huge_rss_peak);
     }
-    if phase_on("propfind") {
+    if dav && phase_on("propfind") {
         eprintln!("[{}] PROPFIND Depth 1 (allprop) on many/ for {secs} s…", s.name);
         reset &= reset_hwm(&pid);
         if let Err(e) = bench_propfind(s, secs, &mut f).await {
@@ -451,7 +497,7 @@ async fn run_one(s: &Server, big: &Path, secs: u64) -> Figures {
         f.rss_propfind = vm_hwm_mib(&pid).unwrap_or(0.0);
         peaks.push(f.rss_propfind);
     }
-    if phase_on("prop") {
+    if dav && phase_on("prop") {
         eprintln!("[{}] PROPFIND Depth 1 (4 properties) on many/ for {secs} s…", s.name);
         if let Err(e) = bench_prop(s, secs, &mut f).await {
             f.note += &format!("prop PROPFIND failed: {e}. ");
@@ -530,12 +576,16 @@ fn main() {
     let load_before = loadavg();
     for name in &wanted {
         let started = match name.as_str() {
-            "pandav" => start_pandav(&data, tmp.path(), env!("CARGO_BIN_EXE_pandav"), "pandav"),
+            "pandav" => {
+                let bin = std::env::var("PANDAV_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pandav").into());
+                start_pandav(&data, tmp.path(), &bin, "pandav")
+            }
             "pandav-main" => match std::env::var("PANDAV_MAIN") {
                 Ok(bin) => start_pandav(&data, tmp.path(), &bin, "pandav-main"),
                 Err(_) => Err("set PANDAV_MAIN=/path/to/a pandav binary built from main".into()),
             },
             "dufs" => start_dufs(&data),
+            "nginx" => start_nginx(&data, tmp.path()),
             "rclone" => start_rclone(&data, tmp.path()).map(|(mut s, v)| {
                 s.name = format!("rclone {v}");
                 s
@@ -550,7 +600,7 @@ fn main() {
                 continue;
             }
         };
-        let f = rt.block_on(run_one(&s, &big, secs));
+        let f = rt.block_on(run_one(&s, &big, secs, name != "nginx"));
         cols.push(s.name.clone());
         results.push(f);
         drop(s);

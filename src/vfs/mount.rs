@@ -460,7 +460,9 @@ impl Mount {
         }
         crate::metrics::cache("listing", false);
         let c = Arc::new(Cached::new(Arc::new(self.track(self.drive.list(dir).await)?)));
-        *guard = Some(Arc::clone(&c));
+        // A listing nobody may reuse (cache_ttl 0, local folders) is not kept: a folder of
+        // 100,000 files would hold ~20 MiB until the next request for it.
+        *guard = (!self.opts.cache_ttl.is_zero()).then(|| Arc::clone(&c));
         Ok(c)
     }
 

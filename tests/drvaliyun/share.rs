@@ -119,10 +119,13 @@ async fn the_share_token_is_renewed_past_its_7200_s_and_when_refused() {
 #[tokio::test]
 async fn the_background_task_renews_the_share_token_before_it_expires() {
     let s = shared(Options { share_token_ttl: Duration::from_secs(5), ..Default::default() }).await;
+    let t0 = std::time::Instant::now();
     let d = s.driver("s", "ab12", "");
     d.init().await.unwrap();
     let wait = d.refresh().await.unwrap();
-    assert!(wait <= Duration::from_secs(5) && wait >= Duration::from_secs(3), "{wait:?}");
+    // Bounds on what the driver decides; time already spent on a loaded machine counts.
+    assert!(wait <= Duration::from_secs(5), "{wait:?}");
+    assert!(wait + t0.elapsed() >= Duration::from_secs(3), "{wait:?} after {:?}", t0.elapsed());
     assert_eq!(d.share_tokens_obtained(), 1);
     tokio::time::sleep(wait + Duration::from_millis(100)).await;
     d.refresh().await.unwrap();

@@ -158,7 +158,14 @@ impl Tree {
     /// Every visible file and folder in folder `rel` (names that are not UTF-8 and our
     /// temp names are left out). Temp files older than `stale_before` are removed on
     /// the way: an upload that was killed left them.
-    pub fn list(&self, rel: &str, stale_before: SystemTime) -> io::Result<Vec<(String, Meta)>> {
+    /// `make` turns each (name, meta) into the caller's item as it is read, so a big folder
+    /// is held once, not once as pairs and again as entries.
+    pub fn list<T>(
+        &self,
+        rel: &str,
+        stale_before: SystemTime,
+        mut make: impl FnMut(String, Meta) -> T,
+    ) -> io::Result<Vec<T>> {
         let fd = self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let at = fd.try_clone()?;
         let mut out = Vec::new();
@@ -176,7 +183,7 @@ impl Tree {
                 continue;
             }
             match self.visible_at(at.as_fd(), name) {
-                Ok(Some(m)) if matches!(m.kind, Kind::File | Kind::Dir) => out.push((name.to_string(), m)),
+                Ok(Some(m)) if matches!(m.kind, Kind::File | Kind::Dir) => out.push(make(name.to_string(), m)),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(name, "skipping: {e}"),
             }
