@@ -259,7 +259,7 @@ impl Tasks {
             // Ids start from the clock, so that ids of a restarted server do not repeat
             // the ones a client may still hold.
             next: AtomicU64::new(unix(SystemTime::now()) % 1_000_000 * 1000),
-            leftovers: Leftovers { inner: Arc::new(LeftoverList { path: leftovers, lock: Mutex::new(()) }) },
+            leftovers: Leftovers::open(leftovers),
         }
     }
 
@@ -362,9 +362,12 @@ impl Tasks {
     }
 }
 
-/// Hidden entries being built at a target (`Mount::build_aside`), listed in a small
-/// file while they are built. A copy killed with the server leaves its hidden entry
-/// listed, and [`clean`](Leftovers::clean) removes it when the mount is back.
+/// Hidden entries being built at a target (`Mount::build_aside`), and the spool files
+/// their bytes pass through, listed in a small file while they are built. A copy
+/// killed with the server leaves them listed: [`clean`](Leftovers::clean) removes the
+/// entries when their mount is back, and the spools go when the list is opened at the
+/// next start (a spool's own staleness test, by mtime, misses a server restarted within
+/// a second of being killed).
 #[derive(Clone)]
 pub struct Leftovers {
     inner: Arc<LeftoverList>,
@@ -378,6 +381,8 @@ struct LeftoverList {
 #[derive(Default, Serialize, Deserialize)]
 struct LeftoverFile {
     entries: Vec<Leftover>,
+    #[serde(default)]
+    spools: Vec<PathBuf>,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -398,11 +403,11 @@ impl LeftoverList {
         }
     }
 
-    fn change(&self, f: impl FnOnce(&mut Vec<Leftover>)) {
+    fn change(&self, f: impl FnOnce(&mut LeftoverFile)) {
         let Some(p) = &self.path else { return };
         let _g = lock(&self.lock);
         let mut file = self.read();
-        f(&mut file.entries);
+        f(&mut file);
         let data = serde_json::to_vec(&file).unwrap_or_default();
         if let Err(e) = crate::state::write_atomic(p, &data) {
             tracing::warn!(file = %p.display(), "cannot write the list of half-built copies: {e}");
@@ -411,11 +416,36 @@ impl LeftoverList {
 }
 
 impl Leftovers {
+    /// The list at `path`, with the spool files an earlier run left removed (before
+    /// this run makes any).
+    fn open(path: Option<PathBuf>) -> Leftovers {
+        let inner = LeftoverList { path, lock: Mutex::new(()) };
+        let mut n = 0;
+        if inner.read().spools.is_empty() {
+            return Leftovers { inner: Arc::new(inner) };
+        }
+        inner.change(|file| {
+            for p in std::mem::take(&mut file.spools) {
+                let ours =
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(super::spool::TMP_PREFIX));
+                // symlink_metadata: a link by that name is not followed, and not removed.
+                if ours && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) && std::fs::remove_file(&p).is_ok()
+                {
+                    n += 1;
+                }
+            }
+        });
+        if n > 0 {
+            tracing::info!("removed {n} spool file(s) of copies an earlier run left unfinished");
+        }
+        Leftovers { inner: Arc::new(inner) }
+    }
+
     fn read(&self) -> LeftoverFile {
         self.inner.read()
     }
 
-    async fn change(&self, f: impl FnOnce(&mut Vec<Leftover>) + Send + 'static) {
+    async fn change(&self, f: impl FnOnce(&mut LeftoverFile) + Send + 'static) {
         if self.inner.path.is_none() {
             return;
         }
@@ -426,13 +456,25 @@ impl Leftovers {
     /// `rel` on `mount` is being built (written durably before the build starts).
     pub async fn add(&self, mount: &str, rel: &str) {
         let e = Leftover { mount: mount.into(), rel: rel.into() };
-        self.change(|v| v.push(e)).await;
+        self.change(|f| f.entries.push(e)).await;
+    }
+
+    /// A spool file for a copy's bytes (removed at the next start unless unlisted).
+    pub async fn add_spool(&self, path: &std::path::Path) {
+        let p = path.to_path_buf();
+        self.change(|f| f.spools.push(p)).await;
+    }
+
+    /// The spool file at `path` is gone (moved into place, or removed).
+    pub async fn remove_spool(&self, path: &std::path::Path) {
+        let p = path.to_path_buf();
+        self.change(move |f| f.spools.retain(|s| *s != p)).await;
     }
 
     /// `rel` on `mount` is finished with (in place, or removed).
     pub async fn remove(&self, mount: &str, rel: &str) {
         let (mount, rel) = (mount.to_string(), rel.to_string());
-        self.change(move |v| v.retain(|e| !(e.mount == mount && e.rel == rel))).await;
+        self.change(move |f| f.entries.retain(|e| !(e.mount == mount && e.rel == rel))).await;
     }
 
     /// Remove what earlier runs left half-built on mount `m`; returns how many went.
@@ -523,5 +565,26 @@ mod tests {
         let again = Tasks::new(1, 1, Some(p));
         let left: Vec<String> = again.leftovers().read().entries.into_iter().map(|e| e.rel).collect();
         assert_eq!(left, ["d/.pandav-swap-2"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listed_spools_are_removed_at_the_next_start_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("aside.json");
+        let (done, left, other) =
+            (dir.path().join(".pandav-tmp-done"), dir.path().join(".pandav-tmp-left"), dir.path().join("keep.txt"));
+        for f in [&done, &left, &other] {
+            std::fs::write(f, "x").unwrap();
+        }
+        let l = Tasks::new(1, 1, Some(p.clone()));
+        for f in [&done, &left, &other] {
+            l.leftovers().add_spool(f).await;
+        }
+        l.leftovers().remove_spool(&done).await;
+        assert!(left.exists(), "not while this run may use it");
+        let again = Tasks::new(1, 1, Some(p));
+        assert!(!left.exists(), "a listed spool goes at the next start");
+        assert!(done.exists() && other.exists(), "unlisted ones and other names stay");
+        assert!(again.leftovers().read().spools.is_empty());
     }
 }

@@ -576,7 +576,28 @@ async fn copy_file(a: &Mount, src: &Entry, b: &Mount, to: &str, job: &Job) -> Dr
 /// first on drives that have it).
 async fn spool_copy(a: &Mount, src: &Entry, hashes: &Hashes, b: &Mount, to: &str, job: &Job) -> DriveResult<Entry> {
     let dir = b.spool_dir_for(split_parent(to).0).await;
-    let mut spool = Spool::create(&dir).await?;
+    let spool = Spool::create(&dir).await?;
+    // Listed while it exists: a server killed mid-copy leaves it for the next start.
+    let path = spool.path().to_path_buf();
+    if let Some(l) = &job.leftovers {
+        l.add_spool(&path).await;
+    }
+    let r = fill_and_put(a, src, hashes, b, to, job, spool).await;
+    if let Some(l) = &job.leftovers {
+        l.remove_spool(&path).await;
+    }
+    r
+}
+
+async fn fill_and_put(
+    a: &Mount,
+    src: &Entry,
+    hashes: &Hashes,
+    b: &Mount,
+    to: &str,
+    job: &Job,
+    mut spool: Spool,
+) -> DriveResult<Entry> {
     let mut stream =
         exact(open(a, src, ReadRange { start: 0, end: None }).await?, src.size, None, job.progress.clone());
     while let Some(chunk) = stream.next().await {
