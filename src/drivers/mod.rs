@@ -17,6 +17,7 @@ use crate::vfs::{Drive, PolicyKind};
 pub mod http;
 pub mod local;
 pub mod p115;
+pub mod source;
 
 /// What a driver gets besides its options.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::client::{value_i64, value_string, Req};
 use super::{Open115, PRE_HASH_LEN};
 use crate::drivers::p115::common::oss::{self, Bucket, Callback, Credentials};
-use crate::drivers::p115::common::source::{sha1_upper, Feed};
+use crate::drivers::source::{sha1_upper, Feed};
 use crate::vfs::{DriveError, DriveResult, Entry, Hashed, Hashes, RapidMode};
 
 /// STS credentials from `upload/get_token` and until when to use them.

@@ -18,7 +18,7 @@ use super::crypto::{ec115, sign};
 use super::P115Drive;
 use crate::drivers::http::{self, Verdict};
 use crate::drivers::p115::common::oss;
-use crate::drivers::p115::common::source::{sha1_upper, Feed};
+use crate::drivers::source::{sha1_upper, Feed};
 use crate::vfs::*;
 
 /// The UA 115driver/OpenList send to OSS.

@@ -1,20 +1,21 @@
-//! Where a 115 upload's bytes come from: a spooled file or another mount's file, both
-//! read through `vfs::ByteSource`, so rapid upload, its proofs and the OSS body work the
-//! same for an upload (`Drive::put`) and a copy between mounts (`RapidPut`).
+//! Where an upload's bytes come from: a spooled file or another mount's file, both read
+//! through `vfs::ByteSource`, so rapid upload, its proofs and the part bodies work the
+//! same for an upload (`Drive::put`) and a copy between mounts (`RapidPut`). Used by the
+//! 115 and Aliyun drivers.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use sha1::{Digest, Sha1};
 
 use crate::vfs::{ByteSource, ByteStream, DriveError, DriveResult};
 
 /// Uppercase SHA-1 of `len` bytes of `src` from `start` (a proof: 115's preid or its
-/// second-check range), read in bounded memory.
+/// second-check range, Aliyun's pre-hash), read in bounded memory.
 pub async fn sha1_upper(src: &dyn ByteSource, start: u64, len: u64) -> DriveResult<String> {
     let end = start.checked_add(len).filter(|e| *e <= src.size()).ok_or_else(|| {
-        DriveError::upstream(format!("115 asked for bytes {start}+{len} of a {}-byte file", src.size()))
+        DriveError::upstream(format!("the provider asked for bytes {start}+{len} of a {}-byte file", src.size()))
     })?;
     let mut h = Sha1::new();
     if len <= crate::vfs::drive::RANGE_MAX {
@@ -31,6 +32,7 @@ pub async fn sha1_upper(src: &dyn ByteSource, start: u64, len: u64) -> DriveResu
 /// Upload bodies cut from one source in order. Each body continues the stream the one
 /// before it read, so a remote source is fetched once for the whole upload (not once a
 /// part); a body asked for again (a retried part) reopens the source at its start.
+#[derive(Clone)]
 pub struct Feed {
     src: Arc<dyn ByteSource>,
     cur: Arc<tokio::sync::Mutex<Cursor>>,
@@ -49,8 +51,32 @@ impl Feed {
         Feed { src, cur: Arc::new(tokio::sync::Mutex::new(Cursor { pos: 0, stream: None, carry: None })) }
     }
 
+    /// A body of the `len` bytes from `start` that finds its place in the source only
+    /// when it is first read: made without waiting, so a client that builds a request
+    /// per attempt (and may build one it never sends) can ask for one each time.
+    pub fn lazy_body(&self, start: u64, len: u64) -> reqwest::Body {
+        let feed = self.clone();
+        let s = futures_util::stream::once(async move {
+            match feed.stream(start, len).await {
+                Ok(s) => Ok(s),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            }
+        })
+        .try_flatten();
+        reqwest::Body::wrap_stream(s)
+    }
+
     /// A body of the `len` bytes from `start`, read as it is sent.
     pub async fn body(&self, start: u64, len: u64) -> DriveResult<reqwest::Body> {
+        Ok(reqwest::Body::wrap_stream(self.stream(start, len).await?))
+    }
+
+    /// The `len` bytes from `start`, read as they are polled.
+    async fn stream(
+        &self,
+        start: u64,
+        len: u64,
+    ) -> DriveResult<impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
         let size = self.src.size();
         if start.checked_add(len).is_none_or(|e| e > size) {
             return Err(DriveError::InvalidInput(format!("bytes {start}+{len} of a {size}-byte file")));
@@ -97,7 +123,7 @@ impl Feed {
                 }
             }
         });
-        Ok(reqwest::Body::wrap_stream(s))
+        Ok(s)
     }
 }
 
@@ -141,6 +167,12 @@ mod tests {
         assert_eq!(collect(feed.body(300_000, 300_000).await.unwrap()).await.unwrap(), &data[300_000..600_000]);
         assert_eq!(collect(feed.body(600_000, 10).await.unwrap()).await.unwrap(), &data[600_000..600_010]);
         assert!(feed.body(1_000_000, 4).await.is_err(), "past the end");
+        // A lazy body reads nothing until it is polled, and then the same bytes.
+        let lazy = feed.lazy_body(100, 50);
+        let unused = feed.lazy_body(0, 10);
+        drop(unused);
+        assert_eq!(collect(lazy).await.unwrap(), &data[100..150]);
+        assert!(collect(feed.lazy_body(1_000_000, 4)).await.is_err(), "past the end, when read");
         assert_eq!(sha1_upper(&*src, 10, 100).await.unwrap(), hex::encode_upper(Sha1::digest(&data[10..110])));
     }
 }
