@@ -298,7 +298,10 @@ async fn between_115_and_115_open_by_hash_and_by_stream() {
     // 128 KiB and the second check's range), not the film.
     env.open.reset_counters();
     env.emu.reset_counters();
+    // The CDN drops any answer past 256 KiB: the proofs fit, the film would not.
+    let cap = env.emu.inject(emu115::CDN_HOST, emu115::Fault::drop_after(256 * 1024));
     let r = cm(&srv, "COPY", "/115/film.bin", "/open/again.bin", &[]).await;
+    env.emu.remove_fault(cap);
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(env.oss_open_requests(), 0, "known content sends no body");
     assert!(env.cdn115_requests() <= 2, "{} CDN requests for the proofs", env.cdn115_requests());
