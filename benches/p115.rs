@@ -11,9 +11,8 @@
 //! Knobs (environment): `P115_BENCH_FILES` (default 10000), `P115_BENCH_UPLOAD_MB`
 //! (default 1024), `P115_BENCH_PAGE_SIZE` (driver `page_size`, default: driver default).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use emu115::{Emu115, Opts};
@@ -22,12 +21,11 @@ use pandav::drivers::p115::web as p115;
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;
+use support::{env_num, mbps, ms};
+
+mod support;
 
 const UID: u64 = 123456789;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Deterministic incompressible bytes (xorshift64), as in `tests/drv115/emu.rs`.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -43,39 +41,13 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn mbps(bytes: u64, d: Duration) -> String {
-    format!("{:.0} MB/s", bytes as f64 / 1e6 / d.as_secs_f64())
-}
-
 /// Requests served since the last `reset_counters`, by `host/path`.
-fn breakdown(emu: &Emu115) -> (usize, BTreeMap<String, usize>) {
-    let reqs = emu.requests();
-    let mut m = BTreeMap::new();
-    for r in &reqs {
-        *m.entry(r.key.clone()).or_insert(0) += 1;
-    }
-    (reqs.len(), m)
-}
-
 fn print_calls(label: &str, emu: &Emu115) {
-    let (n, m) = breakdown(emu);
-    println!("  {label}: {n} API calls");
-    for (k, v) in m {
-        println!("      {v:>5}  {k}");
-    }
+    support::print_counts(label, emu.requests().into_iter().map(|r| r.key));
 }
 
 fn main() {
-    // RUST_LOG=pandav=debug shows the driver's steps with timestamps (where put's time goes).
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(run());
+    support::main_with(run());
 }
 
 async fn run() {
@@ -107,17 +79,7 @@ async fn run() {
         source: None,
     };
     let drive: Arc<dyn Drive> = Arc::new(p115::build(toml::from_str(&text).unwrap(), &ctx).unwrap());
-    let m = Mount::new(
-        MountOptions {
-            path: "/115".into(),
-            policy: Policy::Proxy,
-            proxy_url: None,
-            read_only: false,
-            cache_ttl: Duration::from_secs(60),
-            spool_dir: dir.path().join("spool"),
-        },
-        drive,
-    );
+    let m = support::bench_mount("/115", drive, dir.path());
 
     // Fixture: /big with n_files small files, /up for the upload.
     let t = Instant::now();
@@ -212,26 +174,15 @@ async fn run() {
     assert!(known.eq_ignore_ascii_case(&sha1_hex), "emulator sha1 {known} vs {sha1_hex}");
 
     emu.reset_counters();
-    let t_all = Instant::now();
-    let spool_dir = m.spool_dir_for("up").await;
-    let mut sp = spool::Spool::create(&spool_dir).await.unwrap();
-    for c in data.chunks(CHUNK) {
-        sp.write(c).await.unwrap();
-    }
-    let t_write = t_all.elapsed();
-    let sp = sp.finish(None).await.unwrap();
-    let t_spool = t_all.elapsed();
-    assert_eq!(sp.upload.sha1, sha1_hex);
-    let t = Instant::now();
-    let e = m.put("up/big.bin", sp.upload).await.unwrap();
-    let t_put = t.elapsed();
-    let total = t_all.elapsed();
-    drop(sp.guard);
-    assert_eq!(e.size, size as u64);
-    println!("spool write (SHA-1+MD5+disk): {:>10}  {}", ms(t_write), mbps(size as u64, t_write));
-    println!("spool incl. flush+fsync:      {:>10}  {}", ms(t_spool), mbps(size as u64, t_spool));
-    println!("Mount::put (rapid upload):    {:>10}", ms(t_put));
-    println!("TOTAL spool + put:            {:>10}  {}", ms(total), mbps(size as u64, total));
+    let mut at = 0usize;
+    let (_, spooled_sha1, total) = support::spool_and_put(&m, "up/big.bin", size as u64, |buf| {
+        let n = buf.len().min(data.len() - at);
+        buf[..n].copy_from_slice(&data[at..at + n]);
+        at += n;
+        n
+    })
+    .await;
+    assert_eq!(spooled_sha1, sha1_hex);
     println!(
         "hashing share of total: SHA-1 alone {:.0}%, SHA-1+MD5 {:.0}%",
         100.0 * t_sha1.as_secs_f64() / total.as_secs_f64(),

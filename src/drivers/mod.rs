@@ -14,6 +14,7 @@ use crate::state::StateHandle;
 use crate::vfs::credentials::{ErasedRefresh, MountSource};
 use crate::vfs::{Drive, PolicyKind};
 
+pub mod aliyun;
 pub mod http;
 pub mod local;
 pub mod p115;
@@ -146,7 +147,8 @@ const LOCAL: DriverEntry = DriverEntry {
 };
 
 /// The registry: one entry per driver.
-pub static DRIVERS: &[DriverEntry] = &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY];
+pub static DRIVERS: &[DriverEntry] =
+    &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY, aliyun::consumer::ENTRY, aliyun::share::ENTRY];
 
 pub fn info(name: &str) -> Option<&'static DriverEntry> {
     DRIVERS.iter().find(|d| d.name == name)

@@ -28,6 +28,8 @@ pub trait Drive: Send + Sync + 'static {
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>>;
 
     /// One child by name, for drives with `caps().fast_lookup` (answer without listing).
+    /// `Unsupported` for a folder where a lookup is no cheaper than listing it: the mount
+    /// then lists the folder (and caches the listing).
     async fn lookup(&self, _parent: &Entry, _name: &str) -> DriveResult<Option<Entry>> {
         Err(DriveError::Unsupported("lookup"))
     }

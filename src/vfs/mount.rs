@@ -388,12 +388,25 @@ impl Mount {
             }
         }
         if self.caps.fast_lookup {
+            // A drive may find a lookup dearer than a (cached) listing for some folders:
+            // it says so with `Unsupported`, and the listing answers.
+            let mut unsupported = false;
             for n in name_forms(name) {
-                if let Some(e) = self.track(self.drive.lookup(parent, &n).await)? {
-                    return Ok(e);
+                match self.drive.lookup(parent, &n).await {
+                    Err(DriveError::Unsupported(_)) => {
+                        unsupported = true;
+                        break;
+                    }
+                    r => {
+                        if let Some(e) = self.track(r)? {
+                            return Ok(e);
+                        }
+                    }
                 }
             }
-            return Err(DriveError::NotFound);
+            if !unsupported {
+                return Err(DriveError::NotFound);
+            }
         }
         self.listing(parent_rel, parent).await?.find(name)
     }

@@ -15,6 +15,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod crash;
+pub mod driver;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_pandav");
 
 /// What to tell someone whose machine lacks a client the tests need.

@@ -3,6 +3,7 @@
 //!
 //! - `suite.rs`: the `Fixture` trait a driver's test implements, `run_all`, helpers.
 //! - `scenarios.rs`: the scenarios, all through the `Mount` API.
+//! - `aliyun.rs`: the `aliyundrive` driver's fixture (emualiyun).
 //! - `local.rs`: the local driver's fixture and its symlink/escape tests.
 //! - `p115open_driver.rs`: 115 Open's own scenarios (helpers shared with tests/drv115open).
 //! - `rotating.rs`: an in-test drive with expiring, rotating credentials (the kit's `Credentials`).
@@ -10,6 +11,11 @@
 //! A new driver adds one module here with a `Fixture` and a `#[tokio::test]` calling
 //! `suite::run_all`. Select scenarios with `CONFORMANCE_ONLY=name,name` (substrings).
 
+mod aliyun;
+#[path = "../drvaliyun/outside.rs"]
+mod aliyun_outside;
+#[path = "../common/mod.rs"]
+mod fixture;
 mod local;
 #[path = "../drv115open/common.rs"]
 mod open_env;

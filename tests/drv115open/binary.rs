@@ -6,7 +6,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use emu115open::{Emu115Open, Options};
-use rand::{Rng, SeedableRng};
 
 use crate::common::*;
 
@@ -59,72 +58,9 @@ fn write_config(dir: &Path, emu: &Emu115Open, mounts: &[M]) -> PathBuf {
     p
 }
 
-use crate::fixture::Server;
-
-/// Start `pandav serve` (the shared fixture) off the runtime thread, which keeps the
-/// emulator serving meanwhile.
-async fn serve(config: &Path, env: &[(&'static str, &'static str)]) -> Server {
-    let (config, dir, env) = (config.to_path_buf(), config.parent().unwrap().to_path_buf(), env.to_vec());
-    tokio::task::spawn_blocking(move || Server::start_file_env(&config, &dir, &env)).await.unwrap()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn health(base: &str) -> serde_json::Value {
-    http().get(format!("{base}/-/health")).send().await.unwrap().json().await.unwrap()
-}
-
-fn mount_health<'a>(h: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
-    h["mounts"].as_array().unwrap().iter().find(|m| m["path"] == path).unwrap()
-}
-
-/// Wait until `path` has finished starting; its health entry.
-async fn settled(base: &str, path: &str) -> serde_json::Value {
-    let t = Instant::now();
-    loop {
-        let h = health(base).await;
-        let m = mount_health(&h, path).clone();
-        if m["message"] != "starting" {
-            return m;
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            // The server is still in scope: its log is printed as the panic unwinds.
-            panic!("mount {path} never finished starting");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// PROPFIND depth 1: status and body (a listing that failed may still answer 207 with
-/// the folder alone, so callers look for a child's name in the body).
-async fn listing(base: &str, path: &str) -> (u16, String) {
-    match http()
-        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), format!("{base}{path}"))
-        .header("Depth", "1")
-        .send()
-        .await
-    {
-        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-        Err(e) => (0, e.to_string()),
-    }
-}
-
-/// GET without following redirects.
-async fn get_status(base: &str, path: &str) -> u16 {
-    http()
-        .get(format!("{base}{path}"))
-        .header("User-Agent", "pandav-test/1")
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
+use crate::fixture::crash::{
+    get_status, http, listing, mount_health, serve, settled, sigkill_during_refreshes, CrashLoop,
+};
 
 fn saved_refresh(dir: &Path, mount_file: &str) -> String {
     let p = dir.join("state").join(mount_file);
@@ -141,55 +77,23 @@ async fn sigkill_during_refreshes_never_locks_out() {
         &env.emu,
         &[M { path: "/o", refresh_token: Some(&env.tok.refresh_token), extra: "" }],
     );
-    let rounds: usize = std::env::var("PANDAV_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
-    let seed: u64 = std::env::var("PANDAV_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    eprintln!("crash test: {rounds} rounds, seed {seed} (PANDAV_CRASH_SEED to replay)");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let grant = env.tok.grant;
-    for round in 0..rounds {
-        let srv = serve(&cfg, &[]).await;
-        // After every restart the mount authenticates with the live token.
-        let m = settled(srv.url(), "/o").await;
-        assert_eq!(m["ok"], true, "round {round}: mount locked out after restart: {m}");
-        let (st, body) = listing(srv.url(), "/o/").await;
-        assert!(st == 207 && body.contains("hello.txt"), "round {round}: listing failed: {st}");
-        assert_eq!(get_status(srv.url(), "/o/hello.txt").await, 302, "round {round}: no download link");
-        // Drive refreshes: the access token keeps expiring while requests flow, and the
-        // server is killed at a random moment (often with a refresh in flight).
-        let kill_at = Instant::now() + Duration::from_millis(rng.gen_range(0..700));
-        let mut inflight = vec![];
-        while Instant::now() < kill_at {
-            env.emu.expire_access_token(grant);
-            let base = srv.url().to_string();
-            inflight.push(tokio::spawn(async move { listing(&base, "/o/").await }));
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(1..40))).await;
-        }
-        if rng.gen_bool(0.3) {
-            // sometimes right at a refresh's start
-            env.emu.expire_access_token(grant);
-            let base = srv.url().to_string();
-            inflight.push(tokio::spawn(async move { listing(&base, "/o/").await }));
-            tokio::time::sleep(Duration::from_micros(rng.gen_range(0..3000))).await;
-        }
-        srv.kill();
-        let mut codes = std::collections::BTreeMap::new();
-        for t in inflight {
-            let (st, body) = t.await.unwrap_or((0, String::new()));
-            *codes.entry((st, body.contains("hello.txt"))).or_insert(0) += 1;
-        }
-        if std::env::var_os("PANDAV_CRASH_VERBOSE").is_some() {
-            eprintln!(
-                "round {round}: statuses {codes:?}, refreshes so far {}, files calls {}, counts {:?}",
+    let rounds = sigkill_during_refreshes(CrashLoop {
+        config: &cfg,
+        mount: "/o",
+        file: "hello.txt",
+        get_status: 302,
+        expire: &|| env.emu.expire_access_token(grant),
+        describe: &|| {
+            format!(
+                "refreshes so far {}, files calls {}, counts {:?}",
                 env.emu.refresh_count(grant),
                 env.emu.request_count("proapi.115.com/open/ufile/files"),
                 env.emu.request_counts()
-            );
-        }
-    }
-    // One more start: healthy, and the saved token is the live one.
-    let srv = serve(&cfg, &[]).await;
-    assert_eq!(settled(srv.url(), "/o").await["ok"], true);
-    assert!(listing(srv.url(), "/o/").await.1.contains("hello.txt"));
+            )
+        },
+    })
+    .await;
     let info = env.emu.grant_info(grant).unwrap();
     eprintln!("crash test: {} refreshes over {rounds} kills", info.refresh_count);
     assert!(info.refresh_count as usize >= rounds, "refreshes were exercised: {}", info.refresh_count);
@@ -197,8 +101,6 @@ async fn sigkill_during_refreshes_never_locks_out() {
         info.refresh_attempts, info.refresh_count,
         "no refresh token was ever sent twice (a lost rotation would show as a failed attempt)"
     );
-    srv.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await; // a helper may still be writing
     assert_eq!(saved_refresh(env.dir.path(), "mount-_o.json"), env.emu.grant_info(grant).unwrap().refresh_token);
 }
 

@@ -9,8 +9,7 @@ use emu115open::{Emu115Open, Options, Tokens, DEFAULT_APP_ID};
 use pandav::drivers::p115::open::{client::Backoff, Open115, Options as DriverOptions};
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
-use pandav::vfs::spool::Spool;
-use pandav::vfs::{Entry, Mount, MountOptions, Policy, Upload};
+use pandav::vfs::{Mount, MountOptions, Policy};
 
 pub struct Env {
     pub emu: Emu115Open,
@@ -85,39 +84,8 @@ impl Env {
     }
 }
 
-/// Spool `bytes` like a WebDAV PUT would.
-pub async fn spooled(dir: &std::path::Path, bytes: &[u8]) -> (Upload, tempfile::TempPath) {
-    let mut s = Spool::create(dir).await.unwrap();
-    s.write(bytes).await.unwrap();
-    let sp = s.finish(None).await.unwrap();
-    (sp.upload, sp.guard)
-}
-
-pub async fn put(m: &Arc<Mount>, dir: &std::path::Path, rel: &str, bytes: &[u8]) -> Entry {
-    let (up, guard) = spooled(dir, bytes).await;
-    let e = m.put(rel, up).await.unwrap_or_else(|e| panic!("put {rel}: {e}"));
-    drop(guard);
-    e
-}
-
-pub async fn read_all(m: &Arc<Mount>, rel: &str, start: u64, end: Option<u64>) -> Vec<u8> {
-    use futures_util::StreamExt;
-    let e = m.resolve(rel).await.unwrap();
-    let mut s = pandav::vfs::transfer::open(m, &e, pandav::vfs::ReadRange { start, end }).await.unwrap();
-    let mut out = Vec::new();
-    while let Some(c) = s.next().await {
-        out.extend_from_slice(&c.unwrap());
-    }
-    out
-}
-
-pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    use rand::{RngCore, SeedableRng};
-    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut v = vec![0u8; n];
-    r.fill_bytes(&mut v);
-    v
-}
+#[allow(unused_imports)] // not every crate that includes this file uses all of them
+pub use crate::fixture::driver::{put, random_bytes, read_all, spooled};
 
 pub fn sha1_upper(b: &[u8]) -> String {
     use sha1::Digest;
