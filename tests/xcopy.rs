@@ -3,7 +3,8 @@
 //! sends no body byte: the emulators' OSS logs), a local source hashed once (the
 //! server's read counter in /proc), folder trees with Overwrite and Depth, a move that
 //! fails at the target, a server killed mid-copy, the task endpoint and `pandav tasks`,
-//! and rclone's server-side copy between two mounts.
+//! rclone's server-side copy between two mounts, and 115 <-> Aliyun Drive (`emualiyun`)
+//! by hash with the proofs read from the source.
 
 mod common;
 
@@ -701,4 +702,67 @@ async fn unknown_content_streams_between_clouds_in_bounded_memory() {
     assert!(env.oss_open_requests() > 0, "it was uploaded, not known");
     // The whole file in memory would be 96 MiB more; a stream needs a few parts.
     assert!(grew < 40 * MIB as u64, "peak RSS grew by {} MiB copying 96 MiB", grew >> 20);
+}
+
+/// Body bytes the Aliyun emulator received on upload paths (part PUTs to the data host).
+fn aliyun_body_bytes(ali: &emualiyun::EmuAliyun) -> u64 {
+    ali.log().iter().filter(|r| r.method == "PUT" || r.host == emualiyun::DATA_HOST).map(|r| r.body_len).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn between_115_and_aliyun_by_hash_with_proofs_read_from_the_source() {
+    let env = Env::new().await;
+    let ali = emualiyun::EmuAliyun::start_temp(emualiyun::Options::default()).await;
+    let user = ali.add_user("alice");
+    let rt = ali.issue_refresh_token(&user.user_id, emualiyun::TokenKind::Mobile);
+    let drive = user.resource_drive_id.clone();
+    let mut ep = String::from("[mounts.options.endpoints]\n");
+    for (h, b) in ali.endpoints() {
+        ep.push_str(&format!("{} = {}\n", toml_str(&h), toml_str(&b)));
+    }
+    let config = format!(
+        "{}\n[[mounts]]\npath = \"/ali\"\ndriver = \"aliyundrive\"\ncache_ttl = \"0s\"\n[mounts.options]\nrefresh_token = {}\nrate_limit = 0\n{ep}",
+        env.config(),
+        toml_str(&rt)
+    );
+    let size = 3 * MIB + 5;
+    let film = pseudo_random(size, 50);
+    env.emu.put_file(UID, 0, "film.bin", film.clone());
+    ali.add_known_content(film.clone());
+    let fresh = pseudo_random(2 * MIB + 1, 51);
+    env.emu.put_file(UID, 0, "fresh.bin", fresh.clone());
+    let srv = env.serve_text(config).await;
+
+    // Known to Aliyun: the pre-hash (1 KiB) and the proof (8 bytes at a token-derived
+    // offset) come from 115's CDN by range; no body byte reaches Aliyun. The CDN drops
+    // any answer past 256 KiB, so the film itself cannot be read.
+    env.emu.reset_counters();
+    ali.clear_log();
+    let cap = env.emu.inject(emu115::CDN_HOST, emu115::Fault::drop_after(256 * 1024));
+    let r = cm(&srv, "COPY", "/115/film.bin", "/ali/film.bin", &[]).await;
+    env.emu.remove_fault(cap);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(aliyun_body_bytes(&ali), 0, "known content sends no body");
+    assert_eq!(ali.uploaded_part_bytes(), 0);
+    assert!(env.cdn115_requests() <= 2, "{} CDN requests for the pre-hash and the proof", env.cdn115_requests());
+    let id = ali.lookup(&drive, "/film.bin").expect("stored at Aliyun");
+    assert!(ali.file_bytes(&id) == Some(film.clone()), "the stored content");
+
+    // Unknown to Aliyun: the body streams from 115's CDN into Aliyun's parts.
+    ali.clear_log();
+    let r = cm(&srv, "COPY", "/115/fresh.bin", "/ali/fresh.bin", &[]).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = ali.lookup(&drive, "/fresh.bin").expect("uploaded to Aliyun");
+    assert!(ali.file_bytes(&id) == Some(fresh.clone()));
+    assert!(aliyun_body_bytes(&ali) >= fresh.len() as u64, "the body was sent");
+
+    // Back to 115 as a MOVE: 115 knows the film, so no OSS body byte; the source goes.
+    env.emu.reset_counters();
+    let r = cm(&srv, "MOVE", "/ali/film.bin", "/115/back.bin", &[]).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(env.oss115_bytes(), 0);
+    assert_eq!(env.bytes115("/back.bin").as_deref(), Some(&film[..]));
+    assert!(ali.lookup(&drive, "/film.bin").is_none(), "moved away");
+    let root: Vec<String> = ali.children(&drive, "root").into_iter().map(|e| e.name).collect();
+    assert!(hidden(&root).is_empty() && hidden(&env.names115("/")).is_empty(), "{root:?}");
 }
