@@ -494,6 +494,13 @@ async fn a_server_killed_mid_copy_leaves_no_partial_target() {
     assert!(env.open.lookup(env.open_user, "/slowdir").is_none());
 }
 
+/// `pandav tasks --url <srv> ARGS` with `PANDAV_PASSWORD`.
+async fn pandav_tasks(srv: &Server, args: &[&str], password: &str) -> Out {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["tasks", "--url", srv.url()]).args(args).env("PANDAV_PASSWORD", password);
+    tokio::task::spawn_blocking(move || run(&mut cmd, Duration::from_secs(60))).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_copies_become_tasks_seen_by_their_owner_the_admin_and_the_cli() {
     let mut env = Env::new().await;
@@ -542,48 +549,18 @@ async fn long_copies_become_tasks_seen_by_their_owner_the_admin_and_the_cli() {
     assert_eq!(req("GET", &srv.at("/-/tasks"), &[]).await.status, 401);
 
     // The CLI, with alice's credentials.
-    let url = srv.url().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        run(
-            std::process::Command::new(BIN)
-                .args(["tasks", "--url", &url, "--user", "alice"])
-                .env("PANDAV_PASSWORD", "a-pass"),
-            Duration::from_secs(60),
-        )
-    })
-    .await
-    .unwrap();
+    let out = pandav_tasks(&srv, &["--user", "alice"], "a-pass").await;
     assert!(out.ok(), "{}{}", out.stdout, out.stderr);
     let line =
         out.stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("no row for {id}: {}", out.stdout));
     assert!(line.contains("running") && line.contains("/115/slow.bin -> /local/slow.bin"), "{line}");
     assert!(line.contains("/2.0 MiB") && line.contains("/s "), "bytes done of the total, and a rate: {line}");
-    let url = srv.url().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        run(
-            std::process::Command::new(BIN)
-                .args(["tasks", "--json", "--url", &url, "--user", "alice", &id])
-                .env("PANDAV_PASSWORD", "a-pass"),
-            Duration::from_secs(60),
-        )
-    })
-    .await
-    .unwrap();
+    let out = pandav_tasks(&srv, &["--json", "--user", "alice", &id], "a-pass").await;
     assert!(out.ok(), "{}{}", out.stdout, out.stderr);
     let one: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!((one["state"].as_str(), one["bytes_total"].as_u64()), (Some("running"), Some(size as u64)), "{one}");
     assert!(one["rate"].is_u64() && one["bytes_done"].is_u64(), "{one}");
-    let url = srv.url().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        run(
-            std::process::Command::new(BIN)
-                .args(["tasks", "--url", &url, "--user", "bob"])
-                .env("PANDAV_PASSWORD", "wrong"),
-            Duration::from_secs(60),
-        )
-    })
-    .await
-    .unwrap();
+    let out = pandav_tasks(&srv, &["--user", "bob"], "wrong").await;
     assert!(!out.ok(), "a wrong password fails: {}", out.stdout);
 
     env.emu.remove_fault(fault);
