@@ -13,22 +13,18 @@
 //! (default 1024), `ALIYUN_BENCH_RATE` (driver `rate_limit`, default 0 = unpaced),
 //! `ALIYUN_BENCH_TMP` (spool folder, default /tmp).
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
-use emualiyun::{EmuAliyun, Options, Pattern, TokenKind, DATA_HOST};
+use emualiyun::{EmuAliyun, Options, TokenKind};
 use pandav::drivers::aliyun::consumer;
 use pandav::drivers::DriverCtx;
 use pandav::state::StateHandle;
 use pandav::vfs::*;
+use support::aliyun::print_calls;
 use support::{env_num, ms};
 
 mod support;
-
-fn print_calls(label: &str, emu: &EmuAliyun) {
-    support::print_counts(label, emu.log().iter().map(|r| format!("{} {}{}", r.method, r.host, r.path)));
-}
 
 fn main() {
     support::main_with(run());
@@ -72,59 +68,8 @@ async fn run() {
 
     // ---------------------------------------------------------------- listing
     println!("\n== listing /big ({n_files} files), rate_limit {rate} ==");
-    emu.clear_log();
-    let t = Instant::now();
-    let (_, l) = m.list("big").await.unwrap();
-    let cold = t.elapsed();
-    assert_eq!(l.len(), n_files);
-    println!("cold list (list the root to resolve /big, then /big): {}", ms(cold));
-    print_calls("cold", &emu);
-
-    emu.clear_log();
-    let t = Instant::now();
-    let (_, l2) = m.list("big").await.unwrap();
-    println!("cached list (same TTL window): {}", ms(t.elapsed()));
-    assert_eq!(l2.len(), n_files);
-    print_calls("cached list", &emu);
-    assert!(emu.log().is_empty(), "a cached listing called the API");
-
-    emu.clear_log();
-    let names: Vec<String> = l2.iter().map(|e| e.name.clone()).collect();
-    let t = Instant::now();
-    for n in &names {
-        assert!(!m.resolve(&format!("big/{n}")).await.unwrap().is_dir);
-    }
-    let res = t.elapsed();
-    println!(
-        "cached resolve of every child ({} resolves): {} total, {:.2} µs each",
-        names.len(),
-        ms(res),
-        res.as_secs_f64() * 1e6 / names.len().max(1) as f64
-    );
-    print_calls("cached resolves", &emu);
+    support::aliyun::listing(&m, &emu, n_files).await;
 
     // ---------------------------------------------------------------- upload
-    let size = upload_mb << 20;
-    println!("\n== upload of {upload_mb} MiB, rapid-upload hit ==");
-    let t = Instant::now();
-    let sha1 = emu.add_known_pattern(42, size);
-    println!("(emulator: add_known_pattern, its own SHA-1 pass, not counted: {})", ms(t.elapsed()));
-
-    emu.clear_log();
-    let mut r = Pattern::new(42, size).reader();
-    let (_, spooled_sha1, _) = support::spool_and_put(&m, "up/big.bin", size, |buf| r.read(buf).unwrap()).await;
-    assert!(spooled_sha1.eq_ignore_ascii_case(&sha1));
-    print_calls("upload", &emu);
-    let log = emu.log();
-    let body: u64 = log.iter().map(|r| r.body_len).sum();
-    let data = log.iter().filter(|r| r.host == DATA_HOST).count();
-    println!(
-        "  request body bytes sent in total: {body} (file is {size}); data-host calls: {data}; part bytes: {}",
-        emu.uploaded_part_bytes()
-    );
-    assert_eq!(data, 0, "a rapid-upload hit sends nothing to the data host");
-    assert_eq!(emu.uploaded_part_bytes(), 0);
-    let id = emu.lookup(&drive_id, "/up/big.bin").unwrap();
-    let stored = emu.entry(&id).unwrap();
-    println!("  stored: {:?} size {} sha1 {}", stored.name, stored.size, stored.content_hash);
+    support::aliyun::rapid_upload(&m, &emu, &drive_id, upload_mb).await;
 }

@@ -743,3 +743,54 @@ async fn between_115_and_aliyun_by_hash_with_proofs_read_from_the_source() {
     let root: Vec<String> = ali.children(&drive, "root").into_iter().map(|e| e.name).collect();
     assert!(hidden(&root).is_empty() && hidden(&env.names115("/")).is_empty(), "{root:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_115_to_aliyun_open_by_hash_with_proofs_read_from_the_source() {
+    let env = Env::new().await;
+    let ali = emualiyun::EmuAliyun::start_temp(emualiyun::Options::default()).await;
+    let (client_id, secret) = ("pandavxcopytest01", "xcopy-secret");
+    ali.register_app(emualiyun::AppSpec::new(client_id, secret));
+    let user = ali.add_user("alice");
+    let tok = ali.open_authorize(&user.user_id, client_id);
+    let drive = user.resource_drive_id.clone();
+    let mut ep = String::from("[mounts.options.endpoints]\n");
+    for (h, b) in ali.endpoints() {
+        ep.push_str(&format!("{} = {}\n", toml_str(&h), toml_str(&b)));
+    }
+    let config = format!(
+        "{}\n[[mounts]]\npath = \"/alio\"\ndriver = \"aliyundrive_open\"\ncache_ttl = \"0s\"\n[mounts.options]\nclient_id = {}\nclient_secret = {}\nrefresh_token = {}\n{ep}",
+        env.config(),
+        toml_str(client_id),
+        toml_str(secret),
+        toml_str(&tok.refresh_token)
+    );
+    let size = 3 * MIB + 7;
+    let film = pseudo_random(size, 60);
+    env.emu.put_file(UID, 0, "film.bin", film.clone());
+    ali.add_known_content(film.clone());
+    let fresh = pseudo_random(MIB + 3, 61);
+    env.emu.put_file(UID, 0, "fresh.bin", fresh.clone());
+    let srv = env.serve_text(config).await;
+
+    // Known: the pre-hash and the proof from 115's CDN by range, no body to Aliyun.
+    env.emu.reset_counters();
+    ali.clear_log();
+    let cap = env.emu.inject(emu115::CDN_HOST, emu115::Fault::drop_after(256 * 1024));
+    let r = cm(&srv, "COPY", "/115/film.bin", "/alio/film.bin", &[]).await;
+    env.emu.remove_fault(cap);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(aliyun_body_bytes(&ali), 0, "known content sends no body");
+    assert!(env.cdn115_requests() <= 2, "{} CDN requests for the pre-hash and the proof", env.cdn115_requests());
+    let id = ali.lookup(&drive, "/film.bin").expect("stored at Aliyun Open");
+    assert!(ali.file_bytes(&id) == Some(film.clone()));
+
+    // Unknown: streamed from 115's CDN into the parts.
+    ali.clear_log();
+    let r = cm(&srv, "COPY", "/115/fresh.bin", "/alio/fresh.bin", &[]).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = ali.lookup(&drive, "/fresh.bin").expect("uploaded to Aliyun Open");
+    assert!(ali.file_bytes(&id) == Some(fresh.clone()));
+    assert!(aliyun_body_bytes(&ali) >= fresh.len() as u64, "the body was sent");
+    let root: Vec<String> = ali.children(&drive, "root").into_iter().map(|e| e.name).collect();
+    assert!(hidden(&root).is_empty(), "{root:?}");
+}

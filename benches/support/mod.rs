@@ -2,6 +2,8 @@
 //! the runtime they run on (2 workers, like the machine; `RUST_LOG` shows the steps).
 #![allow(dead_code)]
 
+pub mod aliyun;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

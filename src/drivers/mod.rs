@@ -104,6 +104,31 @@ impl QrState {
     }
 }
 
+/// Failures in a row of a QR login's status polls: a passing one is said and waited out
+/// (`Ok(None)`: poll again), the tenth in a row ends the login.
+#[derive(Debug, Default)]
+pub struct PollFailures(u32);
+
+impl PollFailures {
+    pub async fn check<T>(&mut self, r: Result<T>, wait: std::time::Duration, say: impl Fn(&str)) -> Result<Option<T>> {
+        match r {
+            Ok(v) => {
+                self.0 = 0;
+                Ok(Some(v))
+            }
+            Err(e) => {
+                self.0 += 1;
+                if self.0 >= 10 {
+                    return Err(e.context("polling the QR status kept failing"));
+                }
+                say(&format!("status poll failed ({e:#}), retrying"));
+                tokio::time::sleep(wait).await;
+                Ok(None)
+            }
+        }
+    }
+}
+
 /// A `pandav login <command>` flow: `run` parses the arguments after the command name.
 pub struct LoginEntry {
     pub command: &'static str,
@@ -147,8 +172,15 @@ const LOCAL: DriverEntry = DriverEntry {
 };
 
 /// The registry: one entry per driver.
-pub static DRIVERS: &[DriverEntry] =
-    &[LOCAL, p115::open::ENTRY, p115::web::ENTRY, p115::share::ENTRY, aliyun::consumer::ENTRY, aliyun::share::ENTRY];
+pub static DRIVERS: &[DriverEntry] = &[
+    LOCAL,
+    p115::open::ENTRY,
+    p115::web::ENTRY,
+    p115::share::ENTRY,
+    aliyun::consumer::ENTRY,
+    aliyun::share::ENTRY,
+    aliyun::open::ENTRY,
+];
 
 pub fn info(name: &str) -> Option<&'static DriverEntry> {
     DRIVERS.iter().find(|d| d.name == name)

@@ -390,11 +390,11 @@ impl Mount {
         if self.caps.fast_lookup {
             // A drive may find a lookup dearer than a (cached) listing for some folders:
             // it says so with `Unsupported`, and the listing answers.
-            let mut unsupported = false;
+            let mut list_instead = false;
             for n in name_forms(name) {
                 match self.drive.lookup(parent, &n).await {
                     Err(DriveError::Unsupported(_)) => {
-                        unsupported = true;
+                        list_instead = true;
                         break;
                     }
                     r => {
@@ -404,7 +404,7 @@ impl Mount {
                     }
                 }
             }
-            if !unsupported {
+            if !list_instead {
                 return Err(DriveError::NotFound);
             }
         }

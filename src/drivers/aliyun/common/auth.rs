@@ -62,8 +62,14 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Grant for Tokens {
+    /// The refresh token; a grant without one (an Open PKCE login, ref §2.5) is told
+    /// apart by its access token, so that a new login of that kind still revives a mount.
     fn rotating(&self) -> &str {
-        &self.refresh_token
+        if self.refresh_token.is_empty() {
+            &self.access_token
+        } else {
+            &self.refresh_token
+        }
     }
 
     fn usable(&self) -> bool {
@@ -559,5 +565,13 @@ mod tests {
         assert_eq!(t.margin(), 300);
         let t = Tokens { expires_at: now + 200, issued_at: now - 7000, ..t };
         assert!(t.due());
+    }
+
+    #[test]
+    fn a_grant_without_refresh_token_is_known_by_its_access_token() {
+        let t = Tokens { access_token: "A1".into(), refresh_token: "R1".into(), ..Default::default() };
+        assert_eq!(t.rotating(), "R1");
+        let pkce = Tokens { access_token: "A2".into(), ..Default::default() };
+        assert_eq!(pkce.rotating(), "A2");
     }
 }

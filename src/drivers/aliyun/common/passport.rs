@@ -220,24 +220,14 @@ async fn login(
     host.say("Scan this code with the Aliyun Drive app (阿里云盘) and confirm the login on the phone.");
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last: Option<QrState> = None;
-    let mut errors = 0;
+    let mut failures = crate::drivers::PollFailures::default();
     let login = loop {
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!("gave up after {}s without a confirmation; run the command again", timeout.as_secs());
         }
-        let (st, login) = match query(&http, &ep, &qr).await {
-            Ok(x) => x,
-            Err(e) => {
-                errors += 1;
-                if errors >= 10 {
-                    return Err(e.context("polling the QR status kept failing"));
-                }
-                host.say(&format!("status poll failed ({e:#}), retrying"));
-                tokio::time::sleep(POLL).await;
-                continue;
-            }
+        let Some((st, login)) = failures.check(query(&http, &ep, &qr).await, POLL, |m| host.say(m)).await? else {
+            continue;
         };
-        errors = 0;
         if last.as_ref() != Some(&st) {
             host.say(&format!("status: {}", st.message()));
         }

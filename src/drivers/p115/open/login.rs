@@ -462,24 +462,15 @@ pub async fn login(
     println!("(QR content: {})", d.qrcode);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last: Option<QrStatus> = None;
-    let mut errors = 0;
+    let mut failures = crate::drivers::PollFailures::default();
     loop {
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!("gave up after {}s without a confirmation; run the command again", timeout.as_secs());
         }
-        let st = match poll_status(&http, &ep, &d).await {
-            Ok(s) => s,
-            Err(e) => {
-                errors += 1;
-                if errors >= 10 {
-                    return Err(e.context("polling the QR status kept failing"));
-                }
-                eprintln!("status poll failed ({e:#}), retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
-            }
+        let polled = poll_status(&http, &ep, &d).await;
+        let Some(st) = failures.check(polled, Duration::from_secs(2), |m| eprintln!("{m}")).await? else {
+            continue;
         };
-        errors = 0;
         if last.as_ref() != Some(&st) {
             match &st {
                 QrStatus::Waiting => println!("status: waiting for the scan…"),
