@@ -80,6 +80,7 @@ pub async fn serve(config: Option<PathBuf>, listen: Vec<String>) -> Result<()> {
     }
     let sign_key = state.secret("sign")?;
     let app = Arc::new(crate::server::App::new(&cfg, Arc::clone(&table), sign_key));
+    app.start_background();
     crate::server::serve_with(app, listeners, tls, limits, shutdown).await;
     // A refresh cut between the provider's answer and the write would lose the token.
     let left = crate::vfs::credentials::barrier(Duration::from_secs(30)).await;

@@ -28,7 +28,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use hyper::body::Incoming;
 
 use crate::config::Config;
-use crate::dav::copymove::CopyMove;
+use crate::dav::copymove::{CopyMove, Tasking};
 use crate::dav::locks::{LockLimits, LockTable, UserLocks};
 use crate::dav::propfind::{self, Propfind};
 use crate::dav::proppatch::Proppatch;
@@ -51,6 +51,8 @@ pub struct App {
     realm: String,
     table: Arc<MountTable>,
     body_timeout: Duration,
+    /// Copies and moves between mounts (`/-/tasks`).
+    tasking: Tasking,
 }
 
 impl App {
@@ -69,6 +71,12 @@ impl App {
             ..LockLimits::default()
         };
         let locks = Arc::new(LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))));
+        let tasks = crate::vfs::tasks::Tasks::new(
+            s.copy_tasks,
+            crate::vfs::tasks::KEEP_FINISHED,
+            Some(cfg.state_dir().join("copies-in-progress.json")),
+        );
+        let tasking = Tasking { tasks: Arc::new(tasks), locks: Arc::clone(&locks), copy_wait: s.copy_wait };
         let downloads = download::Downloads::new(
             policy::Rules::new(&cfg.raw.clients),
             sign::Signer::new(sign_key),
@@ -86,6 +94,26 @@ impl App {
             realm: s.realm.clone(),
             table,
             body_timeout: s.body_timeout,
+            tasking,
+        }
+    }
+
+    /// Start what runs beside the requests: the progress log of copy tasks, and the
+    /// removal of half-built copy targets an earlier run left, once each mount is up.
+    pub fn start_background(&self) {
+        self.tasking.tasks.spawn_reporter(Duration::from_secs(10));
+        for m in self.table.mounts() {
+            let (m, tasks) = (Arc::clone(m), Arc::clone(&self.tasking.tasks));
+            tokio::spawn(async move {
+                let since = Instant::now();
+                while !(m.health().ok && m.health().message != "starting") {
+                    if since.elapsed() > Duration::from_secs(3600) || m.read_only() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                tasks.leftovers().clean(&m).await;
+            });
         }
     }
 
@@ -156,6 +184,10 @@ impl App {
             let mount = mount.to_string();
             return admin::offline(&self.table, &ctx.user, &mount, req).await;
         }
+        if let Some(id) = admin::tasks_route(rest) {
+            let id = id.map(str::to_string);
+            return admin::tasks(&self.tasking.tasks, &ctx.user, id.as_deref(), req.method());
+        }
 
         if let Some(r) = conditional_headers_gate(req.headers()) {
             tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(req.uri().path()), "refused: malformed conditional header");
@@ -175,7 +207,7 @@ impl App {
                 };
                 let req = Request::from_parts(parts, ());
                 let cm = CopyMove { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
-                return cm.handle(&req, &src, &ctx).await.map(full);
+                return cm.handle(&req, &src, &ctx, &self.tasking).await.map(full);
             }
             "DELETE" => {
                 let Some(path) = dav_path else {

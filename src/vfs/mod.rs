@@ -3,13 +3,15 @@
 pub mod credentials;
 pub mod drive;
 pub mod error;
+pub mod hashcache;
 pub mod mount;
 pub mod spool;
 pub mod table;
+pub mod tasks;
 pub mod transfer;
 pub mod types;
 
-pub use drive::{Drive, Offline};
+pub use drive::{ByteSource, Drive, Offline, RapidPut};
 pub use error::{DriveError, DriveResult, Hint, ProviderCode};
 pub use mount::{Health, Mount, MountOptions, Policy};
 pub use table::{MountTable, Resolved};
