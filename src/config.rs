@@ -114,6 +114,13 @@ pub struct ServerConfig {
     pub metrics_password: Option<Redacted>,
     /// An argon2 PHC string (`pandav hash-password`).
     pub metrics_password_hash: Option<String>,
+    /// How long a COPY or MOVE between two mounts waits for its copy before it answers
+    /// `202 Accepted` (the copy goes on as a task, see `GET /-/tasks`).
+    #[serde(default = "default_copy_wait", deserialize_with = "de_duration")]
+    pub copy_wait: Duration,
+    /// Copies and moves between mounts running at once; more are refused with 503.
+    #[serde(default = "default_copy_tasks")]
+    pub copy_tasks: usize,
 }
 
 impl Default for ServerConfig {
@@ -169,6 +176,9 @@ pub struct UserConfig {
     pub mounts: Option<Vec<String>>,
     #[serde(default)]
     pub read_only: bool,
+    /// Sees every user's copy tasks (`GET /-/tasks`), not only their own.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -259,6 +269,12 @@ fn default_locks_per_user() -> usize {
 }
 fn default_locks_total() -> usize {
     4096
+}
+fn default_copy_wait() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_copy_tasks() -> usize {
+    8
 }
 
 /// Durations as seconds (`90`) or with a unit (`90s`, `15m`, `4h`, `1d`).
@@ -470,7 +486,9 @@ impl Config {
                 )));
             }
         }
-        for (key, n) in [("locks_per_user", s.locks_per_user), ("locks_total", s.locks_total)] {
+        for (key, n) in
+            [("locks_per_user", s.locks_per_user), ("locks_total", s.locks_total), ("copy_tasks", s.copy_tasks)]
+        {
             if n == 0 {
                 return Err(ConfigError(format!("{}: server.{key} must be at least 1", self.source_name)));
             }

@@ -13,6 +13,13 @@ fn main() {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             report(rt.block_on(cli::serve(config, listen, log_format)))
         }
+        Cmd::Tasks(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            match rt.block_on(cli::tasks(args)) {
+                Ok(code) => code,
+                Err(e) => report(Err(e)),
+            }
+        }
         Cmd::Offline { cmd } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
             match rt.block_on(cli::offline(cmd)) {

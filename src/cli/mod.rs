@@ -1,4 +1,4 @@
-//! Command line: the commands (`serve`, `check`, `login`, `offline`, `hash-password`) and
+//! Command line: the commands (`serve`, `check`, `login`, `offline`, `tasks`, `hash-password`) and
 //! wiring config into a mount table through the driver registry. No driver is named
 //! here: drivers come from `drivers::DRIVERS`.
 //!
@@ -6,16 +6,19 @@
 //! - `check.rs`: `pandav check`.
 //! - `login.rs`: `pandav login <provider>` (the registry's login flows; QR in the terminal or PNG).
 //! - `offline.rs`: `pandav offline add|list|remove`.
+//! - `tasks.rs`: `pandav tasks` (copies between mounts, from the running server).
 
 mod check;
 mod login;
 mod offline;
 mod serve;
+mod tasks;
 
 pub use check::{check, print_table};
 pub use login::login;
 pub use offline::offline;
 pub use serve::{healthcheck, serve};
+pub use tasks::tasks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,6 +81,8 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: OfflineCmd,
     },
+    /// Copies and moves between mounts running (or just finished) in a running server.
+    Tasks(TasksArgs),
     /// Internal: one credential refresh of a mount in a separate process, so that a kill
     /// of the server cannot lose a rotated token (see vfs::credentials).
     #[command(name = "__refresh", hide = true)]
@@ -85,6 +90,27 @@ pub enum Cmd {
         /// The mount (for `ps`; the job itself comes on stdin).
         mount: String,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TasksArgs {
+    /// One task, by id.
+    pub id: Option<String>,
+    /// The server's URL (with its prefix), e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Or its config file: the first listen address and the prefix are used.
+    #[arg(short, long, env = "PANDAV_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A user of the server (password from PANDAV_PASSWORD, or the first line of stdin).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Print the server's JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Accept the server's TLS certificate without checking it (a self-signed one).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Subcommand, Debug)]

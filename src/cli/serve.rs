@@ -85,7 +85,10 @@ pub async fn serve(
     }
     let sign_key = state.shared_secret("sign").await?;
     let grace = cfg.raw.server.shutdown_grace;
-    let apps = Arc::new(ArcSwap::new(Arc::new(App::new(&cfg, table, sign_key))));
+    let app = App::new(&cfg, table, sign_key);
+    // Once: a reload's successor keeps the same copy tasks (and their reporter).
+    app.start_background();
+    let apps = Arc::new(ArcSwap::new(Arc::new(app)));
     let reloader = Reloader { path: config, listen, cfg, apps: Arc::clone(&apps), live, state };
     let reloading = tokio::spawn(reloader.run(reloads));
     crate::server::serve_graceful(apps, listeners, tls, limits, shutdown, grace).await;

@@ -19,9 +19,18 @@
 //!
 //! and only then acts. An existing destination is replaced, never deleted first: the
 //! mount builds the new entry aside and swaps it in (`Mount::rename_replace`,
-//! `copy_replace`, `transfer::copy_across_replace`), so a failure leaves the old one.
+//! `copy_replace`, `transfer::copy_across`), so a failure leaves the old one.
 //! Answers per RFC 4918 §9.8–9.9: 201 created, 204 replaced, 207 for a folder copy to
 //! another mount where some members failed (the rest is copied).
+//!
+//! A copy or move between two mounts runs as a task (`vfs::tasks`): it goes on when the
+//! client gives up, and the request waits for it at most `[server] copy_wait`. Done by
+//! then, it answers as above. Otherwise it answers `202 Accepted` with
+//! `Location: <prefix>/-/tasks/<id>` (a file manager takes the 2xx as done and sees the
+//! target when it lands) — except to rclone, which checks the target right after a 2xx
+//! and would count a missing one as a failed copy: rclone gets `503` with Retry-After,
+//! retries the same request, and a repeated request joins the running task instead of
+//! copying again, until the task is done.
 
 use std::sync::Arc;
 
@@ -33,6 +42,7 @@ use super::ifheader::{parse_if, IfHeader, Item};
 use super::locks::LockTable;
 use super::{DavFs, Esc, RequestCtx};
 use crate::vfs::mount::split_parent;
+use crate::vfs::tasks::{Failure, Outcome, Task, Tasks, TooMany};
 use crate::vfs::{transfer, DriveError, Entry, Mount, Resolved};
 
 /// The answer to a COPY or MOVE.
@@ -93,6 +103,34 @@ pub struct CopyMove<'a> {
     pub prefix: &'a str,
 }
 
+/// What copies and moves between mounts need from the server, owned by their tasks.
+#[derive(Clone)]
+pub struct Tasking {
+    pub tasks: Arc<Tasks>,
+    pub locks: Arc<LockTable>,
+    /// How long a request waits for its copy between mounts.
+    pub copy_wait: std::time::Duration,
+}
+
+/// What a copy or move between mounts needs, owned by its task.
+struct Across {
+    from: Arc<Mount>,
+    from_rel: String,
+    to: Arc<Mount>,
+    to_rel: String,
+    src_path: String,
+    dst_path: String,
+    is_move: bool,
+    replace: bool,
+}
+
+/// Clients that check the target right after a 2xx to COPY/MOVE (by User-Agent
+/// prefix): they get 503 + Retry-After while a copy runs, and repeat the request.
+const CHECKS_AT_ONCE: &[&str] = &["rclone/"];
+
+/// What rclone and others are told to wait before repeating a request whose copy runs.
+const RETRY_SECS: u64 = 2;
+
 /// Why a COPY or MOVE stops before doing anything.
 struct Stop(StatusCode, String);
 
@@ -104,10 +142,10 @@ impl Stop {
 
 impl CopyMove<'_> {
     /// Answer COPY or MOVE of `src_path` (the decoded request path).
-    pub async fn handle<B>(&self, req: &Request<B>, src_path: &str, ctx: &RequestCtx) -> Reply {
+    pub async fn handle<B>(&self, req: &Request<B>, src_path: &str, ctx: &RequestCtx, tk: &Tasking) -> Reply {
         let is_move = req.method().as_str() == "MOVE";
         let method = if is_move { "MOVE" } else { "COPY" };
-        match self.run(req, src_path, ctx, is_move).await {
+        match self.run(req, src_path, ctx, is_move, tk).await {
             Ok(r) => r,
             Err(Stop(code, why)) => {
                 tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(src_path), "{method} refused ({code}): {why}");
@@ -116,7 +154,14 @@ impl CopyMove<'_> {
         }
     }
 
-    async fn run<B>(&self, req: &Request<B>, src_path: &str, ctx: &RequestCtx, is_move: bool) -> Result<Reply, Stop> {
+    async fn run<B>(
+        &self,
+        req: &Request<B>,
+        src_path: &str,
+        ctx: &RequestCtx,
+        is_move: bool,
+        tk: &Tasking,
+    ) -> Result<Reply, Stop> {
         let bad = |why: &str| Stop::new(StatusCode::BAD_REQUEST, why);
         let h = req.headers();
 
@@ -211,51 +256,46 @@ impl CopyMove<'_> {
         let replace = existing.is_some();
         let same = Arc::ptr_eq(&src.mount, &dst.mount);
         let (s, d) = (&src.mount, &dst.mount);
-        let outcome = if is_move {
-            let r = if same {
-                if replace {
-                    s.rename_replace(&src.rel, &dst.rel).await
-                } else {
-                    s.rename(&src.rel, &dst.rel).await
-                }
-            } else {
-                transfer::move_across(s, &src.rel, d, &dst.rel, replace).await
+        if !same && (is_move || !src_entry.is_dir || deep) {
+            let job = Across {
+                from: Arc::clone(s),
+                from_rel: src.rel.clone(),
+                to: Arc::clone(d),
+                to_rel: dst.rel.clone(),
+                src_path: src_path.to_string(),
+                dst_path: dst_path.clone(),
+                is_move,
+                replace,
             };
-            r.map(|_| vec![])
+            return self.across(req, job, ctx, tk).await;
+        }
+        let outcome = if is_move {
+            if replace {
+                s.rename_replace(&src.rel, &dst.rel).await
+            } else {
+                s.rename(&src.rel, &dst.rel).await
+            }
         } else if src_entry.is_dir && !deep {
             // Depth 0: the folder without its members.
-            let r = if replace {
+            if replace {
                 d.build_aside(&dst.rel, true, |at| async move { d.mkdir(&at).await }).await
             } else {
                 d.mkdir(&dst.rel).await
-            };
-            r.map(|_| vec![])
-        } else if same {
-            let r = if replace { s.copy_replace(&src.rel, &dst.rel).await } else { s.copy(&src.rel, &dst.rel).await };
-            r.map(|_| vec![])
+            }
         } else if replace {
-            transfer::copy_across_replace(s, &src.rel, d, &dst.rel).await.map(|_| vec![])
+            s.copy_replace(&src.rel, &dst.rel).await
         } else {
-            transfer::copy_across(s, &src.rel, d, &dst.rel).await.map(|(_, failures)| failures)
+            s.copy(&src.rel, &dst.rel).await
         };
-        let failures = match outcome {
-            Ok(f) => f,
+        match outcome {
+            Ok(_) => {}
             Err(DriveError::Exists) => {
                 return Err(Stop::new(StatusCode::PRECONDITION_FAILED, "the destination appeared meanwhile"))
             }
             Err(e) => return Err(self.drive_stop(e, ctx)),
         };
 
-        // Dead properties and locks follow what happened.
-        if is_move {
-            self.fs.props.rename_tree(src_path, &dst_path).await;
-            self.locks.forget_tree(src_path).await;
-        } else {
-            self.fs.props.copy_tree(src_path, &dst_path, deep).await;
-        }
-        if replace {
-            self.locks.forget_tree(&dst_path).await;
-        }
+        after(self.fs, self.locks, src_path, &dst_path, is_move, deep, replace).await;
         tracing::info!(
             user = %Esc(&ctx.user.name),
             from = %Esc(src_path),
@@ -264,13 +304,165 @@ impl CopyMove<'_> {
             "{}",
             if is_move { "moved" } else { "copied" }
         );
-        if !failures.is_empty() {
-            return Ok(self.multistatus(&dst.mount, &failures));
-        }
         let code = if replace { StatusCode::NO_CONTENT } else { StatusCode::CREATED };
         let mut r = Response::new(Bytes::new());
         *r.status_mut() = code;
         Ok(r)
+    }
+
+    /// A copy or move between mounts: started as a task (or joined, when this user's
+    /// identical request is already running), waited for at most `copy_wait`.
+    async fn across<B>(&self, req: &Request<B>, job: Across, ctx: &RequestCtx, tk: &Tasking) -> Result<Reply, Stop> {
+        let kind = if job.is_move { "move" } else { "copy" };
+        let user = ctx.user.name.as_str();
+        let task = match tk.tasks.running_same(user, kind, &job.src_path, &job.dst_path) {
+            Some(t) => {
+                tracing::info!(user = %Esc(user), task = %t.id, "{kind} repeated: waiting for the running task");
+                t
+            }
+            None => {
+                let t = tk.tasks.start(user, kind, &job.src_path, &job.dst_path).map_err(|TooMany(n)| {
+                    Stop::new(StatusCode::SERVICE_UNAVAILABLE, format!("{n} copies between mounts run already"))
+                })?;
+                tracing::info!(
+                    user = %Esc(user),
+                    task = %t.id,
+                    from = %Esc(&job.src_path),
+                    to = %Esc(&job.dst_path),
+                    "{kind} between mounts started"
+                );
+                self.spawn(Arc::clone(&t), job, tk);
+                t
+            }
+        };
+        match tokio::time::timeout(tk.copy_wait, task.wait()).await {
+            Ok(outcome) => Ok(self.reply(&outcome)),
+            Err(_) => Ok(self.pending(req, &task)),
+        }
+    }
+
+    /// Run the copy on its own, to its end whatever happens to the request.
+    fn spawn(&self, task: Arc<Task>, job: Across, tk: &Tasking) {
+        let (fs, locks) = (self.fs.clone(), Arc::clone(&tk.locks));
+        let tj = transfer::Job {
+            progress: Some(Arc::clone(task.progress_arc())),
+            leftovers: Some(tk.tasks.leftovers().clone()),
+        };
+        let t2 = Arc::clone(&task);
+        let work = tokio::spawn(async move {
+            let (a, b) = (&job.from, &job.to);
+            let r = if job.is_move {
+                transfer::move_across(a, &job.from_rel, b, &job.to_rel, job.replace, &tj).await.map(|_| vec![])
+            } else {
+                transfer::copy_across(a, &job.from_rel, b, &job.to_rel, job.replace, true, &tj).await.map(|(_, f)| f)
+            };
+            let outcome = match r {
+                Ok(failures) => {
+                    after(&fs, &locks, &job.src_path, &job.dst_path, job.is_move, true, job.replace).await;
+                    let failures: Vec<Failure> = failures
+                        .into_iter()
+                        .map(|(sub, e)| Failure {
+                            path: format!("{}/{sub}", job.dst_path.trim_end_matches('/')),
+                            status: e.status().as_u16(),
+                            error: e.to_string(),
+                        })
+                        .collect();
+                    Outcome::Done { replaced: job.replace, failures }
+                }
+                Err(DriveError::Exists) => Outcome::Failed {
+                    status: StatusCode::PRECONDITION_FAILED.as_u16(),
+                    error: "the destination appeared meanwhile".into(),
+                    retry_after: None,
+                },
+                Err(e) => Outcome::Failed {
+                    status: match &e {
+                        DriveError::NotFound => 404,
+                        e => e.status().as_u16(),
+                    },
+                    error: e.to_string(),
+                    retry_after: e.retry_after().map(|d| d.as_secs()),
+                },
+            };
+            let i = t2.info();
+            match &outcome {
+                Outcome::Done { failures, .. } => tracing::info!(
+                    task = %i.id,
+                    user = %Esc(&i.owner),
+                    from = %Esc(&i.from),
+                    to = %Esc(&i.to),
+                    replaced = job.replace,
+                    bytes = i.bytes_total,
+                    by_hash = i.bytes_by_hash,
+                    failed = failures.len(),
+                    "{}",
+                    if job.is_move { "moved between mounts" } else { "copied between mounts" }
+                ),
+                Outcome::Failed { error, .. } => tracing::warn!(
+                    task = %i.id,
+                    user = %Esc(&i.owner),
+                    from = %Esc(&i.from),
+                    to = %Esc(&i.to),
+                    "{} between mounts failed: {error}",
+                    i.kind
+                ),
+            }
+            t2.finish(outcome);
+        });
+        tokio::spawn(async move {
+            if let Err(e) = work.await {
+                tracing::error!(task = %task.id, "copy task ended abnormally: {e}");
+                task.finish(Outcome::Failed {
+                    status: 500,
+                    error: "the copy stopped unexpectedly".into(),
+                    retry_after: None,
+                });
+            }
+        });
+    }
+
+    /// The answer to a finished copy or move between mounts.
+    fn reply(&self, outcome: &Outcome) -> Reply {
+        match outcome {
+            Outcome::Done { failures, .. } if !failures.is_empty() => self.multistatus(failures),
+            Outcome::Done { replaced, .. } => {
+                let mut r = Response::new(Bytes::new());
+                *r.status_mut() = if *replaced { StatusCode::NO_CONTENT } else { StatusCode::CREATED };
+                r
+            }
+            Outcome::Failed { status, error, retry_after } => {
+                let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY);
+                let mut r = text(code, error);
+                if let Some(ra) = retry_after {
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*ra));
+                }
+                r
+            }
+        }
+    }
+
+    /// The answer while the copy still runs: 202 with the task's address (503 with
+    /// Retry-After to clients that check the target at once, see the module comment).
+    fn pending<B>(&self, req: &Request<B>, task: &Task) -> Reply {
+        let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let location = format!("{}/-/tasks/{}", self.prefix, task.id);
+        let mut r = if CHECKS_AT_ONCE.iter().any(|p| ua.starts_with(p)) {
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("still copying (task {}); repeat the request to wait for it, or see {location}", task.id),
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_SECS));
+            r
+        } else {
+            let body = serde_json::to_vec(&task.info()).unwrap_or_default();
+            let mut r = Response::new(Bytes::from(body));
+            *r.status_mut() = StatusCode::ACCEPTED;
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        };
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r
     }
 
     /// Answer DELETE of `path` (the decoded request path) as one removal by the drive.
@@ -428,15 +620,15 @@ impl CopyMove<'_> {
     }
 
     /// 207 naming the members of a folder copy that failed.
-    fn multistatus(&self, mount: &Mount, failures: &transfer::Failures) -> Reply {
+    fn multistatus(&self, failures: &[Failure]) -> Reply {
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">\n");
-        for (rel, e) in failures {
-            let path = format!("{}/{rel}", mount.path().trim_end_matches('/'));
-            let code = e.status();
+        for f in failures {
+            let path = &f.path;
+            let code = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY);
             xml.push_str(&format!(
                 "<D:response><D:href>{}{}</D:href><D:status>HTTP/1.1 {} {}</D:status></D:response>\n",
                 self.prefix,
-                crate::server::download::encode_path(&path),
+                crate::server::download::encode_path(path),
                 code.as_u16(),
                 code.canonical_reason().unwrap_or("")
             ));
@@ -446,5 +638,18 @@ impl CopyMove<'_> {
         *r.status_mut() = StatusCode::MULTI_STATUS;
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
         r
+    }
+}
+
+/// Dead properties and locks follow what a copy or move did.
+async fn after(fs: &DavFs, locks: &LockTable, src: &str, dst: &str, is_move: bool, deep: bool, replace: bool) {
+    if is_move {
+        fs.props.rename_tree(src, dst).await;
+        locks.forget_tree(src).await;
+    } else {
+        fs.props.copy_tree(src, dst, deep).await;
+    }
+    if replace {
+        locks.forget_tree(dst).await;
     }
 }

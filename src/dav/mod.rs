@@ -58,11 +58,13 @@ pub struct User {
     /// Mount paths this user may see; `None` = all.
     pub mounts: Option<HashSet<String>>,
     pub read_only: bool,
+    /// Sees every user's copy tasks.
+    pub admin: bool,
 }
 
 impl User {
     pub fn anonymous() -> User {
-        User { name: "-".into(), mounts: None, read_only: false }
+        User { name: "-".into(), mounts: None, read_only: false, admin: false }
     }
 
     pub fn sees(&self, m: &Mount) -> bool {

@@ -18,6 +18,7 @@ pub mod aliyun;
 pub mod http;
 pub mod local;
 pub mod p115;
+pub mod source;
 
 /// What a driver gets besides its options.
 #[derive(Debug, Clone)]

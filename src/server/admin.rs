@@ -1,11 +1,18 @@
-//! A small authenticated admin API: offline (cloud) download tasks of a mount.
+//! A small authenticated admin API.
 //!
+//! Offline (cloud) download tasks of a mount:
 //! - `GET    <prefix>/-/offline/<mount>`: `{"tasks": [...], "quota_total", "quota_left"}`
 //! - `POST   <prefix>/-/offline/<mount>` with `{"urls": [...], "dir": "path/in/mount"}`
 //! - `DELETE <prefix>/-/offline/<mount>` with `{"hashes": [...], "delete_files": false}`
 //!
 //! The same Basic auth as WebDAV; the user must see the mount, and may change tasks only
 //! when not read-only. Errors are `{"error": "..."}` with the drive error's status.
+//!
+//! Copies and moves between mounts (`vfs::tasks`), read-only:
+//! - `GET <prefix>/-/tasks`: `{"tasks": [TaskInfo…]}`, oldest first;
+//! - `GET <prefix>/-/tasks/<id>`: one `TaskInfo` (404 when unknown or not yours).
+//!
+//! A user sees the tasks they started; a user with `admin = true` sees every task.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -16,9 +23,11 @@ use serde_json::json;
 
 use super::body::{full, BoxBody};
 use crate::dav::User;
+use crate::vfs::tasks::Tasks;
 use crate::vfs::{DriveError, MountTable};
 
 pub const OFFLINE_PREFIX: &str = "/-/offline/";
+pub const TASKS_PATH: &str = "/-/tasks";
 const BODY_MAX: usize = 256 * 1024;
 
 #[derive(Deserialize)]
@@ -137,5 +146,31 @@ pub async fn offline(table: &MountTable, user: &User, mount_path: &str, req: Req
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
             r
         }
+    }
+}
+
+/// For a path below the prefix: `Some(None)` for the task list, `Some(Some(id))` for
+/// one task, `None` for anything else.
+pub fn tasks_route(rest: &str) -> Option<Option<&str>> {
+    let tail = rest.strip_prefix(TASKS_PATH)?;
+    match tail {
+        "" | "/" => Some(None),
+        t => t.strip_prefix('/').filter(|id| !id.is_empty() && !id.contains('/')).map(Some),
+    }
+}
+
+/// Serve `/-/tasks` and `/-/tasks/<id>`.
+pub fn tasks(tasks: &Tasks, user: &User, id: Option<&str>, method: &Method) -> Response<BoxBody> {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match id {
+        None => json_response(StatusCode::OK, json!({ "tasks": tasks.list(&user.name, user.admin) })),
+        Some(id) => match tasks.get(id, &user.name, user.admin) {
+            Some(t) => json_response(StatusCode::OK, json!(t)),
+            None => error(StatusCode::NOT_FOUND, format!("no task {id}")),
+        },
     }
 }

@@ -148,6 +148,7 @@ impl Auth {
                         .as_ref()
                         .map(|v| v.iter().filter_map(|p| crate::config::normalize_mount_path(p).ok()).collect()),
                     read_only: u.read_only,
+                    admin: u.admin,
                 });
                 let secret = match (&u.password, &u.password_hash) {
                     (Some(p), _) => Secret::Plain(Sha256::digest(p.as_bytes()).into()),

@@ -29,7 +29,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use hyper::body::Incoming;
 
 use crate::config::Config;
-use crate::dav::copymove::CopyMove;
+use crate::dav::copymove::{CopyMove, Tasking};
 use crate::dav::locks::{LockLimits, LockTable, UserLocks};
 use crate::dav::propfind::{self, Propfind};
 use crate::dav::proppatch::Proppatch;
@@ -53,6 +53,8 @@ pub struct App {
     table: Arc<MountTable>,
     body_timeout: Duration,
     metrics: scrape::Access,
+    /// Copies and moves between mounts (`/-/tasks`).
+    tasking: Tasking,
 }
 
 impl App {
@@ -86,20 +88,34 @@ impl App {
             Some(sh) => LockTable::shared(limits, sh),
             None => LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))),
         });
-        App::assemble(cfg, table, fs, locks, sign::Signer::new(sign_key))
+        let tasks = crate::vfs::tasks::Tasks::new(
+            s.copy_tasks,
+            crate::vfs::tasks::KEEP_FINISHED,
+            Some(cfg.state_dir().join("copies-in-progress.json")),
+        );
+        App::assemble(cfg, table, fs, locks, Arc::new(tasks), sign::Signer::new(sign_key))
     }
 
     /// The App for a reloaded `cfg` serving `table`: new users, client rules, prefix
-    /// and limits, and the same WebDAV locks, dead properties and signing key.
+    /// and limits, and the same WebDAV locks, dead properties, copy tasks and signing key.
     pub fn successor(&self, cfg: &Config, table: Arc<MountTable>) -> App {
         let fs = self.fs.with_table(Arc::clone(&table));
-        App::assemble(cfg, table, fs, Arc::clone(&self.locks), self.downloads.signer.clone())
+        let tasks = Arc::clone(&self.tasking.tasks);
+        App::assemble(cfg, table, fs, Arc::clone(&self.locks), tasks, self.downloads.signer.clone())
     }
 
-    /// The App of `cfg` around its file system, lock table and link signer.
-    fn assemble(cfg: &Config, table: Arc<MountTable>, fs: DavFs, locks: Arc<LockTable>, signer: sign::Signer) -> App {
+    /// The App of `cfg` around its file system, lock table, copy tasks and link signer.
+    fn assemble(
+        cfg: &Config,
+        table: Arc<MountTable>,
+        fs: DavFs,
+        locks: Arc<LockTable>,
+        tasks: Arc<crate::vfs::tasks::Tasks>,
+        signer: sign::Signer,
+    ) -> App {
         let s = &cfg.raw.server;
         let dav = dav_config(&fs, &s.prefix);
+        let tasking = Tasking { tasks, locks: Arc::clone(&locks), copy_wait: s.copy_wait };
         let downloads =
             download::Downloads::new(policy::Rules::new(&cfg.raw.clients), signer, s.sign_ttl, s.prefix.clone());
         App {
@@ -114,6 +130,26 @@ impl App {
             table,
             body_timeout: s.body_timeout,
             metrics: scrape::Access::new(s),
+            tasking,
+        }
+    }
+
+    /// Start what runs beside the requests: the progress log of copy tasks, and the
+    /// removal of half-built copy targets an earlier run left, once each mount is up.
+    pub fn start_background(&self) {
+        self.tasking.tasks.spawn_reporter(Duration::from_secs(10));
+        for m in self.table.mounts() {
+            let (m, tasks) = (Arc::clone(m), Arc::clone(&self.tasking.tasks));
+            tokio::spawn(async move {
+                let since = Instant::now();
+                while !(m.health().ok && m.health().message != "starting") {
+                    if since.elapsed() > Duration::from_secs(3600) || m.read_only() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                tasks.leftovers().clean(&m).await;
+            });
         }
     }
 
@@ -189,6 +225,10 @@ impl App {
             let mount = mount.to_string();
             return admin::offline(&self.table, &ctx.user, &mount, req).await;
         }
+        if let Some(id) = admin::tasks_route(rest) {
+            let id = id.map(str::to_string);
+            return admin::tasks(&self.tasking.tasks, &ctx.user, id.as_deref(), req.method());
+        }
 
         if let Some(r) = conditional_headers_gate(req.headers()) {
             tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(req.uri().path()), "refused: malformed conditional header");
@@ -208,7 +248,7 @@ impl App {
                 };
                 let req = Request::from_parts(parts, ());
                 let cm = CopyMove { fs: &self.fs, locks: &self.locks, prefix: &self.prefix };
-                return cm.handle(&req, &src, &ctx).await.map(full);
+                return cm.handle(&req, &src, &ctx, &self.tasking).await.map(full);
             }
             "DELETE" => {
                 let Some(path) = dav_path else {

@@ -37,6 +37,7 @@ impl Access {
                     password_hash: s.metrics_password_hash.clone(),
                     mounts: Some(vec![]),
                     read_only: true,
+                    admin: false,
                 };
                 Access::Own(Box::new(Auth::new(&[u], false)))
             }

@@ -86,6 +86,19 @@ pub trait Drive: Send + Sync + 'static {
         None
     }
 
+    /// Storing a file by its hash (rapid upload), for drives with `caps().rapid_put`.
+    fn rapid(&self) -> Option<&dyn RapidPut> {
+        None
+    }
+
+    /// The content hashes of `file` as the drive knows them. Cloud drives answer from
+    /// the listing (`file.hashes`, the default). A drive that can compute them (local)
+    /// does so when `compute` and remembers the answer, so a file is read once; without
+    /// `compute` it answers only what it knows without reading the file.
+    async fn hashes(&self, file: &Entry, _compute: bool) -> DriveResult<Hashes> {
+        Ok(file.hashes.clone())
+    }
+
     async fn quota(&self) -> DriveResult<Option<Quota>> {
         Ok(None)
     }
@@ -96,6 +109,60 @@ pub trait Drive: Send + Sync + 'static {
     async fn refresh(&self) -> DriveResult<Duration> {
         Ok(Duration::from_secs(3600))
     }
+}
+
+/// The bytes of one file by range: another mount's file (read through
+/// `vfs::transfer::open`, with Range requests for cloud drives) or a file on disk.
+#[async_trait]
+pub trait ByteSource: Send + Sync {
+    /// The file's size in bytes.
+    fn size(&self) -> u64;
+
+    /// Bytes `start..end` (end exclusive, `end <= size`) as a stream, in bounded memory
+    /// whatever the length. The stream ends with an error, never early, if the source
+    /// gives fewer bytes.
+    async fn stream(&self, start: u64, end: u64) -> DriveResult<ByteStream>;
+
+    /// Bytes `start..end` in memory: for proofs (a few KiB), at most [`RANGE_MAX`].
+    async fn range(&self, start: u64, end: u64) -> DriveResult<bytes::Bytes> {
+        if end < start || end - start > RANGE_MAX || end > self.size() {
+            return Err(DriveError::InvalidInput(format!("range {start}..{end} of a {}-byte source", self.size())));
+        }
+        let mut s = self.stream(start, end).await?;
+        let mut buf = bytes::BytesMut::with_capacity((end - start) as usize);
+        while let Some(chunk) = futures_util::StreamExt::next(&mut s).await {
+            buf.extend_from_slice(&chunk?);
+        }
+        if buf.len() as u64 != end - start {
+            return Err(DriveError::upstream(format!("source gave {} bytes of range {start}..{end}", buf.len())));
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// The largest range [`ByteSource::range`] reads into memory.
+pub const RANGE_MAX: u64 = 16 << 20;
+
+/// Storing a file by its content hash (115 秒传, Aliyun rapid upload), for copies
+/// between mounts. See docs/architecture.md ("Rapid put") for the contract.
+#[async_trait]
+pub trait RapidPut: Send + Sync {
+    /// Store `src` as the new file `parent/name` (`name` is free: the mount checked, and
+    /// copies build under hidden names). The provider is asked with `src.size` and
+    /// `src.sha1`; the proofs it wants (115: SHA-1 of the first 128 KiB and of a range it
+    /// names; Aliyun: SHA-1 of the first 1 KiB, 8 bytes at a token-derived offset) are
+    /// read from `src.body` by range, and nothing else of it is read while the provider
+    /// decides.
+    ///
+    /// - known content: `Ok(Some(entry))`, no body byte sent;
+    /// - unknown content and `RapidMode::HashOnly`: `Ok(None)`, nothing created;
+    /// - unknown content and `RapidMode::OrUpload`: the body is uploaded from
+    ///   `src.body.stream(…)` in bounded memory and the entry answered; a drive that cannot
+    ///   do that answers `Err(DriveError::Unsupported(_))` (the caller then spools and `put`s).
+    ///
+    /// A failure leaves nothing behind in the provider (no partial file).
+    async fn put_hashed(&self, parent: &Entry, name: &str, src: &Hashed, mode: RapidMode)
+        -> DriveResult<Option<Entry>>;
 }
 
 /// Offline (cloud) download: the provider fetches URLs (magnet, http, ed2k…) itself.

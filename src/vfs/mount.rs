@@ -795,6 +795,25 @@ impl Mount {
         r
     }
 
+    /// Store `src` as the new file `rel` by its hash (`Drive::rapid()`, see
+    /// `RapidPut::put_hashed`); `rel` must be free.
+    pub async fn put_hashed(&self, rel: &str, src: &Hashed, mode: RapidMode) -> DriveResult<Option<Entry>> {
+        self.writable()?;
+        let rapid = self.drive.rapid().ok_or(DriveError::Unsupported("rapid upload"))?;
+        let (prel, name, parent) = self.target_parent(rel).await?;
+        if self.existing(prel, &parent, name).await?.is_some() {
+            return Err(DriveError::Exists);
+        }
+        let r = self.track(rapid.put_hashed(&parent, name, src, mode).await);
+        self.invalidate(prel);
+        r
+    }
+
+    /// The content hashes of `entry` (`Drive::hashes`).
+    pub async fn hashes(&self, entry: &Entry, compute: bool) -> DriveResult<Hashes> {
+        self.track(self.drive.hashes(entry, compute).await)
+    }
+
     pub async fn set_mtime(&self, rel: &str, mtime: SystemTime) -> DriveResult<()> {
         self.writable()?;
         let entry = self.resolve(rel).await?;

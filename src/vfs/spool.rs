@@ -141,6 +141,11 @@ impl Spool {
         self.size
     }
 
+    /// Where the spool's file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub async fn write(&mut self, data: &[u8]) -> DriveResult<()> {
         self.write_bytes(Bytes::copy_from_slice(data)).await
     }

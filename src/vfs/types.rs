@@ -93,6 +93,36 @@ pub struct Upload {
     pub mtime: Option<SystemTime>,
 }
 
+/// A file whose size and SHA-1 are known before its bytes are read, with the bytes
+/// readable by range: what a copy between mounts hands to [`RapidPut`](super::RapidPut).
+pub struct Hashed {
+    pub size: u64,
+    /// lowercase hex
+    pub sha1: String,
+    /// lowercase hex, when the source knows it
+    pub md5: Option<String>,
+    /// The modification time to give the new file, where the drive can.
+    pub mtime: Option<SystemTime>,
+    /// The bytes: the source mount's file (Range reads) or a file on disk.
+    pub body: std::sync::Arc<dyn super::ByteSource>,
+}
+
+impl std::fmt::Debug for Hashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hashed").field("size", &self.size).field("sha1", &self.sha1).finish_non_exhaustive()
+    }
+}
+
+/// What [`RapidPut::put_hashed`](super::RapidPut::put_hashed) may do when the provider
+/// does not know the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RapidMode {
+    /// Send no body: answer `None`.
+    HashOnly,
+    /// Upload the body from the source's bytes (in bounded memory) and answer the entry.
+    OrUpload,
+}
+
 /// What a drive can do, declared rather than guessed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Caps {
@@ -117,6 +147,9 @@ pub struct Caps {
     /// move_to/copy_to/put may be given a target name that is an existing file; the drive
     /// replaces it atomically (the old file stays intact if it fails).
     pub replace_file: bool,
+    /// `Drive::rapid()` answers: the drive stores a file from its size and SHA-1 plus
+    /// byte ranges of the source (rapid upload), used by copies between mounts.
+    pub rapid_put: bool,
 }
 
 /// Quota in bytes.

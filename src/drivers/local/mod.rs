@@ -18,6 +18,7 @@ use dashmap::DashMap;
 use serde::Deserialize;
 
 use super::DriverCtx;
+use crate::vfs::hashcache::{self, HashCache, Stamp};
 pub use crate::vfs::spool::TMP_PREFIX;
 use crate::vfs::*;
 use tree::{Kind, Meta, Modes, Tree};
@@ -52,6 +53,30 @@ pub struct LocalDrive {
     /// Hashes of files stored through pandav, by id, valid while size and mtime are
     /// unchanged: lets `rclone check` compare checksums without reading the files.
     hashes: DashMap<String, (u64, SystemTime, Hashes)>,
+    /// SHA-1s computed for copies to other mounts, kept in the state dir (read once).
+    hash_cache: Arc<HashCache>,
+}
+
+/// Bytes per read while hashing a file.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// The SHA-1 (lowercase hex) of a freshly opened file, read in bounded memory.
+fn hash_file(f: &std::fs::File) -> std::io::Result<String> {
+    use sha1::Digest;
+    use std::io::Read;
+    let mut h = sha1::Sha1::new();
+    let mut buf = vec![0u8; HASH_CHUNK];
+    let mut r = f;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// An octal permission string from the options, at most `max`.
@@ -91,7 +116,8 @@ impl LocalDrive {
             .with_context(|| format!("cannot open local root {}", root.display()))?;
         // Temp files older than this process are left from a killed one.
         let _ = spool::process_start();
-        Ok(LocalDrive { root, tree: Arc::new(tree), modes: Modes { file, dir }, hashes: DashMap::new() })
+        let hash_cache = Arc::new(HashCache::new(ctx.state.path().with_extension("hashes"), hashcache::DEFAULT_MAX));
+        Ok(LocalDrive { root, tree: Arc::new(tree), modes: Modes { file, dir }, hashes: DashMap::new(), hash_cache })
     }
 
     /// Run `f` with the tree on the blocking pool.
@@ -410,6 +436,50 @@ impl Drive for LocalDrive {
         e.hashes = Hashes { sha1: Some(upload.sha1), md5: Some(upload.md5) };
         self.remember(&e);
         Ok(e)
+    }
+
+    /// The SHA-1 of a file: remembered from an upload, else from the hash cache (kept
+    /// by inode, size, mtime and ctime), else — with `compute` — read and hashed once and
+    /// remembered. A file that is not what `file` describes any more (another size or
+    /// time), or that changes while it is read, is an error rather than a wrong hash.
+    async fn hashes(&self, file: &Entry, compute: bool) -> DriveResult<Hashes> {
+        if file.is_dir || file.hashes.sha1.is_some() {
+            return Ok(file.hashes.clone());
+        }
+        let rel = Self::checked(&file.id)?;
+        let (size, modified, cache) = (file.size, file.modified, Arc::clone(&self.hash_cache));
+        let name = file.name.clone();
+        let sha1 = self
+            .on_tree(move |t| {
+                let f = t.open_file(&rel)?;
+                let m = f.metadata()?;
+                if m.len() != size || m.modified().ok() != Some(modified) {
+                    return Err(std::io::Error::other("the file changed since it was listed"));
+                }
+                let (key, stamp) = Stamp::of(&m);
+                if let Some(h) = cache.get(key, stamp).and_then(|h| h.sha1) {
+                    tracing::debug!(file = %name, "SHA-1 from the hash cache");
+                    return Ok(Some(h));
+                }
+                if !compute {
+                    return Ok(None);
+                }
+                let started = SystemTime::now();
+                let sha1 = hash_file(&f)?;
+                let (_, after) = Stamp::of(&f.metadata()?);
+                if after != stamp {
+                    return Err(std::io::Error::other("the file changed while it was being hashed"));
+                }
+                if stamp.racy(started) {
+                    tracing::debug!(file = %name, "hashed, not remembered: modified just now");
+                } else {
+                    cache.put(key, stamp, &sha1, None);
+                }
+                tracing::info!(file = %name, bytes = size, "hashed a local file for a copy");
+                Ok(Some(sha1))
+            })
+            .await?;
+        Ok(Hashes { sha1, md5: None })
     }
 
     async fn set_mtime(&self, entry: &Entry, mtime: SystemTime) -> DriveResult<()> {

@@ -11,9 +11,14 @@
 //! hour). A part the service already has answers 409 `PartAlreadyExist`: done.
 //!
 //! A failed upload leaves nothing behind: the created file is discarded.
+//!
+//! The bytes come from a [`ByteSource`]: a PUT's spool, or another mount's file for a
+//! copy between mounts (`vfs::RapidPut`). The pre-hash and the proof are read from it by
+//! range, and nothing else while Aliyun decides, so a copy of content Aliyun knows reads
+//! 1 KiB and 8 bytes of the source and sends no body.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -25,18 +30,60 @@ use super::hash::{self, PartPlan};
 use super::item::FileItem;
 use super::json;
 use crate::drivers::http::{Http, Response, Verdict};
-use crate::vfs::{DriveError, DriveResult, Hint};
+use crate::drivers::source::Feed;
+use crate::vfs::{ByteSource, DriveError, DriveResult, Hint, RapidMode};
 
 /// Renew part URLs once they are this old (OpenList: 50 minutes, ref §7.5).
 pub const PART_URL_RENEW: Duration = Duration::from_secs(50 * 60);
 
-/// The file being uploaded: spooled on disk with its SHA-1 known.
-#[derive(Debug, Clone)]
+/// The file being uploaded: its size and SHA-1 known, its bytes readable by range.
+#[derive(Clone)]
 pub struct Source {
-    pub path: PathBuf,
+    pub body: Arc<dyn ByteSource>,
     pub size: u64,
     /// SHA-1 of the whole file, any case.
     pub sha1: String,
+}
+
+impl Source {
+    /// A file on disk (a PUT's spool).
+    pub fn file(path: impl Into<std::path::PathBuf>, size: u64, sha1: &str) -> Source {
+        let body = Arc::new(crate::vfs::transfer::FileSource::new(path, size));
+        Source { body, size, sha1: sha1.to_string() }
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source").field("size", &self.size).field("sha1", &self.sha1).finish_non_exhaustive()
+    }
+}
+
+/// A `proof_code` read ahead for one access token (ref §7.2: the proof belongs to the
+/// token of the request that carries it).
+#[derive(Clone)]
+pub struct Proof {
+    token: String,
+    code: String,
+}
+
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret.
+        f.debug_struct("Proof").field("code", &self.code).finish_non_exhaustive()
+    }
+}
+
+impl Proof {
+    /// The proof of `src` for `token`: at most 8 bytes read from the source.
+    pub async fn read(src: &Source, token: &str) -> DriveResult<Proof> {
+        let (a, b) = hash::proof_range(token, src.size);
+        let bytes = if b > a { src.body.range(a, b).await? } else { bytes::Bytes::new() };
+        Ok(Proof {
+            token: token.to_string(),
+            code: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
+        })
+    }
 }
 
 /// What a create request says about the content (ref §7.4 steps 1–2).
@@ -44,8 +91,9 @@ pub struct Source {
 pub enum HashField {
     /// The first-KiB probe: `pre_hash`.
     PreHash(String),
-    /// `content_hash` + `proof_code` v1 (computed per attempt with its token).
-    Content { content_hash: String, path: PathBuf, size: u64 },
+    /// `content_hash` + `proof_code` v1, read for the token the attempt is expected to
+    /// carry.
+    Content { content_hash: String, proof: Proof },
     /// Rapid upload off: `content_hash_name: "none"` (ref §7.4, AList's non-rapid mode).
     None,
 }
@@ -65,7 +113,9 @@ pub struct CreateFile<'a> {
 impl CreateFile<'_> {
     /// The fields both families send, for the attempt authorized by `access_token`:
     /// `parent_file_id, name, type, size, part_info_list` and the hash fields. The proof
-    /// is computed with that token (ref §7.2: the token of *this* request).
+    /// must be that token's (ref §7.2: the token of *this* request); if the token changed
+    /// since it was read, the proof is sent empty, Aliyun refuses it and [`upload`] reads
+    /// it again for the new token.
     pub fn body(&self, access_token: &str) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("parent_file_id".into(), json!(self.parent_file_id));
@@ -78,14 +128,13 @@ impl CreateFile<'_> {
             HashField::PreHash(h) => {
                 m.insert("pre_hash".into(), json!(h));
             }
-            HashField::Content { content_hash, path, size } => {
-                // An unreadable spool gives an empty proof: the service refuses it
-                // (InvalidRapidProof) and the upload goes the normal way, where the read
-                // error shows.
-                let proof = hash::proof_code_file(path, *size, access_token).unwrap_or_else(|e| {
-                    tracing::warn!("cannot read the upload for its proof: {e}");
+            HashField::Content { content_hash, proof } => {
+                let proof = if proof.token == access_token {
+                    proof.code.clone()
+                } else {
+                    tracing::debug!("the access token changed since the proof was read: sending none");
                     String::new()
-                });
+                };
                 m.insert("content_hash".into(), json!(content_hash.to_ascii_uppercase()));
                 m.insert("content_hash_name".into(), json!("sha1"));
                 m.insert("proof_code".into(), json!(proof));
@@ -161,6 +210,8 @@ pub trait UploadApi: Send + Sync {
     fn part_url(&self, part: &PartUrl) -> String;
     /// Call `complete` after a rapid upload too (Open: yes, ref §7.5; consumer: no, §7.4).
     fn complete_after_rapid(&self) -> bool;
+    /// The access token the next create call will carry (for its proof).
+    fn access_token(&self) -> String;
 }
 
 /// Knobs of one upload.
@@ -190,30 +241,58 @@ pub async fn upload(
     src: &Source,
     opts: &UploadOptions,
 ) -> DriveResult<FileItem> {
+    upload_hashed(api, parent, name, src, opts, RapidMode::OrUpload)
+        .await?
+        .ok_or_else(|| DriveError::upstream(format!("Aliyun upload of {name:?}: no file was made")))
+}
+
+/// [`upload`], or with `RapidMode::HashOnly` only by hash: `None` (and nothing left at
+/// Aliyun) when Aliyun does not know the content.
+pub async fn upload_hashed(
+    api: &dyn UploadApi,
+    parent: &str,
+    name: &str,
+    src: &Source,
+    opts: &UploadOptions,
+    mode: RapidMode,
+) -> DriveResult<Option<FileItem>> {
+    if !opts.rapid && mode == RapidMode::HashOnly {
+        return Ok(None);
+    }
     let plan = PartPlan::new(src.size, opts.part_size);
     let numbers = plan.numbers();
-    let content =
-        HashField::Content { content_hash: src.sha1.to_ascii_uppercase(), path: src.path.clone(), size: src.size };
+    let content = || async {
+        let proof = Proof::read(src, &api.access_token()).await?;
+        Ok::<_, DriveError>(HashField::Content { content_hash: src.sha1.to_ascii_uppercase(), proof })
+    };
     let first = if !opts.rapid {
         HashField::None
     } else if src.size > opts.pre_hash_above {
-        HashField::PreHash(hash::pre_hash_file(&src.path, src.size).await?)
+        let head = src.body.range(0, src.size.min(hash::PRE_HASH_BYTES)).await?;
+        HashField::PreHash(hash::pre_hash(&head))
     } else {
-        content.clone()
+        content().await?
     };
-    let req = |hash| CreateFile { parent_file_id: parent, name, size: src.size, parts: &numbers, hash };
-    let mut reply = api.create(&req(&first)).await?;
+    fn make<'a>(parent: &'a str, name: &'a str, size: u64, parts: &'a [u64], hash: &'a HashField) -> CreateFile<'a> {
+        CreateFile { parent_file_id: parent, name, size, parts, hash }
+    }
+    let mut reply = api.create(&make(parent, name, src.size, &numbers, &first)).await?;
     if matches!(reply, CreateReply::PreHashMatched) {
         tracing::debug!(file = %name, "pre-hash matched: trying rapid upload");
-        reply = api.create(&req(&content)).await?;
+        let c = content().await?;
+        reply = api.create(&make(parent, name, src.size, &numbers, &c)).await?;
     }
     if matches!(reply, CreateReply::InvalidRapidProof) {
-        // Computed with the token of that very request; once more, then without rapid
+        // Read for the token of that very request; once more, then without rapid
         // upload (aligo recomputes and retries once, ref §7.2).
         tracing::info!(file = %name, "rapid-upload proof refused; trying once more");
-        reply = api.create(&req(&content)).await?;
+        let c = content().await?;
+        reply = api.create(&make(parent, name, src.size, &numbers, &c)).await?;
         if matches!(reply, CreateReply::InvalidRapidProof) {
-            reply = api.create(&req(&HashField::None)).await?;
+            if mode == RapidMode::HashOnly {
+                return Ok(None);
+            }
+            reply = api.create(&make(parent, name, src.size, &numbers, &HashField::None)).await?;
         }
     }
     let created = match reply {
@@ -232,10 +311,15 @@ pub async fn upload(
     if created.rapid_upload {
         tracing::info!(file = %name, size = src.size, "rapid upload: stored without sending the content");
         if !api.complete_after_rapid() {
-            return Ok(stored(&created));
+            return Ok(Some(stored(&created)));
         }
         let item = api.complete(&created.file_id, &created.upload_id).await?;
-        return Ok(if item.file_id.is_empty() { stored(&created) } else { item });
+        return Ok(Some(if item.file_id.is_empty() { stored(&created) } else { item }));
+    }
+    if mode == RapidMode::HashOnly {
+        tracing::debug!(file = %name, "Aliyun does not know the content: nothing sent");
+        api.discard(&created.file_id).await;
+        return Ok(None);
     }
     match send_parts(api, &created, &plan, src).await {
         Ok(()) => {}
@@ -251,7 +335,7 @@ pub async fn upload(
                 item.content_hash = src.sha1.to_ascii_uppercase();
                 item.content_hash_name = "sha1".into();
             }
-            Ok(item)
+            Ok(Some(item))
         }
         Ok(item) => {
             api.discard(&created.file_id).await;
@@ -280,6 +364,8 @@ async fn send_parts(api: &dyn UploadApi, c: &Created, plan: &PartPlan, src: &Sou
         .collect();
     let mut issued = Instant::now();
     let numbers = plan.numbers();
+    // One read of the source for all the parts (a retried part reads its bytes again).
+    let feed = Feed::new(Arc::clone(&src.body));
     for (i, &n) in numbers.iter().enumerate() {
         if !urls.contains_key(&n) || issued.elapsed() >= PART_URL_RENEW {
             renew(api, c, &numbers[i..], &mut urls).await?;
@@ -289,7 +375,7 @@ async fn send_parts(api: &dyn UploadApi, c: &Created, plan: &PartPlan, src: &Sou
         let mut renewed = false;
         loop {
             let url = urls.get(&n).cloned().unwrap_or_default();
-            match put_part(api.part_http(), &url, &src.path, offset, len, n).await {
+            match put_part(api.part_http(), &url, &feed, offset, len, n).await {
                 Ok(()) => break,
                 Err(e) if e.hint() == Hint::CredentialsExpired && !renewed => {
                     tracing::info!(part = n, "part URL expired; fetching fresh ones");
@@ -316,20 +402,9 @@ async fn renew(api: &dyn UploadApi, c: &Created, parts: &[u64], urls: &mut HashM
     }
 }
 
-/// A body of `len` bytes of `path` from `offset`, streamed.
-fn part_body(path: &Path, offset: u64, len: u64) -> reqwest::Body {
-    use std::io::Seek;
-    use tokio::io::AsyncReadExt;
-    let opened = std::fs::File::open(path).and_then(|mut f| f.seek(std::io::SeekFrom::Start(offset)).map(|_| f));
-    match opened {
-        Ok(f) => reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(f).take(len))),
-        Err(e) => reqwest::Body::wrap_stream(futures_util::stream::once(async move { Err::<bytes::Bytes, _>(e) })),
-    }
-}
-
 /// PUT one part: no Content-Type, an explicit length, a timeout that grows with the size.
 /// 200 and 409 `PartAlreadyExist` are done; 403 is an expired (or refused) presign.
-pub async fn put_part(http: &Http, url: &str, path: &Path, offset: u64, len: u64, n: u64) -> DriveResult<()> {
+pub async fn put_part(http: &Http, url: &str, feed: &Feed, offset: u64, len: u64, n: u64) -> DriveResult<()> {
     let timeout = Duration::from_secs(120).max(Duration::from_secs(len / (64 * 1024)));
     let what = format!("part {n} upload");
     let r = http
@@ -340,7 +415,7 @@ pub async fn put_part(http: &Http, url: &str, path: &Path, offset: u64, len: u64
                 c.put(url)
                     .header(reqwest::header::CONTENT_LENGTH, len)
                     .timeout(timeout)
-                    .body(part_body(path, offset, len))
+                    .body(feed.lazy_body(offset, len))
             },
             |r| part_verdict(&what, r),
         )
@@ -403,6 +478,9 @@ mod tests {
         fn complete_after_rapid(&self) -> bool {
             self.after_rapid
         }
+        fn access_token(&self) -> String {
+            "test-access-token".into()
+        }
     }
 
     fn fake(script: Vec<CreateReply>, after_rapid: bool) -> Fake {
@@ -433,7 +511,7 @@ mod tests {
         std::fs::write(&path, &data).unwrap();
         use sha1::Digest;
         let sha1 = hex::encode(sha1::Sha1::digest(&data));
-        let src = Source { path, size: 4096, sha1: sha1.clone() };
+        let src = Source::file(path, 4096, &sha1);
         let f = fake(vec![CreateReply::PreHashMatched, rapid()], false);
         let item = upload(&f, "root", "a.bin", &src, &UploadOptions::default()).await.unwrap();
         assert_eq!((item.file_id.as_str(), item.size), ("f1", 4096));
@@ -457,7 +535,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"hello").unwrap();
-        let src = Source { path, size: 5, sha1: "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d".into() };
+        let src = Source::file(path, 5, "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d");
         let f = fake(vec![CreateReply::InvalidRapidProof, CreateReply::InvalidRapidProof, rapid()], false);
         upload(&f, "root", "s", &src, &UploadOptions::default()).await.unwrap();
         let sent = f.sent.lock().unwrap().clone();

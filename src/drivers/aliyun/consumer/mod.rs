@@ -270,10 +270,15 @@ impl Drive for AliyunDrive {
         "aliyundrive"
     }
 
+    fn rapid(&self) -> Option<&dyn RapidPut> {
+        Some(self)
+    }
+
     fn caps(&self) -> Caps {
         Caps {
             links: true,
             rapid_upload_sha1: self.opts.rapid_upload,
+            rapid_put: self.opts.rapid_upload,
             server_side_copy: true,
             refresh: true,
             fast_lookup: true,

@@ -17,7 +17,7 @@ use crate::drivers::aliyun::common::upload::{
     self, CreateFile, CreateReply, Created, PartUrl, Source, UploadApi, UploadOptions,
 };
 use crate::drivers::http::Http;
-use crate::vfs::{DriveError, DriveResult, Entry, Upload};
+use crate::vfs::{DriveError, DriveResult, Entry, Hashed, RapidMode, RapidPut, Upload};
 
 #[derive(Deserialize)]
 struct UrlsAnswer {
@@ -106,17 +106,48 @@ impl UploadApi for AliyunDrive {
     fn complete_after_rapid(&self) -> bool {
         false
     }
+
+    fn access_token(&self) -> String {
+        self.auth.tokens().access_token.clone()
+    }
 }
 
 impl AliyunDrive {
-    /// Store a spooled upload in `parent` as `name` (ref §7.4).
-    pub(crate) async fn upload(&self, parent: &Entry, name: &str, up: &Upload) -> DriveResult<FileItem> {
-        let src = Source { path: up.path.clone(), size: up.size, sha1: up.sha1.clone() };
-        let opts = UploadOptions {
+    fn upload_options(&self) -> UploadOptions {
+        UploadOptions {
             rapid: self.opts.rapid_upload,
             part_size: self.opts.part_size.unwrap_or(0),
             ..UploadOptions::default()
+        }
+    }
+
+    /// Store a spooled upload in `parent` as `name` (ref §7.4).
+    pub(crate) async fn upload(&self, parent: &Entry, name: &str, up: &Upload) -> DriveResult<FileItem> {
+        let src = Source::file(up.path.clone(), up.size, &up.sha1);
+        upload::upload(self, &parent.id, name, &src, &self.upload_options()).await
+    }
+}
+
+/// A copy from another mount: by hash first, the pre-hash and proof read from the
+/// source by range (ref §7.4); the body streamed from it only when Aliyun does not know
+/// the content and `mode` allows.
+#[async_trait]
+impl RapidPut for AliyunDrive {
+    async fn put_hashed(
+        &self,
+        parent: &Entry,
+        name: &str,
+        src: &Hashed,
+        mode: RapidMode,
+    ) -> DriveResult<Option<Entry>> {
+        crate::vfs::mount::check_name(name)?;
+        let source = Source { body: std::sync::Arc::clone(&src.body), size: src.size, sha1: src.sha1.clone() };
+        let Some(item) = upload::upload_hashed(self, &parent.id, name, &source, &self.upload_options(), mode).await?
+        else {
+            return Ok(None);
         };
-        upload::upload(self, &parent.id, name, &src, &opts).await
+        let e = item.to_entry();
+        self.seen(&parent.id, &e);
+        Ok(Some(e))
     }
 }

@@ -645,10 +645,15 @@ impl Drive for AliyunOpen {
         NAME
     }
 
+    fn rapid(&self) -> Option<&dyn RapidPut> {
+        Some(self)
+    }
+
     fn caps(&self) -> Caps {
         Caps {
             links: true,
             rapid_upload_sha1: self.opts.rapid_upload,
+            rapid_put: self.opts.rapid_upload,
             server_side_copy: true,
             fast_lookup: true,
             refresh: true,

@@ -18,7 +18,7 @@ use crate::drivers::aliyun::common::upload::{
     self, CreateFile, CreateReply, Created, PartUrl, Source, UploadApi, UploadOptions,
 };
 use crate::drivers::http::Http;
-use crate::vfs::{DriveError, DriveResult, Entry, Upload};
+use crate::vfs::{DriveError, DriveResult, Entry, Hashed, RapidMode, RapidPut, Upload};
 
 /// One upload's view of the driver: the Open API's create / getUploadUrl / complete.
 struct OpenUpload<'a> {
@@ -106,25 +106,64 @@ impl UploadApi for OpenUpload<'_> {
     fn complete_after_rapid(&self) -> bool {
         true
     }
+
+    fn access_token(&self) -> String {
+        self.d.tokens().access_token.clone()
+    }
 }
 
 impl AliyunOpen {
     /// Store `up` as `parent/name` (a new entry; replacing is the mount's business).
     pub(crate) async fn upload(&self, parent: &Entry, name: &str, up: &Upload) -> DriveResult<Entry> {
-        let api = OpenUpload { d: self, drive_id: self.drive_id().await?, modified: up.mtime.map(json::rfc3339) };
-        let src = Source { path: up.path.clone(), size: up.size, sha1: up.sha1.clone() };
+        let src = Source::file(up.path.clone(), up.size, &up.sha1);
+        self.store(parent, name, &src, up.mtime, RapidMode::OrUpload)
+            .await?
+            .ok_or_else(|| DriveError::upstream("Aliyun Drive Open upload: no file was made"))
+    }
+
+    /// Store `src` as `parent/name`: by hash first, the body only when Aliyun does not
+    /// know the content and `mode` allows (`None` otherwise, nothing left behind).
+    async fn store(
+        &self,
+        parent: &Entry,
+        name: &str,
+        src: &Source,
+        mtime: Option<std::time::SystemTime>,
+        mode: RapidMode,
+    ) -> DriveResult<Option<Entry>> {
+        let api = OpenUpload { d: self, drive_id: self.drive_id().await?, modified: mtime.map(json::rfc3339) };
         let opts = UploadOptions { rapid: self.opts.rapid_upload, ..UploadOptions::default() };
-        let item = upload::upload(&api, &parent.id, name, &src, &opts).await?;
+        let Some(item) = upload::upload_hashed(&api, &parent.id, name, src, &opts, mode).await? else {
+            return Ok(None);
+        };
         let mut e = entry_of_item(&item, parent.extra.as_deref());
         // The name asked for (a complete answer may spell it `file_name` or not at all).
         e.name = name.to_string();
         e.extra = parent.extra.as_deref().map(|p| format!("{p}/{name}"));
-        if e.size == 0 && up.size > 0 {
-            e.size = up.size;
+        if e.size == 0 && src.size > 0 {
+            e.size = src.size;
         }
-        if e.hashes.sha1.is_none() && !up.sha1.is_empty() {
-            e.hashes.sha1 = Some(up.sha1.to_ascii_lowercase());
+        if e.hashes.sha1.is_none() && !src.sha1.is_empty() {
+            e.hashes.sha1 = Some(src.sha1.to_ascii_lowercase());
         }
-        Ok(e)
+        Ok(Some(e))
+    }
+}
+
+/// A copy from another mount: by hash first, the pre-hash and proof read from the
+/// source by range (§7.5); the body streamed from it only when Aliyun does not know
+/// the content and `mode` allows.
+#[async_trait]
+impl RapidPut for AliyunOpen {
+    async fn put_hashed(
+        &self,
+        parent: &Entry,
+        name: &str,
+        src: &Hashed,
+        mode: RapidMode,
+    ) -> DriveResult<Option<Entry>> {
+        crate::vfs::mount::check_name(name)?;
+        let source = Source { body: std::sync::Arc::clone(&src.body), size: src.size, sha1: src.sha1.clone() };
+        self.store(parent, name, &source, src.mtime, mode).await
     }
 }

@@ -1,7 +1,8 @@
 //! What the 115 drivers share: the web-API client with its envelopes, lenient JSON and
 //! error codes (`client.rs`), the cookie login (`cookie.rs`), the m115/ec115/upload-sign
-//! cryptography (`crypto/`), the Aliyun OSS client 115 uploads go through (`oss.rs`),
-//! and the option helpers of the `115` and `115_share` drivers (below).
+//! cryptography (`crypto/`), the Aliyun OSS client 115 uploads go through (`oss.rs`), and
+//! the option helpers of the `115` and `115_share` drivers (below). Where an upload's
+//! bytes come from is `drivers::source` (shared with the Aliyun drivers).
 
 pub mod client;
 pub mod cookie;

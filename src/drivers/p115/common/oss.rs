@@ -179,7 +179,7 @@ impl<'a> Bucket<'a> {
         content_type: &str,
         content_md5: &str,
         extra: Vec<(String, String)>,
-        body: Option<reqwest::Body>,
+        body: Option<(reqwest::Body, Option<u64>)>,
     ) -> DriveResult<(u16, reqwest::header::HeaderMap, Bytes)> {
         let date = httpdate::fmt_http_date(SystemTime::now());
         let mut oss_headers = extra;
@@ -213,7 +213,9 @@ impl<'a> Bucket<'a> {
             rb = rb.header(k.as_str(), v.as_str());
         }
         let rb = match body {
-            Some(b) => rb.body(b),
+            // A streamed body goes out with its length (not chunked).
+            Some((b, Some(len))) => rb.header("Content-Length", len).body(b),
+            Some((b, None)) => rb.body(b),
             None => rb.header("Content-Length", "0"),
         };
         let resp =
@@ -242,9 +244,9 @@ impl<'a> Bucket<'a> {
             .and_then(|h| hex::decode(h).ok())
             .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
             .unwrap_or_default();
-        let _ = len; // the body carries its length; kept for callers' clarity
-        let (status, _, body) =
-            self.send(reqwest::Method::PUT, key, &[], "application/octet-stream", &md5, extra, Some(body)).await?;
+        let (status, _, body) = self
+            .send(reqwest::Method::PUT, key, &[], "application/octet-stream", &md5, extra, Some((body, Some(len))))
+            .await?;
         if status == 200 {
             Ok(Answer { status, body })
         } else if status == 203 {
@@ -266,11 +268,18 @@ impl<'a> Bucket<'a> {
         xml_tag(&body, "UploadId").ok_or_else(|| DriveError::upstream("OSS initiate: no UploadId in the answer"))
     }
 
-    /// `UploadPart`; returns the part's ETag.
-    pub async fn upload_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> DriveResult<String> {
+    /// `UploadPart` of `len` bytes; returns the part's ETag.
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: reqwest::Body,
+        len: u64,
+    ) -> DriveResult<String> {
         let sub = [("partNumber", Some(number.to_string())), ("uploadId", Some(upload_id.to_string()))];
         let (status, headers, body) = self
-            .send(reqwest::Method::PUT, key, &sub, "application/octet-stream", "", vec![], Some(data.into()))
+            .send(reqwest::Method::PUT, key, &sub, "application/octet-stream", "", vec![], Some((data, Some(len))))
             .await?;
         if status != 200 {
             return Err(oss_error("upload part", status, &body));
@@ -331,8 +340,9 @@ impl<'a> Bucket<'a> {
         xml.push_str("</CompleteMultipartUpload>");
         let sub = [("uploadId", Some(upload_id.to_string()))];
         let extra = cb.map(|c| c.headers().to_vec()).unwrap_or_default();
-        let (status, _, body) =
-            self.send(reqwest::Method::POST, key, &sub, "text/xml", "", extra, Some(xml.into_bytes().into())).await?;
+        let (status, _, body) = self
+            .send(reqwest::Method::POST, key, &sub, "text/xml", "", extra, Some((xml.into_bytes().into(), None)))
+            .await?;
         if status == 200 {
             Ok(Answer { status, body })
         } else if status == 203 {

@@ -398,10 +398,34 @@ impl Offline for Open115 {
     }
 }
 
+/// Copies from other mounts: upload/init with the source's SHA-1 and preid, the second
+/// check's range read from the source, the body from the source only if 115 wants it.
+#[async_trait]
+impl RapidPut for Open115 {
+    async fn put_hashed(
+        &self,
+        parent: &Entry,
+        name: &str,
+        src: &Hashed,
+        mode: RapidMode,
+    ) -> DriveResult<Option<Entry>> {
+        mount::check_name(name)?;
+        let e = self.upload(parent, name, src, mode).await?;
+        if let Some(e) = &e {
+            self.parents.insert(e.id.clone(), parent.id.clone());
+        }
+        Ok(e)
+    }
+}
+
 #[async_trait]
 impl Drive for Open115 {
     fn kind(&self) -> &'static str {
         "115_open"
+    }
+
+    fn rapid(&self) -> Option<&dyn RapidPut> {
+        Some(self)
     }
 
     fn offline(&self) -> Option<&dyn Offline> {
@@ -412,6 +436,7 @@ impl Drive for Open115 {
         Caps {
             links: true,
             rapid_upload_sha1: true,
+            rapid_put: true,
             server_side_copy: true,
             offline_download: true,
             refresh: true,
@@ -589,7 +614,11 @@ impl Drive for Open115 {
         if old.iter().any(|e| e.is_dir) {
             return Err(DriveError::IsADirectory);
         }
-        let e = self.upload(parent, name, &up).await?;
+        let src = transfer::hashed_upload(&up);
+        let e = self
+            .upload(parent, name, &src, RapidMode::OrUpload)
+            .await?
+            .ok_or_else(|| DriveError::upstream("115 Open upload: no file was made"))?;
         for o in old.iter().filter(|o| o.id != e.id) {
             if let Err(err) = self.delete_id(&o.id, Some(&parent.id)).await {
                 tracing::warn!(mount = %self.mount, file = %name, "uploaded, but the old copy could not be removed: {err}");

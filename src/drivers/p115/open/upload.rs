@@ -2,19 +2,21 @@
 //! sign_val over a byte range), rapid upload without sending the body, and otherwise OSS
 //! (single PUT or sequential multipart) with 115's callback; an interrupted multipart
 //! upload resumes through `upload/resume` + OSS ListParts.
+//!
+//! The bytes come from a `ByteSource` (`common::source`): the spooled file of a PUT, or
+//! another mount's file for a copy between mounts, which then reads only the proofs
+//! (preid, the second check's range) unless 115 wants the body. Bodies are streamed.
 
-use std::io::SeekFrom;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use serde_json::Value;
-use sha1::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::client::{value_i64, value_string, Req};
 use super::{Open115, PRE_HASH_LEN};
 use crate::drivers::p115::common::oss::{self, Bucket, Callback, Credentials};
-use crate::vfs::{DriveError, DriveResult, Entry, Hashes, Upload};
+use crate::drivers::source::{sha1_upper, Feed};
+use crate::vfs::{DriveError, DriveResult, Entry, Hashed, Hashes, RapidMode};
 
 /// STS credentials from `upload/get_token` and until when to use them.
 #[derive(Clone)]
@@ -35,33 +37,6 @@ pub struct Resumable {
 }
 
 const PART_TRIES: u32 = 3;
-
-/// SHA-1 (uppercase hex) of `len` bytes of `path` from `start`.
-async fn sha1_range(path: &std::path::Path, start: u64, len: u64) -> DriveResult<String> {
-    let mut f = tokio::fs::File::open(path).await?;
-    f.seek(SeekFrom::Start(start)).await?;
-    let mut left = len;
-    let mut h = sha1::Sha1::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let n = f.read(&mut buf[..want]).await?;
-        if n == 0 {
-            return Err(DriveError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "spool file is short")));
-        }
-        h.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(hex::encode_upper(h.finalize()))
-}
-
-async fn read_range(path: &std::path::Path, start: u64, len: u64) -> DriveResult<Bytes> {
-    let mut f = tokio::fs::File::open(path).await?;
-    f.seek(SeekFrom::Start(start)).await?;
-    let mut buf = vec![0u8; len as usize];
-    f.read_exact(&mut buf).await?;
-    Ok(Bytes::from(buf))
-}
 
 /// `"a-b"` (inclusive) → (start, len).
 fn parse_sign_check(s: &str, size: u64) -> Option<(u64, u64)> {
@@ -100,7 +75,7 @@ fn callback_of(data: &Value) -> Option<Callback> {
 }
 
 impl Open115 {
-    fn uploaded_entry(&self, id: String, pick_code: String, name: &str, up: &Upload) -> Entry {
+    fn uploaded_entry(&self, id: String, pick_code: String, name: &str, up: &Hashed) -> Entry {
         let now = SystemTime::now();
         Entry {
             id,
@@ -184,16 +159,24 @@ impl Open115 {
         self.options().part_size.unwrap_or_else(|| oss::part_size_for(size))
     }
 
-    /// Store `up` as `parent/name` (a new entry; replacing is the caller's business).
-    pub(crate) async fn upload(&self, parent: &Entry, name: &str, up: &Upload) -> DriveResult<Entry> {
+    /// Store `up` as `parent/name` (a new entry; replacing is the caller's business): by
+    /// hash when 115 knows the content, else (with `RapidMode::OrUpload`) by sending the
+    /// body; `None` when 115 does not know it and `RapidMode::HashOnly` (nothing made).
+    pub(crate) async fn upload(
+        &self,
+        parent: &Entry,
+        name: &str,
+        up: &Hashed,
+        mode: RapidMode,
+    ) -> DriveResult<Option<Entry>> {
         let sha1 = up.sha1.to_ascii_uppercase();
         let target = format!("U_1_{}", parent.id);
         let key = format!("{sha1}:{}:{target}:{name}", up.size);
-        if let Some(r) = self.resumable.get(&key).map(|r| r.clone()) {
+        if let Some(r) = self.resumable.get(&key).map(|r| r.clone()).filter(|_| mode == RapidMode::OrUpload) {
             match self.resume(&r, name, up).await {
                 Ok(e) => {
                     self.resumable.remove(&key);
-                    return Ok(e);
+                    return Ok(Some(e));
                 }
                 Err(e) => {
                     tracing::info!(file = %name, "could not resume the upload ({e}), starting over");
@@ -201,7 +184,7 @@ impl Open115 {
                 }
             }
         }
-        let preid = sha1_range(&up.path, 0, up.size.min(PRE_HASH_LEN)).await?;
+        let preid = sha1_upper(&*up.body, 0, up.size.min(PRE_HASH_LEN)).await?;
         let base: Vec<(&str, String)> = vec![
             ("file_name", name.to_string()),
             ("file_size", up.size.to_string()),
@@ -223,7 +206,11 @@ impl Open115 {
                         return Err(DriveError::upstream("115 Open rapid upload answered without a file_id"));
                     }
                     tracing::debug!(file = %name, "rapid upload (no bytes sent)");
-                    return Ok(self.uploaded_entry(id, pc, name, up));
+                    return Ok(Some(self.uploaded_entry(id, pc, name, up)));
+                }
+                1 if mode == RapidMode::HashOnly => {
+                    tracing::debug!(file = %name, "115 does not know the content");
+                    return Ok(None);
                 }
                 1 => break,
                 6..=8 if round < 2 => {
@@ -232,7 +219,7 @@ impl Open115 {
                     let sign_key = data.get("sign_key").map(value_string).unwrap_or_default();
                     let (start, len) = parse_sign_check(&check, up.size)
                         .ok_or_else(|| DriveError::upstream(format!("115 Open upload: bad sign_check {check:?}")))?;
-                    let sign_val = sha1_range(&up.path, start, len).await?;
+                    let sign_val = sha1_upper(&*up.body, start, len).await?;
                     params = base.clone();
                     let pc = data.get("pick_code").map(value_string).unwrap_or_default();
                     if !pc.is_empty() {
@@ -261,29 +248,33 @@ impl Open115 {
             return Err(DriveError::upstream("115 Open upload/init: no bucket/object for the upload"));
         }
         let part_size = self.part_size(up.size);
+        let feed = Feed::new(Arc::clone(&up.body));
         if up.size <= part_size {
-            let answer = self.put_single(&bucket, &object, up, &cb).await?;
-            return self.finish(&answer, name, up, pick_code);
+            let answer = self.put_single(&bucket, &object, up, &feed, &cb).await?;
+            return self.finish(&answer, name, up, pick_code).map(Some);
         }
         let sts = self.sts(false).await?;
         let upload_id = self.bucket_for(&sts, &bucket).initiate(&object).await?;
         let r = Resumable { upload_id, object: object.clone(), pick_code: pick_code.clone(), target, part_size };
         self.resumable.insert(key.clone(), r.clone());
-        let answer = self.upload_parts(&bucket, &r, up, &cb, &[]).await?;
+        let answer = self.upload_parts(&bucket, &r, up, &feed, &cb, &[]).await?;
         self.resumable.remove(&key);
-        self.finish(&answer, name, up, pick_code)
+        self.finish(&answer, name, up, pick_code).map(Some)
     }
 
-    async fn put_single(&self, bucket: &str, object: &str, up: &Upload, cb: &Callback) -> DriveResult<oss::Answer> {
-        let body = read_range(&up.path, 0, up.size).await?;
+    async fn put_single(
+        &self,
+        bucket: &str,
+        object: &str,
+        up: &Hashed,
+        feed: &Feed,
+        cb: &Callback,
+    ) -> DriveResult<oss::Answer> {
         let mut last = None;
         for i in 0..PART_TRIES {
             let sts = self.sts(i > 0).await?;
-            match self
-                .bucket_for(&sts, bucket)
-                .put_object(object, body.clone().into(), up.size, Some(&up.md5), Some(cb))
-                .await
-            {
+            let body = feed.body(0, up.size).await?;
+            match self.bucket_for(&sts, bucket).put_object(object, body, up.size, up.md5.as_deref(), Some(cb)).await {
                 Ok(a) => return Ok(a),
                 Err(e) if oss::retryable(&e) || e.hint() == crate::vfs::Hint::CredentialsExpired => {
                     last = Some(e);
@@ -301,7 +292,8 @@ impl Open115 {
         &self,
         bucket: &str,
         r: &Resumable,
-        up: &Upload,
+        up: &Hashed,
+        feed: &Feed,
         cb: &Callback,
         done: &[oss::Part],
     ) -> DriveResult<oss::Answer> {
@@ -315,11 +307,11 @@ impl Open115 {
                 etags.push((number, p.etag.clone()));
                 continue;
             }
-            let data = read_range(&up.path, start, len).await?;
             let mut attempt = 0;
             let etag = loop {
                 let sts = self.sts(attempt > 0).await?;
-                match self.bucket_for(&sts, bucket).upload_part(&r.object, &r.upload_id, number, data.clone()).await {
+                let data = feed.body(start, len).await?;
+                match self.bucket_for(&sts, bucket).upload_part(&r.object, &r.upload_id, number, data, len).await {
                     Ok(t) => break t,
                     Err(e)
                         if attempt + 1 < PART_TRIES
@@ -350,7 +342,7 @@ impl Open115 {
 
     /// Continue an interrupted multipart upload: fresh callback from `upload/resume`,
     /// the parts OSS already has from ListParts, the rest uploaded, then complete.
-    async fn resume(&self, r: &Resumable, name: &str, up: &Upload) -> DriveResult<Entry> {
+    async fn resume(&self, r: &Resumable, name: &str, up: &Hashed) -> DriveResult<Entry> {
         let env = self
             .call(Req::post(
                 "/open/upload/resume",
@@ -371,12 +363,13 @@ impl Open115 {
         let done = self.bucket_for(&sts, &bucket).list_parts(&object, &r.upload_id).await?;
         tracing::info!(file = %name, parts = done.len(), "resuming a multipart upload");
         let r2 = Resumable { object, ..r.clone() };
-        let answer = self.upload_parts(&bucket, &r2, up, &cb, &done).await?;
+        let feed = Feed::new(Arc::clone(&up.body));
+        let answer = self.upload_parts(&bucket, &r2, up, &feed, &cb, &done).await?;
         self.finish(&answer, name, up, r.pick_code.clone())
     }
 
     /// Read 115's callback result (the body of the final OSS request).
-    fn finish(&self, answer: &oss::Answer, name: &str, up: &Upload, pick_code: String) -> DriveResult<Entry> {
+    fn finish(&self, answer: &oss::Answer, name: &str, up: &Hashed, pick_code: String) -> DriveResult<Entry> {
         let v: Value = serde_json::from_slice(&answer.body)
             .map_err(|_| DriveError::upstream("OSS answered without 115's callback result"))?;
         let ok = v.get("state").map(super::client::value_bool).unwrap_or(false);

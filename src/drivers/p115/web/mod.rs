@@ -396,6 +396,21 @@ impl Offline for P115Drive {
     }
 }
 
+/// Copies from other mounts: initupload with the source's SHA-1, the second check's
+/// range read from the source, the body from the source only if 115 wants it.
+#[async_trait]
+impl RapidPut for P115Drive {
+    async fn put_hashed(
+        &self,
+        parent: &Entry,
+        name: &str,
+        src: &Hashed,
+        mode: RapidMode,
+    ) -> DriveResult<Option<Entry>> {
+        upload::store(self, parent, name, src, mode).await
+    }
+}
+
 #[async_trait]
 impl Drive for P115Drive {
     fn kind(&self) -> &'static str {
@@ -406,10 +421,15 @@ impl Drive for P115Drive {
         Some(self)
     }
 
+    fn rapid(&self) -> Option<&dyn RapidPut> {
+        Some(self)
+    }
+
     fn caps(&self) -> Caps {
         Caps {
             links: true,
             rapid_upload_sha1: true,
+            rapid_put: true,
             server_side_copy: true,
             offline_download: true,
             // The background task re-checks a lost login (a new `pandav login`).

@@ -3,22 +3,22 @@
 //! otherwise OSS (status 1): one PUT below the multipart threshold, sequential multipart
 //! above it, with 115's callback creating the file only when the object is complete.
 //!
-//! The body is always streamed from the spooled file, never held in memory. A failed
-//! upload creates nothing in 115 (an unfinished multipart upload is aborted), and the
-//! file it replaces is removed only after the new one exists.
+//! The bytes come from a `ByteSource` (`common::source`): the spooled file of a PUT, or
+//! another mount's file for a copy between mounts, which then reads only the range 115's
+//! second check names unless 115 wants the body. The body is streamed, never held in
+//! memory. A failed upload creates nothing in 115 (an unfinished multipart upload is
+//! aborted), and the file it replaces is removed only after the new one exists.
 
-use std::io::SeekFrom;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sha1::{Digest, Sha1};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::client::{self, fnum, fstr, get, hosts, Body};
 use super::crypto::{ec115, sign};
 use super::P115Drive;
 use crate::drivers::http::{self, Verdict};
 use crate::drivers::p115::common::oss;
+use crate::drivers::source::{sha1_upper, Feed};
 use crate::vfs::*;
 
 /// The UA 115driver/OpenList send to OSS.
@@ -113,25 +113,6 @@ pub async fn upload_info(d: &P115Drive) -> DriveResult<UploadInfo> {
     Ok(info)
 }
 
-/// Uppercase SHA-1 of `len` bytes of the file from `start`, read in bounded memory.
-pub async fn sha1_range(path: &std::path::Path, start: u64, len: u64) -> std::io::Result<String> {
-    let mut f = tokio::fs::File::open(path).await?;
-    f.seek(SeekFrom::Start(start)).await?;
-    let mut h = Sha1::new();
-    let mut left = len;
-    let mut buf = vec![0u8; 256 * 1024];
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let n = f.read(&mut buf[..want]).await?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shorter than expected"));
-        }
-        h.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(hex::encode_upper(h.finalize()))
-}
-
 /// One initupload round.
 #[allow(clippy::too_many_arguments)]
 async fn initupload(
@@ -222,6 +203,22 @@ async fn initupload(
 
 /// Store `upload` as `parent/name`.
 pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> DriveResult<Entry> {
+    let src = crate::vfs::transfer::hashed_upload(upload);
+    store(d, parent, name, &src, RapidMode::OrUpload)
+        .await?
+        .ok_or_else(|| DriveError::upstream("115 upload: no file was made"))
+}
+
+/// Store `upload` as `parent/name`: by hash when 115 knows the content, else (with
+/// `RapidMode::OrUpload`) by sending the body; `None` when 115 does not know it and
+/// `RapidMode::HashOnly` (nothing made).
+pub async fn store(
+    d: &P115Drive,
+    parent: &Entry,
+    name: &str,
+    upload: &Hashed,
+    mode: RapidMode,
+) -> DriveResult<Option<Entry>> {
     crate::vfs::mount::check_name(name)?;
     let existing = d.named(&parent.id, name).await?;
     if existing.iter().any(|e| e.is_dir) {
@@ -240,9 +237,9 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
     if fileid.len() != 40 {
         return Err(DriveError::InvalidInput("upload without a SHA-1".into()));
     }
-    // preid (SHA-1 of the first 128 KiB) belongs to upload API 3.0; 4.0 does not send it.
-    let preid = sha1_range(&upload.path, 0, upload.size.min(sign::PREID_LEN as u64)).await?;
-    tracing::debug!(file = name, size = upload.size, sha1 = %fileid, preid = %preid, "115 upload");
+    // preid (SHA-1 of the first 128 KiB) belongs to upload API 3.0; 4.0 does not send
+    // it, so it is not read.
+    tracing::debug!(file = name, size = upload.size, sha1 = %fileid, "115 upload");
     let target = format!("U_1_{}", parent.id);
     let mut second: Option<(String, String)> = None;
     let mut made: Option<Entry> = None;
@@ -272,8 +269,12 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
                         a.sign_check
                     )));
                 }
-                let val = sha1_range(&upload.path, *range.start(), range.end() - range.start() + 1).await?;
+                let val = sha1_upper(&*upload.body, *range.start(), range.end() - range.start() + 1).await?;
                 second = Some((a.sign_key.clone(), val));
+            }
+            1 if mode == RapidMode::HashOnly => {
+                tracing::debug!(file = name, "115 does not know the content");
+                return Ok(None);
             }
             1 => {
                 let cb = oss_upload(d, upload, &a).await?;
@@ -297,7 +298,7 @@ pub async fn put(d: &P115Drive, parent: &Entry, name: &str, upload: &Upload) -> 
     }
     let new = if new.name != name { d.settle_name(&new.id, &new.name, name).await? } else { new };
     d.own_add(&parent.id, &new);
-    Ok(new)
+    Ok(Some(new))
 }
 
 /// The file a rapid upload made: by pick code, else by name and SHA-1 in the folder.
@@ -416,37 +417,19 @@ where
     }
 }
 
-/// A streaming body of `len` bytes of the file from `start`.
-fn file_body(path: &std::path::Path, start: u64, len: u64) -> std::io::Result<reqwest::Body> {
-    use std::io::Seek;
-    let mut f = std::fs::File::open(path)?;
-    f.seek(SeekFrom::Start(start))?;
-    let f = tokio::fs::File::from_std(f).take(len);
-    Ok(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024)))
-}
-
-/// `len` bytes of the file from `start`: one multipart part (parts are bounded in size).
-async fn read_part(path: &std::path::Path, start: u64, len: u64) -> std::io::Result<bytes::Bytes> {
-    let mut f = tokio::fs::File::open(path).await?;
-    f.seek(SeekFrom::Start(start)).await?;
-    let mut buf = vec![0u8; len as usize];
-    f.read_exact(&mut buf).await?;
-    Ok(buf.into())
-}
-
 /// The OSS leg (status 1), through the shared OSS client (`drivers::oss`): one PUT below
 /// the multipart threshold, sequential multipart above it; returns 115's callback JSON.
-async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResult<Value> {
+async fn oss_upload(d: &P115Drive, upload: &Hashed, a: &InitAnswer) -> DriveResult<Value> {
     if a.bucket.is_empty() || a.object.is_empty() || a.callback.is_empty() {
         return Err(DriveError::upstream("115 initupload: status 1 without bucket/object/callback"));
     }
     let cb = oss::Callback { callback: a.callback.clone(), callback_var: a.callback_var.clone() };
-    let (cb, object, size, path, md5) =
-        (&cb, a.object.as_str(), upload.size, upload.path.as_path(), upload.md5.as_str());
+    let feed = Feed::new(std::sync::Arc::clone(&upload.body));
+    let (cb, object, size, md5, feed) = (&cb, a.object.as_str(), upload.size, upload.md5.as_deref(), &feed);
     let mut creds = sts(d).await?;
     if size < d.multipart_threshold {
         let answer = with_retries(d, &mut creds, "put", |c| async move {
-            bucket(d, &c, a).put_object(object, file_body(path, 0, size)?, size, Some(md5), Some(cb)).await
+            bucket(d, &c, a).put_object(object, feed.body(0, size).await?, size, md5, Some(cb)).await
         })
         .await?;
         return callback_json(answer.status, &answer.body);
@@ -460,10 +443,8 @@ async fn oss_upload(d: &P115Drive, upload: &Upload, a: &InitAnswer) -> DriveResu
         let (mut n, mut off) = (1u32, 0u64);
         while off < size {
             let len = part.min(size - off);
-            let data = read_part(path, off, len).await?;
-            let etag = with_retries(d, &mut creds, "upload part", |c| {
-                let data = data.clone();
-                async move { bucket(d, &c, a).upload_part(object, upload_id, n, data).await }
+            let etag = with_retries(d, &mut creds, "upload part", |c| async move {
+                bucket(d, &c, a).upload_part(object, upload_id, n, feed.body(off, len).await?, len).await
             })
             .await?;
             etags.push((n, etag));
