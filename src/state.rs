@@ -3,10 +3,17 @@
 //! Every write is atomic and durable: temp file in the same folder, fsync, rename over
 //! the old file, fsync the folder. A crash at any point leaves either the old or the
 //! new file, never a torn one.
+//!
+//! With `[server] state = "redis://…"` the state replicas share (credentials, the
+//! signing key, links, WebDAV locks and dead properties) lives in Redis instead
+//! ([`shared`]); the state dir keeps what is this machine's own (upload spools).
+
+pub mod shared;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -28,10 +35,33 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The state folder: one JSON file per mount plus server-wide secrets.
+/// The state folder: one JSON file per mount plus server-wide secrets; and the Redis
+/// that holds the shared state instead, when there is one.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    shared: Option<Arc<shared::Shared>>,
+}
+
+/// Where a mount's state lives in Redis: the URL (handed to the refresh helper; it may
+/// hold a password, so `Debug` hides it) and the key.
+#[derive(Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct SharedKey {
+    pub url: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl SharedKey {
+    /// `key <key> in Redis at <url without password>`.
+    pub fn describe(&self) -> String {
+        format!("key {} in Redis at {}", self.key, shared::redact_url(&self.url))
+    }
 }
 
 impl StateDir {
@@ -42,7 +72,18 @@ impl StateDir {
             use std::os::unix::fs::PermissionsExt;
             let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
         }
-        Ok(StateDir { root: root.to_path_buf() })
+        Ok(StateDir { root: root.to_path_buf(), shared: None })
+    }
+
+    /// Keep the shared state in Redis at `url` (no connection yet).
+    pub fn with_shared(mut self, url: &str) -> Result<StateDir> {
+        self.shared = Some(shared::Shared::get_or_open(url)?);
+        Ok(self)
+    }
+
+    /// The Redis of the shared state, if there is one.
+    pub fn shared(&self) -> Option<&Arc<shared::Shared>> {
+        self.shared.as_ref()
     }
 
     pub fn path(&self) -> &Path {
@@ -51,7 +92,22 @@ impl StateDir {
 
     /// The state handle of the mount at `mount_path` (e.g. `/115/movies`).
     pub fn mount(&self, mount_path: &str) -> StateHandle {
-        StateHandle { path: self.root.join(format!("mount-{}.json", encode_name(mount_path))) }
+        StateHandle {
+            path: self.root.join(format!("mount-{}.json", encode_name(mount_path))),
+            shared: self
+                .shared
+                .as_ref()
+                .map(|s| SharedKey { url: s.url().to_string(), key: s.key("cred", mount_path) }),
+        }
+    }
+
+    /// [`secret`](Self::secret), from Redis when the state is shared (so every replica
+    /// signs and checks links with the same key).
+    pub async fn shared_secret(&self, name: &str) -> Result<Vec<u8>> {
+        match &self.shared {
+            Some(s) => s.secret(name).await,
+            None => self.secret(name),
+        }
     }
 
     /// Scratch space for spooled uploads.
@@ -94,15 +150,21 @@ fn encode_name(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct StateHandle {
     path: PathBuf,
+    shared: Option<SharedKey>,
 }
 
 impl StateHandle {
     pub fn at(path: PathBuf) -> StateHandle {
-        StateHandle { path }
+        StateHandle { path, shared: None }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where the mount's credentials live in Redis, when the state is shared.
+    pub fn shared(&self) -> Option<&SharedKey> {
+        self.shared.as_ref()
     }
 
     /// The saved state, `None` if there is none yet. A corrupt file is an error: it is
@@ -198,7 +260,7 @@ mod tests {
 
     #[test]
     fn mount_names_do_not_collide() {
-        let sd = StateDir { root: PathBuf::from("/x") };
+        let sd = StateDir { root: PathBuf::from("/x"), shared: None };
         assert_ne!(sd.mount("/a_b").path(), sd.mount("/a/b").path());
     }
 }

@@ -17,7 +17,7 @@ mod tasks;
 pub use check::{check, print_table};
 pub use login::login;
 pub use offline::offline;
-pub use serve::serve;
+pub use serve::{healthcheck, serve};
 pub use tasks::tasks;
 
 use std::path::PathBuf;
@@ -48,6 +48,18 @@ pub enum Cmd {
         /// Listen address, overriding the config (repeatable).
         #[arg(short, long)]
         listen: Vec<String>,
+        /// Log lines as text or as one JSON object per line (overrides `[server] log_format`).
+        #[arg(long, env = "PANDAV_LOG_FORMAT", value_enum)]
+        log_format: Option<crate::config::LogFormat>,
+    },
+    /// Ask the local server's `/-/health` (the container's HEALTHCHECK): exit 0 when it
+    /// answers 200, 1 when not (or when nothing answers).
+    Healthcheck {
+        #[arg(short, long, env = "PANDAV_CONFIG")]
+        config: Option<PathBuf>,
+        /// Ask this URL instead of the config's first listen address.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Validate a config file and print the mount table. Exit 0 when valid, 2 when not.
     Check {
@@ -134,67 +146,105 @@ pub enum OfflineCmd {
     },
 }
 
+/// The state of `cfg`: its state dir, and its Redis when `[server] state` names one.
+pub fn open_state(cfg: &Config) -> Result<StateDir> {
+    let dir = StateDir::open(&cfg.state_dir())?;
+    match &cfg.raw.server.state {
+        Some(url) => dir.with_shared(&url.0),
+        None => Ok(dir),
+    }
+}
+
 /// Build every mount of `cfg` (no network: drivers connect in `Mount::init`).
 pub fn build_table(cfg: &Config, state: &StateDir) -> Result<MountTable> {
     let mut mounts = vec![];
-    for (i, m) in cfg.raw.mounts.iter().enumerate() {
-        let path = cfg.mount_path(i);
-        let at = cfg.at(m.path.span());
-        let driver = m.driver.get_ref().as_str();
-        let info = drivers::info(driver).ok_or_else(|| {
-            anyhow!(
-                "{}: mounts.driver {driver:?} is unknown (known: {})",
-                cfg.at(m.driver.span()),
-                drivers::names().join(", ")
-            )
-        })?;
-        let policy = m.policy.as_ref().map(|p| *p.get_ref()).unwrap_or(info.default_policy);
-        if !info.policies.contains(&policy) {
-            let offered: Vec<&str> = info.policies.iter().map(|p| p.name()).collect();
-            return Err(anyhow!(
-                "{at}: mount {path}: policy {:?} is not available for driver {driver:?} (it offers {})",
-                policy.name(),
-                offered.join(", ")
-            ));
-        }
-        let policy = policy.with_url(m.proxy_url.as_deref());
-        let (options, opt_at) = match &m.options {
-            Some(o) => (o.get_ref().clone(), cfg.at(o.span())),
-            None => (toml::Table::new(), at.clone()),
-        };
-        let ctx = DriverCtx {
-            mount_path: path.clone(),
-            state: state.mount(&path),
-            base_dir: cfg.base_dir.clone(),
-            source: None,
-        };
-        let drive = drivers::build(driver, options, ctx)
-            .map_err(|e| anyhow!("{opt_at}: mount {path} ({driver}) options: {e:#}"))?;
-        let default_ttl = if drive.caps().local_read { Duration::ZERO } else { Duration::from_secs(60) };
-        let opts = MountOptions {
-            path,
-            policy,
-            proxy_url: m.proxy_url.clone(),
-            read_only: m.read_only,
-            cache_ttl: m.cache_ttl.unwrap_or(default_ttl),
-            spool_dir: state.spool_dir(),
-        };
-        mounts.push(Arc::new(Mount::new(opts, drive)));
+    for i in 0..cfg.raw.mounts.len() {
+        mounts.push(Arc::new(build_mount(cfg, i, state)?));
     }
     Ok(MountTable::new(mounts))
 }
 
+/// Build mount `i` of `cfg` through the registry (no network).
+pub fn build_mount(cfg: &Config, i: usize, state: &StateDir) -> Result<Mount> {
+    let m = &cfg.raw.mounts[i];
+    let path = cfg.mount_path(i);
+    let at = cfg.at(m.path.span());
+    let driver = m.driver.get_ref().as_str();
+    let info = drivers::info(driver).ok_or_else(|| {
+        anyhow!(
+            "{}: mounts.driver {driver:?} is unknown (known: {})",
+            cfg.at(m.driver.span()),
+            drivers::names().join(", ")
+        )
+    })?;
+    let policy = m.policy.as_ref().map(|p| *p.get_ref()).unwrap_or(info.default_policy);
+    if !info.policies.contains(&policy) {
+        let offered: Vec<&str> = info.policies.iter().map(|p| p.name()).collect();
+        return Err(anyhow!(
+            "{at}: mount {path}: policy {:?} is not available for driver {driver:?} (it offers {})",
+            policy.name(),
+            offered.join(", ")
+        ));
+    }
+    let policy = policy.with_url(m.proxy_url.as_deref());
+    let (options, opt_at) = match &m.options {
+        Some(o) => (o.get_ref().clone(), cfg.at(o.span())),
+        None => (toml::Table::new(), at.clone()),
+    };
+    let ctx =
+        DriverCtx { mount_path: path.clone(), state: state.mount(&path), base_dir: cfg.base_dir.clone(), source: None };
+    let drive = drivers::build(driver, options, ctx)
+        .map_err(|e| anyhow!("{opt_at}: mount {path} ({driver}) options: {e:#}"))?;
+    let default_ttl = if drive.caps().local_read { Duration::ZERO } else { Duration::from_secs(60) };
+    let opts = MountOptions {
+        path,
+        policy,
+        proxy_url: m.proxy_url.clone(),
+        read_only: m.read_only,
+        cache_ttl: m.cache_ttl.unwrap_or(default_ttl),
+        spool_dir: state.spool_dir(),
+    };
+    let mount = Mount::new(opts, drive);
+    Ok(match state.shared() {
+        Some(s) => {
+            let links = crate::vfs::shared_links::SharedLinks::new(Arc::clone(s), mount.path());
+            mount.with_shared_links(links)
+        }
+        None => mount,
+    })
+}
+
+/// Log to stderr at `level` (`RUST_LOG` wins), as text.
 pub fn init_logging(level: &str) {
+    init_logging_as(level, crate::config::LogFormat::Text)
+}
+
+/// Log to stderr at `level` (`RUST_LOG` wins), as text or as JSON lines. A JSON line
+/// is one object: `timestamp`, `level`, `target` (`pandav::access` for the access
+/// line), `message` and the event's fields at the top level, the same fields as the
+/// text line; client-supplied strings are escaped (`dav::Esc`) before they are encoded.
+pub fn init_logging_as(level: &str, format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let _ = match format {
+        crate::config::LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        crate::config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_target(true)
+            .with_writer(std::io::stderr)
+            .try_init(),
+    };
 }
 
 pub fn hash_password() -> Result<()> {
@@ -227,7 +277,7 @@ pub fn find_mount(config: &std::path::Path, path: &str) -> Result<drivers::Mount
     for (i, m) in cfg.raw.mounts.iter().enumerate() {
         if cfg.mount_path(i) == want {
             let options = m.options.as_ref().map(|o| o.get_ref().clone()).unwrap_or_default();
-            let state = StateDir::open(&cfg.state_dir())?.mount(&want);
+            let state = open_state(&cfg)?.mount(&want);
             let ctx = DriverCtx { mount_path: want.clone(), state, base_dir: cfg.base_dir.clone(), source: None };
             return Ok(drivers::MountRef { path: want, driver: m.driver.get_ref().clone(), options, ctx });
         }

@@ -7,7 +7,6 @@ use anyhow::{anyhow, Result};
 
 use super::{build_table, init_logging, OfflineCmd};
 use crate::config::Config;
-use crate::state::StateDir;
 use crate::vfs::Mount;
 
 /// The named mount of a config, built and initialised for a one-off command (with the
@@ -15,7 +14,7 @@ use crate::vfs::Mount;
 async fn one_mount(config: &std::path::Path, mount: &str) -> Result<Arc<Mount>> {
     let cfg = Config::load(config)?;
     init_logging("warn");
-    let state = StateDir::open(&cfg.state_dir())?;
+    let state = super::open_state(&cfg)?;
     let table = build_table(&cfg, &state)?;
     let path = crate::config::normalize_mount_path(mount).map_err(|e| anyhow!("mount {e}"))?;
     let m = table.get(&path).cloned().ok_or_else(|| anyhow!("no mount {path} in {}", cfg.source_name))?;

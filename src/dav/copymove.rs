@@ -294,6 +294,7 @@ impl CopyMove<'_> {
             }
             Err(e) => return Err(self.drive_stop(e, ctx)),
         };
+
         after(self.fs, self.locks, src_path, &dst_path, is_move, deep, replace).await;
         tracing::info!(
             user = %Esc(&ctx.user.name),
@@ -532,7 +533,7 @@ impl CopyMove<'_> {
             DriveError::NotFound => Stop::new(StatusCode::NOT_FOUND, "no such resource"),
             e => self.drive_stop(e, ctx),
         })?;
-        self.fs.props.remove_tree(path);
+        self.fs.props.remove_tree(path).await;
         self.locks.forget_tree(path).await;
         tracing::info!(user = %Esc(&ctx.user.name), path = %Esc(path), "deleted");
         let mut r = Response::new(Bytes::new());
@@ -590,7 +591,7 @@ impl CopyMove<'_> {
             let mut all = true;
             for c in &list.conditions {
                 let holds = match &c.item {
-                    Item::Token(t) => self.locks.token_covers(t, &path),
+                    Item::Token(t) => self.locks.token_covers(t, &path).await,
                     Item::ETag { weak, tag } => {
                         if etag.is_none() {
                             etag =
@@ -643,10 +644,10 @@ impl CopyMove<'_> {
 /// Dead properties and locks follow what a copy or move did.
 async fn after(fs: &DavFs, locks: &LockTable, src: &str, dst: &str, is_move: bool, deep: bool, replace: bool) {
     if is_move {
-        fs.props.rename_tree(src, dst);
+        fs.props.rename_tree(src, dst).await;
         locks.forget_tree(src).await;
     } else {
-        fs.props.copy_tree(src, dst, deep);
+        fs.props.copy_tree(src, dst, deep).await;
     }
     if replace {
         locks.forget_tree(dst).await;

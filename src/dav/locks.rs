@@ -16,7 +16,13 @@
 //!   workers) before a LOCK is answered, so a client editing a file across a restart
 //!   of pandav keeps its lock and can still save with its token;
 //! - the table's mutex is never held across an await or anything that can panic on
-//!   client input, and a poisoned one is recovered (its data is a plain list).
+//!   client input, and a poisoned one is recovered (its data is a plain list);
+//! - with `[server] state = "redis://…"` the table lives in Redis instead, shared by
+//!   every replica (a LOCK taken through one is honoured by all): one hash holding the
+//!   same document as `locks.json` and a version; every change is a compare-and-set on
+//!   the version, retried on a conflict; reads fetch the document only when the
+//!   version moved. While Redis is unreachable, changes and write checks are refused
+//!   with 503 (never done without the table) and lock discovery answers none.
 //!
 //! dav-server's lock-system calls carry no user, so each request gets a [`UserLocks`]
 //! view bound to its user; a refusal that dav-server can only express as 423 or 409 is
@@ -159,6 +165,36 @@ pub struct LockTable {
     file: Option<PathBuf>,
     /// Generation of the last snapshot written to `file`.
     written: Arc<Mutex<u64>>,
+    /// The table in Redis, when the state is shared (then `state` and `file` are unused).
+    shared: Option<SharedLocks>,
+}
+
+/// The lock table in Redis: where, and the last version read (with its locks).
+struct SharedLocks {
+    s: Arc<crate::state::shared::Shared>,
+    key: String,
+    seen: Mutex<(u64, Vec<Lock>)>,
+}
+
+impl std::fmt::Debug for SharedLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLocks").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// The shared lock table could not be read or changed (Redis unreachable).
+#[derive(Debug)]
+pub struct StoreDown(pub String);
+
+const STORE_IF_SAME: &str = r"
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return -1 end
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'v', v + 1)
+return v + 1";
+
+fn store_if_same() -> &'static redis::Script {
+    static S: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    S.get_or_init(|| redis::Script::new(STORE_IF_SAME))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -218,7 +254,25 @@ impl LockTable {
         if !locks.is_empty() {
             tracing::info!(count = locks.len(), "restored WebDAV locks");
         }
-        LockTable { limits, state: Mutex::new(State { locks, generation: 0 }), file, written: Default::default() }
+        LockTable {
+            limits,
+            state: Mutex::new(State { locks, generation: 0 }),
+            file,
+            written: Default::default(),
+            shared: None,
+        }
+    }
+
+    /// The table of every replica, in Redis.
+    pub fn shared(limits: LockLimits, s: Arc<crate::state::shared::Shared>) -> LockTable {
+        let key = s.key("locks", "table");
+        LockTable {
+            limits,
+            state: Mutex::new(State::default()),
+            file: None,
+            written: Default::default(),
+            shared: Some(SharedLocks { s, key, seen: Mutex::new((0, vec![])) }),
+        }
     }
 
     fn restore(data: &[u8], limits: &LockLimits, f: &std::path::Path) -> Vec<Lock> {
@@ -273,10 +327,14 @@ impl LockTable {
             return (out, None);
         }
         st.generation += 1;
+        (out, Some((st.generation, Self::document(&st.locks))))
+    }
+
+    /// The saved form of `locks` (`locks.json`, or the Redis document).
+    fn document(locks: &[Lock]) -> Vec<u8> {
         let saved = Saved {
             version: 1,
-            locks: st
-                .locks
+            locks: locks
                 .iter()
                 .map(|l| SavedLock {
                     token: l.token.clone(),
@@ -291,8 +349,63 @@ impl LockTable {
                 })
                 .collect(),
         };
-        let json = serde_json::to_vec_pretty(&saved).unwrap_or_default();
-        (out, Some((st.generation, json)))
+        serde_json::to_vec_pretty(&saved).unwrap_or_default()
+    }
+
+    /// Run `f` on the live locks and keep what it changed: in memory (saved to the file
+    /// off the async workers), or in Redis by compare-and-set (`f` runs again on a
+    /// conflict, so it must not consume what it captures).
+    async fn transact<T>(&self, mut f: impl FnMut(&mut Vec<Lock>) -> (T, bool)) -> Result<T, StoreDown> {
+        let Some(sh) = &self.shared else {
+            let (out, snap) = self.with(f);
+            self.save(snap).await;
+            return Ok(out);
+        };
+        let down = |e: redis::RedisError| StoreDown(format!("{:#}", sh.s.err(e)));
+        for _ in 0..64 {
+            // The version first (a plain HGET: cheap for Redis, where a PROPFIND asks
+            // once per entry); the table only when it moved.
+            let seen = lock(&sh.seen).0;
+            let v: Option<u64> = sh.s.query(redis::cmd("HGET").arg(&sh.key).arg("v")).await.map_err(down)?;
+            let fetched: Option<(Option<u64>, Option<String>)> = match v.unwrap_or(0) == seen {
+                true => None,
+                false => Some(sh.s.query(redis::cmd("HMGET").arg(&sh.key).arg("v").arg("json")).await.map_err(down)?),
+            };
+            let version = match &fetched {
+                Some((v, _)) => v.unwrap_or(0),
+                None => seen,
+            };
+            let mut locks = match fetched.map(|(_, json)| json.unwrap_or_default()) {
+                Some(json) => {
+                    let l = if json.is_empty() {
+                        vec![]
+                    } else {
+                        Self::restore(json.as_bytes(), &self.limits, std::path::Path::new(&sh.key))
+                    };
+                    *lock(&sh.seen) = (version, l.clone());
+                    l
+                }
+                None => lock(&sh.seen).1.clone(),
+            };
+            let now = SystemTime::now();
+            let before = locks.len();
+            locks.retain(|l| l.expires > now);
+            let expired = locks.len() != before;
+            let (out, changed) = f(&mut locks);
+            if !(changed || expired) {
+                return Ok(out);
+            }
+            let doc = Self::document(&locks);
+            let stored: i64 =
+                sh.s.script(store_if_same(), &[&sh.key], &[&version.to_string(), &doc]).await.map_err(down)?;
+            if stored > 0 {
+                *lock(&sh.seen) = (stored as u64, locks);
+                return Ok(out);
+            }
+            // Another replica changed the table meanwhile: again, on its version.
+            tokio::task::yield_now().await;
+        }
+        Err(StoreDown("the shared lock table kept changing under this change".into()))
     }
 
     /// Write a snapshot (off the async workers), unless a newer one was written already.
@@ -348,61 +461,86 @@ impl LockTable {
     /// Whether an operation by `user` on `path` (and below, when `deep`) may go ahead,
     /// given the submitted `tokens`. For our own handlers (COPY, MOVE, mtime PROPPATCH).
     pub async fn check(&self, path: &str, user: &str, deep: bool, tokens: &[String]) -> Result<(), ()> {
-        let (r, snap) =
-            self.with(|locks| (Self::check_locks(locks, path, Some(user), false, deep, tokens).map_err(|_| ()), false));
-        self.save(snap).await;
-        r
+        let r = self
+            .transact(|locks| (Self::check_locks(locks, path, Some(user), false, deep, tokens).map_err(|_| ()), false))
+            .await;
+        match r {
+            Ok(r) => r,
+            Err(StoreDown(e)) => {
+                tracing::warn!("write refused: the lock table cannot be checked: {e}");
+                Err(())
+            }
+        }
     }
 
     /// Whether `token` is a live lock covering `path` (an `If:` state-token condition).
-    pub fn token_covers(&self, token: &str, path: &str) -> bool {
+    pub async fn token_covers(&self, token: &str, path: &str) -> bool {
         let now = SystemTime::now();
-        lock(&self.state).locks.iter().any(|l| l.token == token && l.expires > now && l.covers(path))
+        self.transact(|locks| (locks.iter().any(|l| l.token == token && l.expires > now && l.covers(path)), false))
+            .await
+            .unwrap_or(false)
     }
 
     /// Remove the locks on `path` and below (after it was moved away or replaced).
     pub async fn forget_tree(&self, path: &str) {
-        let (_, snap) = self.with(|locks| {
-            let before = locks.len();
-            locks.retain(|l| !(l.path == path || is_under(&l.path, path)));
-            ((), locks.len() != before)
-        });
-        self.save(snap).await;
+        let r = self
+            .transact(|locks| {
+                let before = locks.len();
+                locks.retain(|l| !(l.path == path || is_under(&l.path, path)));
+                ((), locks.len() != before)
+            })
+            .await;
+        if let Err(StoreDown(e)) = r {
+            tracing::warn!(path = %super::Esc(path), "locks below a removed path could not be dropped: {e}");
+        }
     }
 
     /// The live locks that apply to `path` or, when `children`, to a member of it: what
-    /// a PROPFIND's `lockdiscovery` shows, taken once per request.
-    pub fn snapshot(&self, path: &str, children: bool) -> Vec<LockView> {
-        let now = SystemTime::now();
-        lock(&self.state)
-            .locks
-            .iter()
-            .filter(|l| l.expires > now)
-            .filter(|l| {
-                l.covers(path)
-                    || (children
-                        && is_under(&l.path, path)
-                        && !l.path[path.len()..].trim_start_matches('/').contains('/'))
-            })
-            .map(|l| LockView {
-                token: l.token.clone(),
-                path: l.path.clone(),
-                collection: l.collection,
-                owner: l.owner.as_ref().and_then(owner_text),
-                shared: l.shared,
-                deep: l.deep,
-                timeout: l.timeout,
-            })
-            .collect()
+    /// a PROPFIND's `lockdiscovery` shows, taken once per request. With the table in
+    /// Redis, read there (locks taken through another replica show); while Redis is
+    /// unreachable none are shown.
+    pub async fn snapshot(&self, path: &str, children: bool) -> Vec<LockView> {
+        let view = |locks: &[Lock]| {
+            let now = SystemTime::now();
+            locks
+                .iter()
+                .filter(|l| l.expires > now)
+                .filter(|l| {
+                    l.covers(path)
+                        || (children
+                            && is_under(&l.path, path)
+                            && !l.path[path.len()..].trim_start_matches('/').contains('/'))
+                })
+                .map(|l| LockView {
+                    token: l.token.clone(),
+                    path: l.path.clone(),
+                    collection: l.collection,
+                    owner: l.owner.as_ref().and_then(owner_text),
+                    shared: l.shared,
+                    deep: l.deep,
+                    timeout: l.timeout,
+                })
+                .collect()
+        };
+        if self.shared.is_none() {
+            return view(&lock(&self.state).locks);
+        }
+        match self.transact(|locks| (view(locks), false)).await {
+            Ok(v) => v,
+            Err(StoreDown(e)) => {
+                tracing::warn!(path = %super::Esc(path), "lock table unreachable, no locks shown: {e}");
+                vec![]
+            }
+        }
     }
 
     /// How many live locks there are (for tests and the health page).
-    pub fn len(&self) -> usize {
-        self.with(|locks| (locks.len(), false)).0
+    pub async fn len(&self) -> usize {
+        self.transact(|locks| (locks.len(), false)).await.unwrap_or(0)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
     }
 }
 
@@ -435,6 +573,10 @@ pub struct UserLocks {
     user: Arc<User>,
     prefix: String,
     refusal: Arc<Mutex<Option<Refusal>>>,
+    /// With the table in Redis: the locks as this request's first discovery read them,
+    /// for the others of the same request (a PROPFIND discovers once per entry); any
+    /// change through this view drops it.
+    seen: Arc<Mutex<Option<Arc<Vec<Lock>>>>>,
 }
 
 impl std::fmt::Debug for UserLocks {
@@ -451,7 +593,19 @@ impl UserLocks {
         prefix: String,
         refusal: Arc<Mutex<Option<Refusal>>>,
     ) -> UserLocks {
-        UserLocks { table, mounts, user, prefix, refusal }
+        UserLocks { table, mounts, user, prefix, refusal, seen: Default::default() }
+    }
+
+    /// The live locks for discovery: read once per request when the table is shared.
+    async fn discovery_view(&self) -> Result<Arc<Vec<Lock>>, StoreDown> {
+        if let Some(v) = lock(&self.seen).as_ref() {
+            return Ok(Arc::clone(v));
+        }
+        let v = Arc::new(self.table.transact(|locks| (locks.clone(), false)).await?);
+        if self.table.shared.is_some() {
+            *lock(&self.seen) = Some(Arc::clone(&v));
+        }
+        Ok(v)
     }
 
     fn refuse(&self, status: StatusCode, why: impl Into<String>) {
@@ -481,22 +635,26 @@ impl UserLocks {
 
     /// Apply `f` to the lock `token` that covers `path` (given its index), if this user
     /// owns it; a refusal is recorded for the server to answer.
-    async fn on_own_lock<T>(
-        &self,
-        path: &str,
-        token: &str,
-        f: impl FnOnce(&mut Vec<Lock>, usize) -> T,
-    ) -> Result<T, ()> {
-        let (r, snap) = self.table.with(|locks| match self.own_lock(locks, path, token) {
+    async fn on_own_lock<T>(&self, path: &str, token: &str, f: impl Fn(&mut Vec<Lock>, usize) -> T) -> Result<T, ()> {
+        *lock(&self.seen) = None;
+        let r = self.table.transact(|locks| match self.own_lock(locks, path, token) {
             Ok(i) => (Ok(f(locks, i)), true),
             Err(refusal) => (Err(refusal), false),
         });
-        self.table.save(snap).await;
+        let r = match r.await {
+            Ok(r) => r,
+            Err(StoreDown(e)) => Err(Some(Refusal { status: StatusCode::SERVICE_UNAVAILABLE, why: down_why(&e) })),
+        };
         r.map_err(|refusal| {
             if let Some(r) = refusal {
                 self.refuse(r.status, r.why);
             }
         })
+    }
+
+    /// The shared lock table is unreachable: refuse with 503 (recorded for the server).
+    fn refuse_down(&self, e: &str) {
+        self.refuse(StatusCode::SERVICE_UNAVAILABLE, down_why(e));
     }
 
     fn clamp(&self, timeout: Option<Duration>) -> Duration {
@@ -531,6 +689,7 @@ impl DavLockSystem for UserLocks {
         let collection = path.is_collection();
         let owner = owner.cloned();
         let path = path.clone();
+        *lock(&self.seen) = None;
         async move {
             if let Err(r) = self.may_lock(&p) {
                 self.refuse(r.status, r.why);
@@ -548,7 +707,7 @@ impl DavLockSystem for UserLocks {
             let limits = self.table.limits;
             let timeout = self.clamp(timeout);
             let name = self.user.name.clone();
-            let (r, snap) = self.table.with(|locks| {
+            let r = self.table.transact(|locks| {
                 let conflict = locks
                     .iter()
                     .find(|l| l.relevant(&p, deep) && (!l.shared || !shared))
@@ -567,7 +726,7 @@ impl DavLockSystem for UserLocks {
                     path: p.clone(),
                     collection,
                     principal: name.clone(),
-                    owner,
+                    owner: owner.clone(),
                     shared,
                     deep,
                     timeout,
@@ -577,7 +736,13 @@ impl DavLockSystem for UserLocks {
                 locks.push(l);
                 (Ok(dav), true)
             });
-            self.table.save(snap).await;
+            let r = match r.await {
+                Ok(r) => r,
+                Err(StoreDown(e)) => {
+                    self.refuse_down(&e);
+                    return Err(DavLock { path: Box::new(path.clone()), ..empty_lock() });
+                }
+            };
             match r {
                 Ok(l) => Ok(l),
                 Err(Ok(conflict)) => Err(conflict),
@@ -629,12 +794,18 @@ impl DavLockSystem for UserLocks {
         let principal = principal.map(str::to_string);
         let tokens = submitted_tokens.to_vec();
         async move {
-            let (r, snap) = self.table.with(|locks| {
+            let r = self.table.transact(|locks| {
                 let r = LockTable::check_locks(locks, &p, principal.as_deref(), ignore_principal, deep, &tokens);
                 (r.map_err(|l| l.to_dav(&self.prefix)), false)
             });
-            self.table.save(snap).await;
-            r
+            match r.await {
+                Ok(r) => r,
+                Err(StoreDown(e)) => {
+                    // A write is never let through unchecked.
+                    self.refuse_down(&e);
+                    Err(empty_lock())
+                }
+            }
         }
         .boxed()
     }
@@ -642,23 +813,32 @@ impl DavLockSystem for UserLocks {
     fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
         let p = path_str(path).unwrap_or_default();
         async move {
-            let (r, snap) = self
-                .table
-                .with(|locks| (locks.iter().filter(|l| l.covers(&p)).map(|l| l.to_dav(&self.prefix)).collect(), false));
-            self.table.save(snap).await;
-            r
+            let now = SystemTime::now();
+            // Discovery is informative: without the table, no locks are shown.
+            self.discovery_view()
+                .await
+                .map(|locks| {
+                    locks.iter().filter(|l| l.expires > now && l.covers(&p)).map(|l| l.to_dav(&self.prefix)).collect()
+                })
+                .unwrap_or_default()
         }
         .boxed()
     }
 
     fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
         let p = path_str(path).unwrap_or_default();
+        *lock(&self.seen) = None;
         async move {
             self.table.forget_tree(&p).await;
             Ok(())
         }
         .boxed()
     }
+}
+
+fn down_why(e: &str) -> String {
+    tracing::warn!("WebDAV lock table unreachable: {e}");
+    "the shared lock table is unreachable; try again".into()
 }
 
 /// A placeholder for the "conflicting lock" dav-server wants with a refusal it turns
@@ -745,10 +925,10 @@ mod tests {
         t.save(snap).await;
         std::thread::sleep(Duration::from_millis(1100));
         let t2 = LockTable::open(LockLimits::default(), Some(file.clone()));
-        assert_eq!(t2.len(), 1);
-        assert!(t2.token_covers("k", "/a/keep"));
+        assert_eq!(t2.len().await, 1);
+        assert!(t2.token_covers("k", "/a/keep").await);
         // Garbage in the file is not fatal.
         std::fs::write(&file, b"{ not json").unwrap();
-        assert!(LockTable::open(LockLimits::default(), Some(file)).is_empty());
+        assert!(LockTable::open(LockLimits::default(), Some(file)).is_empty().await);
     }
 }

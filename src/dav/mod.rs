@@ -307,6 +307,11 @@ impl DavFs {
         DavFs { table, props: Arc::new(props), fs_quota: Default::default() }
     }
 
+    /// The same dead properties over another mount table (a reload).
+    pub fn with_table(&self, table: Arc<MountTable>) -> DavFs {
+        DavFs { table, props: Arc::clone(&self.props), fs_quota: Default::default() }
+    }
+
     pub fn table(&self) -> &Arc<MountTable> {
         &self.table
     }
@@ -512,7 +517,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                 return Err(FsError::Forbidden);
             }
             m.remove(&rel).await.map_err(|e| ctx.fs_err(e))?;
-            self.props.remove_tree(&path_str(path)?);
+            self.props.remove_tree(&path_str(path)?).await;
             Ok(())
         }
         .boxed()
@@ -546,7 +551,7 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         async move {
             let (m, rel) = self.writable(path, ctx)?;
             self.entry(&m, &rel, ctx).await?;
-            Ok(self.props.patch(&path_str(path)?, patch))
+            Ok(self.props.patch(&path_str(path)?, patch).await)
         }
         .boxed()
     }
@@ -558,11 +563,11 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
         do_content: bool,
         _ctx: &'a RequestCtx,
     ) -> FsFuture<'a, Vec<DavProp>> {
-        async move { Ok(self.props.all(&path_str(path)?, do_content)) }.boxed()
+        async move { Ok(self.props.all(&path_str(path)?, do_content).await) }.boxed()
     }
 
     fn get_prop<'a>(&'a self, path: &'a DavPath, prop: DavProp, _ctx: &'a RequestCtx) -> FsFuture<'a, Vec<u8>> {
-        async move { self.props.get(&path_str(path)?, &prop).ok_or(FsError::NotFound) }.boxed()
+        async move { self.props.get(&path_str(path)?, &prop).await.ok_or(FsError::NotFound) }.boxed()
     }
 
     fn get_quota<'a>(&'a self, _ctx: &'a RequestCtx) -> FsFuture<'a, (u64, Option<u64>)> {

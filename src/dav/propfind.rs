@@ -387,6 +387,15 @@ impl Propfind<'_> {
             }
         };
         let has_children = !matches!(children, Children::None);
+        // Read before the body streams (in Redis when the state is shared, once per request).
+        // The members' names are only walked when the properties are in Redis.
+        let names: Option<Box<dyn Iterator<Item = &str> + Send>> = match &children {
+            Children::None => None,
+            Children::Listing { list, .. } => Some(Box::new(list.iter().map(|e| e.name.as_str()))),
+            Children::Virtual(v) => Some(Box::new(v.iter().map(|r| r.entry.name.as_str()))),
+        };
+        let dead = self.fs.props().snapshot(path, names).await;
+        let locks = self.locks.snapshot(path, has_children).await;
         let mut href = Vec::with_capacity(self.prefix.len() + path.len() + 8);
         x::href_path(&mut href, self.prefix);
         x::href_path(&mut href, path);
@@ -408,8 +417,8 @@ impl Propfind<'_> {
             finder: contains(b"WebDAVFS"),
             ask,
             prefix: self.prefix.to_string(),
-            dead: self.fs.props().snapshot(path, has_children),
-            locks: self.locks.snapshot(path, has_children),
+            dead,
+            locks,
             target,
             target_href: href,
             dir_path: path.to_string(),

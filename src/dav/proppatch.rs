@@ -274,7 +274,7 @@ impl Proppatch<'_> {
                 .collect();
             if !dead.is_empty() {
                 let (at, patch): (Vec<usize>, Vec<(bool, DavProp)>) = dead.into_iter().unzip();
-                for (n, (code, _)) in at.into_iter().zip(self.fs.props().patch(path, patch)) {
+                for (n, (code, _)) in at.into_iter().zip(self.fs.props().patch(path, patch).await) {
                     status[n] = code;
                 }
             }

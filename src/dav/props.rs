@@ -2,7 +2,7 @@
 //! live property for entries whose hashes the drive knows.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use dav_server::fs::DavProp;
 
@@ -17,9 +17,83 @@ type Props = BTreeMap<Key, DavProp>;
 /// Bounded per property, per path and in total, so no client can grow the daemon's
 /// memory without limit (768 PROPPATCHes once added 136 MB when only the per-path
 /// count was capped).
+///
+/// With `[server] state = "redis://…"` they live in Redis, shared by every replica: a
+/// hash of path → that path's properties (JSON), and a counter of what all of them cost
+/// (the same bound). Each path changes by compare-and-set of its value, retried on a
+/// conflict; the tree operations (DELETE, MOVE, COPY) go path by path. While Redis is
+/// unreachable a PROPPATCH is answered 503 per property and none are shown.
 pub struct PropStore {
     inner: RwLock<Inner>,
     max_total: usize,
+    shared: Option<SharedProps>,
+}
+
+/// The dead properties in Redis.
+struct SharedProps {
+    s: Arc<crate::state::shared::Shared>,
+    hash: String,
+    bytes: String,
+    /// Bumped by every change: while it stays, what this process read is current.
+    version: String,
+    /// (the version read last, the paths' stored texts read under it).
+    seen: std::sync::Mutex<(u64, HashMap<String, String>)>,
+}
+
+/// How many paths' texts a process keeps between two changes.
+const SEEN_MAX: usize = 100_000;
+
+/// One property as Redis keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedProp {
+    ns: Option<String>,
+    name: String,
+    prefix: Option<String>,
+    /// base64 of the XML
+    xml: Option<String>,
+}
+
+const SET_IF_SAME: &str = r"
+local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if cur ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+redis.call('INCRBY', KEYS[2], ARGV[4])
+redis.call('INCR', KEYS[3])
+return 1";
+
+fn set_if_same() -> &'static redis::Script {
+    static S: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    S.get_or_init(|| redis::Script::new(SET_IF_SAME))
+}
+
+fn encode(props: &Props) -> String {
+    use base64::Engine;
+    let v: Vec<SavedProp> = props
+        .values()
+        .map(|p| SavedProp {
+            ns: p.namespace.clone(),
+            name: p.name.clone(),
+            prefix: p.prefix.clone(),
+            xml: p.xml.as_ref().map(|x| base64::engine::general_purpose::STANDARD.encode(x)),
+        })
+        .collect();
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+fn decode(s: &str) -> Props {
+    use base64::Engine;
+    let v: Vec<SavedProp> = serde_json::from_str(s).unwrap_or_default();
+    v.into_iter()
+        .map(|p| {
+            let prop = DavProp {
+                name: p.name,
+                prefix: p.prefix,
+                namespace: p.ns,
+                xml: p.xml.and_then(|x| base64::engine::general_purpose::STANDARD.decode(x).ok()),
+            };
+            (key(&prop), prop)
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -67,7 +141,73 @@ impl Default for PropStore {
 
 impl PropStore {
     pub fn new(max_total: usize) -> PropStore {
-        PropStore { inner: RwLock::default(), max_total }
+        PropStore { inner: RwLock::default(), max_total, shared: None }
+    }
+
+    /// The properties of every replica, in Redis.
+    pub fn shared(s: Arc<crate::state::shared::Shared>) -> PropStore {
+        let (hash, bytes) = (s.key("props", "paths"), s.key("props", "bytes"));
+        PropStore {
+            inner: RwLock::default(),
+            max_total: DEFAULT_MAX_TOTAL,
+            shared: Some(SharedProps { version: s.key("props", "version"), s, hash, bytes, seen: Default::default() }),
+        }
+    }
+
+    /// A path's properties in Redis: (the stored text, `""` when none; the properties).
+    ///
+    /// The version is read first (one cheap GET: a PROPFIND asks once per entry); the
+    /// path's text comes from what this process read under the same version, else from
+    /// Redis. A change bumps the version in the same step, so a text kept under version
+    /// `n` is never older than the state at `n`.
+    async fn load(sh: &SharedProps, path: &str) -> Result<(String, Props), String> {
+        let err = |e| format!("{:#}", sh.s.err(e));
+        let version: u64 =
+            sh.s.query::<Option<u64>>(redis::cmd("GET").arg(&sh.version)).await.map_err(err)?.unwrap_or(0);
+        let known = {
+            let mut seen = sh.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.0 != version || seen.1.len() >= SEEN_MAX {
+                *seen = (version, HashMap::new());
+            }
+            seen.1.get(path).cloned()
+        };
+        let v = match known {
+            Some(v) => v,
+            None => {
+                let v: Option<String> = sh.s.query(redis::cmd("HGET").arg(&sh.hash).arg(path)).await.map_err(err)?;
+                let v = v.unwrap_or_default();
+                let mut seen = sh.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if seen.0 == version {
+                    seen.1.insert(path.to_string(), v.clone());
+                }
+                v
+            }
+        };
+        let props = if v.is_empty() { Props::new() } else { decode(&v) };
+        Ok((v, props))
+    }
+
+    /// Replace a path's stored text `old` with `props` (deleted when empty); false when
+    /// it changed meanwhile.
+    async fn store(sh: &SharedProps, path: &str, old: &str, old_props: &Props, props: &Props) -> Result<bool, String> {
+        let new = if props.is_empty() { String::new() } else { encode(props) };
+        let delta = cost_all(path, props) as i64 - cost_all(path, old_props) as i64;
+        let r: i64 =
+            sh.s.script(set_if_same(), &[&sh.hash, &sh.bytes, &sh.version], &[&path, &old, &new, &delta])
+                .await
+                .map_err(|e| format!("{:#}", sh.s.err(e)))?;
+        Ok(r == 1)
+    }
+
+    async fn total(sh: &SharedProps) -> Result<usize, String> {
+        let v: Option<i64> =
+            sh.s.query(redis::cmd("GET").arg(&sh.bytes)).await.map_err(|e| format!("{:#}", sh.s.err(e)))?;
+        Ok(v.unwrap_or(0).max(0) as usize)
+    }
+
+    /// Every path with properties in Redis.
+    async fn paths(sh: &SharedProps) -> Result<Vec<String>, String> {
+        sh.s.query(redis::cmd("HKEYS").arg(&sh.hash)).await.map_err(|e| format!("{:#}", sh.s.err(e)))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -78,21 +218,25 @@ impl PropStore {
         self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Bytes held (as counted against the limit).
+    /// Bytes held (as counted against the limit; this process's store).
     pub fn bytes(&self) -> usize {
         self.read().bytes
     }
 
-    pub fn patch(&self, path: &str, patch: Vec<(bool, DavProp)>) -> Vec<(http::StatusCode, DavProp)> {
-        let mut inner = self.write();
-        let Inner { map, bytes } = &mut *inner;
-        let entry = map.entry(path.to_string()).or_default();
+    /// Apply `patch` to one path's properties, given all of them costing `bytes`.
+    fn apply(
+        &self,
+        path: &str,
+        entry: &mut Props,
+        bytes: &mut usize,
+        patch: &[(bool, DavProp)],
+    ) -> Vec<(http::StatusCode, DavProp)> {
         let mut out = Vec::with_capacity(patch.len());
         for (set, p) in patch {
-            let k = key(&p);
+            let k = key(p);
             let old = entry.get(&k).map_or(0, |o| cost(path, o));
-            let status = if set {
-                let new = cost(path, &p);
+            let status = if *set {
+                let new = cost(path, p);
                 if p.xml.as_ref().map_or(0, |x| x.len()) > MAX_PROP_BYTES
                     || (entry.len() >= MAX_PROPS_PER_PATH && old == 0)
                     || bytes.saturating_sub(old) + new > self.max_total
@@ -109,33 +253,184 @@ impl PropStore {
                 }
                 http::StatusCode::OK
             };
-            out.push((status, bare(&p)));
-        }
-        if entry.is_empty() {
-            map.remove(path);
+            out.push((status, bare(p)));
         }
         out
     }
 
-    pub fn all(&self, path: &str, do_content: bool) -> Vec<DavProp> {
-        self.read()
-            .map
-            .get(path)
-            .map(|m| m.values().map(|p| if do_content { p.clone() } else { bare(p) }).collect())
-            .unwrap_or_default()
+    pub async fn patch(&self, path: &str, patch: Vec<(bool, DavProp)>) -> Vec<(http::StatusCode, DavProp)> {
+        let Some(sh) = &self.shared else {
+            let mut inner = self.write();
+            let Inner { map, bytes } = &mut *inner;
+            let entry = map.entry(path.to_string()).or_default();
+            let out = self.apply(path, entry, bytes, &patch);
+            if entry.is_empty() {
+                map.remove(path);
+            }
+            return out;
+        };
+        let down = |e: String| {
+            tracing::warn!("dead properties unreachable: {e}");
+            patch.iter().map(|(_, p)| (http::StatusCode::SERVICE_UNAVAILABLE, bare(p))).collect()
+        };
+        for _ in 0..64 {
+            let (old, old_props) = match Self::load(sh, path).await {
+                Ok(x) => x,
+                Err(e) => return down(e),
+            };
+            let mut total = match Self::total(sh).await {
+                Ok(t) => t,
+                Err(e) => return down(e),
+            };
+            let mut props = old_props.clone();
+            let out = self.apply(path, &mut props, &mut total, &patch);
+            match Self::store(sh, path, &old, &old_props, &props).await {
+                Ok(true) => return out,
+                Ok(false) => tokio::task::yield_now().await,
+                Err(e) => return down(e),
+            }
+        }
+        down("the path's properties kept changing under this PROPPATCH".into())
     }
 
-    pub fn get(&self, path: &str, prop: &DavProp) -> Option<Vec<u8>> {
-        self.read().map.get(path)?.get(&key(prop))?.xml.clone()
+    pub async fn all(&self, path: &str, do_content: bool) -> Vec<DavProp> {
+        let view = |m: &Props| m.values().map(|p| if do_content { p.clone() } else { bare(p) }).collect();
+        match &self.shared {
+            None => self.read().map.get(path).map(view).unwrap_or_default(),
+            Some(sh) => match Self::load(sh, path).await {
+                Ok((_, props)) => view(&props),
+                Err(e) => {
+                    tracing::debug!("dead properties unreachable: {e}");
+                    vec![]
+                }
+            },
+        }
+    }
+
+    pub async fn get(&self, path: &str, prop: &DavProp) -> Option<Vec<u8>> {
+        match &self.shared {
+            None => self.read().map.get(path)?.get(&key(prop))?.xml.clone(),
+            Some(sh) => Self::load(sh, path).await.ok()?.1.get(&key(prop))?.xml.clone(),
+        }
+    }
+
+    /// Move (or copy) the properties of each path below `from` in Redis to `to`,
+    /// path by path.
+    async fn shared_tree(
+        &self,
+        sh: &SharedProps,
+        from: &str,
+        to: Option<&str>,
+        keep: bool,
+        deep: bool,
+    ) -> Result<(), String> {
+        for k in Self::paths(sh).await? {
+            if !(k == from || (deep && Self::under(from, &k))) {
+                continue;
+            }
+            for _ in 0..64 {
+                let (old, props) = Self::load(sh, &k).await?;
+                if props.is_empty() {
+                    break;
+                }
+                if let Some(to) = to {
+                    let nk = format!("{to}{}", k.get(from.len()..).unwrap_or_default());
+                    let (nold, nprops) = Self::load(sh, &nk).await?;
+                    if keep && Self::total(sh).await? + cost_all(&nk, &props) > self.max_total {
+                        tracing::info!(path = %super::Esc(&nk), "dead properties not copied: the store is full");
+                        break;
+                    }
+                    if !Self::store(sh, &nk, &nold, &nprops, &props).await? {
+                        continue;
+                    }
+                }
+                if keep || Self::store(sh, &k, &old, &props, &Props::new()).await? {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
         self.read().map.is_empty()
     }
 
-    /// The dead properties of `path` and, when `children`, of the paths directly below
-    /// it, copied once for a PROPFIND (keyed by path). Empty when none are stored.
-    pub fn snapshot(&self, path: &str, children: bool) -> HashMap<String, Vec<DavProp>> {
+    /// The dead properties of `path` and, when `children` names its members (a Depth 1
+    /// PROPFIND of a folder), of the paths directly below it, copied once for a PROPFIND
+    /// (keyed by path). Empty when none are stored.
+    ///
+    /// With the state in Redis, read there (properties set through another replica
+    /// show): the version, then the paths this process has not read under it yet, in a
+    /// few `HMGET`s — a round trip or two per request rather than one per entry. While
+    /// Redis is unreachable none are shown.
+    pub async fn snapshot<'n>(
+        &self,
+        path: &str,
+        children: Option<impl IntoIterator<Item = &'n str>>,
+    ) -> HashMap<String, Vec<DavProp>> {
+        let Some(sh) = &self.shared else {
+            return self.local_snapshot(path, children.is_some());
+        };
+        let base = if path == "/" { "" } else { path };
+        let mut paths = vec![path.to_string()];
+        if let Some(names) = children {
+            paths.extend(names.into_iter().map(|n| format!("{base}/{n}")));
+        }
+        match Self::load_many(sh, paths).await {
+            Ok(found) => found.into_iter().map(|(k, v)| (k, v.into_values().collect())).collect(),
+            Err(e) => {
+                tracing::warn!(path = %super::Esc(path), "dead properties unreachable, none shown: {e}");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// The properties of `paths` in Redis (those that have any), from what this process
+    /// read under the current version, else by `HMGET`.
+    async fn load_many(sh: &SharedProps, paths: Vec<String>) -> Result<HashMap<String, Props>, String> {
+        /// Fields asked for per `HMGET`.
+        const BATCH: usize = 1000;
+        let err = |e| format!("{:#}", sh.s.err(e));
+        let version: u64 =
+            sh.s.query::<Option<u64>>(redis::cmd("GET").arg(&sh.version)).await.map_err(err)?.unwrap_or(0);
+        let mut texts: Vec<(String, String)> = vec![];
+        let missing: Vec<String> = {
+            let mut seen = sh.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.0 != version {
+                *seen = (version, HashMap::new());
+            }
+            paths
+                .into_iter()
+                .filter_map(|p| match seen.1.get(&p) {
+                    Some(v) => {
+                        texts.push((p, v.clone()));
+                        None
+                    }
+                    None => Some(p),
+                })
+                .collect()
+        };
+        for batch in missing.chunks(BATCH) {
+            let got: Vec<Option<String>> =
+                sh.s.query(redis::cmd("HMGET").arg(&sh.hash).arg(batch)).await.map_err(err)?;
+            let mut seen = sh.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.0 == version && seen.1.len() + batch.len() > SEEN_MAX {
+                seen.1.clear();
+            }
+            for (p, v) in batch.iter().zip(got) {
+                let v = v.unwrap_or_default();
+                if seen.0 == version {
+                    seen.1.insert(p.clone(), v.clone());
+                }
+                texts.push((p.clone(), v));
+            }
+        }
+        Ok(texts.into_iter().filter(|(_, v)| !v.is_empty()).map(|(p, v)| (p, decode(&v))).collect())
+    }
+
+    /// [`Self::snapshot`] of this process's own store.
+    fn local_snapshot(&self, path: &str, children: bool) -> HashMap<String, Vec<DavProp>> {
         let inner = self.read();
         if inner.map.is_empty() {
             return HashMap::new();
@@ -157,7 +452,13 @@ impl PropStore {
         k == path || path == "/" || k.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
     }
 
-    pub fn remove_tree(&self, path: &str) {
+    pub async fn remove_tree(&self, path: &str) {
+        if let Some(sh) = &self.shared {
+            if let Err(e) = self.shared_tree(sh, path, None, false, true).await {
+                tracing::warn!(path = %super::Esc(path), "dead properties not removed: {e}");
+            }
+            return;
+        }
         let mut inner = self.write();
         let Inner { map, bytes } = &mut *inner;
         map.retain(|k, v| {
@@ -170,8 +471,14 @@ impl PropStore {
     }
 
     /// Move the properties of `from` and below to `to` (replacing those of `to`).
-    pub fn rename_tree(&self, from: &str, to: &str) {
-        self.remove_tree(to);
+    pub async fn rename_tree(&self, from: &str, to: &str) {
+        self.remove_tree(to).await;
+        if let Some(sh) = &self.shared {
+            if let Err(e) = self.shared_tree(sh, from, Some(to), false, true).await {
+                tracing::warn!(path = %super::Esc(from), "dead properties not moved: {e}");
+            }
+            return;
+        }
         let mut inner = self.write();
         let Inner { map, bytes } = &mut *inner;
         let moved: Vec<String> = map.keys().filter(|k| Self::under(from, k)).cloned().collect();
@@ -186,8 +493,14 @@ impl PropStore {
 
     /// Copy the properties of `from` (and below it when `deep`) to `to`, replacing those
     /// of `to`, as far as the total allows; properties beyond it are not copied.
-    pub fn copy_tree(&self, from: &str, to: &str, deep: bool) {
-        self.remove_tree(to);
+    pub async fn copy_tree(&self, from: &str, to: &str, deep: bool) {
+        self.remove_tree(to).await;
+        if let Some(sh) = &self.shared {
+            if let Err(e) = self.shared_tree(sh, from, Some(to), true, deep).await {
+                tracing::warn!(path = %super::Esc(from), "dead properties not copied: {e}");
+            }
+            return;
+        }
         let mut inner = self.write();
         let Inner { map, bytes } = &mut *inner;
         let copies: Vec<(String, Props)> = map

@@ -444,6 +444,8 @@ impl Http {
         let (mut tries, mut throttles) = (0u32, 0u32);
         let (mut reauthed, mut adoptions) = (false, 0u32);
         let mut last = String::new();
+        let count = |o: crate::metrics::Outcome| crate::metrics::upstream(self.provider, what, o);
+        use crate::metrics::Outcome;
         loop {
             self.respect_pause().await?;
             let (cred, gen) = session.current()?;
@@ -467,9 +469,11 @@ impl Http {
                         e.is_connect() || (call.idempotent && (e.is_timeout() || e.is_request() || e.is_body()));
                     let msg = redact(&e.without_url().to_string());
                     if retry && transient(format!("network: {msg}"), &mut tries, &mut last) {
+                        count(Outcome::Retried);
                         self.backoff(what, tries, &last).await;
                         continue;
                     }
+                    count(Outcome::Failed);
                     return Err(DriveError::transient(format!("{} {what}: {msg}", self.provider)));
                 }
             };
@@ -480,28 +484,40 @@ impl Http {
                 Err(e) => {
                     let msg = format!("reading body: {}", redact(&e.without_url().to_string()));
                     if call.idempotent && transient(msg.clone(), &mut tries, &mut last) {
+                        count(Outcome::Retried);
                         self.backoff(what, tries, &last).await;
                         continue;
                     }
+                    count(Outcome::Failed);
                     return Err(DriveError::transient(format!("{} {what}: {msg}", self.provider)));
                 }
             };
             let r = Response { status, headers, body };
             match classify(&r) {
-                Verdict::Done => return Ok(r),
-                Verdict::Fatal(e) => return Err(e),
+                Verdict::Done => {
+                    count(Outcome::Ok);
+                    return Ok(r);
+                }
+                Verdict::Fatal(e) => {
+                    count(Outcome::Failed);
+                    return Err(e);
+                }
                 Verdict::Retry(why) => {
                     if transient(why, &mut tries, &mut last) {
+                        count(Outcome::Retried);
                         self.backoff(what, tries, &last).await;
                         continue;
                     }
                     // Retries ran out on an answer: the caller maps it (an errno, a 5xx).
+                    count(Outcome::Failed);
                     return Ok(r);
                 }
                 Verdict::Reauth(refused) => {
                     if reauthed {
+                        count(Outcome::Failed);
                         return Err(refused);
                     }
+                    count(Outcome::Retried);
                     tracing::debug!(provider = self.provider, call = what, "credential refused, re-authenticating");
                     let adopted = session.reauth(gen).await?;
                     if !adopted || adoptions >= 2 {
@@ -511,6 +527,7 @@ impl Http {
                     continue;
                 }
                 Verdict::Throttled { why, after } => {
+                    count(Outcome::Throttled);
                     tracing::warn!(provider = self.provider, call = what, "throttled: {why}");
                     throttles += 1;
                     // No jitter here: the pause is the mount's, not one caller's.

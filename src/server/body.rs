@@ -108,7 +108,9 @@ impl Body for LoggedBody {
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
-        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let took = self.started.elapsed();
+        crate::metrics::request_done(&self.method, self.status, took);
+        let ms = took.as_secs_f64() * 1000.0;
         // hyper stops polling once a body says it is at its end (empty bodies, or a
         // Content-Length reached), so either signal means everything was sent.
         let complete = !self.failed

@@ -76,7 +76,10 @@ impl Downloads {
         let policy = if ask.signed { Policy::Proxy } else { self.rules.effective(m, ua) };
         match policy {
             Policy::Redirect => match m.link(entry, &lr).await {
-                Ok(link) if redirectable(&link, ua) => return redirect(&link.url),
+                Ok(link) if redirectable(&link, ua) => {
+                    crate::metrics::download("redirect");
+                    return redirect(&link.url);
+                }
                 Ok(link) => {
                     if self.warned.insert(m.path().to_string()) {
                         let names: Vec<&str> = link.headers.iter().map(|(k, _)| k.as_str()).collect();
@@ -98,11 +101,14 @@ impl Downloads {
                     encode_path(ask.path),
                     utf8_percent_encode(&sig, SEGMENT)
                 );
+                crate::metrics::download("proxy_url");
                 return redirect(&url);
             }
             Policy::Proxy => {}
         }
-        proxy(ask, m, entry, &lr).await
+        let label = if ask.signed { "signed" } else { "proxy" };
+        crate::metrics::download(label);
+        proxy(ask, m, entry, &lr, label).await
     }
 }
 
@@ -204,7 +210,13 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-async fn proxy(ask: &Ask<'_>, m: &Arc<Mount>, entry: &Entry, lr: &LinkRequest) -> Response<BoxBody> {
+async fn proxy(
+    ask: &Ask<'_>,
+    m: &Arc<Mount>,
+    entry: &Entry,
+    lr: &LinkRequest,
+    label: &'static str,
+) -> Response<BoxBody> {
     let h = ask.headers;
     let size = entry.size;
     let etag = entry.etag();
@@ -285,6 +297,8 @@ async fn proxy(ask: &Ask<'_>, m: &Arc<Mount>, entry: &Entry, lr: &LinkRequest) -
     }
     match transfer::open_as(m, entry, ReadRange { start, end: Some(end) }, lr).await {
         Ok(stream) => {
+            let counted = crate::metrics::StreamGuard::new(label);
+            let stream = stream.inspect_ok(move |b| counted.sent(b.len()));
             let body = http_body_util::StreamBody::new(stream.map_ok(http_body::Frame::data));
             *resp.body_mut() = body.boxed_unsync();
             resp

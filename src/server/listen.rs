@@ -7,6 +7,13 @@
 //!   HTTP/1 or HTTP/2 is being detected, and the first request's headers;
 //! - `idle_timeout` with no request in progress closes it (HTTP/1 keep-alive: through
 //!   hyper's header timer; HTTP/2: here, with a GOAWAY); HTTP/2 pings find dead peers.
+//!
+//! Shutdown is graceful: the listeners close (new connections are refused), every
+//! connection is told to finish (HTTP/1: after its running response; HTTP/2: GOAWAY),
+//! and running requests and streams get up to the grace period to end.
+//!
+//! Each request is handled by the [`App`] in force when it arrives: a reload swaps in
+//! a new one, and connections that are open already pick it up with their next request.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -15,9 +22,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use super::App;
 use crate::config::Config;
@@ -108,7 +116,7 @@ pub async fn serve(
     serve_with(app, listeners, tls, limits, shutdown).await
 }
 
-/// Serve on the given listeners until `shutdown` resolves.
+/// Serve on the given listeners until `shutdown` resolves; then stop at once.
 pub async fn serve_with(
     app: Arc<App>,
     listeners: Vec<TcpListener>,
@@ -116,16 +124,52 @@ pub async fn serve_with(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let apps = Arc::new(ArcSwap::new(app));
+    serve_graceful(apps, listeners, tls, limits, shutdown, Duration::ZERO).await;
+}
+
+/// Serve on the given listeners with the App in `apps` (swapped by a reload) until
+/// `shutdown` resolves; then close the listeners, tell every connection to finish, and
+/// wait up to `grace` for running requests and streams to end. Returns how many
+/// connections were still open when it gave up.
+pub async fn serve_graceful(
+    apps: Arc<ArcSwap<App>>,
+    listeners: Vec<TcpListener>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+) -> usize {
     let gate = Arc::new(Gate::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
-        let app = Arc::clone(&app);
+        let apps = Arc::clone(&apps);
         let tls = tls.clone();
-        tasks.spawn(accept_loop(app, l, tls, limits, Arc::clone(&gate)));
+        tasks.spawn(accept_loop(apps, l, tls, limits, Arc::clone(&gate), stop_rx.clone()));
     }
     shutdown.await;
-    tracing::info!("shutting down");
+    // Listeners first: from here on a new connection is refused, not left waiting.
     tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let _ = stop_tx.send(true);
+    let open = gate.open();
+    if open == 0 {
+        tracing::info!("shutting down: no connections open");
+        return 0;
+    }
+    tracing::info!("shutting down: no new connections; waiting up to {grace:?} for {open} open connection(s)");
+    match tokio::time::timeout(grace, gate.all_closed()).await {
+        Ok(()) => {
+            tracing::info!("every connection finished");
+            0
+        }
+        Err(_) => {
+            let left = gate.open();
+            tracing::warn!("shutdown_grace ({grace:?}) is over: closing {left} connection(s) still open");
+            left
+        }
+    }
 }
 
 /// The connection cap, and the once-per-burst log lines of shedding and accept errors.
@@ -171,6 +215,17 @@ impl Gate {
         }
     }
 
+    /// Connections open now.
+    fn open(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// Resolves when every connection has ended.
+    async fn all_closed(&self) {
+        let n = u32::try_from(self.max).unwrap_or(u32::MAX);
+        let _all = self.slots.acquire_many(n).await;
+    }
+
     fn accept_failed(&self, e: &std::io::Error) {
         if !self.failing.swap(true, Ordering::Relaxed) {
             tracing::warn!("accept failed: {e} (not logged again until an accept succeeds)");
@@ -185,11 +240,12 @@ impl Gate {
 }
 
 async fn accept_loop(
-    app: Arc<App>,
+    apps: Arc<ArcSwap<App>>,
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Limits,
     gate: Arc<Gate>,
+    stop: watch::Receiver<bool>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -208,14 +264,15 @@ async fn accept_loop(
         };
         let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
+        let apps = Arc::clone(&apps);
         let tls = tls.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let first_deadline = tokio::time::Instant::from_std(accepted + limits.header_timeout);
             let r = match tls {
                 Some(acc) => match tokio::time::timeout_at(first_deadline, acc.accept(stream)).await {
-                    Ok(Ok(s)) => serve_connection(s, app, peer, limits, first_deadline).await,
+                    Ok(Ok(s)) => serve_connection(s, apps, peer, limits, first_deadline, stop).await,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
                         return;
@@ -225,7 +282,7 @@ async fn accept_loop(
                         return;
                     }
                 },
-                None => serve_connection(stream, app, peer, limits, first_deadline).await,
+                None => serve_connection(stream, apps, peer, limits, first_deadline, stop).await,
             };
             if let Err(e) = r {
                 tracing::debug!(%peer, "connection ended: {e}");
@@ -300,10 +357,11 @@ impl<B: http_body::Body + Unpin> http_body::Body for Tracked<B> {
 
 async fn serve_connection<S>(
     stream: S,
-    app: Arc<App>,
+    apps: Arc<ArcSwap<App>>,
     peer: std::net::SocketAddr,
     limits: Limits,
     first_deadline: tokio::time::Instant,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -316,7 +374,8 @@ where
     });
     let act = Arc::clone(&activity);
     let svc = hyper::service::service_fn(move |req| {
-        let app = Arc::clone(&app);
+        // The App in force now: a reload reaches open connections at their next request.
+        let app = apps.load_full();
         // Counted here, not in the future: a future dropped unpolled still ends it.
         let req_guard = act.begin();
         async move {
@@ -340,10 +399,22 @@ where
     let conn = builder.serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     let mut deadline = first_deadline;
+    let mut stopping = false;
     loop {
+        if stopping || *stop.borrow() {
+            // Shutting down: finish the running response(s), then close. The grace
+            // period is the caller's.
+            conn.as_mut().graceful_shutdown();
+            return conn.as_mut().await;
+        }
         tokio::select! {
             r = conn.as_mut() => return r,
             _ = tokio::time::sleep_until(deadline) => {}
+            // A dropped sender (the server future went away) means stop too.
+            r = stop.changed() => {
+                stopping = r.is_err();
+                continue;
+            }
         }
         if activity.requests.load(Ordering::Relaxed) == 0 {
             // Silent, or too slow to say what it wants (also while HTTP/1 or HTTP/2 is

@@ -12,10 +12,11 @@ mod body;
 pub mod download;
 mod listen;
 pub mod policy;
+pub mod scrape;
 pub mod sign;
 pub mod tls;
 
-pub use listen::{prepare, serve, serve_with, Limits};
+pub use listen::{prepare, serve, serve_graceful, serve_with, Limits};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +52,7 @@ pub struct App {
     realm: String,
     table: Arc<MountTable>,
     body_timeout: Duration,
+    metrics: scrape::Access,
     /// Copies and moves between mounts (`/-/tasks`).
     tasking: Tasking,
 }
@@ -59,30 +61,63 @@ impl App {
     /// `sign_key`: the secret for signed download links (kept in the state dir).
     pub fn new(cfg: &Config, table: Arc<MountTable>, sign_key: Vec<u8>) -> App {
         let s = &cfg.raw.server;
-        let fs = DavFs::new(Arc::clone(&table));
-        let mut dav = DavHandler::builder().filesystem(Box::new(fs.clone())).read_buf_size(256 * 1024).autoindex(true);
-        if !s.prefix.is_empty() {
-            dav = dav.strip_prefix(s.prefix.clone());
-        }
+        // With [server] state = "redis://…" the locks and dead properties are every
+        // replica's (the URL was checked with the config, so opening it should not fail;
+        // if it does, this replica would keep its own locks and properties: say so loudly).
+        let shared = s.state.as_ref().and_then(|u| match crate::state::shared::Shared::get_or_open(&u.0) {
+            Ok(sh) => Some(sh),
+            Err(e) => {
+                tracing::error!(
+                    "shared state unusable ({e:#}): WebDAV locks and dead properties stay in this process, \
+                     NOT shared with the other replicas"
+                );
+                None
+            }
+        });
+        let fs = match &shared {
+            Some(sh) => DavFs::with_props(Arc::clone(&table), crate::dav::PropStore::shared(Arc::clone(sh))),
+            None => DavFs::new(Arc::clone(&table)),
+        };
         let limits = LockLimits {
             max_timeout: s.lock_max_timeout,
             per_user: s.locks_per_user,
             total: s.locks_total,
             ..LockLimits::default()
         };
-        let locks = Arc::new(LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))));
+        let locks = Arc::new(match shared {
+            Some(sh) => LockTable::shared(limits, sh),
+            None => LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))),
+        });
         let tasks = crate::vfs::tasks::Tasks::new(
             s.copy_tasks,
             crate::vfs::tasks::KEEP_FINISHED,
             Some(cfg.state_dir().join("copies-in-progress.json")),
         );
-        let tasking = Tasking { tasks: Arc::new(tasks), locks: Arc::clone(&locks), copy_wait: s.copy_wait };
-        let downloads = download::Downloads::new(
-            policy::Rules::new(&cfg.raw.clients),
-            sign::Signer::new(sign_key),
-            s.sign_ttl,
-            s.prefix.clone(),
-        );
+        App::assemble(cfg, table, fs, locks, Arc::new(tasks), sign::Signer::new(sign_key))
+    }
+
+    /// The App for a reloaded `cfg` serving `table`: new users, client rules, prefix
+    /// and limits, and the same WebDAV locks, dead properties, copy tasks and signing key.
+    pub fn successor(&self, cfg: &Config, table: Arc<MountTable>) -> App {
+        let fs = self.fs.with_table(Arc::clone(&table));
+        let tasks = Arc::clone(&self.tasking.tasks);
+        App::assemble(cfg, table, fs, Arc::clone(&self.locks), tasks, self.downloads.signer.clone())
+    }
+
+    /// The App of `cfg` around its file system, lock table, copy tasks and link signer.
+    fn assemble(
+        cfg: &Config,
+        table: Arc<MountTable>,
+        fs: DavFs,
+        locks: Arc<LockTable>,
+        tasks: Arc<crate::vfs::tasks::Tasks>,
+        signer: sign::Signer,
+    ) -> App {
+        let s = &cfg.raw.server;
+        let dav = dav_config(&fs, &s.prefix);
+        let tasking = Tasking { tasks, locks: Arc::clone(&locks), copy_wait: s.copy_wait };
+        let downloads =
+            download::Downloads::new(policy::Rules::new(&cfg.raw.clients), signer, s.sign_ttl, s.prefix.clone());
         App {
             dav,
             fs,
@@ -94,6 +129,7 @@ impl App {
             realm: s.realm.clone(),
             table,
             body_timeout: s.body_timeout,
+            metrics: scrape::Access::new(s),
             tasking,
         }
     }
@@ -136,6 +172,11 @@ impl App {
         }
         if rest == "/-/health" {
             return self.health(req.headers(), peer.ip()).await;
+        }
+        if rest == "/-/metrics" {
+            let (h, ip) = (req.headers(), peer.ip());
+            return scrape::serve(&self.metrics, &self.auth, self.has_users, &self.table, h, ip, || self.challenge())
+                .await;
         }
         let is_get = req.method() == Method::GET || req.method() == Method::HEAD;
         let sign = if is_get { query_param(req.uri().query().unwrap_or(""), "sign") } else { None };
@@ -392,6 +433,17 @@ impl App {
         let mut r = status(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body.to_string());
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
+    }
+}
+
+/// dav-server's configuration over `fs` below `prefix` (the lock system is bound per
+/// request).
+fn dav_config(fs: &DavFs, prefix: &str) -> DavConfig<RequestCtx> {
+    let dav = DavHandler::builder().filesystem(Box::new(fs.clone())).read_buf_size(256 * 1024).autoindex(true);
+    if prefix.is_empty() {
+        dav
+    } else {
+        dav.strip_prefix(prefix.to_string())
     }
 }
 

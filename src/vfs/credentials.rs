@@ -28,6 +28,14 @@
 //! `AuthLost` and a `pandav login …` hint, without asking the provider again, until the
 //! state file holds a different grant (a new login, another process) — which is then
 //! adopted.
+//!
+//! Where the saved grant lives is the [`Store`]'s business: the state file and an
+//! `fs4` lock beside it (the default), or — with `[server] state = "redis://…"`, for
+//! several replicas — a Redis hash and a lock key (see [`redis_store`]): the lock is
+//! `SET NX PX` with a random token, kept alive while held, and the write is a
+//! compare-and-set on the hash's generation, so a holder whose lock expired can never
+//! overwrite a pair saved after it read the state. Without Redis a refresh waits (it
+//! never refreshes without the lock), and a write is retried until Redis is back.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -86,6 +94,9 @@ pub struct StateFile {
     pub seed: String,
     /// The config has no secret: any saved grant is the user's.
     pub accept_any_seed: bool,
+    /// The saved grant is in Redis under this key, not in `path` (`[server] state`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<crate::state::SharedKey>,
 }
 
 /// What a state file holds, read without judging it.
@@ -102,7 +113,55 @@ impl StateFile {
             path: path.to_path_buf(),
             seed: fingerprint(config_secret),
             accept_any_seed: config_secret.is_empty(),
+            shared: None,
         }
+    }
+
+    /// The state of a mount's handle: its file, or its Redis key when the state is shared.
+    pub fn for_handle(state: &StateHandle, config_secret: &str) -> StateFile {
+        StateFile { shared: state.shared().cloned(), ..StateFile::new(state.path(), config_secret) }
+    }
+
+    /// Where the grant is kept, for messages.
+    pub fn describe(&self) -> String {
+        match &self.shared {
+            Some(k) => k.describe(),
+            None => format!("file {}", self.path.display()),
+        }
+    }
+
+    /// The saved document's bytes (`None`: nothing saved).
+    fn read_bytes(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some(k) = &self.shared {
+            return redis_store::read_blocking(k);
+        }
+        match std::fs::read(&self.path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => anyhow::bail!("cannot read {}: {e}", self.path.display()),
+        }
+    }
+
+    fn judge<T: Grant>(&self, bytes: &[u8]) -> anyhow::Result<Saved<T>> {
+        let v: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|_| anyhow::anyhow!("state {} is not valid JSON", self.describe()))?;
+        if v.get("seed").and_then(|s| s.as_str()) != Some(self.seed.as_str()) && !self.accept_any_seed {
+            return Ok(Saved::OtherSeed);
+        }
+        let data = v.get("data").cloned().unwrap_or_default();
+        serde_json::from_value::<T>(data)
+            .map(Saved::Grant)
+            .map_err(|e| anyhow::anyhow!("state {} has unusable credentials: {e}", self.describe()))
+    }
+
+    /// The document a write saves.
+    fn document<T: Grant>(&self, t: &T) -> std::io::Result<Vec<u8>> {
+        let doc = serde_json::json!({
+            "seed": self.seed,
+            "saved_at": now_unix(),
+            "data": serde_json::to_value(t).map_err(std::io::Error::other)?,
+        });
+        serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)
     }
 
     /// The lock file beside the state file (`.<name>.lock`).
@@ -112,20 +171,10 @@ impl StateFile {
     }
 
     fn read_raw<T: Grant>(&self) -> anyhow::Result<Saved<T>> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Saved::None),
-            Err(e) => anyhow::bail!("cannot read {}: {e}", self.path.display()),
-        };
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|_| anyhow::anyhow!("state file {} is not valid JSON", self.path.display()))?;
-        if v.get("seed").and_then(|s| s.as_str()) != Some(self.seed.as_str()) && !self.accept_any_seed {
-            return Ok(Saved::OtherSeed);
+        match self.read_bytes()? {
+            None => Ok(Saved::None),
+            Some(bytes) => self.judge(&bytes),
         }
-        let data = v.get("data").cloned().unwrap_or_default();
-        serde_json::from_value::<T>(data)
-            .map(Saved::Grant)
-            .map_err(|e| anyhow::anyhow!("state file {} has unusable credentials: {e}", self.path.display()))
     }
 
     /// The saved grant when it descends from the configured secret; `None` when there is
@@ -137,11 +186,71 @@ impl StateFile {
         }
     }
 
-    /// Take the cross-process lock (waiting in a blocking thread).
+    /// Take the cross-process lock: the lock file (waiting in a blocking thread), or the
+    /// Redis lock (waiting while Redis is unreachable, up to a bound).
     pub async fn lock(&self) -> std::io::Result<Locked> {
-        let p = self.lock_path();
-        let file = tokio::task::spawn_blocking(move || lock_file(&p)).await.map_err(std::io::Error::other)??;
-        Ok(Locked { _file: file, file_state: self.clone() })
+        let held: Box<dyn Store> = match &self.shared {
+            Some(k) => Box::new(redis_store::lock(k).await?),
+            None => {
+                let p = self.lock_path();
+                let file =
+                    tokio::task::spawn_blocking(move || lock_file(&p)).await.map_err(std::io::Error::other)??;
+                Box::new(FileStore { _file: file, path: self.path.clone() })
+            }
+        };
+        Ok(Locked { held, file_state: self.clone() })
+    }
+}
+
+/// The saved grant under the cross-process lock: what a [`Locked`] reads and writes
+/// through. Released when dropped ([`Store::release`] first, where it can be awaited).
+#[async_trait]
+trait Store: Send + Sync {
+    /// The saved document now (`None`: nothing saved).
+    fn read(&self) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Save `doc` durably; refused when someone saved another one since this lock read
+    /// the state.
+    async fn write(&self, doc: &[u8]) -> std::io::Result<()>;
+    /// Whether the lock is still ours (a Redis lock can expire).
+    fn held(&self) -> bool {
+        true
+    }
+    /// Mark that a refresh of the saved grant starts now, while the lock is ours (for
+    /// Redis: checked and marked in one step); refused when the lock is not ours.
+    async fn begin(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    async fn release(self: Box<Self>) {}
+}
+
+/// The state file and its `fs4` lock (the lock ends with the file handle).
+struct FileStore {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+#[async_trait]
+impl Store for FileStore {
+    fn read(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        match std::fs::read(&self.path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => anyhow::bail!("cannot read {}: {e}", self.path.display()),
+        }
+    }
+
+    async fn write(&self, data: &[u8]) -> std::io::Result<()> {
+        let mut last = None;
+        for i in 0..5u64 {
+            let (p, d) = (self.path.clone(), data.to_vec());
+            match tokio::task::spawn_blocking(move || crate::state::write_atomic(&p, &d)).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => last = Some(e),
+                Err(e) => last = Some(std::io::Error::other(e)),
+            }
+            tokio::time::sleep(Duration::from_millis(100 * (i + 1))).await;
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("write failed")))
     }
 }
 
@@ -154,38 +263,49 @@ fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-/// The state file, locked against other processes until dropped. The only way to write
-/// credentials into a state file.
+/// The saved grant, locked against other processes until dropped. The only way to
+/// write credentials into a mount's state.
 pub struct Locked {
-    _file: std::fs::File,
+    held: Box<dyn Store>,
     file_state: StateFile,
 }
 
 impl Locked {
     pub fn read<T: Grant>(&self) -> Option<T> {
-        self.file_state.read()
+        match self.held.read() {
+            Ok(Some(b)) => match self.file_state.judge(&b) {
+                Ok(Saved::Grant(t)) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
-    /// Write `t` atomically and durably (temp file, fsync, rename, fsync folder); tried
-    /// a few times, because a grant the provider just issued has no other copy.
+    /// Write `t` durably: for a file atomically (temp file, fsync, rename, fsync
+    /// folder), tried a few times; in Redis by compare-and-set, retried while Redis is
+    /// unreachable — a grant the provider just issued has no other copy.
     pub async fn write<T: Grant>(&self, t: &T) -> std::io::Result<()> {
-        let doc = serde_json::json!({
-            "seed": self.file_state.seed,
-            "saved_at": now_unix(),
-            "data": serde_json::to_value(t).map_err(std::io::Error::other)?,
-        });
-        let data = serde_json::to_vec_pretty(&doc).map_err(std::io::Error::other)?;
-        let mut last = None;
-        for i in 0..5u64 {
-            let (p, d) = (self.file_state.path.clone(), data.clone());
-            match tokio::task::spawn_blocking(move || crate::state::write_atomic(&p, &d)).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => last = Some(e),
-                Err(e) => last = Some(std::io::Error::other(e)),
-            }
-            tokio::time::sleep(Duration::from_millis(100 * (i + 1))).await;
-        }
-        Err(last.unwrap_or_else(|| std::io::Error::other("write failed")))
+        let data = self.file_state.document(t)?;
+        self.held.write(&data).await
+    }
+
+    /// Whether the lock is still ours (a Redis lock whose keeper could not reach Redis
+    /// for the lock's lifetime is not).
+    pub fn held(&self) -> bool {
+        self.held.held()
+    }
+
+    /// Mark that a refresh of the saved grant starts now, under this lock. With Redis,
+    /// refused when the lock is no longer ours; until this holder writes or releases,
+    /// the next holder waits (even after this lock expired), since the old refresh
+    /// token may be spent already. For a state file, a no-op.
+    pub async fn begin_refresh(&self) -> std::io::Result<()> {
+        self.held.begin().await
+    }
+
+    /// Let go of the lock now (also done, less promptly, when dropped).
+    pub async fn release(self) {
+        self.held.release().await
     }
 }
 
@@ -236,16 +356,51 @@ pub async fn run_job<T: Grant>(file: &StateFile, held: &T, r: &dyn Refresh<T>) -
     let lock = file.lock().await.map_err(|e| RefreshError::Transient(format!("cannot lock the state: {e}")))?;
     if let Some(saved) = lock.read::<T>() {
         if !saved.rotating().is_empty() && saved.rotating() != held.rotating() {
-            tracing::info!(file = %file.path.display(), "adopting credentials rotated by another pandav process");
+            tracing::info!(file = %file.describe(), "adopting credentials rotated by another pandav process");
+            lock.release().await;
             return Ok(Refreshed { grant: saved, adopted: true });
         }
     }
-    let new = r.refresh(held).await?;
+    if !lock.held() {
+        // Someone else may hold it now and be refreshing this very grant.
+        lock.release().await;
+        return Err(RefreshError::Transient("the refresh lock expired before the refresh".into()));
+    }
+    if let Err(e) = lock.begin_refresh().await {
+        lock.release().await;
+        return Err(RefreshError::Transient(format!("the refresh could not be started under the lock: {e}")));
+    }
+    let new = match r.refresh(held).await {
+        Ok(n) => n,
+        Err(e) => {
+            lock.release().await;
+            return Err(e);
+        }
+    };
     if let Err(e) = lock.write(&new).await {
         // The old grant is void at the provider: keep the new one in memory at least.
-        tracing::error!(file = %file.path.display(), "could not save rotated credentials: {e}");
+        tracing::error!(file = %file.describe(), "could not save rotated credentials: {e}");
+        if file.shared.is_some() {
+            rescue(file, &new);
+        }
     }
+    lock.release().await;
     Ok(Refreshed { grant: new, adopted: false })
+}
+
+/// The last resort for a rotated grant Redis would not take: the state file path on
+/// this machine (`pandav login` can restore from it by hand), with an error saying so.
+fn rescue<T: Grant>(file: &StateFile, t: &T) {
+    let rescue = file.path.with_extension("rescued.json");
+    match file.document(t).and_then(|d| crate::state::write_atomic(&rescue, &d)) {
+        Ok(()) => tracing::error!(
+            "the rotated credentials of {} are saved in {} only: put them back into Redis \
+             (or delete the Redis key and restart with them as the state file)",
+            file.describe(),
+            rescue.display()
+        ),
+        Err(e) => tracing::error!("could not rescue the rotated credentials of {}: {e}", file.describe()),
+    }
 }
 
 /// A mount's refresher with its grant type erased, for the helper process (which knows
@@ -366,7 +521,8 @@ pub fn helper_main(build: impl FnOnce(&MountSource) -> anyhow::Result<Box<dyn Er
         Ok(r) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             match rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(120), r.run(&job.file, job.held)).await })
+                // Long enough for a write that waits for Redis to come back.
+                .block_on(async { tokio::time::timeout(HELPER_TIMEOUT, r.run(&job.file, job.held)).await })
             {
                 Ok(a) => a,
                 Err(_) => Err(RefreshError::Transient("refresh timed out".into())),
@@ -378,6 +534,10 @@ pub fn helper_main(build: impl FnOnce(&MountSource) -> anyhow::Result<Box<dyn Er
     let _ = std::io::stdout().flush();
     0
 }
+
+/// How long one helper job may take: the provider's answer (two minutes at most) and a
+/// write that may wait for Redis to come back ([`redis_store::WRITE_PATIENCE`]).
+const HELPER_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Refresh jobs running in this process, and whether shutdown has begun.
 struct Barrier {
@@ -489,10 +649,10 @@ impl<T: Grant> Credentials<T> {
     /// when there is none or the user configured a new secret. A state file that cannot
     /// be read is an error: it may hold the only live token.
     pub fn restore(state: &StateHandle, config_secret: &str, from_config: T) -> anyhow::Result<Credentials<T>> {
-        let file = StateFile::new(state.path(), config_secret);
+        let file = StateFile::for_handle(state, config_secret);
         let value = match file.read_raw::<T>()? {
             Saved::Grant(t) => {
-                tracing::info!(file = %file.path.display(), "using saved credentials (newer than config)");
+                tracing::info!(file = %file.describe(), "using saved credentials (newer than config)");
                 t
             }
             Saved::None | Saved::OtherSeed => from_config,
@@ -553,6 +713,10 @@ impl<T: Grant> Credentials<T> {
     }
 
     fn state_mtime(&self) -> Option<SystemTime> {
+        if self.file.shared.is_some() {
+            // No mtime in Redis: a latched mount looks again every LATCH_RECHECK.
+            return None;
+        }
         std::fs::metadata(&self.file.path).and_then(|m| m.modified()).ok()
     }
 
@@ -565,7 +729,7 @@ impl<T: Grant> Credentials<T> {
     }
 
     fn latch_with(&self, message: String, dead: String) {
-        tracing::error!(file = %self.file.path.display(), "{message}");
+        tracing::error!(file = %self.file.describe(), "{message}");
         *self.latch.lock().unwrap() = Some(Latch { message, dead, mtime: self.state_mtime(), checked: Instant::now() });
     }
 
@@ -586,7 +750,7 @@ impl<T: Grant> Credentials<T> {
         };
         match self.file.read::<T>() {
             Some(saved) if !saved.rotating().is_empty() && saved.rotating() != dead => {
-                tracing::info!(file = %self.file.path.display(), "new credentials in the state file: resuming");
+                tracing::info!(file = %self.file.describe(), "new credentials in the state file: resuming");
                 self.install(saved);
                 *self.latch.lock().unwrap() = None;
                 *self.failed.lock().unwrap() = None;
@@ -635,23 +799,27 @@ impl<T: Grant> Credentials<T> {
                 *self.failed.lock().unwrap() = None;
                 *self.cooldown_until.lock().unwrap() = (None, self.cooldown.first);
                 self.refreshes.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::refresh(if adopted { "adopted" } else { "rotated" });
                 Ok(Refreshed { grant: self.install(grant), adopted })
             }
             Err(e) => {
                 let de = match e {
                     RefreshError::Dead(m) => {
+                        crate::metrics::refresh("dead");
                         self.latch_with(m.clone(), cur.rotating().to_string());
                         DriveError::AuthLost(m)
                     }
                     RefreshError::TooFrequent => {
+                        crate::metrics::refresh("too_frequent");
                         let mut cd = self.cooldown_until.lock().unwrap();
                         let wait = cd.1;
                         *cd = (Some(Instant::now() + wait), (wait * 2).min(self.cooldown.max));
-                        tracing::warn!(file = %self.file.path.display(), "refreshed too often; waiting {wait:?}");
+                        tracing::warn!(file = %self.file.describe(), "refreshed too often; waiting {wait:?}");
                         DriveError::RateLimited { retry_after: Some(wait) }
                     }
                     RefreshError::Transient(m) => {
-                        tracing::warn!(file = %self.file.path.display(), "credential refresh failed: {m}");
+                        crate::metrics::refresh("transient");
+                        tracing::warn!(file = %self.file.describe(), "credential refresh failed: {m}");
                         DriveError::upstream(format!("token refresh failed: {m}"))
                     }
                 };
@@ -691,11 +859,334 @@ impl<T: Grant> Credentials<T> {
     /// Save a grant from a login (`pandav login …`) under the lock, and use it.
     pub async fn save_login(&self, t: T) -> std::io::Result<()> {
         let lock = self.file.lock().await?;
-        lock.write(&t).await?;
-        drop(lock);
+        let written = lock.write(&t).await;
+        lock.release().await;
+        written?;
         self.install(t);
         *self.latch.lock().unwrap() = None;
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The Redis store
+
+/// Credentials in Redis (`[server] state = "redis://…"`), for replicas that share them.
+///
+/// - the grant: a hash `<ns>:cred:<mount>` with `doc` (the same document as the state
+///   file) and `gen`, bumped by every write;
+/// - the lock: `<ns>:cred:<mount>:lock`, `SET NX PX` with a random token; its holder
+///   extends it every third of its lifetime and deletes it (if still its own) when done;
+/// - a write is a compare-and-set on `gen` against what the lock read: a holder whose
+///   lock expired (a pause, a partition) and under which someone else saved a newer pair
+///   is refused, so it can never put back a pair that was rotated away.
+///
+/// Unreachable Redis: taking the lock waits (up to [`LOCK_PATIENCE`]), so no refresh runs
+/// without it; a write is retried (up to [`WRITE_PATIENCE`]), then rescued to a file.
+pub mod redis_store {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use async_trait::async_trait;
+
+    use crate::state::shared::Shared;
+    use crate::state::SharedKey;
+
+    /// A held lock lives this long without being extended.
+    pub const LOCK_TTL: Duration = Duration::from_secs(30);
+    /// How long taking the lock may wait (for another holder, or for Redis).
+    pub const LOCK_PATIENCE: Duration = Duration::from_secs(120);
+    /// How long a write of a rotated grant is retried while Redis is unreachable.
+    pub const WRITE_PATIENCE: Duration = Duration::from_secs(300);
+    /// How long a refresh marked as started may still end in a write: its job's bound
+    /// ([`super::HELPER_TIMEOUT`]) and a margin. Until then nobody refreshes the grant
+    /// again, even when the lock of the one that started it expired (Redis was away
+    /// longer than [`LOCK_TTL`] while it waited for the provider or retried its write):
+    /// the old refresh token may already be spent.
+    pub const PENDING_MAX: Duration = Duration::from_secs(660);
+
+    const EXTEND: &str = r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+    /// KEYS: lock, grant. Let go of the lock and of a refresh mark, where they are ours.
+    const RELEASE: &str = r"
+if redis.call('HGET', KEYS[2], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[2], 'pending', 'pending_at') end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+    /// KEYS: lock. Let go of the lock only (a lock dropped unreleased: whether its
+    /// refresh reached the provider is unknown, so its mark stays).
+    const RELEASE_LOCK: &str =
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+    /// The write clears any refresh mark: the saved grant is the newest.
+    const WRITE: &str = r"
+local g = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+if g ~= tonumber(ARGV[1]) then return -1 end
+redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'gen', g + 1)
+redis.call('HDEL', KEYS[1], 'pending', 'pending_at')
+return g + 1";
+    /// KEYS: lock, grant. Mark a refresh as started, only while the lock is ours.
+    const BEGIN: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], 'pending', ARGV[1], 'pending_at', ARGV[2])
+return 1";
+
+    struct Scripts {
+        extend: redis::Script,
+        release: redis::Script,
+        release_lock: redis::Script,
+        write: redis::Script,
+        begin: redis::Script,
+    }
+
+    fn scripts() -> &'static Scripts {
+        static S: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+        S.get_or_init(|| Scripts {
+            extend: redis::Script::new(EXTEND),
+            release: redis::Script::new(RELEASE),
+            release_lock: redis::Script::new(RELEASE_LOCK),
+            write: redis::Script::new(WRITE),
+            begin: redis::Script::new(BEGIN),
+        })
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    fn store(k: &SharedKey) -> std::io::Result<Arc<Shared>> {
+        Shared::get_or_open(&k.url).map_err(|e| std::io::Error::other(format!("{e:#}")))
+    }
+
+    fn lock_key(k: &SharedKey) -> String {
+        format!("{}:lock", k.key)
+    }
+
+    /// The saved document, read on a blocking connection (a mount being built, the
+    /// dead-login latch). A Redis that does not answer is tried for a few seconds.
+    pub fn read_blocking(k: &SharedKey) -> anyhow::Result<Option<Vec<u8>>> {
+        let s = Shared::get_or_open(&k.url)?;
+        let mut last = None;
+        for i in 0..5u64 {
+            match s.query_blocking::<Option<Vec<u8>>>(redis::cmd("HGET").arg(&k.key).arg("doc")) {
+                Ok(v) => return Ok(v),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(200 * (i + 1)));
+        }
+        Err(s.err(last.expect("an error")))
+    }
+
+    /// The lock, held: what it read, and the keeper that extends it.
+    pub struct RedisLock {
+        s: Arc<Shared>,
+        key: String,
+        lock: String,
+        token: String,
+        doc: Option<Vec<u8>>,
+        gen: AtomicU64,
+        held: Arc<AtomicBool>,
+        keeper: tokio::task::JoinHandle<()>,
+        released: AtomicBool,
+    }
+
+    /// Take the lock of `k` and read the grant under it.
+    pub async fn lock(k: &SharedKey) -> std::io::Result<RedisLock> {
+        let s = store(k)?;
+        let lock = lock_key(k);
+        let token = hex::encode(rand::random::<[u8; 16]>());
+        let ttl_ms = LOCK_TTL.as_millis() as u64;
+        let started = Instant::now();
+        let (mut warned, mut warned_pending) = (false, false);
+        let (doc, gen) = loop {
+            if started.elapsed() > LOCK_PATIENCE {
+                return Err(std::io::Error::other(format!(
+                    "the refresh lock {lock} in {} could not be taken within {LOCK_PATIENCE:?}",
+                    s.shown()
+                )));
+            }
+            let wait = Duration::from_millis(50 + rand::random::<u64>() % 150);
+            let r: redis::RedisResult<Option<String>> =
+                s.query(redis::cmd("SET").arg(&lock).arg(&token).arg("NX").arg("PX").arg(ttl_ms)).await;
+            match r {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!("cannot take the refresh lock {lock}: {} (waiting)", s.err(e));
+                        warned = true;
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            // Read under the lock (retried: we hold it, Redis may blink).
+            let mut tries = 0;
+            let (doc, gen, pending_at) = loop {
+                // (the grant document, its generation, when a refresh was marked)
+                type Row = (Option<Vec<u8>>, Option<u64>, Option<u64>);
+                let r: redis::RedisResult<Row> =
+                    s.query(redis::cmd("HMGET").arg(&k.key).arg("doc").arg("gen").arg("pending_at")).await;
+                match r {
+                    Ok((d, g, p)) => break (d, g.unwrap_or(0), p),
+                    Err(e) if tries < 20 => {
+                        tries += 1;
+                        tracing::debug!("reading {} under the lock: {}", k.key, s.err(e));
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => {
+                        let _: redis::RedisResult<i64> =
+                            s.script(&scripts().release, &[&lock, &k.key], &[&token]).await;
+                        return Err(std::io::Error::other(format!("{:#}", s.err(e))));
+                    }
+                }
+            };
+            match pending_at {
+                // A holder before us started a refresh and has not saved its result
+                // (its lock expired while Redis was away): its write may still come.
+                Some(at) if now_ms().saturating_sub(at) < PENDING_MAX.as_millis() as u64 => {
+                    if !warned_pending {
+                        tracing::warn!(
+                            "{}: a refresh started by another process has not saved its result yet; waiting for it",
+                            k.key
+                        );
+                        warned_pending = true;
+                    }
+                    let _: redis::RedisResult<i64> = s.script(&scripts().release, &[&lock, &k.key], &[&token]).await;
+                    tokio::time::sleep(wait * 2).await;
+                }
+                Some(_) => {
+                    tracing::error!(
+                        "{}: a refresh started over {PENDING_MAX:?} ago never saved its result; \
+                         going on with the saved grant (if it was spent, log in again)",
+                        k.key
+                    );
+                    break (doc, gen);
+                }
+                None => break (doc, gen),
+            }
+        };
+        let held = Arc::new(AtomicBool::new(true));
+        let keeper = {
+            let (s, lock, token, held) = (Arc::clone(&s), lock.clone(), token.clone(), Arc::clone(&held));
+            tokio::spawn(async move {
+                let mut last_ok = Instant::now();
+                loop {
+                    tokio::time::sleep(LOCK_TTL / 3).await;
+                    let r: redis::RedisResult<i64> =
+                        s.script(&scripts().extend, &[&lock], &[&token, &(ttl_ms as i64)]).await;
+                    match r {
+                        Ok(1) => last_ok = Instant::now(),
+                        Ok(_) => {
+                            held.store(false, Ordering::SeqCst);
+                            tracing::warn!("the refresh lock {lock} was lost");
+                            return;
+                        }
+                        Err(_) if last_ok.elapsed() >= LOCK_TTL => {
+                            held.store(false, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+        };
+        Ok(RedisLock {
+            s,
+            key: k.key.clone(),
+            lock,
+            token,
+            doc,
+            gen: AtomicU64::new(gen),
+            held,
+            keeper,
+            released: AtomicBool::new(false),
+        })
+    }
+
+    #[async_trait]
+    impl super::Store for RedisLock {
+        fn read(&self) -> anyhow::Result<Option<Vec<u8>>> {
+            Ok(self.doc.clone())
+        }
+
+        async fn write(&self, doc: &[u8]) -> std::io::Result<()> {
+            let started = Instant::now();
+            let expect = self.gen.load(Ordering::SeqCst);
+            loop {
+                let r: redis::RedisResult<i64> =
+                    self.s.script(&scripts().write, &[&self.key], &[&(expect as i64), &doc]).await;
+                match r {
+                    Ok(n) if n > 0 => {
+                        self.gen.store(n as u64, Ordering::SeqCst);
+                        return Ok(());
+                    }
+                    Ok(_) => {
+                        return Err(std::io::Error::other(format!(
+                            "{} was saved by another process since this lock read it (generation {expect}): not overwritten",
+                            self.key
+                        )))
+                    }
+                    Err(e) if started.elapsed() < WRITE_PATIENCE => {
+                        tracing::warn!("saving {}: {} (retrying)", self.key, self.s.err(e));
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(std::io::Error::other(format!("{:#}", self.s.err(e)))),
+                }
+            }
+        }
+
+        fn held(&self) -> bool {
+            self.held.load(Ordering::SeqCst)
+        }
+
+        async fn begin(&self) -> std::io::Result<()> {
+            let mut tries = 0;
+            loop {
+                let r: redis::RedisResult<i64> =
+                    self.s.script(&scripts().begin, &[&self.lock, &self.key], &[&self.token, &(now_ms() as i64)]).await;
+                match r {
+                    Ok(1) => return Ok(()),
+                    Ok(_) => {
+                        self.held.store(false, Ordering::SeqCst);
+                        return Err(std::io::Error::other(format!("the refresh lock {} is no longer ours", self.lock)));
+                    }
+                    Err(e) if tries < 20 => {
+                        tries += 1;
+                        tracing::debug!("marking the refresh of {}: {}", self.key, self.s.err(e));
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(e) => return Err(std::io::Error::other(format!("{:#}", self.s.err(e)))),
+                }
+            }
+        }
+
+        async fn release(self: Box<Self>) {
+            self.keeper.abort();
+            self.released.store(true, Ordering::SeqCst);
+            let r: redis::RedisResult<i64> =
+                self.s.script(&scripts().release, &[&self.lock, &self.key], &[&self.token]).await;
+            if let Err(e) = r {
+                tracing::debug!("releasing {}: {} (it expires by itself)", self.lock, self.s.err(e));
+            }
+        }
+    }
+
+    impl Drop for RedisLock {
+        fn drop(&mut self) {
+            self.keeper.abort();
+            if self.released.load(Ordering::SeqCst) {
+                return;
+            }
+            // Not released by the owner (an early return): let go in the background; it
+            // expires by itself otherwise.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (s, lock, token) = (Arc::clone(&self.s), self.lock.clone(), self.token.clone());
+                rt.spawn(async move {
+                    let _: redis::RedisResult<i64> = s.script(&scripts().release_lock, &[&lock], &[&token]).await;
+                });
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod drive;
 pub mod error;
 pub mod hashcache;
 pub mod mount;
+pub mod shared_links;
 pub mod spool;
 pub mod table;
 pub mod tasks;

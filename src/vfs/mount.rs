@@ -125,9 +125,11 @@ const LINK_MARGIN: Duration = Duration::from_secs(60);
 const LINK_CACHE_SWEEP: usize = 4096;
 
 /// Download links keyed by (entry id, User-Agent): 115 binds links to the UA that asked.
+/// With shared state, backed by the fleet's links ([`super::shared_links`]).
 #[derive(Default)]
 pub struct LinkCache {
     slots: DashMap<(String, String), LinkSlot>,
+    shared: Option<super::shared_links::SharedLinks>,
 }
 
 impl LinkCache {
@@ -137,13 +139,27 @@ impl LinkCache {
         let mut guard = slot.lock().await;
         if let Some((link, until)) = guard.as_ref() {
             if tokio::time::Instant::now() < *until {
+                crate::metrics::cache("link", true);
                 return Ok(link.clone());
             }
         }
+        if let Some((link, ttl)) = match &self.shared {
+            Some(sh) => sh.get(entry, req).await,
+            None => None,
+        } {
+            crate::metrics::cache("link", true);
+            *guard = Some((link.clone(), tokio::time::Instant::now() + ttl));
+            return Ok(link);
+        }
+        crate::metrics::cache("link", false);
         let link = drive.link(entry, req).await?;
         let ttl = match link.expires_at {
             Some(t) => t.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LINK_MARGIN),
             None => LINK_TTL_DEFAULT,
+        };
+        let (link, ttl) = match &self.shared {
+            Some(sh) => sh.offer(entry, req, link, ttl).await,
+            None => (link, ttl),
         };
         *guard = Some((link.clone(), tokio::time::Instant::now() + ttl));
         drop(guard);
@@ -156,6 +172,14 @@ impl LinkCache {
 
     pub fn forget(&self, entry: &Entry, req: &LinkRequest) {
         self.slots.remove(&(entry.id.clone(), req.user_agent.clone()));
+    }
+
+    /// Drop a refused link here and, when shared, for the fleet.
+    pub async fn forget_shared(&self, entry: &Entry, req: &LinkRequest) {
+        self.forget(entry, req);
+        if let Some(sh) = &self.shared {
+            sh.forget(entry, req).await;
+        }
     }
 }
 
@@ -278,6 +302,12 @@ impl Mount {
         }
     }
 
+    /// Share download links with the other replicas (`[server] state = "redis://…"`).
+    pub fn with_shared_links(mut self, links: super::shared_links::SharedLinks) -> Mount {
+        self.links = Arc::new(LinkCache { slots: DashMap::new(), shared: Some(links) });
+        self
+    }
+
     pub fn path(&self) -> &str {
         &self.opts.path
     }
@@ -384,6 +414,7 @@ impl Mount {
             if let Ok(guard) = slot.cached.try_lock() {
                 if let Some(c) = guard.as_ref() {
                     if c.at.elapsed() < self.opts.cache_ttl || is_probe_name(name) {
+                        crate::metrics::cache("listing", true);
                         return c.find(name);
                     }
                 }
@@ -391,7 +422,8 @@ impl Mount {
         }
         if self.caps.fast_lookup {
             // A drive may find a lookup dearer than a (cached) listing for some folders:
-            // it says so with `Unsupported`, and the listing answers.
+            // it says so with `Unsupported`, and the listing answers (and counts the cache
+            // hit or miss itself).
             let mut supported = true;
             for n in name_forms(name) {
                 match self.drive.lookup(parent, &n).await {
@@ -401,12 +433,14 @@ impl Mount {
                     }
                     r => {
                         if let Some(e) = self.track(r)? {
+                            crate::metrics::cache("listing", false);
                             return Ok(e);
                         }
                     }
                 }
             }
             if supported {
+                crate::metrics::cache("listing", false);
                 return Err(DriveError::NotFound);
             }
         }
@@ -420,9 +454,11 @@ impl Mount {
         let mut guard = slot.cached.lock().await;
         if let Some(c) = guard.as_ref() {
             if c.at.elapsed() < self.opts.cache_ttl {
+                crate::metrics::cache("listing", true);
                 return Ok(Arc::clone(c));
             }
         }
+        crate::metrics::cache("listing", false);
         let c = Arc::new(Cached::new(Arc::new(self.track(self.drive.list(dir).await)?)));
         // A listing nobody may reuse (cache_ttl 0, local folders) is not kept: a folder of
         // 100,000 files would hold ~20 MiB until the next request for it.

@@ -167,7 +167,7 @@ impl Resume {
                 Ok(s) => return Ok(s),
                 Err(FetchError::LinkRefused(code)) if attempt == 0 => {
                     tracing::info!(mount = %self.src.path, file = %self.entry.name, "link refused ({code}), asking for a new one");
-                    self.src.cache.forget(&self.entry, &self.req);
+                    self.src.cache.forget_shared(&self.entry, &self.req).await;
                 }
                 Err(FetchError::LinkRefused(code)) => {
                     return Err(DriveError::upstream(format!("provider refused a fresh link ({code})")))

@@ -297,6 +297,25 @@ impl Server {
         }
     }
 
+    /// Wait (at most `timeout`) for the process to exit by itself; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "pandav did not exit within {timeout:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Send `signal` (`"TERM"`, `"HUP"`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let st = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill");
+        assert!(st.success(), "kill -{signal} {pid} failed");
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
