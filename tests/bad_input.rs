@@ -481,3 +481,30 @@ fn overlong_names_get_one_answer_on_every_route() {
     let resp = req(&srv, "GET", "/local/keep.bin", "", b"");
     assert!(String::from_utf8_lossy(&resp).ends_with("old contents"), "the MOVE source is still there");
 }
+
+/// PROPPATCH is all or nothing (RFC 4918 §9.2): a dead property the store refuses
+/// (past its 256 properties per resource) must leave the file's time and the other properties of the
+/// request untouched. The time was set first, then the property refused.
+#[test]
+fn a_refused_proppatch_changes_nothing() {
+    let (t, srv) = fixture();
+    let file = t.join("root/inside.txt");
+    let before = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let many: String = (0..300).map(|i| format!("<X:p{i}>v</X:p{i}>")).collect();
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\" ?><D:propertyupdate xmlns:D=\"DAV:\" \
+         xmlns:Z=\"urn:schemas-microsoft-com:\" xmlns:X=\"urn:x\"><D:set><D:prop>\
+         <Z:Win32LastModifiedTime>Sat, 03 Feb 2001 04:05:06 GMT</Z:Win32LastModifiedTime>\
+         <X:small>kept?</X:small>{many}</D:prop></D:set></D:propertyupdate>"
+    );
+    let resp = String::from_utf8_lossy(&req(&srv, "PROPPATCH", "/local/inside.txt", "", body.as_bytes())).to_string();
+    assert!(resp.starts_with("HTTP/1.1 207"), "{:.200}", resp);
+    assert!(resp.contains("507"), "the properties past the cap are refused: {:.600}", resp);
+    assert!(!resp.contains(" 200 "), "nothing may report success: {:.600}", resp);
+    let after = std::fs::metadata(&file).unwrap().modified().unwrap();
+    assert_eq!(before, after, "the file's time changed although the PROPPATCH failed");
+    let find = "<?xml version=\"1.0\"?><D:propfind xmlns:D=\"DAV:\" xmlns:X=\"urn:x\"><D:prop><X:small/></D:prop></D:propfind>";
+    let resp = String::from_utf8_lossy(&req(&srv, "PROPFIND", "/local/inside.txt", "Depth: 0\r\n", find.as_bytes()))
+        .to_string();
+    assert!(!resp.contains("kept?"), "a property of the refused PROPPATCH was stored: {resp}");
+}

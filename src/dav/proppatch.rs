@@ -242,13 +242,38 @@ impl Proppatch<'_> {
             .collect();
         let failed = status.iter().any(|s| *s != StatusCode::OK);
         if !failed {
+            // Dead properties first (the store applies all or none), then the time: a
+            // refused property must not leave a changed mtime behind (RFC 4918 §9.2).
+            let dead: Vec<(usize, (bool, DavProp))> = plan
+                .iter()
+                .enumerate()
+                .filter_map(|(n, i)| match &i.what {
+                    What::Dead(xml) => Some((n, (i.set, dav_prop(i, xml.clone())))),
+                    _ => None,
+                })
+                .collect();
+            let (at, patch): (Vec<usize>, Vec<(bool, DavProp)>) = dead.into_iter().unzip();
+            let mut undo = Vec::with_capacity(patch.len());
+            for (_, p) in &patch {
+                let old = self.fs.props().get(path, p).await;
+                undo.push((old.is_some(), DavProp { xml: old, ..p.clone() }));
+            }
+            if !patch.is_empty() {
+                for (n, (code, _)) in at.iter().zip(self.fs.props().patch(path, patch).await) {
+                    status[*n] = code;
+                }
+            }
+            let stored = status.iter().all(|s| *s == StatusCode::OK);
             let mtime = plan.iter().rev().find_map(|i| match i.what {
                 What::Mtime(s) => Some(s),
                 _ => None,
             });
-            if let Some(secs) = mtime {
+            if let (true, Some(secs)) = (stored, mtime) {
                 if let Err(e) = m.set_mtime(&rel, UNIX_EPOCH + Duration::from_secs(secs)).await {
                     tracing::info!(path = %Esc(path), "setting mtime failed: {e}");
+                    if !undo.is_empty() {
+                        self.fs.props().patch(path, undo).await;
+                    }
                     for (s, i) in status.iter_mut().zip(&plan) {
                         *s = if matches!(i.what, What::Mtime(_)) {
                             StatusCode::FORBIDDEN
@@ -262,21 +287,6 @@ impl Proppatch<'_> {
         if status.iter().any(|s| *s != StatusCode::OK) {
             for s in status.iter_mut().filter(|s| **s == StatusCode::OK) {
                 *s = StatusCode::FAILED_DEPENDENCY;
-            }
-        } else {
-            let dead: Vec<(usize, (bool, DavProp))> = plan
-                .iter()
-                .enumerate()
-                .filter_map(|(n, i)| match &i.what {
-                    What::Dead(xml) => Some((n, (i.set, dav_prop(i, xml.clone())))),
-                    _ => None,
-                })
-                .collect();
-            if !dead.is_empty() {
-                let (at, patch): (Vec<usize>, Vec<(bool, DavProp)>) = dead.into_iter().unzip();
-                for (n, (code, _)) in at.into_iter().zip(self.fs.props().patch(path, patch).await) {
-                    status[n] = code;
-                }
             }
         }
         self.multistatus(path, entry.is_dir, &plan, &status)

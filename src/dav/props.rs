@@ -255,6 +255,14 @@ impl PropStore {
             };
             out.push((status, bare(p)));
         }
+        // RFC 4918 §9.2: all instructions or none. The callers work on copies and keep
+        // them only when every status is 200, so the ones that would have worked fail
+        // as dependencies.
+        if out.iter().any(|(s, _)| *s != http::StatusCode::OK) {
+            for (s, _) in out.iter_mut().filter(|(s, _)| *s == http::StatusCode::OK) {
+                *s = http::StatusCode::FAILED_DEPENDENCY;
+            }
+        }
         out
     }
 
@@ -262,10 +270,16 @@ impl PropStore {
         let Some(sh) = &self.shared else {
             let mut inner = self.write();
             let Inner { map, bytes } = &mut *inner;
-            let entry = map.entry(path.to_string()).or_default();
-            let out = self.apply(path, entry, bytes, &patch);
-            if entry.is_empty() {
-                map.remove(path);
+            let mut entry = map.get(path).cloned().unwrap_or_default();
+            let mut total = *bytes;
+            let out = self.apply(path, &mut entry, &mut total, &patch);
+            if out.iter().all(|(s, _)| *s == http::StatusCode::OK) {
+                *bytes = total;
+                if entry.is_empty() {
+                    map.remove(path);
+                } else {
+                    map.insert(path.to_string(), entry);
+                }
             }
             return out;
         };
@@ -284,6 +298,9 @@ impl PropStore {
             };
             let mut props = old_props.clone();
             let out = self.apply(path, &mut props, &mut total, &patch);
+            if out.iter().any(|(s, _)| *s != http::StatusCode::OK) {
+                return out;
+            }
             match Self::store(sh, path, &old, &old_props, &props).await {
                 Ok(true) => return out,
                 Ok(false) => tokio::task::yield_now().await,
