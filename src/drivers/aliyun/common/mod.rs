@@ -58,6 +58,20 @@ pub mod passport;
 pub mod signature;
 pub mod upload;
 
+/// What the writable Aliyun drives (consumer and Open) can do: the same API shape, so
+/// the same capabilities; rapid put follows the mount's `rapid_upload` option.
+pub fn writable_caps(rapid_upload: bool) -> crate::vfs::Caps {
+    crate::vfs::Caps {
+        links: true,
+        rapid_upload_sha1: rapid_upload,
+        rapid_put: rapid_upload,
+        server_side_copy: true,
+        refresh: true,
+        fast_lookup: true,
+        ..crate::vfs::Caps::default()
+    }
+}
+
 /// Hosts (ref §1.1). Every one can be overridden through a mount's `endpoints`.
 pub mod hosts {
     /// Consumer and share API (alias `api.aliyundrive.com`).

@@ -275,15 +275,7 @@ impl Drive for AliyunDrive {
     }
 
     fn caps(&self) -> Caps {
-        Caps {
-            links: true,
-            rapid_upload_sha1: self.opts.rapid_upload,
-            rapid_put: self.opts.rapid_upload,
-            server_side_copy: true,
-            refresh: true,
-            fast_lookup: true,
-            ..Caps::default()
-        }
+        super::common::writable_caps(self.opts.rapid_upload)
     }
 
     async fn init(&self) -> DriveResult<()> {
