@@ -121,6 +121,11 @@ pub struct ServerConfig {
     /// Copies and moves between mounts running at once; more are refused with 503.
     #[serde(default = "default_copy_tasks")]
     pub copy_tasks: usize,
+    /// Send local files with `sendfile` on plain HTTP/1 connections (the kernel moves
+    /// the bytes; pandav does not copy them). `false`: read and write them as on TLS
+    /// and HTTP/2.
+    #[serde(default = "default_sendfile")]
+    pub sendfile: bool,
 }
 
 impl Default for ServerConfig {
@@ -252,6 +257,10 @@ fn default_header_timeout() -> Duration {
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
 }
+fn default_sendfile() -> bool {
+    true
+}
+
 fn default_max_uploads() -> usize {
     64
 }

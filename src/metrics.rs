@@ -14,6 +14,7 @@
 //! | `pandav_downloads_total` | policy | GET/HEAD of files by download policy (`redirect`, `proxy`, `proxy_url`, `signed`) |
 //! | `pandav_download_bytes_total` | policy | file bytes streamed by pandav itself |
 //! | `pandav_proxy_streams_active` | | file bodies being streamed right now |
+//! | `pandav_zero_copy_bytes_total` | | of those bytes, the ones the kernel sent from a local file by `sendfile` |
 //! | `pandav_upstream_calls_total` | driver, endpoint, result | provider calls of the kit's call loop, one per attempt: `ok`, `throttled`, `retried`, `failed` |
 //! | `pandav_token_refreshes_total` | result | credential refreshes: `rotated`, `adopted`, `dead`, `too_frequent`, `transient` |
 //! | `pandav_cache_requests_total` | cache, result | `listing` and `link` cache lookups: `hit`, `miss` |
@@ -41,6 +42,7 @@ pub struct Metrics {
     cache: IntCounterVec,
     mounts: IntGaugeVec,
     reloads: IntCounterVec,
+    zero_copy: prometheus::IntCounter,
     endpoints: Mutex<HashSet<String>>,
 }
 
@@ -82,8 +84,15 @@ impl Metrics {
                 .expect("metric definition");
         r.register(Box::new(mounts.clone())).expect("metric registered once");
         let reloads = counter(&r, "pandav_config_reloads_total", "Configuration reloads (SIGHUP)", &["result"]);
+        let zero_copy = prometheus::IntCounter::new(
+            "pandav_zero_copy_bytes_total",
+            "File bytes the kernel sent from the page cache to the socket (sendfile)",
+        )
+        .expect("metric definition");
+        r.register(Box::new(zero_copy.clone())).expect("metric registered once");
         Metrics {
             registry: r,
+            zero_copy,
             reloads,
             requests,
             duration,
@@ -175,6 +184,11 @@ impl Drop for StreamGuard {
     fn drop(&mut self) {
         get().streams.dec();
     }
+}
+
+/// `n` file bytes sent by `sendfile` (also counted in `pandav_download_bytes_total`).
+pub fn zero_copy(n: usize) {
+    get().zero_copy.inc_by(n as u64);
 }
 
 /// What became of one attempt of the call loop.

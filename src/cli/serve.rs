@@ -173,6 +173,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         ("max_connections", a.max_connections != b.max_connections),
         ("header_timeout", a.header_timeout != b.header_timeout),
         ("idle_timeout", a.idle_timeout != b.idle_timeout),
+        ("sendfile", a.sendfile != b.sendfile),
         ("max_uploads", a.max_uploads != b.max_uploads),
         ("shutdown_grace", a.shutdown_grace != b.shutdown_grace),
         ("lock_max_timeout", a.lock_max_timeout != b.lock_max_timeout),

@@ -63,6 +63,8 @@ pub struct Ask<'a> {
     pub path: &'a str,
     /// Authorised by `?sign=` rather than by a user: always proxied.
     pub signed: bool,
+    /// The connection can send local files by `sendfile`.
+    pub splice: Option<&'a super::zerocopy::Splice>,
 }
 
 impl Downloads {
@@ -295,7 +297,18 @@ async fn proxy(
     if ask.method == Method::HEAD || start == end {
         return resp;
     }
-    match transfer::open_as(m, entry, ReadRange { start, end: Some(end) }, lr).await {
+    let range = ReadRange { start, end: Some(end) };
+    let opened =
+        match ask.splice {
+            Some(sp) if m.caps().local_read => match m.open_span(entry, range).await {
+                Ok(Some(span)) => Ok(Box::pin(super::zerocopy::body(sp.clone(), span.file, span.start, span.end))
+                    as crate::vfs::ByteStream),
+                Ok(None) => transfer::open_as(m, entry, range, lr).await,
+                Err(e) => Err(e),
+            },
+            _ => transfer::open_as(m, entry, range, lr).await,
+        };
+    match opened {
         Ok(stream) => {
             let counted = crate::metrics::StreamGuard::new(label);
             let stream = stream.inspect_ok(move |b| counted.sent(b.len()));

@@ -46,6 +46,8 @@ pub struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Local files by `sendfile` on plain HTTP/1 connections (`server.sendfile`).
+    pub sendfile: bool,
 }
 
 impl Limits {
@@ -58,6 +60,7 @@ impl Limits {
             max_connections: cfg.max_connections.unwrap_or(derived),
             header_timeout: cfg.header_timeout,
             idle_timeout: cfg.idle_timeout,
+            sendfile: cfg.sendfile,
         }
     }
 }
@@ -272,7 +275,7 @@ async fn accept_loop(
             let first_deadline = tokio::time::Instant::from_std(accepted + limits.header_timeout);
             let r = match tls {
                 Some(acc) => match tokio::time::timeout_at(first_deadline, acc.accept(stream)).await {
-                    Ok(Ok(s)) => serve_connection(s, apps, peer, limits, first_deadline, stop).await,
+                    Ok(Ok(s)) => serve_connection(s, None, apps, peer, limits, first_deadline, stop).await,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
                         return;
@@ -282,7 +285,11 @@ async fn accept_loop(
                         return;
                     }
                 },
-                None => serve_connection(stream, apps, peer, limits, first_deadline, stop).await,
+                None if limits.sendfile => {
+                    let (stream, splice) = super::zerocopy::SpliceStream::new(stream);
+                    serve_connection(stream, Some(splice), apps, peer, limits, first_deadline, stop).await
+                }
+                None => serve_connection(stream, None, apps, peer, limits, first_deadline, stop).await,
             };
             if let Err(e) = r {
                 tracing::debug!(%peer, "connection ended: {e}");
@@ -355,8 +362,11 @@ impl<B: http_body::Body + Unpin> http_body::Body for Tracked<B> {
     }
 }
 
+/// Serves one connection. `splice`: the stream sends local files by `sendfile` (a plain
+/// TCP connection), offered to its HTTP/1 requests.
 async fn serve_connection<S>(
     stream: S,
+    splice: Option<super::zerocopy::Splice>,
     apps: Arc<ArcSwap<App>>,
     peer: std::net::SocketAddr,
     limits: Limits,
@@ -373,7 +383,14 @@ where
         idle_since_ms: AtomicU64::new(0),
     });
     let act = Arc::clone(&activity);
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        // HTTP/2 streams interleave their frames: only HTTP/1 sends a body at a time,
+        // in order, as the placeholders need.
+        if let Some(sp) = &splice {
+            if req.version() < hyper::Version::HTTP_2 {
+                req.extensions_mut().insert(sp.clone());
+            }
+        }
         // The App in force now: a reload reaches open connections at their next request.
         let app = apps.load_full();
         // Counted here, not in the future: a future dropped unpolled still ends it.

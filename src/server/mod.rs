@@ -15,6 +15,7 @@ pub mod policy;
 pub mod scrape;
 pub mod sign;
 pub mod tls;
+pub mod zerocopy;
 
 pub use listen::{prepare, serve, serve_graceful, serve_with, Limits};
 
@@ -390,7 +391,8 @@ impl App {
             Err(crate::vfs::DriveError::NotFound) => return Some(status(StatusCode::NOT_FOUND, "not found\n")),
             Err(e) => return Some(download::error_response(&e)),
         };
-        let ask = download::Ask { method: req.method(), headers: req.headers(), path, signed };
+        let splice = req.extensions().get::<zerocopy::Splice>();
+        let ask = download::Ask { method: req.method(), headers: req.headers(), path, signed, splice };
         Some(self.downloads.serve(&ask, &m, &entry, ctx).await)
     }
 

@@ -44,6 +44,12 @@ pub trait Drive: Send + Sync + 'static {
         Err(DriveError::Unsupported("local reads"))
     }
 
+    /// `range` of `file` as an open local file, for a server that sends it without
+    /// reading it (`sendfile`); `None` where the bytes are not in a local file.
+    async fn open_span(&self, _file: &Entry, _range: ReadRange) -> DriveResult<Option<FileSpan>> {
+        Ok(None)
+    }
+
     async fn mkdir(&self, _parent: &Entry, _name: &str) -> DriveResult<Entry> {
         Err(DriveError::ReadOnly)
     }

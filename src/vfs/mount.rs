@@ -826,6 +826,11 @@ impl Mount {
         self.track(self.drive.read(entry, range).await)
     }
 
+    /// See `Drive::open_span`.
+    pub async fn open_span(&self, entry: &Entry, range: ReadRange) -> DriveResult<Option<FileSpan>> {
+        self.track(self.drive.open_span(entry, range).await)
+    }
+
     /// The drive's quota (`None` when it does not say), reused for a short while.
     pub async fn quota(&self) -> DriveResult<Option<Quota>> {
         let mut g = self.quota.lock().await;

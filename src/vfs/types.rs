@@ -77,6 +77,13 @@ pub struct ReadRange {
     pub end: Option<u64>,
 }
 
+/// A span `start..end` of an open local file (see `Drive::open_span`).
+pub struct FileSpan {
+    pub file: std::sync::Arc<std::fs::File>,
+    pub start: u64,
+    pub end: u64,
+}
+
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 /// A spooled upload: the whole body is on disk with its size and hashes known, so

@@ -219,56 +219,63 @@ fn chunk_stream(
     start: u64,
     end: u64,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send {
-    // Read-ahead for the whole span (advice only: its failure changes nothing). A start
-    // past the end (a range beyond the file) is an empty stream.
-    if let Some(len) = std::num::NonZeroU64::new(end.saturating_sub(start)) {
-        let _ = rustix::fs::fadvise(&*f, start, Some(len), rustix::fs::Advice::Sequential);
-    }
-    // The state: where the next chunk starts, and whether the file system can read
-    // without blocking (asked until it says it cannot).
-    futures_util::stream::try_unfold((start, true), move |(pos, mut nowait)| {
+    advise_sequential(&f, start, end);
+    futures_util::stream::try_unfold(start, move |pos| {
         let f = Arc::clone(&f);
         async move {
             if pos >= end {
                 return Ok(None);
             }
-            let want = (end - pos).min(READ_CHUNK) as usize;
-            let mut buf = Vec::with_capacity(want);
-            if nowait {
-                nowait = read_cached(&f, &mut buf, pos);
-            }
-            if buf.is_empty() {
-                buf = tokio::task::spawn_blocking(move || {
-                    let mut buf = buf;
-                    std::io::Seek::seek(&mut &*f, std::io::SeekFrom::Start(pos))?;
-                    // read_to_end fills the spare capacity without zeroing it first.
-                    std::io::Read::read_to_end(&mut std::io::Read::take(&*f, want as u64), &mut buf)?;
-                    Ok::<_, std::io::Error>(buf)
-                })
-                .await
-                .map_err(std::io::Error::other)??;
-            }
-            if buf.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the file got shorter while it was being sent",
-                ));
-            }
-            let next = pos + buf.len() as u64;
-            Ok(Some((bytes::Bytes::from(buf), (next, nowait))))
+            let chunk = read_chunk(f, pos, end).await?;
+            let next = pos + chunk.len() as u64;
+            Ok(Some((chunk, next)))
         }
     })
 }
 
+/// Read-ahead for the span `start..end` of `f` about to be sent (advice only: its
+/// failure changes nothing; an empty span asks for nothing).
+pub(crate) fn advise_sequential(f: &std::fs::File, start: u64, end: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(end.saturating_sub(start)) {
+        let _ = rustix::fs::fadvise(f, start, Some(len), rustix::fs::Advice::Sequential);
+    }
+}
+
+/// The next chunk (at most [`READ_CHUNK`] bytes, none past `end`) of `f` from `pos`:
+/// from the page cache without blocking when it is there, else read on the blocking
+/// pool. A file that ends before `end` is an error.
+pub(crate) async fn read_chunk(f: Arc<std::fs::File>, pos: u64, end: u64) -> std::io::Result<bytes::Bytes> {
+    let want = (end.saturating_sub(pos)).min(READ_CHUNK) as usize;
+    let mut buf = Vec::with_capacity(want);
+    read_cached(&f, &mut buf, pos);
+    if buf.is_empty() && want > 0 {
+        buf = tokio::task::spawn_blocking(move || {
+            let mut buf = buf;
+            std::io::Seek::seek(&mut &*f, std::io::SeekFrom::Start(pos))?;
+            // read_to_end fills the spare capacity without zeroing it first.
+            std::io::Read::read_to_end(&mut std::io::Read::take(&*f, want as u64), &mut buf)?;
+            Ok::<_, std::io::Error>(buf)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+    }
+    if buf.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file got shorter while it was being sent",
+        ));
+    }
+    Ok(bytes::Bytes::from(buf))
+}
+
 /// Reads into `buf`'s spare capacity what the page cache holds of `f` from `pos`, without
-/// blocking: all, part, or nothing (nothing also at the end of the file; the blocking
-/// read that follows tells). `false`: this file system cannot read without blocking.
+/// blocking: all, part, or nothing (nothing also at the end of the file, where the file
+/// system cannot read without blocking, or on any error: the blocking read that follows
+/// meets it and reports it).
 #[cfg(target_os = "linux")]
-fn read_cached(f: &std::fs::File, buf: &mut Vec<u8>, pos: u64) -> bool {
+fn read_cached(f: &std::fs::File, buf: &mut Vec<u8>, pos: u64) {
     use std::os::fd::AsRawFd;
-    let Ok(off) = libc::off_t::try_from(pos) else {
-        return true;
-    };
+    let Ok(off) = libc::off_t::try_from(pos) else { return };
     let spare = buf.spare_capacity_mut();
     let iov = libc::iovec { iov_base: spare.as_mut_ptr().cast(), iov_len: spare.len() };
     // SAFETY: the one iovec covers `buf`'s spare capacity, which nothing else uses during
@@ -277,16 +284,11 @@ fn read_cached(f: &std::fs::File, buf: &mut Vec<u8>, pos: u64) -> bool {
     if n > 0 {
         // SAFETY: the kernel initialised the first `n` (≤ spare length) bytes after `len`.
         unsafe { buf.set_len(buf.len() + n as usize) };
-        return true;
     }
-    // EAGAIN: not cached; anything else the blocking read will meet and report.
-    n == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EOPNOTSUPP)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn read_cached(_: &std::fs::File, _: &mut Vec<u8>, _: u64) -> bool {
-    false
-}
+fn read_cached(_: &std::fs::File, _: &mut Vec<u8>, _: u64) {}
 
 #[async_trait]
 impl Drive for LocalDrive {
@@ -347,24 +349,26 @@ impl Drive for LocalDrive {
     }
 
     async fn read(&self, file: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
+        let span = self.open_span(file, range).await?.ok_or(DriveError::Unsupported("local reads"))?;
+        Ok(Box::pin(chunk_stream(span.file, span.start, span.end)))
+    }
+
+    async fn open_span(&self, file: &Entry, range: ReadRange) -> DriveResult<Option<FileSpan>> {
         let rel = Self::checked(&file.id)?;
         let (start, size) = (range.start, file.size);
         let f = self
             .on_tree(move |t| {
-                let mut f = t.open_file(&rel)?;
+                let f = t.open_file(&rel)?;
                 // The answer's length was taken from `file`: a different file now at
                 // this path (replaced since) must not be sent under it.
                 if f.metadata()?.len() != size {
                     return Err(std::io::Error::other("the file changed while it was being opened"));
                 }
-                if start > 0 {
-                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start))?;
-                }
                 Ok(f)
             })
             .await?;
         let end = range.end.unwrap_or(size).min(size);
-        Ok(Box::pin(chunk_stream(Arc::new(f), start, end)))
+        Ok(Some(FileSpan { file: Arc::new(f), start, end }))
     }
 
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
