@@ -83,17 +83,24 @@ impl Endpoints {
 /// Pacing: at most `rate` requests per second, burst 1 (what AList/OpenList do for 115;
 /// OpenList's Aliyun Open limiter is the same shape). Hand-written on purpose: it is a
 /// dozen lines, and a `governor` limiter would add a dependency tree for the same thing.
+///
+/// Callers go one at a time, in the order they came (a fair async mutex held across
+/// the sleep), and each one's slot is `interval` after the previous caller actually
+/// left. A slot computed in advance would be kept even when its holder woke late (a
+/// busy runtime), letting the next caller out right behind it: two calls closer than
+/// the provider allows, and a 429.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
-    next: std::sync::Mutex<Instant>,
+    /// When the last caller left (`None`: nobody yet).
+    last: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl RateLimiter {
     /// `rate <= 0` means unlimited.
     pub fn per_second(rate: f64) -> RateLimiter {
         let interval = if rate > 0.0 { Duration::from_secs_f64(1.0 / rate) } else { Duration::ZERO };
-        RateLimiter { interval, next: std::sync::Mutex::new(Instant::now()) }
+        RateLimiter { interval, last: tokio::sync::Mutex::new(None) }
     }
 
     /// Wait for this caller's slot.
@@ -101,14 +108,11 @@ impl RateLimiter {
         if self.interval.is_zero() {
             return;
         }
-        let at = {
-            let mut next = self.next.lock().unwrap();
-            let now = Instant::now();
-            let at = (*next).max(now);
-            *next = at + self.interval;
-            at
-        };
-        tokio::time::sleep_until(at.into()).await;
+        let mut last = self.last.lock().await;
+        if let Some(t) = *last {
+            tokio::time::sleep_until(t + self.interval).await;
+        }
+        *last = Some(tokio::time::Instant::now());
     }
 }
 
@@ -761,6 +765,38 @@ mod tests {
             l.wait().await;
         }
         assert!(t.elapsed() >= Duration::from_millis(190), "{:?}", t.elapsed());
+    }
+
+    /// Callers that woke late (the runtime was busy past their slots) still leave one
+    /// interval apart: a slot is counted from when the caller before actually left.
+    #[test]
+    fn limiter_keeps_the_interval_after_a_late_wake_up() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let interval = Duration::from_millis(100);
+        let gaps = rt.block_on(async {
+            let l = std::sync::Arc::new(RateLimiter::per_second(1.0 / interval.as_secs_f64()));
+            l.wait().await;
+            let waiters: Vec<_> = (0..3)
+                .map(|_| {
+                    let l = std::sync::Arc::clone(&l);
+                    tokio::spawn(async move {
+                        l.wait().await;
+                        Instant::now()
+                    })
+                })
+                .collect();
+            tokio::task::yield_now().await;
+            // The only runtime thread is busy well past every waiter's first slot.
+            std::thread::sleep(interval * 4);
+            let mut left = vec![];
+            for w in waiters {
+                left.push(w.await.unwrap());
+            }
+            left.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+        });
+        for g in gaps {
+            assert!(g >= interval - Duration::from_millis(2), "two calls {g:?} apart, interval {interval:?}");
+        }
     }
 
     #[test]
