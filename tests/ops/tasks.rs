@@ -202,6 +202,17 @@ async fn replicas_share_copy_tasks_join_repeats_and_clean_up_after_a_dead_one() 
     assert_eq!(r.status, 202, "{}", r.body);
     assert_ne!(r.headers.get("location").unwrap().to_str().unwrap(), loc);
     assert!(rs[0].log().contains("between mounts started"));
+    let fresh = r.headers.get("location").unwrap().to_str().unwrap().trim_start_matches("/-/tasks/").to_string();
+
+    // Redis away: B still lists its own task (no error page), and says so once.
+    let mut redis = redis;
+    redis.kill();
+    for _ in 0..3 {
+        let l = task_list(&b, &alice).await;
+        assert!(l.iter().any(|t| t["id"] == fresh.as_str() && t["state"] == "running"), "{l:?}");
+        assert!(!l.iter().any(|t| t["id"] == id.as_str()), "only B's own: {l:?}");
+    }
+    assert_eq!(rs[0].log().matches("copy tasks: Redis unreachable").count(), 1, "{}", rs[0].log());
     for r in &rs {
         assert!(!r.log().contains("pw-a"));
     }
