@@ -58,7 +58,7 @@ pub async fn serve(
     }
     let state = super::open_state(&cfg)?;
     if let Some(s) = state.shared() {
-        tracing::info!("shared state in Redis at {} (credentials, links, locks, properties)", s.shown());
+        tracing::info!("shared state in Redis at {} (credentials, links, locks, properties, copy tasks)", s.shown());
     }
     let limits = crate::server::prepare(&cfg, &state.spool_dir());
     let table = Arc::new(build_table(&cfg, &state)?);

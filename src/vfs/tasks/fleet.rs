@@ -9,7 +9,8 @@
 //! - `tasks:done` (sorted set): finished task ids by end time; the oldest beyond
 //!   `keep_finished` leave both;
 //! - `tasks:alive:<replica>`: the heartbeat. A task still `running` whose replica has no
-//!   heartbeat is shown (and rewritten, compare-and-set) as failed, interrupted;
+//!   heartbeat is shown (and rewritten, compare-and-set: [`SETTLE`]) as failed,
+//!   interrupted;
 //! - `tasks:claim:<digest of owner, kind, from, to>`: the id of the task doing exactly
 //!   this (`SET NX`, TTL renewed with the heartbeat, released at the end): a request
 //!   repeated on another replica joins that task instead of copying again;
@@ -40,9 +41,15 @@ pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 
 const ROOM: &str = "tasks";
 
-/// Record a final snapshot, keep the newest `keep` finished, release the claim.
-/// KEYS: info, done, claim. ARGV: id, json, score, keep.
-const FINISH: &str = r"
+/// Record a final snapshot, keep the newest `keep` finished, release the claim. With an
+/// old snapshot (ARGV[5] not empty: the task of a silent replica, shown interrupted),
+/// only if that replica is still silent and the snapshot is still the one read.
+/// KEYS: info, done, claim, the replica's heartbeat. ARGV: id, json, score, keep, old.
+const SETTLE: &str = r"
+if ARGV[5] ~= '' then
+  if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+  if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[5] then return 0 end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
@@ -52,23 +59,6 @@ if n > 0 then
   for _, id in ipairs(old) do redis.call('HDEL', KEYS[1], id) end
 end
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
-return 1
-";
-
-/// [`FINISH`] for the task of a dead replica, only if its replica is still silent and
-/// the snapshot is still the one read. KEYS: info, done, alive. ARGV: id, json, score,
-/// keep, old json.
-const BURY: &str = r"
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[5] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-local n = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
-if n > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, n - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - 1)
-  for _, id in ipairs(old) do redis.call('HDEL', KEYS[1], id) end
-end
 return 1
 ";
 
@@ -89,9 +79,9 @@ redis.call('SREM', KEYS[5], ARGV[1])
 return n
 ";
 
-fn scripts() -> &'static (Script, Script, Script) {
-    static S: std::sync::OnceLock<(Script, Script, Script)> = std::sync::OnceLock::new();
-    S.get_or_init(|| (Script::new(FINISH), Script::new(BURY), Script::new(ADOPT)))
+fn scripts() -> &'static (Script, Script) {
+    static S: std::sync::OnceLock<(Script, Script)> = std::sync::OnceLock::new();
+    S.get_or_init(|| (Script::new(SETTLE), Script::new(ADOPT)))
 }
 
 /// This process's id among the replicas: host name, pid, random part.
@@ -277,15 +267,19 @@ impl Fleet {
                 }
                 continue;
             }
-            let json = self.snapshot(&t);
             let claim = claim.unwrap_or_else(|| self.key("claim:none"));
-            let keys = [self.key("info"), self.key("done"), claim];
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let keep = self.keep_finished as i64;
-            let _: i64 = self.shared.script(&scripts().0, &keys, &[&id, &json, &(now_ms() as i64), &keep]).await?;
+            let _: i64 = self.settle(&id, &self.snapshot(&t), &claim, &self.me, "").await?;
             lock(&self.published).remove(&id);
         }
         Ok(())
+    }
+
+    /// Run [`SETTLE`] for task `id` of `replica`.
+    async fn settle(&self, id: &str, json: &str, claim: &str, replica: &str, old: &str) -> redis::RedisResult<i64> {
+        let keys = [self.key("info"), self.key("done"), claim.to_string(), self.alive_key(replica)];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let (score, keep) = (now_ms() as i64, self.keep_finished as i64);
+        self.shared.script(&scripts().0, &keys, &[&id, &json, &score, &keep, &old]).await
     }
 
     /// Beat every [`BEAT`] (and at once when a task ends), for the life of the process.
@@ -358,12 +352,7 @@ impl Fleet {
         ));
         info.finished = Some(now_ms() / 1000);
         let json = serde_json::to_string(&info).unwrap_or_default();
-        let keys = [self.key("info"), self.key("done"), self.alive_key(replica)];
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let keep = self.keep_finished as i64;
-        let r: redis::RedisResult<i64> =
-            self.shared.script(&scripts().1, &keys, &[&id, &json, &(now_ms() as i64), &keep, &old]).await;
-        if let Ok(1) = r {
+        if let Ok(1) = self.settle(id, &json, &self.key("claim:none"), replica, old).await {
             tracing::warn!(task = %id, replica = %replica, "copy task interrupted: its replica stopped");
         }
         info
@@ -412,7 +401,7 @@ impl Fleet {
                 self.key("replicas"),
             ];
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            match self.shared.script::<i64>(&scripts().2, &keys, &[r]).await {
+            match self.shared.script::<i64>(&scripts().1, &keys, &[r]).await {
                 Ok(m) if m >= 0 => {
                     tracing::info!(replica = %r, "took over {m} half-built copy target(s) of a replica that stopped");
                     n += m as usize;
