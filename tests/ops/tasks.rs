@@ -213,6 +213,19 @@ async fn replicas_share_copy_tasks_join_repeats_and_clean_up_after_a_dead_one() 
         assert!(!l.iter().any(|t| t["id"] == id.as_str()), "only B's own: {l:?}");
     }
     assert_eq!(rs[0].log().matches("copy tasks: Redis unreachable").count(), 1, "{}", rs[0].log());
+    // Back after longer than the heartbeat's TTL: B says its heartbeat lapsed, and its
+    // task is the fleet's again (C sees it running).
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    redis.start_again();
+    let t0 = Instant::now();
+    while !rs[0].log().contains("this replica's heartbeat lapsed") {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{}", rs[0].log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tasks_until(&c, &alice, Duration::from_secs(30), "B's task on C", |l| {
+        l.iter().any(|t| t["id"] == fresh.as_str() && t["state"] == "running")
+    })
+    .await;
     for r in &rs {
         assert!(!r.log().contains("pw-a"));
     }

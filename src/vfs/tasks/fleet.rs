@@ -156,6 +156,8 @@ pub struct Fleet {
     /// Woken when a published task ends (its final snapshot goes at once).
     pub(super) wake: Arc<tokio::sync::Notify>,
     outage: Outage,
+    /// The heartbeat was written at least once (its absence since means a lapse).
+    beaten: AtomicBool,
 }
 
 impl Fleet {
@@ -169,6 +171,7 @@ impl Fleet {
             published: Mutex::default(),
             wake: Arc::default(),
             outage: Outage::default(),
+            beaten: AtomicBool::new(false),
         }
     }
 
@@ -256,7 +259,16 @@ impl Fleet {
     /// One beat: the heartbeat, running tasks' snapshots and claims, final snapshots.
     async fn beat(&self) -> redis::RedisResult<()> {
         let ttl = self.ttl_ms();
-        self.shared.query::<()>(redis::cmd("SET").arg(self.alive_key(&self.me)).arg(1).arg("PX").arg(ttl)).await?;
+        let alive = self.alive_key(&self.me);
+        if self.beaten.load(Ordering::Relaxed) && !self.shared.query::<bool>(redis::cmd("EXISTS").arg(&alive)).await? {
+            tracing::warn!(
+                "copy tasks: this replica's heartbeat lapsed (Redis out of reach for over {} s): the other replicas \
+                 took its running tasks for interrupted and may remove what they are building",
+                HEARTBEAT_TTL.as_secs()
+            );
+        }
+        self.shared.query::<()>(redis::cmd("SET").arg(&alive).arg(1).arg("PX").arg(ttl)).await?;
+        self.beaten.store(true, Ordering::Relaxed);
         let list: Vec<(String, Arc<Task>, Option<String>)> =
             lock(&self.published).iter().map(|(id, p)| (id.clone(), Arc::clone(&p.task), p.claim.clone())).collect();
         for (id, t, claim) in list {
