@@ -5,7 +5,7 @@
 //! new file, never a torn one.
 //!
 //! With `[server] state = "redis://…"` the state replicas share (credentials, the
-//! signing key, links, WebDAV locks and dead properties) lives in Redis instead
+//! signing key, links, WebDAV locks and dead properties, copy tasks) lives in Redis instead
 //! ([`shared`]); the state dir keeps what is this machine's own (upload spools).
 
 pub mod shared;

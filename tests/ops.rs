@@ -1,6 +1,6 @@
 //! Running pandav as a service (issue 13), through the real binary: Prometheus metrics,
 //! JSON logs, the container files, graceful shutdown and reload, and replicas sharing
-//! their state in Redis.
+//! their state in Redis (copy tasks included).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -20,5 +20,7 @@ mod replicas;
 mod rotation;
 #[path = "ops/shutdown.rs"]
 mod shutdown;
+#[path = "ops/tasks.rs"]
+mod tasks;
 #[path = "ops/util.rs"]
 mod util;

@@ -58,7 +58,7 @@ pub async fn serve(
     }
     let state = super::open_state(&cfg)?;
     if let Some(s) = state.shared() {
-        tracing::info!("shared state in Redis at {} (credentials, links, locks, properties)", s.shown());
+        tracing::info!("shared state in Redis at {} (credentials, links, locks, properties, copy tasks)", s.shown());
     }
     let limits = crate::server::prepare(&cfg, &state.spool_dir());
     let table = Arc::new(build_table(&cfg, &state)?);
@@ -89,6 +89,17 @@ pub async fn serve(
     // Once: a reload's successor keeps the same copy tasks (and their reporter).
     app.start_background();
     let apps = Arc::new(ArcSwap::new(Arc::new(app)));
+    if state.shared().is_some() {
+        // Half-built copy targets of replicas that stopped (and may never come back).
+        let apps = Arc::clone(&apps);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEFTOVER_SWEEP).await;
+                let app = apps.load_full();
+                app.sweep_leftovers().await;
+            }
+        });
+    }
     let reloader = Reloader { path: config, listen, cfg, apps: Arc::clone(&apps), live, state };
     let reloading = tokio::spawn(reloader.run(reloads));
     crate::server::serve_graceful(apps, listeners, tls, limits, shutdown, grace).await;
@@ -101,6 +112,10 @@ pub async fn serve(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How often a replica sharing its state in Redis looks for the half-built copy
+/// targets of replicas whose heartbeat expired.
+const LEFTOVER_SWEEP: Duration = Duration::from_secs(15);
 
 /// A running mount: its config table (to tell whether a reload changes it) and its
 /// background task (start-up, then the refresh loop).
@@ -261,6 +276,9 @@ impl Reloader {
         }
         let table = Arc::new(MountTable::new(mounts));
         let app = self.apps.load().successor(&new, table);
+        // The added and restarted mounts: what earlier runs left half-built on them goes
+        // once they are up (never what a running copy is building).
+        app.clean_when_up(fresh.iter().map(|(_, _, m)| Arc::clone(m)).collect());
         self.apps.store(Arc::new(app));
         self.live = next;
         self.cfg = new;

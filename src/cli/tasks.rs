@@ -1,7 +1,8 @@
 //! `pandav tasks`: the copies and moves between mounts of a running server, read from
 //! its `GET /-/tasks` with the credentials of one of its users (the server's view is
-//! the only one: tasks live in the server). A user sees the tasks they started; a user
-//! with `admin = true` sees all.
+//! the only one: tasks live in the server; with shared state in Redis any replica
+//! answers for the whole fleet, each task naming its replica). A user sees the tasks
+//! they started; a user with `admin = true` sees all.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -70,6 +71,9 @@ fn print_table(tasks: &[TaskInfo]) {
             "{:<12} {:<5} {:<8} {:>23} {:>11} {:>9}  {} -> {}",
             t.id, t.kind, t.state, done, rate, files, t.from, t.to
         );
+        if let Some(r) = &t.replica {
+            println!("{:<12} on replica {r}", "");
+        }
         if t.bytes_by_hash > 0 {
             println!("{:<12} {} stored by hash (no body sent)", "", human(t.bytes_by_hash));
         }

@@ -30,7 +30,9 @@
 //! target when it lands) — except to rclone, which checks the target right after a 2xx
 //! and would count a missing one as a failed copy: rclone gets `503` with Retry-After,
 //! retries the same request, and a repeated request joins the running task instead of
-//! copying again, until the task is done.
+//! copying again, until the task is done. With shared state in Redis a request repeated
+//! through another replica joins too (the copy's claim in Redis, `vfs::tasks::fleet`):
+//! that replica waits for the task's end in Redis and answers the same way.
 
 use std::sync::Arc;
 
@@ -42,7 +44,7 @@ use super::ifheader::{parse_if, IfHeader, Item};
 use super::locks::LockTable;
 use super::{DavFs, Esc, RequestCtx};
 use crate::vfs::mount::split_parent;
-use crate::vfs::tasks::{Failure, Outcome, Task, Tasks, TooMany};
+use crate::vfs::tasks::{Begun, Failure, Outcome, Task, TaskInfo, Tasks, TooMany};
 use crate::vfs::{transfer, DriveError, Entry, Mount, Resolved};
 
 /// The answer to a COPY or MOVE.
@@ -311,19 +313,20 @@ impl CopyMove<'_> {
     }
 
     /// A copy or move between mounts: started as a task (or joined, when this user's
-    /// identical request is already running), waited for at most `copy_wait`.
+    /// identical request is already running, here or, with Redis, on another replica),
+    /// waited for at most `copy_wait`.
     async fn across<B>(&self, req: &Request<B>, job: Across, ctx: &RequestCtx, tk: &Tasking) -> Result<Reply, Stop> {
         let kind = if job.is_move { "move" } else { "copy" };
         let user = ctx.user.name.as_str();
-        let task = match tk.tasks.running_same(user, kind, &job.src_path, &job.dst_path) {
-            Some(t) => {
+        let begun = tk.tasks.begin(user, kind, &job.src_path, &job.dst_path).await.map_err(|TooMany(n)| {
+            Stop::new(StatusCode::SERVICE_UNAVAILABLE, format!("{n} copies between mounts run already"))
+        })?;
+        let task = match begun {
+            Begun::Here(t) => {
                 tracing::info!(user = %Esc(user), task = %t.id, "{kind} repeated: waiting for the running task");
                 t
             }
-            None => {
-                let t = tk.tasks.start(user, kind, &job.src_path, &job.dst_path).map_err(|TooMany(n)| {
-                    Stop::new(StatusCode::SERVICE_UNAVAILABLE, format!("{n} copies between mounts run already"))
-                })?;
+            Begun::Started(t) => {
                 tracing::info!(
                     user = %Esc(user),
                     task = %t.id,
@@ -334,10 +337,25 @@ impl CopyMove<'_> {
                 self.spawn(Arc::clone(&t), job, tk);
                 t
             }
+            Begun::Elsewhere(id, info) => {
+                tracing::info!(
+                    user = %Esc(user),
+                    task = %id,
+                    replica = %Esc(info.as_ref().and_then(|i| i.replica.as_deref()).unwrap_or("?")),
+                    "{kind} repeated: waiting for the task running on another replica"
+                );
+                return match tokio::time::timeout(tk.copy_wait, tk.tasks.wait_elsewhere(&id)).await {
+                    Ok(outcome) => Ok(self.reply(&outcome)),
+                    Err(_) => {
+                        let info = tk.tasks.get(&id, user, ctx.user.admin).await.or(info.map(|b| *b));
+                        Ok(self.pending(req, &id, info.as_ref()))
+                    }
+                };
+            }
         };
         match tokio::time::timeout(tk.copy_wait, task.wait()).await {
             Ok(outcome) => Ok(self.reply(&outcome)),
-            Err(_) => Ok(self.pending(req, &task)),
+            Err(_) => Ok(self.pending(req, &task.id, Some(&task.info()))),
         }
     }
 
@@ -440,20 +458,24 @@ impl CopyMove<'_> {
         }
     }
 
-    /// The answer while the copy still runs: 202 with the task's address (503 with
-    /// Retry-After to clients that check the target at once, see the module comment).
-    fn pending<B>(&self, req: &Request<B>, task: &Task) -> Reply {
+    /// The answer while the copy still runs: 202 with the task's address and snapshot
+    /// (503 with Retry-After to clients that check the target at once, see the module
+    /// comment).
+    fn pending<B>(&self, req: &Request<B>, id: &str, info: Option<&TaskInfo>) -> Reply {
         let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let location = format!("{}/-/tasks/{}", self.prefix, task.id);
+        let location = format!("{}/-/tasks/{id}", self.prefix);
         let mut r = if CHECKS_AT_ONCE.iter().any(|p| ua.starts_with(p)) {
             let mut r = text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("still copying (task {}); repeat the request to wait for it, or see {location}", task.id),
+                &format!("still copying (task {id}); repeat the request to wait for it, or see {location}"),
             );
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_SECS));
             r
         } else {
-            let body = serde_json::to_vec(&task.info()).unwrap_or_default();
+            let body = match info {
+                Some(i) => serde_json::to_vec(i).unwrap_or_default(),
+                None => serde_json::to_vec(&serde_json::json!({ "id": id, "state": "running" })).unwrap_or_default(),
+            };
             let mut r = Response::new(Bytes::from(body));
             *r.status_mut() = StatusCode::ACCEPTED;
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

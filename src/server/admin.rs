@@ -160,15 +160,15 @@ pub fn tasks_route(rest: &str) -> Option<Option<&str>> {
 }
 
 /// Serve `/-/tasks` and `/-/tasks/<id>`.
-pub fn tasks(tasks: &Tasks, user: &User, id: Option<&str>, method: &Method) -> Response<BoxBody> {
+pub async fn tasks(tasks: &Tasks, user: &User, id: Option<&str>, method: &Method) -> Response<BoxBody> {
     if method != Method::GET && method != Method::HEAD {
         let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     match id {
-        None => json_response(StatusCode::OK, json!({ "tasks": tasks.list(&user.name, user.admin) })),
-        Some(id) => match tasks.get(id, &user.name, user.admin) {
+        None => json_response(StatusCode::OK, json!({ "tasks": tasks.list(&user.name, user.admin).await })),
+        Some(id) => match tasks.get(id, &user.name, user.admin).await {
             Some(t) => json_response(StatusCode::OK, json!(t)),
             None => error(StatusCode::NOT_FOUND, format!("no task {id}")),
         },

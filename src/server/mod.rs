@@ -85,15 +85,18 @@ impl App {
             total: s.locks_total,
             ..LockLimits::default()
         };
+        // Copy tasks: the fleet's in Redis (the spool files, this machine's own, stay
+        // listed in the state dir).
+        let in_progress = Some(cfg.state_dir().join("copies-in-progress.json"));
+        let keep = crate::vfs::tasks::KEEP_FINISHED;
+        let tasks = match &shared {
+            Some(sh) => crate::vfs::tasks::Tasks::shared(s.copy_tasks, keep, in_progress, Arc::clone(sh)),
+            None => crate::vfs::tasks::Tasks::new(s.copy_tasks, keep, in_progress),
+        };
         let locks = Arc::new(match shared {
             Some(sh) => LockTable::shared(limits, sh),
             None => LockTable::open(limits, Some(cfg.state_dir().join("locks.json"))),
         });
-        let tasks = crate::vfs::tasks::Tasks::new(
-            s.copy_tasks,
-            crate::vfs::tasks::KEEP_FINISHED,
-            Some(cfg.state_dir().join("copies-in-progress.json")),
-        );
         App::assemble(cfg, table, fs, locks, Arc::new(tasks), sign::Signer::new(sign_key))
     }
 
@@ -135,12 +138,20 @@ impl App {
         }
     }
 
-    /// Start what runs beside the requests: the progress log of copy tasks, and the
-    /// removal of half-built copy targets an earlier run left, once each mount is up.
+    /// Start what runs beside the requests: the progress log of copy tasks (and, with
+    /// Redis, their heartbeat), and the removal of half-built copy targets an earlier
+    /// run left, once each mount is up.
     pub fn start_background(&self) {
         self.tasking.tasks.spawn_reporter(Duration::from_secs(10));
-        for m in self.table.mounts() {
-            let (m, tasks) = (Arc::clone(m), Arc::clone(&self.tasking.tasks));
+        self.clean_when_up(self.table.mounts().to_vec());
+    }
+
+    /// Remove what earlier runs (and, with Redis, replicas that stopped) left half-built
+    /// on each of `mounts`, once it is up: at start, and for the mounts a reload adds or
+    /// restarts.
+    pub fn clean_when_up(&self, mounts: Vec<Arc<crate::vfs::Mount>>) {
+        for m in mounts {
+            let tasks = Arc::clone(&self.tasking.tasks);
             tokio::spawn(async move {
                 let since = Instant::now();
                 while !(m.health().ok && m.health().message != "starting") {
@@ -149,8 +160,22 @@ impl App {
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
+                tasks.leftovers().adopt().await;
                 tasks.leftovers().clean(&m).await;
             });
+        }
+    }
+
+    /// With Redis: take over the half-built targets of replicas whose heartbeat expired
+    /// and remove them through this replica's mounts that are up (run periodically).
+    pub async fn sweep_leftovers(&self) {
+        if self.tasking.tasks.leftovers().adopt().await == 0 && !self.tasking.tasks.leftovers().has_adopted().await {
+            return;
+        }
+        for m in self.table.mounts() {
+            if m.health().ok && m.health().message != "starting" && !m.read_only() {
+                self.tasking.tasks.leftovers().clean(m).await;
+            }
         }
     }
 
@@ -228,7 +253,7 @@ impl App {
         }
         if let Some(id) = admin::tasks_route(rest) {
             let id = id.map(str::to_string);
-            return admin::tasks(&self.tasking.tasks, &ctx.user, id.as_deref(), req.method());
+            return admin::tasks(&self.tasking.tasks, &ctx.user, id.as_deref(), req.method()).await;
         }
 
         if let Some(r) = conditional_headers_gate(req.headers()) {

@@ -3,7 +3,8 @@
 //! This module knows Redis, not what is stored: each room keeps its own semantics and
 //! uses these primitives (rotated credentials and their refresh lock in
 //! `vfs::credentials`, download links in `vfs::mount`, WebDAV locks and dead properties
-//! in `dav`, the link-signing key here).
+//! in `dav`, the link-signing key here, copy tasks and their half-built targets in
+//! `vfs::tasks::fleet`).
 //!
 //! One multiplexed connection per process (redis' tokio `ConnectionManager`: it
 //! reconnects by itself after an error), created on first use and again after a failed

@@ -3,18 +3,25 @@
 //!
 //! The registry's API is storage-free: callers start a task, report progress through
 //! its [`Progress`], finish it with an [`Outcome`], and read [`TaskInfo`] snapshots
-//! (plain, serialisable data). Where the snapshots live is this module's business —
-//! memory today; a shared store (Redis) would keep the same calls and store
-//! `TaskInfo`s, while the live parts (the counters a running copy updates, the wake-up
-//! of requests waiting for it) stay with the process that runs the copy.
+//! (plain, serialisable data). Where the snapshots live is this module's business: in
+//! this process's memory; and with `[server] state = "redis://…"` also in Redis
+//! ([`fleet`]), so that every replica lists the whole fleet's tasks, a request repeated
+//! on another replica joins the running copy instead of starting a second one, and a
+//! task whose replica died shows as interrupted. The live parts (the counters a running
+//! copy updates, the wake-up of requests waiting for it) stay with the process that
+//! runs the copy; Redis holds `TaskInfo`s.
 //!
-//! Bounds: at most `max_running` tasks run at once (more are refused, 503), and the
-//! `keep_finished` most recent finished ones are kept for looking at. Tasks do not
-//! survive a restart (a copy cut by one is not resumed); what does survive is the
-//! short list of half-built targets ([`Leftovers`]), so that the hidden entries a killed
-//! copy left at the target are removed when the server comes back.
+//! Bounds: at most `max_running` tasks run at once per process (more are refused,
+//! 503), and the `keep_finished` most recent finished ones are kept for looking at (in
+//! memory, and in Redis for the fleet). Tasks do not survive their process (a copy cut
+//! by a restart is not resumed); what does survive is the short list of half-built
+//! targets ([`Leftovers`]), so that the hidden entries a killed copy left at the target
+//! are removed: by the same server when it comes back (a file in the state dir), or,
+//! with Redis, by any live replica once the dead one's heartbeat has expired.
 
-use std::collections::VecDeque;
+pub mod fleet;
+
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -131,6 +138,9 @@ pub struct TaskInfo {
     /// The HTTP status of the final answer (201, 204, 207, or the failure's).
     pub status: Option<u16>,
     pub failures: Vec<Failure>,
+    /// The replica running it (with shared state in Redis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 struct End {
@@ -151,6 +161,8 @@ pub struct Task {
     progress: Arc<Progress>,
     end: Mutex<Option<End>>,
     done: tokio::sync::watch::Sender<bool>,
+    /// Told when the task ends (the fleet publishes its final snapshot).
+    wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Task {
@@ -177,6 +189,9 @@ impl Task {
             *end = Some(End { at: SystemTime::now(), elapsed: self.started_at.elapsed(), outcome });
         }
         self.done.send_replace(true);
+        if let Some(w) = &self.wake {
+            w.notify_one();
+        }
     }
 
     /// Wait until the task has finished; its outcome.
@@ -228,6 +243,7 @@ impl Task {
             error,
             status,
             failures,
+            replica: None,
         }
     }
 }
@@ -243,23 +259,59 @@ pub struct Tasks {
     keep_finished: usize,
     next: AtomicU64,
     leftovers: Leftovers,
+    /// The fleet's tasks in Redis, when the state is shared.
+    fleet: Option<Arc<fleet::Fleet>>,
 }
 
 /// Finished tasks kept when the caller does not say.
 pub const KEEP_FINISHED: usize = 100;
 
+/// A task asked for by [`Tasks::begin`].
+pub enum Begun {
+    /// Started here: the caller runs it.
+    Started(Arc<Task>),
+    /// The same copy of the same user already runs in this process.
+    Here(Arc<Task>),
+    /// … or on another replica: task `id` (its snapshot, when it could be read).
+    Elsewhere(String, Option<Box<TaskInfo>>),
+}
+
 impl Tasks {
     /// A registry; half-built targets are listed in `leftovers` (a file in the state
     /// dir; `None`: not kept).
     pub fn new(max_running: usize, keep_finished: usize, leftovers: Option<PathBuf>) -> Tasks {
+        Tasks::build(max_running, keep_finished, leftovers, None)
+    }
+
+    /// A registry whose tasks the fleet of replicas sharing `shared` sees; half-built
+    /// targets are listed in Redis (spool files, this machine's own, in `leftovers`).
+    /// [`spawn_reporter`](Self::spawn_reporter) starts the heartbeat.
+    pub fn shared(
+        max_running: usize,
+        keep_finished: usize,
+        leftovers: Option<PathBuf>,
+        shared: Arc<crate::state::shared::Shared>,
+    ) -> Tasks {
+        let f = Arc::new(fleet::Fleet::new(shared, keep_finished));
+        Tasks::build(max_running, keep_finished, leftovers, Some(f))
+    }
+
+    fn build(
+        max_running: usize,
+        keep_finished: usize,
+        leftovers: Option<PathBuf>,
+        fleet: Option<Arc<fleet::Fleet>>,
+    ) -> Tasks {
         Tasks {
             list: Mutex::new(VecDeque::new()),
             max_running: max_running.max(1),
             keep_finished,
             // Ids start from the clock, so that ids of a restarted server do not repeat
-            // the ones a client may still hold.
+            // the ones a client may still hold (and, in a fleet, carry a random part
+            // so that two replicas' ids do not meet).
             next: AtomicU64::new(unix(SystemTime::now()) % 1_000_000 * 1000),
-            leftovers: Leftovers::open(leftovers),
+            leftovers: Leftovers::open(leftovers, fleet.clone()),
+            fleet,
         }
     }
 
@@ -274,9 +326,13 @@ impl Tasks {
         if running >= self.max_running {
             return Err(TooMany(self.max_running));
         }
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = match &self.fleet {
+            Some(_) => format!("{n}-{:04x}", rand::random::<u16>()),
+            None => n.to_string(),
+        };
         let t = Arc::new(Task {
-            id: id.to_string(),
+            id,
             kind,
             owner: owner.into(),
             from: from.into(),
@@ -286,10 +342,62 @@ impl Tasks {
             progress: Arc::default(),
             end: Mutex::new(None),
             done: tokio::sync::watch::channel(false).0,
+            wake: self.fleet.as_ref().map(|f| Arc::clone(&f.wake)),
         });
         list.push_back(Arc::clone(&t));
         self.prune(&mut list);
         Ok(t)
+    }
+
+    /// Start the task of `owner` doing `kind` from `from` to `to`, or join the one
+    /// doing exactly this already, in this process or (with Redis) on another replica:
+    /// a client repeating its request, perhaps through another replica behind a load
+    /// balancer, never starts a second copy into the same target.
+    pub async fn begin(&self, owner: &str, kind: &'static str, from: &str, to: &str) -> Result<Begun, TooMany> {
+        if let Some(t) = self.running_same(owner, kind, from, to) {
+            return Ok(Begun::Here(t));
+        }
+        let t = self.start(owner, kind, from, to)?;
+        let Some(f) = &self.fleet else { return Ok(Begun::Started(t)) };
+        match f.claim(&t).await {
+            fleet::Claim::Ours(claim) => {
+                f.track(Arc::clone(&t), claim).await;
+                Ok(Begun::Started(t))
+            }
+            fleet::Claim::Held(id) => {
+                lock(&self.list).retain(|x| !Arc::ptr_eq(x, &t));
+                if let Some(here) = lock(&self.list).iter().find(|x| x.id == id && x.is_running()) {
+                    return Ok(Begun::Here(Arc::clone(here)));
+                }
+                let info = f.get(&id).await.map(Box::new);
+                Ok(Begun::Elsewhere(id, info))
+            }
+        }
+    }
+
+    /// Wait until task `id` of another replica has ended; its outcome (an interrupted
+    /// one answers 503 with Retry-After: repeating the request copies again).
+    pub async fn wait_elsewhere(&self, id: &str) -> Outcome {
+        let Some(f) = &self.fleet else {
+            return Outcome::Failed { status: 500, error: "no shared task list".into(), retry_after: None };
+        };
+        loop {
+            if let Some(i) = f.get(id).await {
+                match i.state.as_str() {
+                    "done" => return Outcome::Done { replaced: i.status == Some(204), failures: i.failures },
+                    "failed" => {
+                        let status = i.status.unwrap_or(502);
+                        return Outcome::Failed {
+                            status,
+                            error: i.error.unwrap_or_default(),
+                            retry_after: (status == 503).then_some(2),
+                        };
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Drop the oldest finished tasks beyond the bound.
@@ -315,16 +423,39 @@ impl Tasks {
             .cloned()
     }
 
-    /// The tasks `viewer` may see (their own; every task for an admin), oldest first.
-    pub fn list(&self, viewer: &str, admin: bool) -> Vec<TaskInfo> {
+    fn local(&self, viewer: &str, admin: bool) -> Vec<TaskInfo> {
         let mut list = lock(&self.list);
         self.prune(&mut list);
-        list.iter().filter(|t| admin || t.owner == viewer).map(|t| t.info()).collect()
+        let me = self.fleet.as_ref().map(|f| f.me().to_string());
+        list.iter()
+            .filter(|t| admin || t.owner == viewer)
+            .map(|t| TaskInfo { replica: me.clone(), ..t.info() })
+            .collect()
+    }
+
+    /// The tasks `viewer` may see (their own; every task for an admin), oldest first:
+    /// this process's, and with Redis the other replicas' (when Redis cannot be read,
+    /// this process's only).
+    pub async fn list(&self, viewer: &str, admin: bool) -> Vec<TaskInfo> {
+        let mut out = self.local(viewer, admin);
+        let Some(f) = &self.fleet else { return out };
+        let Some(all) = f.all().await else { return out };
+        let here: HashSet<String> = lock(&self.list).iter().map(|t| t.id.clone()).collect();
+        out.extend(all.into_iter().filter(|i| !here.contains(&i.id) && (admin || i.owner == viewer)));
+        out.sort_by(|a, b| (a.started, &a.id).cmp(&(b.started, &b.id)));
+        out
     }
 
     /// One task, if `viewer` may see it.
-    pub fn get(&self, id: &str, viewer: &str, admin: bool) -> Option<TaskInfo> {
-        lock(&self.list).iter().find(|t| t.id == id && (admin || t.owner == viewer)).map(|t| t.info())
+    pub async fn get(&self, id: &str, viewer: &str, admin: bool) -> Option<TaskInfo> {
+        let me = self.fleet.as_ref().map(|f| f.me().to_string());
+        let here = lock(&self.list).iter().find(|t| t.id == id).map(|t| TaskInfo { replica: me, ..t.info() });
+        let info = match (here, &self.fleet) {
+            (Some(i), _) => Some(i),
+            (None, Some(f)) => f.get(id).await,
+            (None, None) => None,
+        };
+        info.filter(|i| admin || i.owner == viewer)
     }
 
     /// Running tasks (for the progress log).
@@ -332,8 +463,12 @@ impl Tasks {
         lock(&self.list).iter().filter(|t| t.is_running()).cloned().collect()
     }
 
-    /// Log the progress of running tasks every `every`, until the registry is dropped.
+    /// Log the progress of running tasks every `every`, until the registry is dropped;
+    /// with Redis, beat the heartbeat and publish the tasks' snapshots too.
     pub fn spawn_reporter(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        if let Some(f) = &self.fleet {
+            f.spawn();
+        }
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -363,11 +498,15 @@ impl Tasks {
 }
 
 /// Hidden entries being built at a target (`Mount::build_aside`), and the spool files
-/// their bytes pass through, listed in a small file while they are built. A copy
-/// killed with the server leaves them listed: [`clean`](Leftovers::clean) removes the
-/// entries when their mount is back, and the spools go when the list is opened at the
-/// next start (a spool's own staleness test, by mtime, misses a server restarted within
-/// a second of being killed).
+/// their bytes pass through, listed while they are built: in a small file in the state
+/// dir, or, with Redis, the entries in this replica's list there (the spool files, this
+/// machine's own, stay in the file). A copy killed with the server leaves them listed:
+/// [`clean`](Leftovers::clean) removes the entries when their mount is (back) up — an
+/// earlier run's from the file, and with Redis those [`adopt`](Leftovers::adopt) took
+/// over from replicas whose heartbeat expired — and the spools go when the list is
+/// opened at the next start (a spool's own staleness test, by mtime, misses a server
+/// restarted within a second of being killed). Entries this process is building are
+/// never cleaned.
 #[derive(Clone)]
 pub struct Leftovers {
     inner: Arc<LeftoverList>,
@@ -376,6 +515,9 @@ pub struct Leftovers {
 struct LeftoverList {
     path: Option<PathBuf>,
     lock: Mutex<()>,
+    fleet: Option<Arc<fleet::Fleet>>,
+    /// Entries this process is building.
+    live: Mutex<HashSet<Leftover>>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -385,10 +527,16 @@ struct LeftoverFile {
     spools: Vec<PathBuf>,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct Leftover {
     mount: String,
     rel: String,
+}
+
+impl Leftover {
+    fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 impl LeftoverList {
@@ -416,10 +564,10 @@ impl LeftoverList {
 }
 
 impl Leftovers {
-    /// The list at `path`, with the spool files an earlier run left removed (before
-    /// this run makes any).
-    fn open(path: Option<PathBuf>) -> Leftovers {
-        let inner = LeftoverList { path, lock: Mutex::new(()) };
+    /// The list at `path` (and in Redis with `fleet`), with the spool files an earlier
+    /// run left removed (before this run makes any).
+    fn open(path: Option<PathBuf>, fleet: Option<Arc<fleet::Fleet>>) -> Leftovers {
+        let inner = LeftoverList { path, lock: Mutex::new(()), fleet, live: Mutex::default() };
         let mut n = 0;
         if inner.read().spools.is_empty() {
             return Leftovers { inner: Arc::new(inner) };
@@ -453,9 +601,23 @@ impl Leftovers {
         let _ = tokio::task::spawn_blocking(move || inner.change(f)).await;
     }
 
-    /// `rel` on `mount` is being built (written durably before the build starts).
+    /// `rel` on `mount` is being built (written durably before the build starts: in
+    /// Redis with a fleet, else — or when Redis cannot take it — in the file).
     pub async fn add(&self, mount: &str, rel: &str) {
         let e = Leftover { mount: mount.into(), rel: rel.into() };
+        lock(&self.inner.live).insert(e.clone());
+        if let Some(f) = &self.inner.fleet {
+            let s = f.shared();
+            let r = async {
+                s.query::<()>(redis::cmd("SADD").arg(f.aside_key(f.me())).arg(e.json())).await?;
+                s.query::<()>(redis::cmd("SADD").arg(f.key("replicas")).arg(f.me())).await
+            }
+            .await;
+            match r {
+                Ok(()) => return,
+                Err(err) => f.outage_failed("listing a half-built copy (kept in the state dir instead)", &err),
+            }
+        }
         self.change(|f| f.entries.push(e)).await;
     }
 
@@ -473,16 +635,59 @@ impl Leftovers {
 
     /// `rel` on `mount` is finished with (in place, or removed).
     pub async fn remove(&self, mount: &str, rel: &str) {
-        let (mount, rel) = (mount.to_string(), rel.to_string());
-        self.change(move |f| f.entries.retain(|e| !(e.mount == mount && e.rel == rel))).await;
+        let e = Leftover { mount: mount.into(), rel: rel.into() };
+        lock(&self.inner.live).remove(&e);
+        if let Some(f) = &self.inner.fleet {
+            let _: redis::RedisResult<()> =
+                f.shared().query(redis::cmd("SREM").arg(f.aside_key(f.me())).arg(e.json())).await;
+            if !self.read().entries.contains(&e) {
+                return;
+            }
+        }
+        self.change(move |f| f.entries.retain(|x| *x != e)).await;
     }
 
-    /// Remove what earlier runs left half-built on mount `m`; returns how many went.
-    /// Only hidden swap names are ever removed.
+    /// Take over the lists of replicas whose heartbeat expired (with Redis; one
+    /// replica gets each list); [`clean`](Self::clean) then removes their entries.
+    pub async fn adopt(&self) -> usize {
+        match &self.inner.fleet {
+            Some(f) => f.adopt().await,
+            None => 0,
+        }
+    }
+
+    /// Entries taken over from dead replicas wait to be cleaned (with Redis).
+    pub async fn has_adopted(&self) -> bool {
+        let Some(f) = &self.inner.fleet else { return false };
+        f.shared().query::<u64>(redis::cmd("SCARD").arg(f.adopted_key(f.me()))).await.is_ok_and(|n| n > 0)
+    }
+
+    /// The entries to clean on mount `path`: an earlier run's (the file) and those
+    /// taken over from dead replicas; none this process is building.
+    async fn stale(&self, path: &str) -> Vec<(Leftover, bool)> {
+        let mut out: Vec<(Leftover, bool)> =
+            self.read().entries.into_iter().filter(|e| e.mount == path).map(|e| (e, false)).collect();
+        if let Some(f) = &self.inner.fleet {
+            match f.shared().query::<Vec<String>>(redis::cmd("SMEMBERS").arg(f.adopted_key(f.me()))).await {
+                Ok(list) => out.extend(
+                    list.iter()
+                        .filter_map(|j| serde_json::from_str::<Leftover>(j).ok())
+                        .filter(|e| e.mount == path)
+                        .map(|e| (e, true)),
+                ),
+                Err(e) => f.outage_failed("reading half-built copies taken over", &e),
+            }
+        }
+        let live = lock(&self.inner.live);
+        out.retain(|(e, _)| !live.contains(e));
+        out
+    }
+
+    /// Remove what earlier runs (or dead replicas) left half-built on mount `m`;
+    /// returns how many went. Only hidden swap names are ever removed.
     pub async fn clean(&self, m: &Mount) -> usize {
-        let mine: Vec<Leftover> = self.read().entries.into_iter().filter(|e| e.mount == m.path()).collect();
         let mut n = 0;
-        for e in mine {
+        for (e, adopted) in self.stale(m.path()).await {
             let name = super::mount::split_parent(&e.rel).1;
             let gone = if !name.starts_with(super::mount::SWAP_PREFIX) {
                 true
@@ -502,12 +707,22 @@ impl Leftovers {
                     Err(_) => false,
                 }
             };
-            if gone {
-                self.remove(m.path(), &e.rel).await;
+            if !gone {
+                continue;
+            }
+            match (adopted, &self.inner.fleet) {
+                (true, Some(f)) => {
+                    let _: redis::RedisResult<()> =
+                        f.shared().query(redis::cmd("SREM").arg(f.adopted_key(f.me())).arg(e.json())).await;
+                }
+                _ => {
+                    let e = e.clone();
+                    self.change(move |f| f.entries.retain(|x| *x != e)).await;
+                }
             }
         }
         if n > 0 {
-            tracing::info!(mount = %m.path(), "removed {n} half-built copy target(s) left by an earlier run");
+            tracing::info!(mount = %m.path(), "removed {n} half-built copy target(s) left by an earlier run or a stopped replica");
         }
         n
     }
@@ -523,9 +738,9 @@ mod tests {
         let a = tasks.start("alice", "copy", "/a/x", "/b/x").unwrap();
         let b = tasks.start("bob", "move", "/a/y", "/b/y").unwrap();
         assert_eq!(tasks.start("alice", "copy", "/a/z", "/b/z").err(), Some(TooMany(2)));
-        assert_eq!(tasks.list("alice", false).iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [a.id.as_str()]);
-        assert_eq!(tasks.list("carol", true).len(), 2);
-        assert!(tasks.get(&b.id, "alice", false).is_none());
+        assert_eq!(tasks.list("alice", false).await.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [a.id.as_str()]);
+        assert_eq!(tasks.list("carol", true).await.len(), 2);
+        assert!(tasks.get(&b.id, "alice", false).await.is_none());
         assert!(tasks.running_same("alice", "copy", "/a/x", "/b/x").is_some());
         assert!(tasks.running_same("bob", "copy", "/a/x", "/b/x").is_none());
 
@@ -544,14 +759,14 @@ mod tests {
         assert_eq!((i.state.as_str(), i.status), ("done", Some(204)));
         // A finished task frees its slot; at most two finished ones are kept.
         b.finish(Outcome::Failed { status: 507, error: "full".into(), retry_after: None });
-        assert_eq!(tasks.get(&b.id, "bob", false).unwrap().state, "failed");
+        assert_eq!(tasks.get(&b.id, "bob", false).await.unwrap().state, "failed");
         for _ in 0..3 {
             tasks
                 .start("alice", "copy", "/a/q", "/b/q")
                 .unwrap()
                 .finish(Outcome::Done { replaced: false, failures: vec![] });
         }
-        assert_eq!(tasks.list("x", true).len(), 2);
+        assert_eq!(tasks.list("x", true).await.len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
