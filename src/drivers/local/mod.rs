@@ -333,8 +333,7 @@ impl Drive for LocalDrive {
         };
         let rel = Self::checked(&id)?;
         let m = self.on_tree(move |t| t.lookup(&rel)).await?;
-        Ok(m.filter(|m| matches!(m.kind, Kind::File | Kind::Dir))
-            .map(|m| self.with_hashes(entry_from(id, name, &m))))
+        Ok(m.filter(|m| matches!(m.kind, Kind::File | Kind::Dir)).map(|m| self.with_hashes(entry_from(id, name, &m))))
     }
 
     async fn read(&self, file: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
