@@ -118,7 +118,7 @@ async fn run() {
     print_calls("cached list", &emu);
 
     emu.reset_counters();
-    let names: Vec<String> = l2.iter().map(|e| e.name.clone()).collect();
+    let names: Vec<String> = l2.iter().map(|e| e.name().to_string()).collect();
     let t = Instant::now();
     for n in &names {
         let e = m.resolve(&format!("big/{n}")).await.unwrap();

@@ -186,17 +186,10 @@ impl Drive for BenchDrive {
     }
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
         self.lists.fetch_add(1, Ordering::Relaxed);
-        let file = |id: String, name: String, size: u64, sha1: Option<String>| Entry {
-            id,
-            name,
-            is_dir: false,
-            size,
-            modified: mtime(),
-            created: None,
-            hashes: Hashes { sha1, md5: None },
-            extra: None,
+        let file = |id: String, name: String, size: u64, sha1: Option<String>| {
+            Entry::file(id, name, size, mtime()).with_hashes(Hashes { sha1, md5: None })
         };
-        if dir.id == "many" {
+        if dir.id() == "many" {
             // A big cloud folder: 10,000 files with SHA-1s, as 115 lists them.
             return Ok((0..FOLDER_FILES)
                 .map(|i| file(format!("f{i}"), format!("file-{i:05}.dat"), 4096, Some(format!("{i:040x}"))))
@@ -211,7 +204,7 @@ impl Drive for BenchDrive {
     async fn link(&self, file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
         self.links.fetch_add(1, Ordering::Relaxed);
         Ok(Link {
-            url: format!("{}/{}", self.url, file.id),
+            url: format!("{}/{}", self.url, file.id()),
             headers: vec![],
             expires_at: Some(SystemTime::now() + Duration::from_secs(7200)),
         })

@@ -147,14 +147,14 @@ async fn reference_listing_example_parses() {
     let d = env.drive("root_folder_id = \"2593093001609739968\"\npage_size = 1150");
     d.init().await.unwrap();
     let r = d.root().await.unwrap();
-    assert_eq!((r.id.as_str(), r.name.as_str()), ("2593093001609739968", "Movies"));
+    assert_eq!((r.id(), r.name()), ("2593093001609739968", "Movies"));
     let l = d.list(&r).await.unwrap();
     assert_eq!(l.len(), 2);
-    assert!(l[0].is_dir && l[0].name == "Season 1" && l[0].id == "2593093001609740001");
+    assert!(l[0].is_dir && l[0].name() == "Season 1" && l[0].id() == "2593093001609740001");
     let f = &l[1];
-    assert_eq!((f.id.as_str(), f.size), ("2593093001609740123", 1073741824));
-    assert_eq!(f.hashes.sha1.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
-    assert_eq!(f.extra.as_deref(), Some("a87dby98esbg8hgqn"));
+    assert_eq!((f.id(), f.size), ("2593093001609740123", 1073741824));
+    assert_eq!(f.hashes().sha1.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
+    assert_eq!(f.extra(), Some("a87dby98esbg8hgqn"));
     // count 3 but only 2 items: stop, do not loop.
     let reqs = env.fx.requests();
     let lists: Vec<&Req> = reqs.iter().filter(|r| r.is("webapi.115.com", "/files")).collect();
@@ -187,7 +187,7 @@ async fn listing_pages_through_everything_with_the_cookie() {
     d.init().await.unwrap();
     let l = d.list(&root()).await.unwrap();
     assert_eq!(l.len(), 6);
-    assert!(l.iter().any(|e| e.is_dir && e.id == sub));
+    assert!(l.iter().any(|e| e.is_dir && e.id() == sub));
     let offs: Vec<String> =
         env.fx.requests().iter().filter(|r| r.is("webapi.115.com", "/files")).map(|r| r.q("offset").unwrap()).collect();
     assert_eq!(offs, ["0", "2", "4"]);
@@ -219,7 +219,7 @@ async fn unsupported_order_falls_back_to_the_one_offered() {
     let d = env.drive("order = \"file_size\"");
     let l = d.list(&root()).await.unwrap();
     assert_eq!(l[0].size, 3);
-    assert_eq!(l[0].hashes.sha1.as_deref(), Some("a9993e364706816aba3e25717850c26c9cd0d89d"));
+    assert_eq!(l[0].hashes().sha1.as_deref(), Some("a9993e364706816aba3e25717850c26c9cd0d89d"));
 }
 
 // ---------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ async fn an_expired_cookie_is_auth_lost_once_and_then_quiet_until_a_new_login() 
     let n = env.fx.requests().len();
     for _ in 0..5 {
         assert!(matches!(d.list(&root()).await, Err(DriveError::AuthLost(_))));
-        let _ = d.link(&Entry { extra: Some("x".into()), ..root() }, &LinkRequest::default()).await;
+        let _ = d.link(&root().with_extra(Some("x".into())), &LinkRequest::default()).await;
     }
     assert_eq!(env.fx.requests().len(), n, "no calls with a dead cookie");
     // `pandav login` saves a new cookie in the mount's state: the next call uses it.
@@ -314,7 +314,7 @@ async fn links_are_asked_with_the_clients_ua_through_m115() {
     let id = m.add("0", "movie.mkv", false, &gen(1000));
     let env = Env::model(&m).await;
     let d = env.drive("");
-    let f = d.list(&root()).await.unwrap().into_iter().find(|e| e.id == id).unwrap();
+    let f = d.list(&root()).await.unwrap().into_iter().find(|e| e.id() == id).unwrap();
     let req = LinkRequest { user_agent: "VLC/3.0.20 LibVLC/3.0.20".into(), ip: None };
     let l = d.link(&f, &req).await.unwrap();
     assert!(l.url.starts_with("https://cdnfhnfile.115cdn.net/") && l.url.contains("movie.mkv"), "{}", l.url);
@@ -342,9 +342,9 @@ async fn links_are_asked_with_the_clients_ua_through_m115() {
     let r = env.fx.requests().into_iter().find(|r| r.is("proapi.115.com", "/app/chrome/downurl")).unwrap();
     assert!(r.header("user-agent").is_none(), "an empty UA is omitted on the wire");
     // A folder has no URL; a vanished pick code is not found.
-    let dir = Entry { extra: Some("fbx".into()), ..Entry::dir("1", "d", std::time::UNIX_EPOCH) };
+    let dir = Entry::dir("1", "d", std::time::UNIX_EPOCH).with_extra(Some("fbx".into()));
     assert!(matches!(d.link(&dir, &req).await, Err(DriveError::IsADirectory)));
-    let gone = Entry { extra: Some("zzzz".into()), ..f.clone() };
+    let gone = f.clone().with_extra(Some("zzzz".into()));
     assert!(matches!(d.link(&gone, &req).await, Err(DriveError::NotFound)));
 }
 
@@ -358,7 +358,7 @@ async fn mkdir_rename_move_copy_remove() {
     let env = Env::model(&m).await;
     let d = env.drive("");
     let dir = d.mkdir(&root(), "Docs").await.unwrap();
-    assert!(dir.is_dir && dir.name == "Docs");
+    assert!(dir.is_dir && dir.name() == "Docs");
     assert!(matches!(d.mkdir(&root(), "Docs").await, Err(DriveError::Exists)));
     assert!(matches!(d.mkdir(&root(), "a<b").await, Err(DriveError::InvalidInput(_))));
     let add = env.fx.requests().into_iter().find(|r| r.is("webapi.115.com", "/files/add")).unwrap();
@@ -366,26 +366,26 @@ async fn mkdir_rename_move_copy_remove() {
     let file = d.info(&a).await.unwrap();
     // Rename in place.
     let r = d.move_to(&file, &root(), "b.txt").await.unwrap();
-    assert_eq!(r.name, "b.txt");
+    assert_eq!(r.name(), "b.txt");
     let ren = env.fx.requests().into_iter().find(|r| r.is("webapi.115.com", "/files/batch_rename")).unwrap();
     assert_eq!(ren.f(&format!("files_new_name[{a}]")).as_deref(), Some("b.txt"));
     assert_eq!(env.fx.count("webapi.115.com", "/files/move"), 0);
     // Move and rename.
     let r = d.move_to(&r, &dir, "c.txt").await.unwrap();
-    assert_eq!(r.name, "c.txt");
-    assert_eq!(m.children(&dir.id).len(), 1);
+    assert_eq!(r.name(), "c.txt");
+    assert_eq!(m.children(dir.id()).len(), 1);
     let mv = env.fx.requests().into_iter().find(|r| r.is("webapi.115.com", "/files/move")).unwrap();
-    assert_eq!((mv.f("pid").unwrap(), mv.f("fid[0]").unwrap()), (dir.id.clone(), a.clone()));
+    assert_eq!((mv.f("pid").unwrap(), mv.f("fid[0]").unwrap()), (dir.id().to_string(), a.clone()));
     // Copy back to the root under a new name: a new id, the original stays.
     let c = d.copy_to(&r, &root(), "copy.txt").await.unwrap();
-    assert_ne!(c.id, a);
-    assert_eq!(c.name, "copy.txt");
+    assert_ne!(c.id(), a);
+    assert_eq!(c.name(), "copy.txt");
     assert_eq!(c.size, 5);
-    assert_eq!(m.children(&dir.id).len(), 1);
+    assert_eq!(m.children(dir.id()).len(), 1);
     // Remove to the recycle bin; a second time it is gone.
     d.remove(&c).await.unwrap();
     let del = env.fx.requests().into_iter().filter(|r| r.is("webapi.115.com", "/rb/delete")).last().unwrap();
-    assert_eq!(del.f("fid[0]").as_deref(), Some(c.id.as_str()));
+    assert_eq!(del.f("fid[0]").as_deref(), Some(c.id()));
     assert!(matches!(d.remove(&c).await, Err(DriveError::NotFound)));
     assert!(matches!(d.remove(&root()).await, Err(DriveError::Forbidden(_))));
 }
@@ -401,7 +401,7 @@ async fn errno_variants_map_to_webdav_statuses() {
     })
     .await;
     let d = env.drive("retries = 1");
-    let f = Entry { id: "5".into(), is_dir: false, ..Entry::dir("5", "x", std::time::UNIX_EPOCH) };
+    let f = Entry::file("5", "x", 0, std::time::UNIX_EPOCH);
     let target = Entry::dir("9", "t", std::time::UNIX_EPOCH);
     assert!(matches!(d.copy_to(&f, &target, "x").await, Err(DriveError::Forbidden(_))));
     assert!(matches!(d.move_to(&f, &target, "x").await, Err(DriveError::NoSpace)));
@@ -423,8 +423,8 @@ async fn rapid_upload_sends_no_body() {
     let d = env.drive("");
     let sp = spool(env.dir.path(), &data).await;
     let e = d.put(&root(), "new.bin", sp.upload).await.unwrap();
-    assert_eq!((e.name.as_str(), e.size), ("new.bin", 300_000));
-    assert_eq!(e.hashes.sha1.as_deref(), Some(emu115::util::sha1_upper(&data).to_lowercase().as_str()));
+    assert_eq!((e.name(), e.size), ("new.bin", 300_000));
+    assert_eq!(e.hashes().sha1.as_deref(), Some(emu115::util::sha1_upper(&data).to_lowercase().as_str()));
     assert!(env.fx.requests().iter().all(|r| !r.host.starts_with("oss")), "no OSS traffic on a rapid upload");
     assert_eq!(env.fx.count("uplb.115.com", "/3.0/gettoken.php"), 0);
     let init = env.fx.requests().into_iter().find(|r| r.is("uplb.115.com", "/4.0/initupload.php")).unwrap();
@@ -459,7 +459,7 @@ async fn unknown_content_goes_to_oss_in_one_put_with_the_callback() {
     let data = b"hello world".to_vec();
     let sp = spool(env.dir.path(), &data).await;
     let e = d.put(&root(), "hello.txt", sp.upload).await.unwrap();
-    assert_eq!((e.name.as_str(), e.size), ("hello.txt", 11));
+    assert_eq!((e.name(), e.size), ("hello.txt", 11));
     let put = env.fx.requests().into_iter().find(|r| r.host.starts_with("oss") && r.method == "PUT").unwrap();
     assert_eq!(put.body, data);
     assert_eq!(put.header("user-agent").as_deref(), Some("aliyun-sdk-android/2.9.1"));
@@ -512,12 +512,12 @@ async fn an_upload_replaces_the_file_of_the_same_name_afterwards() {
     let d = env.drive("");
     let sp = spool(env.dir.path(), b"version 2").await;
     let e = d.put(&root(), "doc.txt", sp.upload).await.unwrap();
-    assert_ne!(e.id, old);
+    assert_ne!(e.id(), old);
     let kids = m.children("0");
     assert_eq!(kids.len(), 1);
     assert_eq!(kids[0].1.data, b"version 2");
     // A folder of that name is not overwritten.
-    let dir = d.mkdir(&root(), "folder").await.unwrap().id;
+    let dir = d.mkdir(&root(), "folder").await.unwrap().id().to_string();
     let sp = spool(env.dir.path(), b"x").await;
     assert!(matches!(d.put(&root(), "folder", sp.upload).await, Err(DriveError::IsADirectory)));
     assert!(m.children("0").iter().any(|(i, _)| *i == dir));
@@ -712,8 +712,8 @@ async fn share_lists_read_only_with_share_state_as_string_or_number() {
         assert!(d.caps().read_only);
         let l = d.list(&d.root().await.unwrap()).await.unwrap();
         assert_eq!(l.len(), 2);
-        assert!(l[0].is_dir && l[0].id == "2593093001609750000");
-        assert!(!l[1].is_dir && l[1].id == "2593093001609750001" && l[1].size == 1048576);
+        assert!(l[0].is_dir && l[0].id() == "2593093001609750000");
+        assert!(!l[1].is_dir && l[1].id() == "2593093001609750001" && l[1].size == 1048576);
         let inner = d.list(&l[0]).await.unwrap();
         assert_eq!(inner[0].size, 12);
         assert!(matches!(d.mkdir(&l[0], "x").await, Err(DriveError::ReadOnly)));

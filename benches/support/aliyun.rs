@@ -36,7 +36,7 @@ pub async fn listing(m: &Mount, emu: &EmuAliyun, n_files: usize) {
     assert!(emu.log().is_empty(), "a cached listing called the API");
 
     emu.clear_log();
-    let names: Vec<String> = l2.iter().map(|e| e.name.clone()).collect();
+    let names: Vec<String> = l2.iter().map(|e| e.name().to_string()).collect();
     let t = Instant::now();
     for n in &names {
         assert!(!m.resolve(&format!("big/{n}")).await.unwrap().is_dir);

@@ -24,7 +24,7 @@ pub struct ReadFile {
 
 impl std::fmt::Debug for ReadFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadFile").field("entry", &self.entry.name).field("pos", &self.pos).finish()
+        f.debug_struct("ReadFile").field("entry", &self.entry.name()).field("pos", &self.pos).finish()
     }
 }
 

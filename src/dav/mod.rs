@@ -218,7 +218,7 @@ struct ListedEnt {
 
 impl DavDirEntry for ListedEnt {
     fn name(&self) -> Vec<u8> {
-        self.list.get(self.i).map(|e| e.name.as_bytes().to_vec()).unwrap_or_default()
+        self.list.get(self.i).map(|e| e.name().as_bytes().to_vec()).unwrap_or_default()
     }
     fn metadata(&self) -> FsFuture<'_, Box<dyn DavMetaData>> {
         let m = self.list.get(self.i).map(|e| Box::new(Meta::of(e)) as Box<dyn DavMetaData>);
@@ -462,9 +462,10 @@ impl GuardedFileSystem<RequestCtx> for DavFs {
                 }
                 Target::Mount(m, rel) => {
                     let (_, mut list) = m.list(&rel).await.map_err(|e| ctx.fs_err(e))?;
-                    if list.iter().any(|e| vfs::mount::is_reserved_name(&e.name)) {
-                        list =
-                            Arc::new(list.iter().filter(|e| !vfs::mount::is_reserved_name(&e.name)).cloned().collect());
+                    if list.iter().any(|e| vfs::mount::is_reserved_name(e.name())) {
+                        list = Arc::new(
+                            list.iter().filter(|e| !vfs::mount::is_reserved_name(e.name())).cloned().collect(),
+                        );
                     }
                     let s: FsStream<Box<dyn DavDirEntry>> =
                         Box::pin(stream::iter((0..list.len()).map(move |i| {

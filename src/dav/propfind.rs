@@ -391,8 +391,8 @@ impl Propfind<'_> {
         // The members' names are only walked when the properties are in Redis.
         let names: Option<Box<dyn Iterator<Item = &str> + Send>> = match &children {
             Children::None => None,
-            Children::Listing { list, .. } => Some(Box::new(list.iter().map(|e| e.name.as_str()))),
-            Children::Virtual(v) => Some(Box::new(v.iter().map(|r| r.entry.name.as_str()))),
+            Children::Listing { list, .. } => Some(Box::new(list.iter().map(|e| e.name()))),
+            Children::Virtual(v) => Some(Box::new(v.iter().map(|r| r.entry.name()))),
         };
         let dead = self.fs.props().snapshot(path, names).await;
         let locks = self.locks.snapshot(path, has_children).await;
@@ -464,7 +464,7 @@ impl Propfind<'_> {
         let quota = if wants_quota { self.fs.quota_of(m).await } else { None };
         match m.resolve("").await {
             Ok(mut e) => {
-                e.name = name.to_string();
+                e.set_name(name);
                 e.is_dir = true;
                 Res { entry: e, virt: false, quota }
             }
@@ -595,7 +595,7 @@ impl Render {
                 Children::None => Stage::Tail,
                 Children::Listing { list, quota } => {
                     let Some(e) = list.get(i) else { return Stage::Tail };
-                    if !vfs::mount::is_reserved_name(&e.name) {
+                    if !vfs::mount::is_reserved_name(e.name()) {
                         self.member(&Item { e, virt: false, quota: *quota, path: None }, out);
                     }
                     Stage::Children(i + 1)
@@ -619,15 +619,15 @@ impl Render {
     }
 
     fn member(&self, it: &Item<'_>, out: &mut Vec<u8>) {
-        let mut href = Vec::with_capacity(self.dir_href.len() + it.e.name.len() * 3 + 1);
+        let mut href = Vec::with_capacity(self.dir_href.len() + it.e.name().len() * 3 + 1);
         href.extend_from_slice(&self.dir_href);
-        x::href_segment(&mut href, &it.e.name);
+        x::href_segment(&mut href, it.e.name());
         if it.e.is_dir {
             href.push(b'/');
         }
         if self.needs_paths() {
             let base = if self.dir_path == "/" { "" } else { &self.dir_path };
-            let it = Item { path: Some(format!("{base}/{}", it.e.name)), ..*it };
+            let it = Item { path: Some(format!("{base}/{}", it.e.name())), ..*it };
             self.response(&href, &it, out);
         } else {
             self.response(&href, it, out);
@@ -776,7 +776,7 @@ impl Render {
             }
             Live::ContentType => {
                 p.open(out);
-                out.extend_from_slice(if e.is_dir { "httpd/unix-directory" } else { content_type(&e.name) }.as_bytes());
+                out.extend_from_slice(if e.is_dir { "httpd/unix-directory" } else { content_type(e.name()) }.as_bytes());
                 p.close(out);
             }
             Live::ETag => {
@@ -820,7 +820,7 @@ impl Render {
             }
             Live::Win32FileAttributes => {
                 let mut attr = 0u32;
-                if e.name.starts_with('.') {
+                if e.name().starts_with('.') {
                     attr |= 0x02; // hidden
                 }
                 attr |= if e.is_dir { 0x10 } else { 0x20 }; // directory / archive

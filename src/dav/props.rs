@@ -544,10 +544,10 @@ pub fn checksums_text(e: &Entry) -> Option<String> {
         return None;
     }
     let mut parts = vec![];
-    if let Some(s) = &e.hashes.sha1 {
+    if let Some(s) = &e.hashes().sha1 {
         parts.push(format!("SHA1:{}", s.to_ascii_lowercase()));
     }
-    if let Some(m) = &e.hashes.md5 {
+    if let Some(m) = &e.hashes().md5 {
         parts.push(format!("MD5:{}", m.to_ascii_lowercase()));
     }
     (!parts.is_empty()).then(|| parts.join(" "))

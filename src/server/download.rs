@@ -236,7 +236,7 @@ async fn proxy(
         if let Ok(v) = HeaderValue::from_str(&last_modified) {
             rh.insert(header::LAST_MODIFIED, v);
         }
-        let mime = mime_guess::from_path(&entry.name).first_or_octet_stream();
+        let mime = mime_guess::from_path(entry.name()).first_or_octet_stream();
         if let Ok(v) = HeaderValue::from_str(mime.essence_str()) {
             rh.insert(header::CONTENT_TYPE, v);
         }

@@ -102,7 +102,7 @@ pub trait Drive: Send + Sync + 'static {
     /// does so when `compute` and remembers the answer, so a file is read once; without
     /// `compute` it answers only what it knows without reading the file.
     async fn hashes(&self, file: &Entry, _compute: bool) -> DriveResult<Hashes> {
-        Ok(file.hashes.clone())
+        Ok(file.hashes().clone())
     }
 
     async fn quota(&self) -> DriveResult<Option<Quota>> {

@@ -67,7 +67,7 @@ impl Cached {
     }
 
     fn name(&self, i: u32) -> &str {
-        self.list.get(i as usize).map_or("", |e| e.name.as_str())
+        self.list.get(i as usize).map_or("", |e| e.name())
     }
 
     /// The entry named exactly `name`. Providers that allow two items of one name (115)
@@ -134,7 +134,7 @@ pub struct LinkCache {
 
 impl LinkCache {
     pub async fn get(&self, drive: &dyn Drive, entry: &Entry, req: &LinkRequest) -> DriveResult<Link> {
-        let key = (entry.id.clone(), req.user_agent.clone());
+        let key = (entry.id().to_string(), req.user_agent.clone());
         let slot = Arc::clone(&self.slots.entry(key).or_default());
         let mut guard = slot.lock().await;
         if let Some((link, until)) = guard.as_ref() {
@@ -171,7 +171,7 @@ impl LinkCache {
     }
 
     pub fn forget(&self, entry: &Entry, req: &LinkRequest) {
-        self.slots.remove(&(entry.id.clone(), req.user_agent.clone()));
+        self.slots.remove(&(entry.id().to_string(), req.user_agent.clone()));
     }
 
     /// Drop a refused link here and, when shared, for the fleet.
@@ -247,10 +247,14 @@ pub fn split_parent(rel: &str) -> (&str, &str) {
 
 pub fn join_rel(parent: &str, name: &str) -> String {
     if parent.is_empty() {
-        name.to_string()
-    } else {
-        format!("{parent}/{name}")
+        return name.to_string();
     }
+    // Exactly as long as it needs: an entry keeps it as its id (no shrinking copy).
+    let mut s = String::with_capacity(parent.len() + 1 + name.len());
+    s.push_str(parent);
+    s.push('/');
+    s.push_str(name);
+    s
 }
 
 /// Names the mount gives its own entries while it replaces a target (the new entry
@@ -559,7 +563,7 @@ impl Mount {
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
         let old = self.target_in_the_way(to_prel, &new_parent, to_name, replace).await?;
         // Replacing keeps the name the drive stores (it may differ in Unicode form).
-        let to_name = old.as_ref().map_or(to_name, |o| o.name.as_str());
+        let to_name = old.as_ref().map_or(to_name, |o| o.name());
         let r = match &old {
             Some(old) if !self.replaces_in_place(&entry, old) => {
                 let (from_prel, from_name) = split_parent(from);
@@ -608,7 +612,7 @@ impl Mount {
         }
         let (to_prel, to_name, new_parent) = self.target_parent(to).await?;
         let old = self.target_in_the_way(to_prel, &new_parent, to_name, replace).await?;
-        let to_name = old.as_ref().map_or(to_name, |o| o.name.as_str());
+        let to_name = old.as_ref().map_or(to_name, |o| o.name());
         let r = match &old {
             Some(old) if !self.replaces_in_place(&entry, old) => {
                 let tmp = swap_name();
@@ -643,7 +647,7 @@ impl Mount {
         let tmp_rel = join_rel(prel, &tmp);
         let r = match make(tmp_rel.clone()).await {
             Ok(new) => match self.existing(prel, &parent, name).await {
-                Ok(Some(old)) if replace => self.swap_in(&parent, &old.name, &old, new, Undo::Remove).await,
+                Ok(Some(old)) if replace => self.swap_in(&parent, old.name(), &old, new, Undo::Remove).await,
                 Ok(Some(_)) => {
                     self.undo(new, Undo::Remove).await;
                     Err(DriveError::Exists)
@@ -740,7 +744,7 @@ impl Mount {
             Undo::MoveBack { parent, name } => self.drive.move_to(&new, parent, name).await.map(|_| ()),
         };
         if let Err(e) = self.track(r) {
-            tracing::error!(mount = %self.opts.path, "could not undo a failed replace; {:?} is left: {e}", new.name);
+            tracing::error!(mount = %self.opts.path, "could not undo a failed replace; {:?} is left: {e}", new.name());
         }
     }
 
@@ -776,7 +780,7 @@ impl Mount {
         let (prel, name, parent) = self.target_parent(rel).await?;
         let old = self.existing(prel, &parent, name).await?;
         // Replacing keeps the name the drive stores (it may differ in Unicode form).
-        let name = old.as_ref().map_or(name, |o| o.name.as_str());
+        let name = old.as_ref().map_or(name, |o| o.name());
         let r = match &old {
             Some(old) if old.is_dir => Err(DriveError::IsADirectory),
             Some(old) if !self.caps.replace_file => {
@@ -971,12 +975,18 @@ mod tests {
         }
 
         fn child(&self, parent: &str, name: &str) -> Option<Node> {
-            self.nodes.lock().unwrap().values().find(|n| n.parent == parent && n.entry.name == name).cloned()
+            self.nodes.lock().unwrap().values().find(|n| n.parent == parent && n.entry.name() == name).cloned()
         }
 
         fn drop_tree(&self, id: &str) {
-            let kids: Vec<String> =
-                self.nodes.lock().unwrap().values().filter(|n| n.parent == id).map(|n| n.entry.id.clone()).collect();
+            let kids: Vec<String> = self
+                .nodes
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|n| n.parent == id)
+                .map(|n| n.entry.id().to_string())
+                .collect();
             for k in kids {
                 self.drop_tree(&k);
             }
@@ -987,9 +997,9 @@ mod tests {
         /// can; anything else there is `Exists`.
         fn claim(&self, parent: &str, name: &str, new_is_dir: bool, moving: Option<&str>) -> DriveResult<()> {
             match self.child(parent, name) {
-                Some(n) if Some(n.entry.id.as_str()) == moving => Ok(()),
+                Some(n) if Some(n.entry.id()) == moving => Ok(()),
                 Some(n) if self.replace_file && !n.entry.is_dir && !new_is_dir => {
-                    self.drop_tree(&n.entry.id);
+                    self.drop_tree(n.entry.id());
                     Ok(())
                 }
                 Some(_) => Err(DriveError::Exists),
@@ -1000,9 +1010,9 @@ mod tests {
         fn copy_tree(&self, src: &Node, parent: &str, name: &str) -> Entry {
             let e = self.add(parent, name, src.entry.is_dir, &src.data);
             let kids: Vec<Node> =
-                self.nodes.lock().unwrap().values().filter(|n| n.parent == src.entry.id).cloned().collect();
+                self.nodes.lock().unwrap().values().filter(|n| n.parent == src.entry.id()).cloned().collect();
             for k in kids {
-                self.copy_tree(&k, &e.id, &k.entry.name);
+                self.copy_tree(&k, e.id(), k.entry.name());
             }
             e
         }
@@ -1012,9 +1022,9 @@ mod tests {
             fn go(m: &Mem, id: &str, prefix: &str, out: &mut std::collections::BTreeMap<String, Option<Vec<u8>>>) {
                 let kids: Vec<Node> = m.nodes.lock().unwrap().values().filter(|n| n.parent == id).cloned().collect();
                 for k in kids {
-                    let p = join_rel(prefix, &k.entry.name);
+                    let p = join_rel(prefix, k.entry.name());
                     out.insert(p.clone(), (!k.entry.is_dir).then(|| k.data.clone()));
-                    go(m, &k.entry.id, &p, out);
+                    go(m, k.entry.id(), &p, out);
                 }
             }
             let mut out = Default::default();
@@ -1035,45 +1045,45 @@ mod tests {
             Ok(self.nodes.lock().unwrap()["0"].entry.clone())
         }
         async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
-            Ok(self.nodes.lock().unwrap().values().filter(|n| n.parent == dir.id).map(|n| n.entry.clone()).collect())
+            Ok(self.nodes.lock().unwrap().values().filter(|n| n.parent == dir.id()).map(|n| n.entry.clone()).collect())
         }
         async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
             self.check("mkdir", name)?;
-            self.claim(&parent.id, name, true, None)?;
-            Ok(self.add(&parent.id, name, true, b""))
+            self.claim(parent.id(), name, true, None)?;
+            Ok(self.add(parent.id(), name, true, b""))
         }
         async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
             self.check("move", new_name)?;
-            self.claim(&new_parent.id, new_name, entry.is_dir, Some(&entry.id))?;
+            self.claim(new_parent.id(), new_name, entry.is_dir, Some(entry.id()))?;
             let mut nodes = self.nodes.lock().unwrap();
-            let n = nodes.get_mut(&entry.id).ok_or(DriveError::NotFound)?;
-            n.parent = new_parent.id.clone();
-            n.entry.name = new_name.to_string();
+            let n = nodes.get_mut(entry.id()).ok_or(DriveError::NotFound)?;
+            n.parent = new_parent.id().to_string();
+            n.entry.set_name(new_name);
             Ok(n.entry.clone())
         }
         async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
             self.check("copy", new_name)?;
-            self.claim(&new_parent.id, new_name, entry.is_dir, None)?;
-            let src = self.nodes.lock().unwrap().get(&entry.id).cloned().ok_or(DriveError::NotFound)?;
-            Ok(self.copy_tree(&src, &new_parent.id, new_name))
+            self.claim(new_parent.id(), new_name, entry.is_dir, None)?;
+            let src = self.nodes.lock().unwrap().get(entry.id()).cloned().ok_or(DriveError::NotFound)?;
+            Ok(self.copy_tree(&src, new_parent.id(), new_name))
         }
         async fn remove(&self, entry: &Entry) -> DriveResult<()> {
-            self.check("remove", &entry.name)?;
-            self.drop_tree(&entry.id);
+            self.check("remove", entry.name())?;
+            self.drop_tree(entry.id());
             Ok(())
         }
         async fn put(&self, parent: &Entry, name: &str, upload: Upload) -> DriveResult<Entry> {
             self.check("put", name)?;
-            self.claim(&parent.id, name, false, None)?;
+            self.claim(parent.id(), name, false, None)?;
             let data = std::fs::read(&upload.path)?;
-            Ok(self.add(&parent.id, name, false, &data))
+            Ok(self.add(parent.id(), name, false, &data))
         }
         async fn link(&self, file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
             let mut n = self.links.lock().unwrap();
             *n += 1;
             let life = *self.link_life.lock().unwrap();
             Ok(Link {
-                url: format!("http://mem/{}?n={n}", file.id),
+                url: format!("http://mem/{}?n={n}", file.id()),
                 headers: vec![],
                 expires_at: life.map(|l| SystemTime::now() + l),
             })
@@ -1096,12 +1106,12 @@ mod tests {
     fn fixture(replace_file: bool) -> (Arc<Mem>, Mount) {
         let m = Arc::new(Mem::new(replace_file));
         let d = m.add("0", "d", true, b"");
-        m.add(&d.id, "target.txt", false, b"old");
-        m.add(&d.id, "src.txt", false, b"new");
-        let od = m.add(&d.id, "olddir", true, b"");
-        m.add(&od.id, "o.txt", false, b"o");
-        let nd = m.add(&d.id, "newdir", true, b"");
-        m.add(&nd.id, "n.txt", false, b"n");
+        m.add(d.id(), "target.txt", false, b"old");
+        m.add(d.id(), "src.txt", false, b"new");
+        let od = m.add(d.id(), "olddir", true, b"");
+        m.add(od.id(), "o.txt", false, b"o");
+        let nd = m.add(d.id(), "newdir", true, b"");
+        m.add(nd.id(), "n.txt", false, b"n");
         let mnt = mount(Arc::clone(&m));
         (m, mnt)
     }
@@ -1197,11 +1207,11 @@ mod tests {
         for replace_file in [false, true] {
             let (m, mnt) = fixture(replace_file);
             let d = mnt.resolve("d").await.unwrap();
-            m.add(&d.id, nfc, false, b"stored");
-            assert_eq!(mnt.resolve(&format!("d/{nfd}")).await.unwrap().name, nfc);
+            m.add(d.id(), nfc, false, b"stored");
+            assert_eq!(mnt.resolve(&format!("d/{nfd}")).await.unwrap().name(), nfc);
             let (_tmp, u) = upload(b"new");
             let put = mnt.put(&format!("d/{nfd}"), u).await.unwrap();
-            assert_eq!(put.name, nfc, "replace_file {replace_file}");
+            assert_eq!(put.name(), nfc, "replace_file {replace_file}");
             let t = m.tree();
             assert_eq!(t.get(&format!("d/{nfc}")), Some(&Some(b"new".to_vec())));
             assert!(!t.contains_key(&format!("d/{nfd}")), "a second file appeared: {t:?}");
@@ -1210,12 +1220,12 @@ mod tests {
         // The other way round, and an exact name wins over a normalised one.
         let (m, mnt) = fixture(false);
         let d = mnt.resolve("d").await.unwrap();
-        m.add(&d.id, nfd, false, b"nfd");
-        assert_eq!(mnt.resolve(&format!("d/{nfc}")).await.unwrap().name, nfd);
-        m.add(&d.id, nfc, false, b"nfc");
+        m.add(d.id(), nfd, false, b"nfd");
+        assert_eq!(mnt.resolve(&format!("d/{nfc}")).await.unwrap().name(), nfd);
+        m.add(d.id(), nfc, false, b"nfc");
         mnt.invalidate("d");
-        assert_eq!(mnt.resolve(&format!("d/{nfc}")).await.unwrap().name, nfc);
-        assert_eq!(mnt.resolve(&format!("d/{nfd}")).await.unwrap().name, nfd);
+        assert_eq!(mnt.resolve(&format!("d/{nfc}")).await.unwrap().name(), nfc);
+        assert_eq!(mnt.resolve(&format!("d/{nfd}")).await.unwrap().name(), nfd);
         assert!(matches!(mnt.resolve("d/cafe.txt").await, Err(DriveError::NotFound)));
     }
 

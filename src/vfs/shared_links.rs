@@ -42,7 +42,7 @@ impl SharedLinks {
 
     fn key(&self, entry: &Entry, req: &LinkRequest) -> String {
         let mut h = sha2::Sha256::new();
-        h.update(entry.id.as_bytes());
+        h.update(entry.id().as_bytes());
         h.update([0]);
         h.update(req.user_agent.as_bytes());
         let d = h.finalize();

@@ -166,7 +166,7 @@ impl Resume {
             match fetch(&link, &self.req.user_agent, self.pos, self.end, size).await {
                 Ok(s) => return Ok(s),
                 Err(FetchError::LinkRefused(code)) if attempt == 0 => {
-                    tracing::info!(mount = %self.src.path, file = %self.entry.name, "link refused ({code}), asking for a new one");
+                    tracing::info!(mount = %self.src.path, file = %self.entry.name(), "link refused ({code}), asking for a new one");
                     self.src.cache.forget_shared(&self.entry, &self.req).await;
                 }
                 Err(FetchError::LinkRefused(code)) => {
@@ -215,11 +215,11 @@ impl Resume {
                     if self.retries == 0 {
                         self.done = true;
                         let msg = format!("upstream broke at byte {} of {}: {why}", self.pos, self.end);
-                        tracing::warn!(mount = %self.src.path, file = %self.entry.name, "{msg}");
+                        tracing::warn!(mount = %self.src.path, file = %self.entry.name(), "{msg}");
                         return Some((Err(std::io::Error::other(msg)), self));
                     }
                     self.retries -= 1;
-                    tracing::info!(mount = %self.src.path, file = %self.entry.name, pos = self.pos, "upstream broke ({why}), resuming");
+                    tracing::info!(mount = %self.src.path, file = %self.entry.name(), pos = self.pos, "upstream broke ({why}), resuming");
                     tokio::time::sleep(std::time::Duration::from_millis(100 * (RESUME_RETRIES - self.retries) as u64))
                         .await;
                 }
@@ -477,7 +477,7 @@ async fn plan(a: &Mount, from: &str, src: &Entry, job: &Job) -> DriveResult<()> 
         let (_, list) = a.list(&d).await?;
         for c in list.iter() {
             if c.is_dir {
-                dirs.push(join_rel(&d, &c.name));
+                dirs.push(join_rel(&d, c.name()));
             } else {
                 p.plan(c.size, 1);
             }
@@ -506,7 +506,7 @@ async fn copy_tree(
     let made = b.mkdir(to).await?;
     let (_, list) = a.list(from).await?;
     for child in list.iter() {
-        let (f, t, s) = (join_rel(from, &child.name), join_rel(to, &child.name), join_rel(sub, &child.name));
+        let (f, t, s) = (join_rel(from, child.name()), join_rel(to, child.name()), join_rel(sub, child.name()));
         match Box::pin(copy_tree(a, &f, child, b, &t, &s, failures.as_deref_mut(), job)).await {
             Ok(_) => {}
             Err(e) => match failures.as_deref_mut() {
@@ -530,7 +530,7 @@ async fn copy_tree(
 /// if it differs.
 async fn copy_file(a: &Mount, src: &Entry, b: &Mount, to: &str, job: &Job) -> DriveResult<Entry> {
     let rapid = b.caps().rapid_put && b.drive.rapid().is_some();
-    let mut hashes = src.hashes.clone();
+    let mut hashes = src.hashes().clone();
     if rapid && hashes.sha1.is_none() {
         hashes = a.hashes(src, true).await?;
     }
@@ -625,8 +625,8 @@ fn verify(src: &Entry, hashes: &Hashes, made: &Entry) -> DriveResult<()> {
     if made.size != src.size {
         return Err(DriveError::upstream(format!("the copy has {} bytes, the source {}", made.size, src.size)));
     }
-    let theirs = made.hashes.sha1.as_deref();
-    let ours = hashes.sha1.as_deref().or(src.hashes.sha1.as_deref());
+    let theirs = made.hashes().sha1.as_deref();
+    let ours = hashes.sha1.as_deref().or(src.hashes().sha1.as_deref());
     if let (Some(x), Some(y)) = (ours, theirs) {
         if !x.eq_ignore_ascii_case(y) {
             return Err(DriveError::upstream(format!("the copy's SHA-1 is {y}, the source's {x}")));

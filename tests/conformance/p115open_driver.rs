@@ -34,11 +34,11 @@ async fn files_through_a_mount() {
     let uni = "文件 ü 🎬 (1).txt";
     put(&m, &sp, &format!("docs/{uni}"), "unicode body".as_bytes()).await;
     let (_, list) = m.list("docs").await.unwrap();
-    let mut names: Vec<_> = list.iter().map(|e| e.name.clone()).collect();
+    let mut names: Vec<_> = list.iter().map(|e| e.name().to_string()).collect();
     names.sort();
     assert_eq!(names, vec!["a.txt".to_string(), "empty".into(), uni.to_string()]);
-    let a = list.iter().find(|e| e.name == "a.txt").unwrap();
-    assert_eq!(a.hashes.sha1.as_deref(), Some(sha1_upper(b"hello world").to_lowercase().as_str()));
+    let a = list.iter().find(|e| e.name() == "a.txt").unwrap();
+    assert_eq!(a.hashes().sha1.as_deref(), Some(sha1_upper(b"hello world").to_lowercase().as_str()));
     assert_eq!(emu.file_bytes(emu.lookup(u, "/docs/empty").unwrap()).unwrap(), b"");
     assert_eq!(emu.file_bytes(emu.lookup(u, &format!("/docs/{uni}")).unwrap()).unwrap(), "unicode body".as_bytes());
 
@@ -117,7 +117,7 @@ async fn listing_pages_and_missing_folders() {
     let list = d.list_id(&dir.to_string()).await.unwrap();
     assert_eq!(list.len(), 8);
     assert_eq!(env.emu.request_count("proapi.115.com/open/ufile/files"), 3);
-    assert!(list.iter().all(|e| !e.is_dir && e.extra.is_some()));
+    assert!(list.iter().all(|e| !e.is_dir && e.extra().is_some()));
     // A folder id that does not exist answers with the root listing: must be NotFound.
     assert!(matches!(d.list_id("987654321").await, Err(DriveError::NotFound)));
 }
@@ -128,8 +128,8 @@ async fn links_carry_the_client_user_agent() {
     let id = env.emu.put_file(env.user, 0, "v.mkv", b"0123456789");
     let d = env.driver();
     d.init().await.unwrap();
-    let e = d.list_id("0").await.unwrap().into_iter().find(|e| e.name == "v.mkv").unwrap();
-    assert_eq!(e.id, id.to_string());
+    let e = d.list_id("0").await.unwrap().into_iter().find(|e| e.name() == "v.mkv").unwrap();
+    assert_eq!(e.id(), id.to_string());
     let link = d.link(&e, &LinkRequest { user_agent: "VLC/3.0.20".into(), ip: None }).await.unwrap();
     assert_eq!(link.headers, vec![("User-Agent".to_string(), "VLC/3.0.20".to_string())]);
     assert!(link.expires_at.is_some());
@@ -276,7 +276,7 @@ async fn a_folder_as_the_root() {
     let m = env.mount(d);
     m.init().await.unwrap();
     let (_, list) = m.list("").await.unwrap();
-    assert_eq!(list.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), vec!["f.mkv"]);
+    assert_eq!(list.iter().map(|e| e.name()).collect::<Vec<_>>(), vec!["f.mkv"]);
     put(&m, &env.dir.path().join("spool"), "new.txt", b"new").await;
     assert!(env.emu.lookup(env.user, "/media/films/new.txt").is_some());
     // A root id that is a file, or missing, fails init.

@@ -287,7 +287,7 @@ impl Drive for RotDrive {
 
     async fn link(&self, file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
         self.call().await?;
-        Ok(Link { url: format!("https://cdn.example/{}", file.id), headers: vec![], expires_at: None })
+        Ok(Link { url: format!("https://cdn.example/{}", file.id()), headers: vec![], expires_at: None })
     }
 
     async fn root(&self) -> DriveResult<Entry> {

@@ -91,7 +91,7 @@ async fn list_empty(fx: &dyn Fixture) -> anyhow::Result<()> {
     let m = fresh(fx, Spec::new().dir("empty")).await?;
     let (dir, list) = ok!(m.list("empty").await);
     check!(dir.is_dir, "listed folder is not a dir: {dir:?}");
-    check_eq!(dir.name, "empty");
+    check_eq!(dir.name(), "empty");
     check!(list.is_empty(), "empty folder lists {list:?}");
     // The root holds exactly what was seeded: no state, spool or temp files.
     check_eq!(ok!(names(&m, "").await), sorted(&["empty"]));
@@ -112,13 +112,13 @@ async fn list_many(fx: &dyn Fixture) -> anyhow::Result<()> {
     check_eq!(list.len(), N + 3, "entry count");
     let mut seen = HashSet::new();
     for e in list.iter() {
-        check!(seen.insert(e.name.clone()), "{} listed twice", e.name);
-        if let Some(i) = e.name.strip_prefix('f').and_then(|r| r.strip_suffix(".txt")) {
+        check!(seen.insert(e.name().to_string()), "{} listed twice", e.name());
+        if let Some(i) = e.name().strip_prefix('f').and_then(|r| r.strip_suffix(".txt")) {
             let i: usize = i.parse()?;
             check!(i < N && !e.is_dir, "unexpected entry {e:?}");
-            check_eq!(e.size, (i % 17) as u64, "size of {}", e.name);
+            check_eq!(e.size, (i % 17) as u64, "size of {}", e.name());
         } else {
-            check!(e.name.starts_with("sub") && e.is_dir, "unexpected entry {e:?}");
+            check!(e.name().starts_with("sub") && e.is_dir, "unexpected entry {e:?}");
         }
     }
     // Lookups on the first, a middle and the last page.
@@ -137,16 +137,16 @@ async fn stat_resolve(fx: &dyn Fixture) -> anyhow::Result<()> {
     let root = ok!(m.resolve("").await);
     check!(root.is_dir, "root is not a dir: {root:?}");
     let a = ok!(m.resolve("a").await);
-    check!(a.is_dir && a.name == "a", "a: {a:?}");
+    check!(a.is_dir && a.name() == "a", "a: {a:?}");
     let c = ok!(m.resolve("a/b/c.txt").await);
     check!(!c.is_dir, "c.txt is a dir");
-    check_eq!(c.name, "c.txt");
+    check_eq!(c.name(), "c.txt");
     check_eq!(c.size, 11);
     check!(c.modified > UNIX_EPOCH + Duration::from_secs(1_000_000_000), "modified time not set: {:?}", c.modified);
     // The listing and the lookup agree on the entry.
     let from_list = ok!(listed(&m, "a/b", "c.txt").await);
     let from_list = from_list.ok_or_else(|| anyhow::anyhow!("c.txt not listed"))?;
-    check_eq!((from_list.id, from_list.size, from_list.is_dir), (c.id.clone(), c.size, c.is_dir));
+    check_eq!((from_list.id(), from_list.size, from_list.is_dir), (c.id(), c.size, c.is_dir));
     check_eq!(ok!(names(&m, "a").await), sorted(&["b"]));
     check_eq!(ok!(names(&m, "").await), sorted(&["a", "top.bin"]));
     // Missing things.
@@ -203,7 +203,7 @@ async fn names_seeded(fx: &dyn Fixture) -> anyhow::Result<()> {
     check_eq!(ok!(names(&m, "").await), sorted(&want));
     for n in ODD_NAMES {
         let e = ok!(m.resolve(n).await);
-        check_eq!(e.name, *n);
+        check_eq!(e.name(), *n);
         same_bytes(n, &ok!(read_all(&m, n).await), n.as_bytes())?;
     }
     check_eq!(ok!(names(&m, "目录 📁 #1%").await), sorted(&["inner ?.txt"]));
@@ -275,13 +275,13 @@ async fn mkdir(fx: &dyn Fixture) -> anyhow::Result<()> {
     let m = fresh(fx, Spec::new()).await?;
     let d = ok!(m.mkdir("d").await);
     check!(d.is_dir, "mkdir returned a file: {d:?}");
-    check_eq!(d.name, "d");
+    check_eq!(d.name(), "d");
     check!(ok!(m.resolve("d").await).is_dir, "d resolves to a file");
     check_eq!(ok!(names(&m, "").await), sorted(&["d"]));
     check!(ok!(names(&m, "d").await).is_empty(), "new folder not empty");
     check_err!(m.mkdir("d").await, DriveError::Exists);
     let e = ok!(m.mkdir("d/e").await);
-    check!(e.is_dir && e.name == "e", "{e:?}");
+    check!(e.is_dir && e.name() == "e", "{e:?}");
     check_eq!(ok!(names(&m, "d").await), sorted(&["e"]));
     check_err!(m.mkdir("d/x/y").await, DriveError::NotFound);
     ok!(put_bytes(&m, "f", b"file", None).await);
@@ -317,7 +317,7 @@ async fn rename_file(fx: &dyn Fixture) -> anyhow::Result<()> {
     ok!(put_bytes(&m, "a.txt", b"alpha", None).await);
     check_eq!(ok!(names(&m, "").await), sorted(&["a.txt"]));
     let b = ok!(m.rename("a.txt", "b.txt").await);
-    check_eq!((b.name.as_str(), b.size, b.is_dir), ("b.txt", 5, false));
+    check_eq!((b.name(), b.size, b.is_dir), ("b.txt", 5, false));
     check_err!(m.resolve("a.txt").await, DriveError::NotFound);
     check_eq!(ok!(names(&m, "").await), sorted(&["b.txt"]));
     same_bytes("b.txt", &ok!(read_all(&m, "b.txt").await), b"alpha")?;
@@ -334,7 +334,7 @@ async fn rename_folder(fx: &dyn Fixture) -> anyhow::Result<()> {
     check_eq!(ok!(names(&m, "d").await), sorted(&["sub", "x.txt"]));
     check_eq!(ok!(names(&m, "d/sub").await), sorted(&["y.txt"]));
     let e = ok!(m.rename("d", "e").await);
-    check!(e.is_dir && e.name == "e", "{e:?}");
+    check!(e.is_dir && e.name() == "e", "{e:?}");
     check_err!(m.resolve("d").await, DriveError::NotFound);
     check_err!(m.resolve("d/sub/y.txt").await, DriveError::NotFound);
     check_eq!(ok!(names(&m, "").await), sorted(&["e"]));
@@ -356,7 +356,7 @@ async fn move_into_folder(fx: &dyn Fixture) -> anyhow::Result<()> {
     ok!(put_bytes(&m, "d/in.txt", b"in", None).await);
     check_eq!(ok!(names(&m, "dst").await), Vec::<String>::new());
     let f = ok!(m.rename("f.txt", "dst/f.txt").await);
-    check_eq!(f.name, "f.txt");
+    check_eq!(f.name(), "f.txt");
     ok!(m.rename("d", "dst/d").await);
     check_eq!(ok!(names(&m, "").await), sorted(&["dst"]));
     check_eq!(ok!(names(&m, "dst").await), sorted(&["d", "f.txt"]));
@@ -364,7 +364,7 @@ async fn move_into_folder(fx: &dyn Fixture) -> anyhow::Result<()> {
     same_bytes("moved folder's file", &ok!(read_all(&m, "dst/d/in.txt").await), b"in")?;
     // Move and rename at once, back to the root.
     let g = ok!(m.rename("dst/f.txt", "g.txt").await);
-    check_eq!(g.name, "g.txt");
+    check_eq!(g.name(), "g.txt");
     check_eq!(ok!(names(&m, "").await), sorted(&["dst", "g.txt"]));
     check_eq!(ok!(names(&m, "dst").await), sorted(&["d"]));
     // A folder cannot move into itself.
@@ -410,8 +410,8 @@ async fn copy_file(fx: &dyn Fixture) -> anyhow::Result<()> {
     ok!(m.mkdir("dir").await);
     check_eq!(ok!(names(&m, "").await), sorted(&["a", "dir"]));
     let b = ok!(m.copy("a", "b").await);
-    check_eq!((b.name.as_str(), b.size, b.is_dir), ("b", 8, false));
-    for h in [&b.hashes.sha1, &b.hashes.md5].into_iter().flatten() {
+    check_eq!((b.name(), b.size, b.is_dir), ("b", 8, false));
+    for h in [&b.hashes().sha1, &b.hashes().md5].into_iter().flatten() {
         check!(*h == sha1_hex(b"original") || *h == md5_hex(b"original"), "copy's hash {h} does not match its content");
     }
     ok!(m.copy("a", "dir/a2").await);
@@ -436,7 +436,7 @@ async fn copy_folder(fx: &dyn Fixture) -> anyhow::Result<()> {
     ok!(put_bytes(&m, "d/sub/y", b"yy", None).await);
     ok!(put_bytes(&m, "d/sub/deep/z", b"", None).await);
     let e = ok!(m.copy("d", "e").await);
-    check!(e.is_dir && e.name == "e", "{e:?}");
+    check!(e.is_dir && e.name() == "e", "{e:?}");
     check_eq!(ok!(names(&m, "").await), sorted(&["d", "e"]));
     check_eq!(ok!(names(&m, "e").await), sorted(&["sub", "x"]));
     check_eq!(ok!(names(&m, "e/sub").await), sorted(&["deep", "y"]));
@@ -518,7 +518,7 @@ async fn put_small(fx: &dyn Fixture) -> anyhow::Result<()> {
     let spooled = ok!(spool.finish(None).await);
     let e = ok!(m.put("hello.txt", spooled.upload).await);
     drop(spooled.guard);
-    check_eq!((e.name.as_str(), e.size, e.is_dir), ("hello.txt", 5, false));
+    check_eq!((e.name(), e.size, e.is_dir), ("hello.txt", 5, false));
     check_hashes(&e, b"hello")?;
     same_bytes("hello.txt", &ok!(read_all(&m, "hello.txt").await), b"hello")?;
     let l = ok!(listed(&m, "", "hello.txt").await);
@@ -583,17 +583,17 @@ async fn names_written(fx: &dyn Fixture) -> anyhow::Result<()> {
     let m = fresh(fx, Spec::new()).await?;
     for n in ODD_NAMES {
         let e = ok!(put_bytes(&m, n, n.as_bytes(), None).await);
-        check_eq!(e.name, *n, "name returned by put");
+        check_eq!(e.name(), *n, "name returned by put");
     }
     check_eq!(ok!(names(&m, "").await), sorted(ODD_NAMES));
     for n in ODD_NAMES {
-        check_eq!(ok!(m.resolve(n).await).name, *n);
+        check_eq!(ok!(m.resolve(n).await).name(), *n);
         same_bytes(n, &ok!(read_all(&m, n).await), n.as_bytes())?;
     }
     // Folders with odd names, files inside them, renames between odd names.
     let dir = "目录 📁 #1% ?";
     let d = ok!(m.mkdir(dir).await);
-    check_eq!(d.name, dir);
+    check_eq!(d.name(), dir);
     for n in &ODD_NAMES[..6] {
         ok!(m.rename(n, &format!("{dir}/{n}")).await);
     }
@@ -811,7 +811,7 @@ async fn hashes_on_put(fx: &dyn Fixture) -> anyhow::Result<()> {
         let name = format!("h{i}");
         let e = ok!(put_bytes(&m, &name, data, None).await);
         check_hashes(&e, data)?;
-        any |= e.hashes.sha1.is_some() || e.hashes.md5.is_some();
+        any |= e.hashes().sha1.is_some() || e.hashes().md5.is_some();
         // Hashes a listing reports must match too.
         let l = ok!(listed(&m, "", &name).await).ok_or_else(|| anyhow::anyhow!("not listed"))?;
         check_hashes(&l, data)?;
@@ -823,11 +823,11 @@ async fn hashes_on_put(fx: &dyn Fixture) -> anyhow::Result<()> {
 }
 
 fn check_hashes(e: &Entry, data: &[u8]) -> anyhow::Result<()> {
-    if let Some(h) = &e.hashes.sha1 {
-        check_eq!(h.as_str(), sha1_hex(data).as_str(), "sha1 of {}", e.name);
+    if let Some(h) = &e.hashes().sha1 {
+        check_eq!(h.as_str(), sha1_hex(data).as_str(), "sha1 of {}", e.name());
     }
-    if let Some(h) = &e.hashes.md5 {
-        check_eq!(h.as_str(), md5_hex(data).as_str(), "md5 of {}", e.name);
+    if let Some(h) = &e.hashes().md5 {
+        check_eq!(h.as_str(), md5_hex(data).as_str(), "md5 of {}", e.name());
     }
     Ok(())
 }

@@ -389,7 +389,7 @@ pub fn range(start: u64, end: Option<u64>) -> ReadRange {
 /// Sorted names in folder `rel`.
 pub async fn names(m: &Mount, rel: &str) -> DriveResult<Vec<String>> {
     let (_, list) = m.list(rel).await?;
-    let mut v: Vec<String> = list.iter().map(|e| e.name.clone()).collect();
+    let mut v: Vec<String> = list.iter().map(|e| e.name().to_string()).collect();
     v.sort();
     Ok(v)
 }
@@ -397,7 +397,7 @@ pub async fn names(m: &Mount, rel: &str) -> DriveResult<Vec<String>> {
 /// The entry named `name` in the listing of `dir`.
 pub async fn listed(m: &Mount, dir: &str, name: &str) -> DriveResult<Option<Entry>> {
     let (_, list) = m.list(dir).await?;
-    Ok(list.iter().find(|e| e.name == name).cloned())
+    Ok(list.iter().find(|e| e.name() == name).cloned())
 }
 
 pub fn sorted(v: &[&str]) -> Vec<String> {

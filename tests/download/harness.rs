@@ -134,16 +134,8 @@ impl LinkDrive {
     }
 
     fn entry(&self, name: &str, blob: &str) -> Entry {
-        Entry {
-            id: name.to_string(),
-            name: name.to_string(),
-            is_dir: false,
-            size: self.up.data(blob).len() as u64,
-            modified: UNIX_EPOCH + Duration::from_secs(T0),
-            created: None,
-            hashes: Hashes::default(),
-            extra: Some(blob.to_string()),
-        }
+        let size = self.up.data(blob).len() as u64;
+        Entry::file(name, name, size, UNIX_EPOCH + Duration::from_secs(T0)).with_extra(Some(blob.to_string()))
     }
 }
 
@@ -162,7 +154,7 @@ impl Drive for LinkDrive {
     }
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
-        if !dir.id.is_empty() {
+        if !dir.id().is_empty() {
             return Err(DriveError::NotFound);
         }
         Ok(self.files.iter().map(|(n, b)| self.entry(n, b)).collect())
@@ -171,8 +163,8 @@ impl Drive for LinkDrive {
     async fn link(&self, file: &Entry, req: &LinkRequest) -> DriveResult<Link> {
         let mode = self.mode.lock().unwrap().clone();
         tokio::time::sleep(mode.delay).await;
-        *self.calls.lock().unwrap().entry((file.name.clone(), req.user_agent.clone())).or_default() += 1;
-        let blob = file.extra.as_deref().ok_or(DriveError::NotFound)?;
+        *self.calls.lock().unwrap().entry((file.name().to_string(), req.user_agent.clone())).or_default() += 1;
+        let blob = file.extra().ok_or(DriveError::NotFound)?;
         let (bind, headers) = match self.headers {
             LinkHeaders::None => (req.user_agent.clone(), vec![]),
             LinkHeaders::EchoUa => (req.user_agent.clone(), vec![("User-Agent".into(), req.user_agent.clone())]),

@@ -107,20 +107,20 @@ async fn emu_rapid_upload_second_round_oss_and_multipart() {
     let miss = noise(150_000, 3);
     let sp = spool(e.dir.path(), &miss).await;
     let f = d.put(&root(), "miss.bin", sp.upload).await.unwrap();
-    assert_eq!(e.emu.file_bytes(f.id.parse().unwrap()).unwrap().as_ref(), &miss[..]);
+    assert_eq!(e.emu.file_bytes(f.id().parse().unwrap()).unwrap().as_ref(), &miss[..]);
     assert!(e.oss_calls() >= 1);
     // Miss above it: sequential multipart.
     let before = e.oss_calls();
     let mp = noise(700_000, 4);
     let sp = spool(e.dir.path(), &mp).await;
     let f = d.put(&root(), "multi.bin", sp.upload).await.unwrap();
-    assert_eq!(e.emu.file_bytes(f.id.parse().unwrap()).unwrap().as_ref(), &mp[..]);
+    assert_eq!(e.emu.file_bytes(f.id().parse().unwrap()).unwrap().as_ref(), &mp[..]);
     assert!(e.oss_calls() - before >= 5, "initiate + 3 parts + complete: {:#?}", e.emu.upload_log());
     // Everything listed with the right SHA-1.
     let l = d.list(&root()).await.unwrap();
     assert_eq!(l.len(), 4);
     for x in &l {
-        assert_eq!(x.hashes.sha1.as_ref().unwrap().len(), 40);
+        assert_eq!(x.hashes().sha1.as_ref().unwrap().len(), 40);
     }
 }
 
@@ -240,7 +240,7 @@ async fn emu_broken_shares_say_why() {
     let d = build(&sh.receive_code);
     d.init().await.unwrap();
     let l = d.list(&d.root().await.unwrap()).await.unwrap();
-    assert_eq!(l[0].name, "a.txt");
+    assert_eq!(l[0].name(), "a.txt");
     let bad = build("zzzz");
     assert!(matches!(bad.init().await, Err(DriveError::AuthLost(m)) if m.contains("wrong receive code")));
     for (st, word) in
@@ -438,11 +438,11 @@ async fn emu_delete_to_recycle_bin_or_permanently() {
     let b = e.emu.put_file(UID, 0, "b.txt", b"b".to_vec());
     let d = e.drive("");
     let l = d.list(&root()).await.unwrap();
-    d.remove(l.iter().find(|x| x.name == "a.txt").unwrap()).await.unwrap();
+    d.remove(l.iter().find(|x| x.name() == "a.txt").unwrap()).await.unwrap();
     assert!(!e.emu.is_alive(a));
     assert!(e.emu.recycle_bin(UID).iter().any(|x| x.id == a), "recycle keeps it in the bin");
     let p = e.drive("delete = \"permanent\"");
-    p.remove(l.iter().find(|x| x.name == "b.txt").unwrap()).await.unwrap();
+    p.remove(l.iter().find(|x| x.name() == "b.txt").unwrap()).await.unwrap();
     assert!(!e.emu.is_alive(b));
     assert!(
         !e.emu.recycle_bin(UID).iter().any(|x| x.id == b),

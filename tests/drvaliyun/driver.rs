@@ -32,9 +32,9 @@ async fn listing_pages_at_200_and_keeps_the_order_asked_for() {
     let d = started(&env, "order_by = \"name\"\norder_direction = \"DESC\"").await;
     let l = d.list_id(&dir).await.unwrap();
     assert_eq!(l.len(), 450);
-    assert_eq!(l[0].name, "f449", "DESC by name");
-    assert_eq!(l[449].name, "f000");
-    assert!(l.iter().all(|e| e.size == (e.name[1..].parse::<usize>().unwrap() % 7) as u64));
+    assert_eq!(l[0].name(), "f449", "DESC by name");
+    assert_eq!(l[449].name(), "f000");
+    assert!(l.iter().all(|e| e.size == (e.name()[1..].parse::<usize>().unwrap() % 7) as u64));
     assert_eq!(env.emu.calls("api.alipan.com/adrive/v3/file/list"), 3, "450 entries in pages of 200");
     let limits: Vec<u16> = env.emu.log().iter().map(|r| r.status).collect();
     assert!(limits.iter().all(|s| *s == 200), "{limits:?}");
@@ -125,7 +125,7 @@ async fn rapid_upload_sends_no_bytes_and_normal_uploads_go_in_parts() {
     env.emu.clear_log();
     let fresh = random_bytes(1024 * 1024 + 77, 12);
     let e = put(&m, env.dir.path(), "fresh.bin", &fresh).await;
-    assert_eq!(e.hashes.sha1.as_deref().map(str::len), Some(40));
+    assert_eq!(e.hashes().sha1.as_deref().map(str::len), Some(40));
     let puts: Vec<_> = env.emu.log().into_iter().filter(|r| r.method == "PUT").collect();
     assert_eq!(puts.len(), 6, "1 MiB + 77 in parts of 200 KiB");
     assert!(puts.iter().all(|r| r.header("content-type").is_none()), "a part PUT carried a Content-Type");
@@ -274,7 +274,7 @@ async fn drive_option_picks_the_drive_and_quota_is_reported() {
             &format!("drive = \"{opt}\""),
         );
         d.init().await.unwrap();
-        let names: Vec<String> = d.list_id("root").await.unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<String> = d.list_id("root").await.unwrap().into_iter().map(|e| e.name().to_string()).collect();
         assert_eq!(names, vec![want.to_string()], "{opt}");
         let q = d.quota().await.unwrap().unwrap();
         assert!(q.total.is_some_and(|t| t >= q.used), "{q:?}");

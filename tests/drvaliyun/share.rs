@@ -54,7 +54,7 @@ impl Share {
 }
 
 fn names(l: &[pandav::vfs::Entry]) -> Vec<String> {
-    let mut v: Vec<String> = l.iter().map(|e| e.name.clone()).collect();
+    let mut v: Vec<String> = l.iter().map(|e| e.name().to_string()).collect();
     v.sort();
     v
 }
@@ -68,7 +68,7 @@ async fn lists_and_reads_a_share_with_the_viewers_login() {
     assert_eq!(names(&top), vec!["films".to_string()]);
     let files = d.list_id(&s.folder).await.unwrap();
     assert_eq!(names(&files), vec!["a.mkv".to_string(), "b.txt".to_string()]);
-    let a = files.iter().find(|e| e.name == "a.mkv").unwrap();
+    let a = files.iter().find(|e| e.name() == "a.mkv").unwrap();
     s.env.emu.clear_log();
     let link = d.link(a, &LinkRequest::default()).await.unwrap();
     let req = s.env.emu.log().into_iter().find(|r| r.path == "/v2/file/get_share_link_download_url").unwrap();
@@ -108,7 +108,7 @@ async fn the_share_token_is_renewed_past_its_7200_s_and_when_refused() {
     assert_eq!(d.list_id(&s.folder).await.unwrap().len(), 2, "listing past the token's 7200 s");
     assert_eq!(s.env.emu.calls("api.alipan.com/v2/share_link/get_share_token"), first + 1);
     // And a link with both tokens expired (the viewer's access token lives 7200 s too).
-    let a = d.list_id(&s.folder).await.unwrap().into_iter().find(|e| e.name == "b.txt").unwrap();
+    let a = d.list_id(&s.folder).await.unwrap().into_iter().find(|e| e.name() == "b.txt").unwrap();
     d.link(&a, &LinkRequest::default()).await.unwrap();
     s.env.emu.inject("*/adrive/v3/file/list", Fault::custom(AliFault::ShareTokenInvalid).times(1));
     assert_eq!(d.list_id(&s.folder).await.unwrap().len(), 2);

@@ -166,7 +166,8 @@ async fn a_login_without_refresh_token_in_the_state_file_revives_a_dead_mount() 
         .save_login(t)
         .await
         .unwrap();
-    let names: Vec<_> = d.list(&root).await.expect("revived from the state file").into_iter().map(|e| e.name).collect();
+    let names: Vec<_> =
+        d.list(&root).await.expect("revived from the state file").into_iter().map(|e| e.name().to_string()).collect();
     assert_eq!(names, ["still-here.txt"]);
 }
 
@@ -381,7 +382,8 @@ async fn drives_are_chosen_by_the_option() {
         let extra = if drive.is_empty() { String::new() } else { format!("drive = \"{drive}\"") };
         let d = env.driver_with(&format!("d{i}"), &tok.refresh_token, &extra);
         d.init().await.unwrap();
-        let names: Vec<String> = d.list(&d.root().await.unwrap()).await.unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<String> =
+            d.list(&d.root().await.unwrap()).await.unwrap().into_iter().map(|e| e.name().to_string()).collect();
         assert_eq!(names, vec![want.to_string()], "drive {drive:?}");
     }
     // A drive the app was not granted is an error naming it, not another drive.
@@ -398,6 +400,7 @@ async fn drives_are_chosen_by_the_option() {
     env.emu.put_file(&env.user.default_drive_id, "root", "in-default", b"d".to_vec());
     let d = env.driver_with("y", &tok.refresh_token, "");
     d.init().await.unwrap();
-    let names: Vec<String> = d.list(&d.root().await.unwrap()).await.unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<String> =
+        d.list(&d.root().await.unwrap()).await.unwrap().into_iter().map(|e| e.name().to_string()).collect();
     assert_eq!(names, vec!["in-default".to_string()]);
 }

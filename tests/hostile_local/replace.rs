@@ -49,7 +49,7 @@ async fn move_and_copy_onto_a_file_replace_it() {
     let top = d.root().await.unwrap();
 
     let moved = d.move_to(&entry(&d, "a.txt").await, &top, "b.txt").await.unwrap();
-    assert_eq!((moved.name.as_str(), moved.size), ("b.txt", 1));
+    assert_eq!((moved.name(), moved.size), ("b.txt", 1));
     let copied = d.copy_to(&entry(&d, "c.txt").await, &top, "b.txt").await.unwrap();
     assert_eq!(copied.size, 3);
     assert_eq!(

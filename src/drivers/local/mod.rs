@@ -137,9 +137,9 @@ impl LocalDrive {
 
     fn fill_hashes(&self, e: &mut Entry) {
         if !e.is_dir {
-            if let Some(h) = self.hashes.get(&e.id) {
+            if let Some(h) = self.hashes.get(e.id()) {
                 if h.0 == e.size && h.1 == e.modified {
-                    e.hashes = h.2.clone();
+                    e.set_hashes(h.2.clone());
                 }
             }
         }
@@ -149,7 +149,7 @@ impl LocalDrive {
         if self.hashes.len() >= MAX_REMEMBERED_HASHES {
             self.hashes.clear();
         }
-        self.hashes.insert(e.id.clone(), (e.size, e.modified, e.hashes.clone()));
+        self.hashes.insert(e.id().to_string(), (e.size, e.modified, e.hashes().clone()));
     }
 
     /// The id of `name` in `parent`. Names are checked here too, not only by the mount:
@@ -160,7 +160,7 @@ impl LocalDrive {
         if name.starts_with(TMP_PREFIX) {
             return Err(DriveError::InvalidInput(format!("names starting with {TMP_PREFIX} are reserved")));
         }
-        Ok(mount::join_rel(&parent.id, name))
+        Ok(mount::join_rel(parent.id(), name))
     }
 
     /// An id handed back by the mount, checked again before it reaches the file system.
@@ -184,18 +184,9 @@ fn drive_err(e: std::io::Error) -> DriveError {
     }
 }
 
-fn entry_from(id: String, name: String, m: &Meta) -> Entry {
+fn entry_from(id: String, name: &str, m: &Meta) -> Entry {
     let is_dir = m.kind == Kind::Dir;
-    Entry {
-        id,
-        name,
-        is_dir,
-        size: if is_dir { 0 } else { m.size },
-        modified: m.modified,
-        created: m.created,
-        hashes: Hashes::default(),
-        extra: None,
-    }
+    Entry::new(id, name, is_dir, if is_dir { 0 } else { m.size }, m.modified).with_created(m.created)
 }
 
 /// Bytes per read of a file being served. Each of many parallel streams holds about two
@@ -320,17 +311,17 @@ impl Drive for LocalDrive {
 
     async fn root(&self) -> DriveResult<Entry> {
         let m = self.on_tree(|t| t.root_meta()).await?;
-        Ok(entry_from(String::new(), String::new(), &m))
+        Ok(entry_from(String::new(), "", &m))
     }
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
         // One blocking task for the whole folder: a `tokio::fs` call per entry costs two
         // thread hand-offs each, which for 10,000 files was most of a PROPFIND's time.
-        let rel = Self::checked(&dir.id)?;
+        let rel = Self::checked(dir.id())?;
         let before = spool::process_start();
-        let dir_id = dir.id.clone();
+        let dir_id = dir.id().to_string();
         let mut list = self
-            .on_tree(move |t| t.list(&rel, before, |name, m| entry_from(mount::join_rel(&dir_id, &name), name, &m)))
+            .on_tree(move |t| t.list(&rel, before, |name, m| entry_from(mount::join_rel(&dir_id, name), name, &m)))
             .await?;
         if !self.hashes.is_empty() {
             list.iter_mut().for_each(|e| self.fill_hashes(e));
@@ -344,8 +335,7 @@ impl Drive for LocalDrive {
         };
         let rel = Self::checked(&id)?;
         let m = self.on_tree(move |t| t.lookup(&rel)).await?;
-        Ok(m.filter(|m| matches!(m.kind, Kind::File | Kind::Dir))
-            .map(|m| self.with_hashes(entry_from(id, name.to_string(), &m))))
+        Ok(m.filter(|m| matches!(m.kind, Kind::File | Kind::Dir)).map(|m| self.with_hashes(entry_from(id, name, &m))))
     }
 
     async fn read(&self, file: &Entry, range: ReadRange) -> DriveResult<ByteStream> {
@@ -354,7 +344,7 @@ impl Drive for LocalDrive {
     }
 
     async fn open_span(&self, file: &Entry, range: ReadRange) -> DriveResult<Option<FileSpan>> {
-        let rel = Self::checked(&file.id)?;
+        let rel = Self::checked(file.id())?;
         let (start, size) = (range.start, file.size);
         let f = self
             .on_tree(move |t| {
@@ -373,41 +363,41 @@ impl Drive for LocalDrive {
 
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
         let id = Self::child_id(parent, name)?;
-        let (prel, n, mode) = (Self::checked(&parent.id)?, name.to_string(), self.modes.dir);
+        let (prel, n, mode) = (Self::checked(parent.id())?, name.to_string(), self.modes.dir);
         let m = self.on_tree(move |t| t.mkdir(&prel, &n, mode)).await?;
-        Ok(entry_from(id, name.to_string(), &m))
+        Ok(entry_from(id, name, &m))
     }
 
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
-        let from = Self::checked(&entry.id)?;
+        let from = Self::checked(entry.id())?;
         let id = Self::child_id(new_parent, new_name)?;
-        let (prel, n) = (Self::checked(&new_parent.id)?, new_name.to_string());
+        let (prel, n) = (Self::checked(new_parent.id())?, new_name.to_string());
         let m = self.on_tree(move |t| t.rename(&from, &prel, &n)).await?;
-        if let Some((_, h)) = self.hashes.remove(&entry.id) {
+        if let Some((_, h)) = self.hashes.remove(entry.id()) {
             self.hashes.insert(id.clone(), h);
         }
         // A link moved as itself is described by what it points to.
         let e = if m.kind == Kind::Link {
             self.lookup(new_parent, new_name).await?.ok_or(DriveError::NotFound)?
         } else {
-            entry_from(id, new_name.to_string(), &m)
+            entry_from(id, new_name, &m)
         };
         Ok(self.with_hashes(e))
     }
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
-        let from = Self::checked(&entry.id)?;
+        let from = Self::checked(entry.id())?;
         let id = Self::child_id(new_parent, new_name)?;
-        let (prel, n, modes) = (Self::checked(&new_parent.id)?, new_name.to_string(), self.modes);
+        let (prel, n, modes) = (Self::checked(new_parent.id())?, new_name.to_string(), self.modes);
         let m = if entry.is_dir {
             self.on_tree(move |t| t.copy_tree(&from, &prel, &n, modes)).await?
         } else {
             self.on_tree(move |t| t.copy_file(&from, &prel, &n, modes.file)).await?
         };
-        let mut e = entry_from(id, new_name.to_string(), &m);
+        let mut e = entry_from(id, new_name, &m);
         if !entry.is_dir && e.size == entry.size && e.modified == entry.modified {
-            if let Some(h) = self.hashes.get(&entry.id).map(|h| h.2.clone()) {
-                e.hashes = h;
+            if let Some(h) = self.hashes.get(entry.id()).map(|h| h.2.clone()) {
+                e.set_hashes(h);
                 self.remember(&e);
             }
         }
@@ -415,12 +405,12 @@ impl Drive for LocalDrive {
     }
 
     async fn remove(&self, entry: &Entry) -> DriveResult<()> {
-        if entry.id.is_empty() {
+        if entry.id().is_empty() {
             return Err(DriveError::Forbidden("root".into()));
         }
-        let rel = Self::checked(&entry.id)?;
+        let rel = Self::checked(entry.id())?;
         self.on_tree(move |t| t.remove(&rel)).await?;
-        self.hashes.remove(&entry.id);
+        self.hashes.remove(entry.id());
         Ok(())
     }
 
@@ -434,10 +424,10 @@ impl Drive for LocalDrive {
     async fn put(&self, parent: &Entry, name: &str, upload: Upload) -> DriveResult<Entry> {
         let id = Self::child_id(parent, name)?;
         let (prel, n, mode, mtime, src) =
-            (Self::checked(&parent.id)?, name.to_string(), self.modes.file, upload.mtime, upload.path.clone());
+            (Self::checked(parent.id())?, name.to_string(), self.modes.file, upload.mtime, upload.path.clone());
         let m = self.on_tree(move |t| t.install(&src, &prel, &n, mode, mtime)).await?;
-        let mut e = entry_from(id, name.to_string(), &m);
-        e.hashes = Hashes { sha1: Some(upload.sha1), md5: Some(upload.md5) };
+        let mut e = entry_from(id, name, &m);
+        e.set_hashes(Hashes { sha1: Some(upload.sha1), md5: Some(upload.md5) });
         self.remember(&e);
         Ok(e)
     }
@@ -447,12 +437,12 @@ impl Drive for LocalDrive {
     /// remembered. A file that is not what `file` describes any more (another size or
     /// time), or that changes while it is read, is an error rather than a wrong hash.
     async fn hashes(&self, file: &Entry, compute: bool) -> DriveResult<Hashes> {
-        if file.is_dir || file.hashes.sha1.is_some() {
-            return Ok(file.hashes.clone());
+        if file.is_dir || file.hashes().sha1.is_some() {
+            return Ok(file.hashes().clone());
         }
-        let rel = Self::checked(&file.id)?;
+        let rel = Self::checked(file.id())?;
         let (size, modified, cache) = (file.size, file.modified, Arc::clone(&self.hash_cache));
-        let name = file.name.clone();
+        let name = file.name().to_string();
         let sha1 = self
             .on_tree(move |t| {
                 let f = t.open_file(&rel)?;
@@ -490,7 +480,7 @@ impl Drive for LocalDrive {
         if entry.is_dir {
             return Ok(());
         }
-        let rel = Self::checked(&entry.id)?;
+        let rel = Self::checked(entry.id())?;
         self.on_tree(move |t| t.set_mtime(&rel, mtime)).await
     }
 }

@@ -164,7 +164,7 @@ impl Tree {
         &self,
         rel: &str,
         stale_before: SystemTime,
-        mut make: impl FnMut(String, Meta) -> T,
+        mut make: impl FnMut(&str, Meta) -> T,
     ) -> io::Result<Vec<T>> {
         let fd = self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let at = fd.try_clone()?;
@@ -183,7 +183,7 @@ impl Tree {
                 continue;
             }
             match self.visible_at(at.as_fd(), name) {
-                Ok(Some(m)) if matches!(m.kind, Kind::File | Kind::Dir) => out.push(make(name.to_string(), m)),
+                Ok(Some(m)) if matches!(m.kind, Kind::File | Kind::Dir) => out.push(make(name, m)),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(name, "skipping: {e}"),
             }

@@ -76,16 +76,10 @@ impl FileItem {
     /// The entry a mount sees: `updated_at` is the modification time (ref §4.2).
     pub fn to_entry(&self) -> Entry {
         let modified = json::time(&self.updated_at).or_else(|| json::time(&self.created_at)).unwrap_or(UNIX_EPOCH);
-        Entry {
-            id: self.file_id.clone(),
-            name: self.name().to_string(),
-            is_dir: self.is_dir(),
-            size: if self.is_dir() { 0 } else { self.size },
-            modified,
-            created: json::time(&self.created_at),
-            hashes: Hashes { sha1: self.sha1(), md5: None },
-            extra: None,
-        }
+        let size = if self.is_dir() { 0 } else { self.size };
+        Entry::new(self.file_id.as_str(), self.name(), self.is_dir(), size, modified)
+            .with_created(json::time(&self.created_at))
+            .with_hashes(Hashes { sha1: self.sha1(), md5: None })
     }
 
     /// An item for a file pandav just stored, when the answer lacked the details.
@@ -158,8 +152,8 @@ mod tests {
         }))
         .unwrap();
         let e = f.to_entry();
-        assert_eq!((e.name.as_str(), e.is_dir, e.size), ("a.mkv", false, 80806));
-        assert_eq!(e.hashes.sha1.as_deref(), Some("090a21896cc276ea75ecae78af863a34cb135e1e"));
+        assert_eq!((e.name(), e.is_dir, e.size), ("a.mkv", false, 80806));
+        assert_eq!(e.hashes().sha1.as_deref(), Some("090a21896cc276ea75ecae78af863a34cb135e1e"));
         assert_eq!(e.modified.duration_since(UNIX_EPOCH).unwrap(), Duration::from_millis(1_676_682_123_004));
         assert_eq!(e.created.unwrap().duration_since(UNIX_EPOCH).unwrap(), Duration::from_millis(1_676_619_943_511));
         assert!(f.visible());
@@ -169,7 +163,7 @@ mod tests {
         }))
         .unwrap();
         let e = d.to_entry();
-        assert!(e.is_dir && e.size == 0 && e.hashes.sha1.is_none());
+        assert!(e.is_dir && e.size == 0 && e.hashes().sha1.is_none());
         assert_eq!(d.drive_id, "74470");
         let created: FileItem = serde_json::from_value(
             serde_json::json!({"file_id": "bb", "file_name": "new dir", "type": "folder", "exist": true}),

@@ -64,9 +64,9 @@ impl AliyunDrive {
 
     /// Remember where an entry is (for moves and get_by_path).
     pub(crate) fn seen(&self, parent_id: &str, e: &Entry) {
-        self.parents.insert(e.id.clone(), parent_id.to_string());
+        self.parents.insert(e.id().to_string(), parent_id.to_string());
         if let Some(p) = self.paths.get(parent_id).map(|p| p.clone()) {
-            self.paths.insert(e.id.clone(), format!("{p}/{}", e.name));
+            self.paths.insert(e.id().to_string(), format!("{p}/{}", e.name()));
         }
     }
 
@@ -141,8 +141,8 @@ impl AliyunDrive {
     /// any error but a 404, `Unsupported`: the mount lists the folder and caches that.
     pub async fn lookup_child(&self, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
         let unsupported = Err(DriveError::Unsupported("a lookup here (listing instead)"));
-        let big = self.sizes.get(&parent.id).is_some_and(|n| *n > BIG_FOLDER);
-        let Some(path) = self.paths.get(&parent.id).map(|p| format!("{}/{name}", p.as_str())) else {
+        let big = self.sizes.get(parent.id()).is_some_and(|n| *n > BIG_FOLDER);
+        let Some(path) = self.paths.get(parent.id()).map(|p| format!("{}/{name}", p.as_str())) else {
             return unsupported;
         };
         if !big || path.chars().any(char::is_whitespace) {
@@ -151,9 +151,9 @@ impl AliyunDrive {
         match self.get_by_path(&path).await {
             Ok(None) => Ok(None),
             // The service's idea of the parent and name must agree with ours.
-            Ok(Some(it)) if it.parent_file_id == parent.id && it.name() == name => {
+            Ok(Some(it)) if it.parent_file_id == parent.id() && it.name() == name => {
                 let e = it.to_entry();
-                self.seen(&parent.id, &e);
+                self.seen(parent.id(), &e);
                 Ok(Some(e))
             }
             Ok(Some(_)) => unsupported,
@@ -186,7 +186,7 @@ impl AliyunDrive {
     /// `createWithFolders` a folder, refusing a taken name (ref §6.2, §6.1).
     pub async fn create_folder(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
         let body = json!({
-            "drive_id": self.drive(), "parent_file_id": parent.id, "name": name,
+            "drive_id": self.drive(), "parent_file_id": parent.id(), "name": name,
             "type": "folder", "check_name_mode": "refuse",
         });
         let (_, v) = self.call(ApiReq::new("/adrive/v2/file/createWithFolders", "mkdir", false), body).await?;
@@ -200,8 +200,8 @@ impl AliyunDrive {
         let now = super::now();
         let mut e = Entry::dir(id, name, now);
         e.created = Some(now);
-        self.seen(&parent.id, &e);
-        self.sizes.insert(e.id.clone(), 0);
+        self.seen(parent.id(), &e);
+        self.sizes.insert(e.id().to_string(), 0);
         Ok(e)
     }
 
@@ -222,18 +222,18 @@ impl AliyunDrive {
     /// Rename and/or move (ref §6.3, §6.4): a rename in place is `update`; a move takes
     /// the new name along (`new_name`). A taken name is `Exists` (409 AlreadyExist.File).
     pub async fn move_entry(&self, entry: &Entry, to: &Entry, name: &str) -> DriveResult<Entry> {
-        let from = self.parent_of(&entry.id).await?;
-        if from == to.id {
-            if name != entry.name {
-                self.rename(&entry.id, name).await?;
+        let from = self.parent_of(entry.id()).await?;
+        if from == to.id() {
+            if name != entry.name() {
+                self.rename(entry.id(), name).await?;
             }
         } else {
             let drive = self.drive();
             let mut body = json!({
-                "drive_id": drive, "file_id": entry.id, "to_drive_id": drive,
-                "to_parent_file_id": to.id, "check_name_mode": "refuse",
+                "drive_id": drive, "file_id": entry.id(), "to_drive_id": drive,
+                "to_parent_file_id": to.id(), "check_name_mode": "refuse",
             });
-            if name != entry.name {
+            if name != entry.name() {
                 body["new_name"] = json!(name);
             }
             let (_, v) = self.call(ApiReq::new("/v2/file/move", "move", false), body).await?;
@@ -241,12 +241,12 @@ impl AliyunDrive {
             self.wait_task(&t.async_task_id, "move").await?;
         }
         let mut e = entry.clone();
-        e.name = name.to_string();
+        e.set_name(name);
         if entry.is_dir {
             // Paths below it changed.
-            self.forget_below(&entry.id);
+            self.forget_below(entry.id());
         }
-        self.seen(&to.id, &e);
+        self.seen(to.id(), &e);
         Ok(e)
     }
 
@@ -260,7 +260,7 @@ impl AliyunDrive {
     /// (201), folders through an async task (202).
     pub async fn copy_entry(&self, entry: &Entry, to: &Entry, name: &str) -> DriveResult<Entry> {
         let taken = match self.lookup_child(to, name).await {
-            Err(DriveError::Unsupported(_)) => self.list_id(&to.id).await?.iter().any(|e| e.name == name),
+            Err(DriveError::Unsupported(_)) => self.list_id(to.id()).await?.iter().any(|e| e.name() == name),
             r => r?.is_some(),
         };
         if taken {
@@ -268,23 +268,23 @@ impl AliyunDrive {
         }
         let drive = self.drive();
         let body = json!({
-            "drive_id": drive, "file_id": entry.id, "to_drive_id": drive,
-            "to_parent_file_id": to.id, "new_name": name, "auto_rename": false,
+            "drive_id": drive, "file_id": entry.id(), "to_drive_id": drive,
+            "to_parent_file_id": to.id(), "new_name": name, "auto_rename": false,
         });
         let (_, v) = self.call(ApiReq::new("/v2/file/copy", "copy", false), body).await?;
         let t: TaskRef = serde_json::from_value(v).unwrap_or_default();
         self.wait_task(&t.async_task_id, "copy").await?;
-        if !t.file_id.is_empty() && t.file_id != entry.id {
+        if !t.file_id.is_empty() && t.file_id != entry.id() {
             if let Ok(it) = self.get_file(&t.file_id).await {
                 let e = it.to_entry();
-                self.seen(&to.id, &e);
+                self.seen(to.id(), &e);
                 return Ok(e);
             }
         }
-        self.list_id(&to.id)
+        self.list_id(to.id())
             .await?
             .into_iter()
-            .find(|e| e.name == name)
+            .find(|e| e.name() == name)
             .ok_or_else(|| DriveError::upstream("Aliyun copy: the copy did not show up in the target folder"))
     }
 

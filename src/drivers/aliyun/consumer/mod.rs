@@ -287,7 +287,7 @@ impl Drive for AliyunDrive {
     }
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
-        self.list_id(&dir.id).await
+        self.list_id(dir.id()).await
     }
 
     async fn lookup(&self, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
@@ -298,7 +298,7 @@ impl Drive for AliyunDrive {
         if file.is_dir {
             return Err(DriveError::IsADirectory);
         }
-        self.download_link(&file.id).await
+        self.download_link(file.id()).await
     }
 
     async fn mkdir(&self, parent: &Entry, name: &str) -> DriveResult<Entry> {
@@ -308,7 +308,7 @@ impl Drive for AliyunDrive {
 
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         mount::check_name(new_name)?;
-        if entry.id == self.opts.root_folder_id || entry.id == "root" {
+        if entry.id() == self.opts.root_folder_id || entry.id() == "root" {
             return Err(DriveError::Forbidden("cannot move the mount's root".into()));
         }
         self.move_entry(entry, new_parent, new_name).await
@@ -320,17 +320,17 @@ impl Drive for AliyunDrive {
     }
 
     async fn remove(&self, entry: &Entry) -> DriveResult<()> {
-        if entry.id == self.opts.root_folder_id || entry.id == "root" {
+        if entry.id() == self.opts.root_folder_id || entry.id() == "root" {
             return Err(DriveError::Forbidden("cannot remove the mount's root".into()));
         }
-        self.remove_id(&entry.id, self.opts.delete == "permanent").await
+        self.remove_id(entry.id(), self.opts.delete == "permanent").await
     }
 
     async fn put(&self, parent: &Entry, name: &str, up: Upload) -> DriveResult<Entry> {
         mount::check_name(name)?;
         let item = self.upload(parent, name, &up).await?;
         let e = item.to_entry();
-        self.seen(&parent.id, &e);
+        self.seen(parent.id(), &e);
         Ok(e)
     }
 

@@ -124,7 +124,7 @@ impl AliyunDrive {
     /// Store a spooled upload in `parent` as `name` (ref §7.4).
     pub(crate) async fn upload(&self, parent: &Entry, name: &str, up: &Upload) -> DriveResult<FileItem> {
         let src = Source::file(up.path.clone(), up.size, &up.sha1);
-        upload::upload(self, &parent.id, name, &src, &self.upload_options()).await
+        upload::upload(self, parent.id(), name, &src, &self.upload_options()).await
     }
 }
 
@@ -142,12 +142,12 @@ impl RapidPut for AliyunDrive {
     ) -> DriveResult<Option<Entry>> {
         crate::vfs::mount::check_name(name)?;
         let source = Source { body: std::sync::Arc::clone(&src.body), size: src.size, sha1: src.sha1.clone() };
-        let Some(item) = upload::upload_hashed(self, &parent.id, name, &source, &self.upload_options(), mode).await?
+        let Some(item) = upload::upload_hashed(self, parent.id(), name, &source, &self.upload_options(), mode).await?
         else {
             return Ok(None);
         };
         let e = item.to_entry();
-        self.seen(&parent.id, &e);
+        self.seen(parent.id(), &e);
         Ok(Some(e))
     }
 }

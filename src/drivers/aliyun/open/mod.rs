@@ -440,7 +440,7 @@ impl AliyunOpen {
         let items = item::all_pages("openFile/list", |marker| {
             let body = json!({
                 "drive_id": drive_id,
-                "parent_file_id": dir.id,
+                "parent_file_id": dir.id(),
                 "limit": PAGE,
                 "marker": marker,
                 "order_by": self.order_by,
@@ -453,9 +453,9 @@ impl AliyunOpen {
         let out: Vec<Entry> = items
             .iter()
             .filter(|it| it.visible() && !it.name().is_empty() && seen.insert(it.file_id.clone()))
-            .map(|it| entry_of_item(it, dir.extra.as_deref()))
+            .map(|it| entry_of_item(it, dir.extra()))
             .collect();
-        self.sizes.insert(dir.id.clone(), out.len());
+        self.sizes.insert(dir.id().to_string(), out.len());
         Ok(out)
     }
 
@@ -467,8 +467,8 @@ impl AliyunOpen {
     /// 404, `Unsupported`: the mount lists the folder and caches that listing.
     async fn lookup_child(&self, parent: &Entry, name: &str) -> DriveResult<Option<Entry>> {
         let unsupported = Err(DriveError::Unsupported("a lookup here (listing instead)"));
-        let big = self.sizes.get(&parent.id).is_some_and(|n| *n > PAGE as usize);
-        let Some(ppath) = parent.extra.as_deref() else { return unsupported };
+        let big = self.sizes.get(parent.id()).is_some_and(|n| *n > PAGE as usize);
+        let Some(ppath) = parent.extra() else { return unsupported };
         let path = format!("{ppath}/{name}");
         if !big || path.chars().any(char::is_whitespace) {
             return unsupported;
@@ -477,7 +477,7 @@ impl AliyunOpen {
         let body = json!({"drive_id": drive_id, "file_path": path});
         match self.api.post(Class::Other, "/adrive/v1.0/openFile/get_by_path", &body, true).await {
             Ok(v) => match entry_of(&v, Some(ppath)) {
-                Some(e) if e.name == name && text(v.get("parent_file_id")) == parent.id => Ok(Some(e)),
+                Some(e) if e.name() == name && text(v.get("parent_file_id")) == parent.id() => Ok(Some(e)),
                 _ => unsupported,
             },
             Err(DriveError::NotFound) => Ok(None),
@@ -566,7 +566,7 @@ impl AliyunOpen {
         let drive_id = self.drive_id().await?;
         let body = json!({
             "drive_id": drive_id,
-            "parent_file_id": parent.id,
+            "parent_file_id": parent.id(),
             "name": name,
             "type": "folder",
             "check_name_mode": "refuse",
@@ -581,7 +581,7 @@ impl AliyunOpen {
         }
         let mut e = Entry::dir(id, name, SystemTime::now());
         e.created = Some(e.modified);
-        e.extra = child_path(parent.extra.as_deref(), name);
+        e.set_extra(child_path(parent.extra(), name));
         Ok(e)
     }
 
@@ -589,7 +589,7 @@ impl AliyunOpen {
     /// the copy's id.
     async fn copy_id(&self, entry: &Entry, to: &str) -> DriveResult<String> {
         let drive_id = self.drive_id().await?;
-        let body = json!({"drive_id": drive_id, "file_id": entry.id, "to_parent_file_id": to, "auto_rename": false});
+        let body = json!({"drive_id": drive_id, "file_id": entry.id(), "to_parent_file_id": to, "auto_rename": false});
         let v = self.api.post(Class::Other, "/adrive/v1.0/openFile/copy", &body, false).await?;
         if v.get("exist").and_then(Value::as_bool) == Some(true) {
             return Err(DriveError::Exists);
@@ -605,7 +605,7 @@ impl AliyunOpen {
     /// The entry of `id` once it is in `parent` (after a copy or move).
     async fn entry_in(&self, parent: &Entry, id: &str) -> DriveResult<Entry> {
         let v = self.get_file(id).await?;
-        entry_of(&v, parent.extra.as_deref())
+        entry_of(&v, parent.extra())
             .ok_or_else(|| DriveError::upstream("Aliyun Drive Open openFile/get answered without a file"))
     }
 }
@@ -635,7 +635,7 @@ pub(crate) fn entry_of(it: &Value, parent_path: Option<&str>) -> Option<Entry> {
 
 pub(crate) fn entry_of_item(item: &FileItem, parent_path: Option<&str>) -> Entry {
     let mut e = item.to_entry();
-    e.extra = child_path(parent_path, &e.name);
+    e.set_extra(child_path(parent_path, e.name()));
     e
 }
 
@@ -659,7 +659,7 @@ impl Drive for AliyunOpen {
 
     async fn root(&self) -> DriveResult<Entry> {
         let mut e = Entry::dir(self.opts.root_folder_id.clone(), "", UNIX_EPOCH);
-        e.extra = self.root_path().await?;
+        e.set_extra(self.root_path().await?);
         Ok(e)
     }
 
@@ -676,7 +676,7 @@ impl Drive for AliyunOpen {
             return Err(DriveError::IsADirectory);
         }
         let drive_id = self.drive_id().await?;
-        let body = json!({"drive_id": drive_id, "file_id": file.id, "expire_sec": self.opts.expire_sec});
+        let body = json!({"drive_id": drive_id, "file_id": file.id(), "expire_sec": self.opts.expire_sec});
         let v = self.api.post(Class::Link, "/adrive/v1.0/openFile/getDownloadUrl", &body, true).await?;
         let url = text(v.get("url"));
         if url.is_empty() {
@@ -699,42 +699,42 @@ impl Drive for AliyunOpen {
 
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         mount::check_name(new_name)?;
-        if entry.id == self.opts.root_folder_id || entry.id == "root" {
+        if entry.id() == self.opts.root_folder_id || entry.id() == "root" {
             return Err(DriveError::Forbidden("cannot move the mount's root".into()));
         }
-        let parent = match self.get_file(&entry.id).await {
+        let parent = match self.get_file(entry.id()).await {
             Ok(v) => text(v.get("parent_file_id")),
             Err(e) => return Err(e),
         };
-        if parent == new_parent.id {
-            if new_name != entry.name {
-                self.rename_id(&entry.id, new_name).await?;
+        if parent == new_parent.id() {
+            if new_name != entry.name() {
+                self.rename_id(entry.id(), new_name).await?;
             }
         } else {
-            let rename = (new_name != entry.name).then_some(new_name);
-            self.move_id(&entry.id, &new_parent.id, rename).await?;
+            let rename = (new_name != entry.name()).then_some(new_name);
+            self.move_id(entry.id(), new_parent.id(), rename).await?;
         }
         let mut e = entry.clone();
-        e.name = new_name.to_string();
-        e.extra = child_path(new_parent.extra.as_deref(), new_name);
+        e.set_name(new_name);
+        e.set_extra(child_path(new_parent.extra(), new_name));
         Ok(e)
     }
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         mount::check_name(new_name)?;
-        if entry.id == new_parent.id {
+        if entry.id() == new_parent.id() {
             return Err(DriveError::Forbidden("cannot copy a folder into itself".into()));
         }
         // The copy keeps the source's name: straight into the target when that name is
         // free there, else through a staging folder where it can be renamed first.
-        let direct = match self.copy_id(entry, &new_parent.id).await {
+        let direct = match self.copy_id(entry, new_parent.id()).await {
             Ok(id) => Some(id),
             Err(DriveError::Exists) => None,
             Err(e) => return Err(e),
         };
         let id = match direct {
             Some(id) => {
-                if new_name != entry.name {
+                if new_name != entry.name() {
                     if let Err(e) = self.rename_id(&id, new_name).await {
                         let _ = self.remove_id(&id).await;
                         return Err(e);
@@ -748,10 +748,10 @@ impl Drive for AliyunOpen {
     }
 
     async fn remove(&self, entry: &Entry) -> DriveResult<()> {
-        if entry.id == "root" || entry.id == self.opts.root_folder_id {
+        if entry.id() == "root" || entry.id() == self.opts.root_folder_id {
             return Err(DriveError::Forbidden("cannot remove the drive's root".into()));
         }
-        self.remove_id(&entry.id).await
+        self.remove_id(entry.id()).await
     }
 
     async fn put(&self, parent: &Entry, name: &str, up: Upload) -> DriveResult<Entry> {
@@ -800,18 +800,18 @@ impl AliyunOpen {
         let stage_name = format!(".pandav-copy-{:016x}", rand::random::<u64>());
         let stage = self.create_folder(new_parent, &stage_name).await?;
         let r = async {
-            let id = self.copy_id(entry, &stage.id).await?;
-            if new_name != entry.name {
+            let id = self.copy_id(entry, stage.id()).await?;
+            if new_name != entry.name() {
                 self.rename_id(&id, new_name).await?;
             }
-            self.move_id(&id, &new_parent.id, None).await?;
+            self.move_id(&id, new_parent.id(), None).await?;
             Ok::<_, DriveError>(id)
         }
         .await;
         // The staging folder goes in any case (with a failed copy in it); permanently,
         // so that it does not fill the recycle bin.
         let drive_id = self.drive_id().await?;
-        let body = json!({"drive_id": drive_id, "file_id": stage.id});
+        let body = json!({"drive_id": drive_id, "file_id": stage.id()});
         if let Err(e) = async {
             let v = self.api.post(Class::Other, "/adrive/v1.0/openFile/delete", &body, true).await?;
             self.wait_task(&text(v.get("async_task_id"))).await
@@ -932,13 +932,13 @@ mod tests {
             "content_hash_name": "sha1", "created_at": "2023-02-17T07:45:43.511Z", "updated_at": "2023-02-17T07:45:44.000Z"
         });
         let e = entry_of(&it, Some("")).unwrap();
-        assert_eq!(e.name, "a.txt");
+        assert_eq!(e.name(), "a.txt");
         assert_eq!(e.size, 11);
-        assert_eq!(e.extra.as_deref(), Some("/a.txt"));
-        assert_eq!(e.hashes.sha1.as_deref(), Some("2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"));
+        assert_eq!(e.extra(), Some("/a.txt"));
+        assert_eq!(e.hashes().sha1.as_deref(), Some("2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"));
         assert_eq!(e.modified, UNIX_EPOCH + Duration::from_secs(1676619944));
         assert_eq!(e.created, Some(UNIX_EPOCH + Duration::from_millis(1676619943511)));
         let d = entry_of(&json!({"file_id": "x", "name": "d", "type": "folder"}), None).unwrap();
-        assert!(d.is_dir && d.extra.is_none() && d.size == 0);
+        assert!(d.is_dir && d.extra().is_none() && d.size == 0);
     }
 }

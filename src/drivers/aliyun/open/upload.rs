@@ -133,18 +133,18 @@ impl AliyunOpen {
     ) -> DriveResult<Option<Entry>> {
         let api = OpenUpload { d: self, drive_id: self.drive_id().await?, modified: mtime.map(json::rfc3339) };
         let opts = UploadOptions { rapid: self.opts.rapid_upload, ..UploadOptions::default() };
-        let Some(item) = upload::upload_hashed(&api, &parent.id, name, src, &opts, mode).await? else {
+        let Some(item) = upload::upload_hashed(&api, parent.id(), name, src, &opts, mode).await? else {
             return Ok(None);
         };
-        let mut e = entry_of_item(&item, parent.extra.as_deref());
+        let mut e = entry_of_item(&item, parent.extra());
         // The name asked for (a complete answer may spell it `file_name` or not at all).
-        e.name = name.to_string();
-        e.extra = parent.extra.as_deref().map(|p| format!("{p}/{name}"));
+        e.set_name(name);
+        e.set_extra(parent.extra().map(|p| format!("{p}/{name}")));
         if e.size == 0 && src.size > 0 {
             e.size = src.size;
         }
-        if e.hashes.sha1.is_none() && !src.sha1.is_empty() {
-            e.hashes.sha1 = Some(src.sha1.to_ascii_lowercase());
+        if e.hashes().sha1.is_none() && !src.sha1.is_empty() {
+            e.hashes_mut().sha1 = Some(src.sha1.to_ascii_lowercase());
         }
         Ok(Some(e))
     }

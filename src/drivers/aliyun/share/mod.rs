@@ -226,14 +226,14 @@ impl Drive for ShareDrive {
     }
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
-        self.list_id(&dir.id).await
+        self.list_id(dir.id()).await
     }
 
     async fn link(&self, file: &Entry, _req: &LinkRequest) -> DriveResult<Link> {
         if file.is_dir {
             return Err(DriveError::IsADirectory);
         }
-        self.download_link(&file.id).await
+        self.download_link(file.id()).await
     }
 
     async fn refresh(&self) -> DriveResult<Duration> {

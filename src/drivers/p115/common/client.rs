@@ -311,7 +311,8 @@ pub fn entry_from_item(v: &Value) -> Option<Entry> {
         fstr(v, "sha").or_else(|| fstr(v, "sha1")).filter(|s| s.len() == 40).map(|s| s.to_ascii_lowercase())
     };
     let pc = fstr(v, "pc").or_else(|| fstr(v, "pick_code")).filter(|s| !s.is_empty());
-    Some(Entry { id, name, is_dir, size, modified, created, hashes: Hashes { sha1, md5: None }, extra: pc })
+    let e = Entry::new(id, name, is_dir, size, modified).with_created(created);
+    Some(e.with_hashes(Hashes { sha1, md5: None }).with_extra(pc))
 }
 
 /// The parent id of a listing item (files: `cid`; folders: `pid`).
@@ -844,15 +845,15 @@ mod tests {
         let items = body["data"].as_array().unwrap();
         let d = entry_from_item(&items[0]).unwrap();
         assert!(d.is_dir);
-        assert_eq!(d.id, "2593093001609740001");
+        assert_eq!(d.id(), "2593093001609740001");
         assert_eq!(item_parent(&items[0]).unwrap(), "2593093001609739968");
         assert_eq!(d.modified, unix(1700000000));
         let f = entry_from_item(&items[1]).unwrap();
         assert!(!f.is_dir);
-        assert_eq!(f.id, "2593093001609740123");
+        assert_eq!(f.id(), "2593093001609740123");
         assert_eq!(f.size, 1073741824);
-        assert_eq!(f.hashes.sha1.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
-        assert_eq!(f.extra.as_deref(), Some("a87dby98esbg8hgqn"));
+        assert_eq!(f.hashes().sha1.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
+        assert_eq!(f.extra(), Some("a87dby98esbg8hgqn"));
         assert_eq!(f.created, Some(unix(1699990000)));
         assert_eq!(item_parent(&items[1]).unwrap(), "2593093001609739968");
         // Share items: fc decides.
@@ -860,7 +861,7 @@ mod tests {
             .unwrap();
         assert!(!s.is_dir && s.size == 5 && s.modified == unix(1699990000));
         let s = entry_from_item(&json!({"cid":"7","pid":"0","n":"Folder A","t":"1699990000","fc":"0"})).unwrap();
-        assert!(s.is_dir && s.id == "7");
+        assert!(s.is_dir && s.id() == "7");
         // sha present but empty: folder.
         assert!(item_is_dir(&json!({"cid":"5","sha":"","n":"x"})));
     }

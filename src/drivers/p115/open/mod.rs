@@ -234,16 +234,13 @@ impl Open115 {
         let sha1 = value_string(it.get("sha1").unwrap_or(&Value::Null)).to_ascii_lowercase();
         let pc = value_string(it.get("pc").unwrap_or(&Value::Null));
         let created = t("uppt");
-        Some(Entry {
-            id,
-            name,
-            is_dir,
-            size: if is_dir { 0 } else { it.get("fs").map(value_u64).unwrap_or(0) },
-            modified: UNIX_EPOCH + Duration::from_secs(mtime),
-            created: (created > 0).then(|| UNIX_EPOCH + Duration::from_secs(created)),
-            hashes: Hashes { sha1: (!is_dir && sha1.len() == 40).then_some(sha1), md5: None },
-            extra: (!pc.is_empty()).then_some(pc),
-        })
+        let size = if is_dir { 0 } else { it.get("fs").map(value_u64).unwrap_or(0) };
+        let e = Entry::new(id, name, is_dir, size, UNIX_EPOCH + Duration::from_secs(mtime))
+            .with_created((created > 0).then(|| UNIX_EPOCH + Duration::from_secs(created)));
+        Some(
+            e.with_hashes(Hashes { sha1: (!is_dir && sha1.len() == 40).then_some(sha1), md5: None })
+                .with_extra((!pc.is_empty()).then_some(pc)),
+        )
     }
 
     /// Every child of folder `cid`, all pages (ref §4.1).
@@ -282,8 +279,8 @@ impl Open115 {
             let n = items.len() as u64;
             for it in &items {
                 if let Some(e) = self.entry_from_item(it) {
-                    if seen.insert(e.id.clone()) {
-                        self.parents.insert(e.id.clone(), cid.to_string());
+                    if seen.insert(e.id().to_string()) {
+                        self.parents.insert(e.id().to_string(), cid.to_string());
                         out.push(e);
                     }
                 }
@@ -360,7 +357,7 @@ impl Open115 {
                 n += 1;
                 let pc = it.get("pick_code").map(value_string).unwrap_or_default();
                 let id = it.get("id").map(value_string).unwrap_or_else(|| k.clone());
-                let matches = (entry.extra.as_deref().is_some_and(|p| p == pc) && !pc.is_empty()) || id == entry.id;
+                let matches = (entry.extra().is_some_and(|p| p == pc) && !pc.is_empty()) || id == entry.id();
                 if matches {
                     self.call(Req::post("/open/rb/del", vec![("tid", id)], true)).await?;
                     return Ok(());
@@ -383,7 +380,7 @@ impl Open115 {
 #[async_trait]
 impl Offline for Open115 {
     async fn add_tasks(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
-        Open115::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
+        Open115::offline_add(self, urls, dir.map(|d| d.id())).await
     }
 
     async fn tasks(&self) -> DriveResult<OfflineTasks> {
@@ -412,7 +409,7 @@ impl RapidPut for Open115 {
         mount::check_name(name)?;
         let e = self.upload(parent, name, src, mode).await?;
         if let Some(e) = &e {
-            self.parents.insert(e.id.clone(), parent.id.clone());
+            self.parents.insert(e.id().to_string(), parent.id().to_string());
         }
         Ok(e)
     }
@@ -487,16 +484,16 @@ impl Drive for Open115 {
     }
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
-        self.list_id(&dir.id).await
+        self.list_id(dir.id()).await
     }
 
     async fn link(&self, file: &Entry, req: &LinkRequest) -> DriveResult<Link> {
         if file.is_dir {
             return Err(DriveError::IsADirectory);
         }
-        let pc = match &file.extra {
-            Some(pc) => pc.clone(),
-            None => match self.get_info(&file.id).await? {
+        let pc = match file.extra() {
+            Some(pc) => pc.to_string(),
+            None => match self.get_info(file.id()).await? {
                 Some(info) => value_string(info.get("pick_code").unwrap_or(&Value::Null)),
                 None => return Err(DriveError::NotFound),
             },
@@ -509,7 +506,7 @@ impl Drive for Open115 {
             idempotent: true,
         };
         let env = self.api.call(&r).await?;
-        let item = match env.data.get(&file.id) {
+        let item = match env.data.get(file.id()) {
             Some(v) => v.clone(),
             None => match env.data.as_object().and_then(|o| o.values().next()) {
                 // One pick code asked, one answer: take it even if keyed differently.
@@ -535,7 +532,7 @@ impl Drive for Open115 {
         let env = self
             .call(Req::post(
                 "/open/folder/add",
-                vec![("pid", parent.id.clone()), ("file_name", name.to_string())],
+                vec![("pid", parent.id().to_string()), ("file_name", name.to_string())],
                 false,
             ))
             .await?;
@@ -543,7 +540,7 @@ impl Drive for Open115 {
         if id.is_empty() {
             return Err(DriveError::upstream("115 Open folder/add answered without a file_id"));
         }
-        self.parents.insert(id.clone(), parent.id.clone());
+        self.parents.insert(id.clone(), parent.id().to_string());
         let mut e = Entry::dir(id, name, Self::now());
         e.created = Some(e.modified);
         Ok(e)
@@ -552,54 +549,54 @@ impl Drive for Open115 {
     async fn move_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         mount::check_name(new_name)?;
         // 115 keeps same-name items side by side (ref §7.6): refuse instead of making a twin.
-        if self.list_id(&new_parent.id).await?.iter().any(|e| e.name == new_name && e.id != entry.id) {
+        if self.list_id(new_parent.id()).await?.iter().any(|e| e.name() == new_name && e.id() != entry.id()) {
             return Err(DriveError::Exists);
         }
-        let parent = self.parent_of(&entry.id).await?;
-        if parent.as_deref() != Some(new_parent.id.as_str()) {
-            self.move_ids(&entry.id, &new_parent.id).await?;
-            self.parents.insert(entry.id.clone(), new_parent.id.clone());
+        let parent = self.parent_of(entry.id()).await?;
+        if parent.as_deref() != Some(new_parent.id()) {
+            self.move_ids(entry.id(), new_parent.id()).await?;
+            self.parents.insert(entry.id().to_string(), new_parent.id().to_string());
         }
-        if new_name != entry.name {
-            self.rename_id(&entry.id, new_name).await?;
+        if new_name != entry.name() {
+            self.rename_id(entry.id(), new_name).await?;
         }
         let mut e = entry.clone();
-        e.name = new_name.to_string();
+        e.set_name(new_name);
         Ok(e)
     }
 
     async fn copy_to(&self, entry: &Entry, new_parent: &Entry, new_name: &str) -> DriveResult<Entry> {
         mount::check_name(new_name)?;
         let before: std::collections::HashSet<String> =
-            self.list_id(&new_parent.id).await?.into_iter().map(|e| e.id).collect();
+            self.list_id(new_parent.id()).await?.into_iter().map(|e| e.id().to_string()).collect();
         self.call(Req::post(
             "/open/ufile/copy",
-            vec![("pid", new_parent.id.clone()), ("file_id", entry.id.clone()), ("nodupli", "0".into())],
+            vec![("pid", new_parent.id().to_string()), ("file_id", entry.id().to_string()), ("nodupli", "0".into())],
             false,
         ))
         .await?;
-        let after = self.list_id(&new_parent.id).await?;
-        let fresh: Vec<&Entry> = after.iter().filter(|e| !before.contains(&e.id)).collect();
+        let after = self.list_id(new_parent.id()).await?;
+        let fresh: Vec<&Entry> = after.iter().filter(|e| !before.contains(e.id())).collect();
         let copy = fresh
             .iter()
-            .find(|e| e.name == entry.name && e.is_dir == entry.is_dir)
+            .find(|e| e.name() == entry.name() && e.is_dir == entry.is_dir)
             .or_else(|| fresh.iter().find(|e| e.is_dir == entry.is_dir && (e.is_dir || e.size == entry.size)))
             .map(|e| (*e).clone())
             .ok_or_else(|| DriveError::upstream("115 Open copy: the copy did not show up in the target folder"))?;
         let mut copy = copy;
-        if copy.name != new_name {
-            self.rename_id(&copy.id, new_name).await?;
-            copy.name = new_name.to_string();
+        if copy.name() != new_name {
+            self.rename_id(copy.id(), new_name).await?;
+            copy.set_name(new_name);
         }
         Ok(copy)
     }
 
     async fn remove(&self, entry: &Entry) -> DriveResult<()> {
-        if entry.id == "0" {
+        if entry.id() == "0" {
             return Err(DriveError::Forbidden("cannot remove the drive's root".into()));
         }
-        let parent = self.parents.get(&entry.id).map(|p| p.clone());
-        self.delete_id(&entry.id, parent.as_deref()).await?;
+        let parent = self.parents.get(entry.id()).map(|p| p.clone());
+        self.delete_id(entry.id(), parent.as_deref()).await?;
         if self.permanent_delete {
             self.purge(entry).await?;
         }
@@ -610,7 +607,7 @@ impl Drive for Open115 {
         mount::check_name(name)?;
         // 115 keeps same-name files side by side (ref §7.6): upload first, then remove
         // the old one, so a failed upload leaves it intact.
-        let old: Vec<Entry> = self.list_id(&parent.id).await?.into_iter().filter(|e| e.name == name).collect();
+        let old: Vec<Entry> = self.list_id(parent.id()).await?.into_iter().filter(|e| e.name() == name).collect();
         if old.iter().any(|e| e.is_dir) {
             return Err(DriveError::IsADirectory);
         }
@@ -619,12 +616,12 @@ impl Drive for Open115 {
             .upload(parent, name, &src, RapidMode::OrUpload)
             .await?
             .ok_or_else(|| DriveError::upstream("115 Open upload: no file was made"))?;
-        for o in old.iter().filter(|o| o.id != e.id) {
-            if let Err(err) = self.delete_id(&o.id, Some(&parent.id)).await {
+        for o in old.iter().filter(|o| o.id() != e.id()) {
+            if let Err(err) = self.delete_id(o.id(), Some(parent.id())).await {
                 tracing::warn!(mount = %self.mount, file = %name, "uploaded, but the old copy could not be removed: {err}");
             }
         }
-        self.parents.insert(e.id.clone(), parent.id.clone());
+        self.parents.insert(e.id().to_string(), parent.id().to_string());
         Ok(e)
     }
 

@@ -77,16 +77,10 @@ fn callback_of(data: &Value) -> Option<Callback> {
 impl Open115 {
     fn uploaded_entry(&self, id: String, pick_code: String, name: &str, up: &Hashed) -> Entry {
         let now = SystemTime::now();
-        Entry {
-            id,
-            name: name.to_string(),
-            is_dir: false,
-            size: up.size,
-            modified: now,
-            created: Some(now),
-            hashes: Hashes { sha1: Some(up.sha1.to_ascii_lowercase()), md5: None },
-            extra: (!pick_code.is_empty()).then_some(pick_code),
-        }
+        Entry::file(id, name, up.size, now)
+            .with_created(Some(now))
+            .with_hashes(Hashes { sha1: Some(up.sha1.to_ascii_lowercase()), md5: None })
+            .with_extra((!pick_code.is_empty()).then_some(pick_code))
     }
 
     /// STS credentials for OSS, cached until 5 minutes before they expire.
@@ -170,7 +164,7 @@ impl Open115 {
         mode: RapidMode,
     ) -> DriveResult<Option<Entry>> {
         let sha1 = up.sha1.to_ascii_uppercase();
-        let target = format!("U_1_{}", parent.id);
+        let target = format!("U_1_{}", parent.id());
         let key = format!("{sha1}:{}:{target}:{name}", up.size);
         if let Some(r) = self.resumable.get(&key).map(|r| r.clone()).filter(|_| mode == RapidMode::OrUpload) {
             match self.resume(&r, name, up).await {

@@ -208,9 +208,13 @@ impl Drive for ShareDrive {
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
         self.guard()?;
-        let items = self.note(self.list_items(&dir.id).await)?;
+        let items = self.note(self.list_items(dir.id()).await)?;
         let mut seen = std::collections::HashSet::new();
-        Ok(items.iter().filter_map(api115::entry_from_item).filter(|e| seen.insert((e.is_dir, e.id.clone()))).collect())
+        Ok(items
+            .iter()
+            .filter_map(api115::entry_from_item)
+            .filter(|e| seen.insert((e.is_dir, e.id().to_string())))
+            .collect())
     }
 
     async fn link(&self, file: &Entry, req: &LinkRequest) -> DriveResult<Link> {
@@ -221,18 +225,18 @@ impl Drive for ShareDrive {
         // (a) the app endpoint when logged in, then (b) the web endpoint (§7.3).
         let mut first_err = None;
         if self.api.try_creds().is_some() {
-            match client::downurl_app(&self.api, &self.share, &file.id, &req.user_agent).await {
+            match client::downurl_app(&self.api, &self.share, file.id(), &req.user_agent).await {
                 // The URL may be bound to the UA that asked: declare it (proxied when it
                 // is not the client's own).
                 Ok((url, ua, cookies)) => return Ok(api115::make_link(url, &ua, &cookies)),
                 Err(e @ DriveError::AuthLost(_)) => return self.note(Err(e)),
                 Err(e) => {
-                    tracing::info!(file = %file.name, "115 share app downurl failed ({e}); trying the web endpoint");
+                    tracing::info!(file = %file.name(), "115 share app downurl failed ({e}); trying the web endpoint");
                     first_err = Some(e);
                 }
             }
         }
-        match client::downurl_web(&self.api, &self.share, &file.id, &req.user_agent).await {
+        match client::downurl_web(&self.api, &self.share, file.id(), &req.user_agent).await {
             Ok((url, cookies)) => Ok(api115::make_link(url, &req.user_agent, &cookies)),
             Err(e @ DriveError::AuthLost(_)) => self.note(Err(e)),
             Err(e) => Err(match first_err {

@@ -237,7 +237,7 @@ impl P115Drive {
             .iter()
             .filter_map(client::entry_from_item)
             // A page boundary shifted by a concurrent change can repeat an item.
-            .filter(|e| seen.insert((e.is_dir, e.id.clone())))
+            .filter(|e| seen.insert((e.is_dir, e.id().to_string())))
             .collect()
     }
 
@@ -280,7 +280,7 @@ impl P115Drive {
                 l
             }
         };
-        Ok(list.into_iter().filter(|e| e.name == name).collect())
+        Ok(list.into_iter().filter(|e| e.name() == name).collect())
     }
 
     fn own_store(&self, dir: &str, list: Vec<Entry>) {
@@ -293,7 +293,7 @@ impl P115Drive {
 
     fn own_add(&self, dir: &str, e: &Entry) {
         if let Some((_, l)) = self.own_lists.lock().unwrap().get_mut(dir) {
-            l.retain(|x| x.id != e.id);
+            l.retain(|x| x.id() != e.id());
             l.push(e.clone());
         }
     }
@@ -301,7 +301,7 @@ impl P115Drive {
     fn own_forget(&self, ids: &[String]) {
         let mut m = self.own_lists.lock().unwrap();
         for (_, l) in m.values_mut() {
-            l.retain(|x| !ids.contains(&x.id));
+            l.retain(|x| !ids.iter().any(|i| i == x.id()));
         }
         for id in ids {
             m.remove(id);
@@ -315,13 +315,13 @@ impl P115Drive {
             self.rename_id(id, name).await?;
         }
         let e = self.info(id).await?;
-        if e.name == name {
+        if e.name() == name {
             return Ok(e);
         }
         self.rename_id(id, name).await?;
         let e = self.info(id).await?;
-        if e.name != name {
-            return Err(DriveError::upstream(format!("115 kept the name {:?} instead of {name:?}", e.name)));
+        if e.name() != name {
+            return Err(DriveError::upstream(format!("115 kept the name {:?} instead of {name:?}", e.name())));
         }
         Ok(e)
     }
@@ -352,13 +352,13 @@ impl P115Drive {
             };
             for it in &items {
                 let rid = fstr(it, "id").unwrap_or_default();
-                if rid == entry.id {
+                if rid == entry.id() {
                     rids.insert(0, rid);
                     break 'pages;
                 }
                 // The bin id may differ from the item's id: match the name and the
                 // folder it came from.
-                if fstr(it, "file_name").as_deref() == Some(entry.name.as_str())
+                if fstr(it, "file_name").as_deref() == Some(entry.name())
                     && parent_hint.is_none_or(|p| fstr(it, "cid").as_deref() == Some(p))
                 {
                     rids.push(rid);
@@ -370,7 +370,7 @@ impl P115Drive {
             offset += items.len();
         }
         let Some(rid) = rids.into_iter().next() else {
-            tracing::warn!(file = %entry.name, "deleted, but not found in the recycle bin to purge");
+            tracing::warn!(file = %entry.name(), "deleted, but not found in the recycle bin to purge");
             return Ok(());
         };
         let mut pairs = vec![("rid[0]", rid.as_str())];
@@ -384,7 +384,7 @@ impl P115Drive {
 #[async_trait]
 impl Offline for P115Drive {
     async fn add_tasks(&self, urls: &[String], dir: Option<&Entry>) -> DriveResult<Vec<OfflineAdded>> {
-        P115Drive::offline_add(self, urls, dir.map(|d| d.id.as_str())).await
+        P115Drive::offline_add(self, urls, dir.map(|d| d.id())).await
     }
 
     async fn tasks(&self) -> DriveResult<OfflineTasks> {
@@ -460,9 +460,9 @@ impl Drive for P115Drive {
     }
 
     async fn list(&self, dir: &Entry) -> DriveResult<Vec<Entry>> {
-        let (items, _) = self.list_raw(&dir.id).await?;
+        let (items, _) = self.list_raw(dir.id()).await?;
         let l = Self::entries(&items);
-        self.own_store(&dir.id, l.clone());
+        self.own_store(dir.id(), l.clone());
         Ok(l)
     }
 
@@ -470,9 +470,9 @@ impl Drive for P115Drive {
         if file.is_dir {
             return Err(DriveError::IsADirectory);
         }
-        let pc = match &file.extra {
-            Some(pc) if !pc.is_empty() => pc.clone(),
-            _ => self.info(&file.id).await?.extra.ok_or(DriveError::NotFound)?,
+        let pc = match file.extra() {
+            Some(pc) if !pc.is_empty() => pc.to_string(),
+            _ => self.info(file.id()).await?.extra().map(str::to_string).ok_or(DriveError::NotFound)?,
         };
         let plain = serde_json::json!({ "pickcode": pc }).to_string();
         // The URL is bound to the UA that asked: ask with the client's (§3.5), none if none.
@@ -490,11 +490,11 @@ impl Drive for P115Drive {
         check_115_name(name)?;
         let _g = self.mutate.lock().await;
         // 115 allows a folder beside a file of the same name; a file system does not.
-        if !self.named(&parent.id, name).await?.is_empty() {
+        if !self.named(parent.id(), name).await?.is_empty() {
             return Err(DriveError::Exists);
         }
         let v =
-            self.api.post_form("mkdir", hosts::WEBAPI, "/files/add", &[("pid", &parent.id), ("cname", name)]).await?;
+            self.api.post_form("mkdir", hosts::WEBAPI, "/files/add", &[("pid", parent.id()), ("cname", name)]).await?;
         let id = client::fid(&v, "cid")
             .or_else(|| client::fid(&v, "file_id"))
             .ok_or_else(|| DriveError::upstream("115 mkdir: no folder id"))?;
@@ -504,7 +504,7 @@ impl Drive for P115Drive {
             std::time::SystemTime::now(),
         );
         e.created = Some(e.modified);
-        self.own_add(&parent.id, &e);
+        self.own_add(parent.id(), &e);
         Ok(e)
     }
 
@@ -515,18 +515,18 @@ impl Drive for P115Drive {
         }
         let _g = self.mutate.lock().await;
         // 115 keeps duplicate names side by side; refuse instead of making one.
-        if self.named(&new_parent.id, new_name).await?.iter().any(|e| e.id != entry.id) {
+        if self.named(new_parent.id(), new_name).await?.iter().any(|e| e.id() != entry.id()) {
             return Err(DriveError::Exists);
         }
         let cur_parent = self.parent_of(entry).await?;
-        if cur_parent.as_deref() != Some(new_parent.id.as_str()) {
-            self.move_id(&entry.id, &new_parent.id).await?;
-        } else if entry.name == new_name {
+        if cur_parent.as_deref() != Some(new_parent.id()) {
+            self.move_id(entry.id(), new_parent.id()).await?;
+        } else if entry.name() == new_name {
             return Ok(entry.clone());
         }
-        self.own_forget(std::slice::from_ref(&entry.id));
-        let e = self.settle_name(&entry.id, &entry.name, new_name).await?;
-        self.own_add(&new_parent.id, &e);
+        self.own_forget(std::slice::from_ref(&entry.id().to_string()));
+        let e = self.settle_name(entry.id(), entry.name(), new_name).await?;
+        self.own_add(new_parent.id(), &e);
         Ok(e)
     }
 
@@ -536,40 +536,41 @@ impl Drive for P115Drive {
             check_115_name(new_name)?;
         }
         let _g = self.mutate.lock().await;
-        let present = Self::entries(&self.list_raw(&new_parent.id).await?.0);
-        if present.iter().any(|e| e.name == new_name) {
+        let present = Self::entries(&self.list_raw(new_parent.id()).await?.0);
+        if present.iter().any(|e| e.name() == new_name) {
             return Err(DriveError::Exists);
         }
-        let before: std::collections::HashSet<String> = present.into_iter().map(|e| e.id).collect();
+        let before: std::collections::HashSet<String> = present.into_iter().map(|e| e.id().to_string()).collect();
         self.api
-            .post_form("copy", hosts::WEBAPI, "/files/copy", &[("pid", &new_parent.id), ("fid[0]", &entry.id)])
+            .post_form("copy", hosts::WEBAPI, "/files/copy", &[("pid", new_parent.id()), ("fid[0]", entry.id())])
             .await?;
         // The answer carries no id: find the new item in the target folder.
-        let after = Self::entries(&self.list_raw(&new_parent.id).await?.0);
-        let fresh: Vec<&Entry> = after.iter().filter(|e| !before.contains(&e.id) && e.is_dir == entry.is_dir).collect();
+        let after = Self::entries(&self.list_raw(new_parent.id()).await?.0);
+        let fresh: Vec<&Entry> =
+            after.iter().filter(|e| !before.contains(e.id()) && e.is_dir == entry.is_dir).collect();
         let new = fresh
             .iter()
-            .find(|e| e.name == entry.name)
-            .or_else(|| fresh.iter().find(|e| entry.hashes.sha1.is_some() && e.hashes.sha1 == entry.hashes.sha1))
+            .find(|e| e.name() == entry.name())
+            .or_else(|| fresh.iter().find(|e| entry.hashes().sha1.is_some() && e.hashes().sha1 == entry.hashes().sha1))
             .or_else(|| if fresh.len() == 1 { fresh.first() } else { None })
             .ok_or_else(|| DriveError::upstream("115 copy: the copy did not show up in the target folder"))?;
-        let (id, cur) = (new.id.clone(), new.name.clone());
+        let (id, cur) = (new.id().to_string(), new.name().to_string());
         let e = self.settle_name(&id, &cur, new_name).await?;
         self.own_store(
-            &new_parent.id,
-            after.into_iter().filter(|x| x.id != id).chain(std::iter::once(e.clone())).collect(),
+            new_parent.id(),
+            after.into_iter().filter(|x| x.id() != id).chain(std::iter::once(e.clone())).collect(),
         );
         Ok(e)
     }
 
     async fn remove(&self, entry: &Entry) -> DriveResult<()> {
-        if entry.id == "0" || entry.id == self.root_id {
+        if entry.id() == "0" || entry.id() == self.root_id {
             return Err(DriveError::Forbidden("cannot remove the mount's root".into()));
         }
         let _g = self.mutate.lock().await;
         let parent =
             if self.delete == DeleteMode::Permanent { self.parent_of(entry).await.ok().flatten() } else { None };
-        self.delete_ids(std::slice::from_ref(&entry.id)).await?;
+        self.delete_ids(std::slice::from_ref(&entry.id().to_string())).await?;
         if self.delete == DeleteMode::Permanent {
             self.purge(entry, parent.as_deref()).await?;
         }
@@ -623,7 +624,7 @@ impl P115Drive {
 
     /// The parent folder id of an entry, as 115 says now.
     async fn parent_of(&self, entry: &Entry) -> DriveResult<Option<String>> {
-        let v = self.api.get_info("file_id", &entry.id).await?;
+        let v = self.api.get_info("file_id", entry.id()).await?;
         Ok(client::item_parent(&v))
     }
 }

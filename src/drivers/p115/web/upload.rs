@@ -220,7 +220,7 @@ pub async fn store(
     mode: RapidMode,
 ) -> DriveResult<Option<Entry>> {
     crate::vfs::mount::check_name(name)?;
-    let existing = d.named(&parent.id, name).await?;
+    let existing = d.named(parent.id(), name).await?;
     if existing.iter().any(|e| e.is_dir) {
         return Err(DriveError::IsADirectory);
     }
@@ -240,7 +240,7 @@ pub async fn store(
     // preid (SHA-1 of the first 128 KiB) belongs to upload API 3.0; 4.0 does not send
     // it, so it is not read.
     tracing::debug!(file = name, size = upload.size, sha1 = %fileid, "115 upload");
-    let target = format!("U_1_{}", parent.id);
+    let target = format!("U_1_{}", parent.id());
     let mut second: Option<(String, String)> = None;
     let mut made: Option<Entry> = None;
     for _round in 0..3 {
@@ -291,13 +291,18 @@ pub async fn store(
     // again under the lock, so that concurrent uploads of one name leave one file.
     let _g = d.mutate.lock().await;
     drop(existing);
-    let old: Vec<String> =
-        d.named(&parent.id, name).await?.into_iter().filter(|e| e.id != new.id && !e.is_dir).map(|e| e.id).collect();
+    let old: Vec<String> = d
+        .named(parent.id(), name)
+        .await?
+        .into_iter()
+        .filter(|e| e.id() != new.id() && !e.is_dir)
+        .map(|e| e.id().to_string())
+        .collect();
     if !old.is_empty() {
         d.delete_ids(&old).await?;
     }
-    let new = if new.name != name { d.settle_name(&new.id, &new.name, name).await? } else { new };
-    d.own_add(&parent.id, &new);
+    let new = if new.name() != name { d.settle_name(new.id(), new.name(), name).await? } else { new };
+    d.own_add(parent.id(), &new);
     Ok(Some(new))
 }
 
@@ -313,8 +318,8 @@ async fn find_uploaded(d: &P115Drive, parent: &Entry, name: &str, pc: &str, file
     let sha = fileid.to_ascii_lowercase();
     let list = d.list(parent).await?;
     list.iter()
-        .filter(|e| !e.is_dir && e.hashes.sha1.as_deref() == Some(sha.as_str()))
-        .find(|e| (!pc.is_empty() && e.extra.as_deref() == Some(pc)) || e.name == name)
+        .filter(|e| !e.is_dir && e.hashes().sha1.as_deref() == Some(sha.as_str()))
+        .find(|e| (!pc.is_empty() && e.extra() == Some(pc)) || e.name() == name)
         .cloned()
         .ok_or_else(|| DriveError::upstream("115 upload: done, but the file is not in the folder"))
 }
