@@ -12,19 +12,10 @@ use std::time::Duration;
 
 use common::{ConfigBuilder, Server, TestDir};
 
-/// Deterministic bytes that differ at every offset (xorshift), so a misplaced or
-/// zeroed chunk cannot pass for the right one.
+/// Deterministic bytes that differ at every offset, so a misplaced or zeroed chunk
+/// cannot pass for the right one.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    upstream::pseudo_random(len, seed)
 }
 
 struct Resp {
