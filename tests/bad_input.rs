@@ -508,3 +508,21 @@ fn a_refused_proppatch_changes_nothing() {
         .to_string();
     assert!(!resp.contains("kept?"), "a property of the refused PROPPATCH was stored: {resp}");
 }
+
+/// Every `pandav login` refuses a mount of another driver, by name, before it asks any
+/// provider anything (the local mount has no provider to ask, nor options to parse).
+#[test]
+fn a_login_for_another_drivers_mount_is_refused() {
+    let dir = TestDir::new();
+    let data = dir.mkdir("data");
+    let cfg = dir.write("pandav.toml", ConfigBuilder::new().local("/l", &data).build(&dir.mkdir("state")));
+    for login in ["115", "115-open", "aliyundrive", "aliyundrive-open"] {
+        let out = run(
+            Command::new(env!("CARGO_BIN_EXE_pandav")).args(["login", login, "--mount", "/l", "--config"]).arg(&cfg),
+            Duration::from_secs(30),
+        );
+        let err = &out.stderr;
+        assert!(!out.ok(), "pandav login {login} on a local mount succeeded");
+        assert!(err.contains("mount /l uses driver \"local\""), "pandav login {login}: {err}");
+    }
+}

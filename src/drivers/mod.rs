@@ -58,6 +58,22 @@ pub struct MountRef {
     pub ctx: DriverCtx,
 }
 
+impl MountRef {
+    /// Refuses a mount whose driver is none of `drivers` (a login serves its own).
+    pub fn expect_driver(&self, drivers: &[&str]) -> Result<()> {
+        if drivers.contains(&self.driver.as_str()) {
+            return Ok(());
+        }
+        Err(anyhow!("mount {} uses driver {:?}, not {}", self.path, self.driver, drivers.join(" or ")))
+    }
+
+    /// The mount's options as `T`, once its driver is one of `drivers`.
+    pub fn options_for<T: DeserializeOwned>(&mut self, drivers: &[&str]) -> Result<T> {
+        self.expect_driver(drivers)?;
+        parse_options(std::mem::take(&mut self.options)).map_err(|e| anyhow!("mount {} options: {e:#}", self.path))
+    }
+}
+
 /// Arguments every `pandav login <provider>` takes (a driver's login flattens them).
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoginCommon {

@@ -194,12 +194,8 @@ pub fn login_entry(args: Vec<String>, host: &dyn crate::drivers::LoginHost) -> c
     Box::pin(async move {
         use clap::Parser;
         let a = LoginArgs::parse_from(std::iter::once("pandav login aliyundrive".to_string()).chain(args));
-        let m = host.mount(&a.common)?;
-        if !DRIVERS.contains(&m.driver.as_str()) {
-            anyhow::bail!("mount {} uses driver {:?}, not aliyundrive or aliyundrive_share", m.path, m.driver);
-        }
-        let opts: MountOpts =
-            toml::Value::Table(m.options).try_into().map_err(|e| anyhow::anyhow!("mount {} options: {e}", m.path))?;
+        let mut m = host.mount(&a.common)?;
+        let opts: MountOpts = m.options_for(DRIVERS)?;
         login(host, &opts, &m.ctx, a.common.png.as_deref(), Duration::from_secs(a.timeout)).await
     })
 }

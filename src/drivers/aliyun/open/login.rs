@@ -605,12 +605,8 @@ pub fn login_entry(args: Vec<String>, host: &dyn crate::drivers::LoginHost) -> c
     Box::pin(async move {
         use clap::Parser;
         let a = LoginArgs::parse_from(std::iter::once("pandav login aliyundrive-open".to_string()).chain(args));
-        let m = host.mount(&a.common)?;
-        if m.driver != super::NAME {
-            anyhow::bail!("mount {} uses driver {:?}, not {}", m.path, m.driver, super::NAME);
-        }
-        let opts: super::Options =
-            crate::drivers::parse_options(m.options).map_err(|e| anyhow::anyhow!("mount {} options: {e:#}", m.path))?;
+        let mut m = host.mount(&a.common)?;
+        let opts: super::Options = m.options_for(&[super::NAME])?;
         let via = login_via(&opts, a.client_id, a.client_secret)?;
         login(host, &opts, &m.ctx, &via, a.common.png.as_deref(), Duration::from_secs(a.timeout)).await
     })

@@ -430,12 +430,8 @@ pub fn login_entry(args: Vec<String>, host: &dyn crate::drivers::LoginHost) -> c
     Box::pin(async move {
         use clap::Parser;
         let a = LoginArgs::parse_from(std::iter::once("pandav login 115-open".to_string()).chain(args));
-        let m = host.mount(&a.common)?;
-        if m.driver != "115_open" {
-            anyhow::bail!("mount {} uses driver {:?}, not 115_open", m.path, m.driver);
-        }
-        let opts: super::Options =
-            crate::drivers::parse_options(m.options).map_err(|e| anyhow::anyhow!("mount {} options: {e:#}", m.path))?;
+        let mut m = host.mount(&a.common)?;
+        let opts: super::Options = m.options_for(&["115_open"])?;
         login(host, &opts, &m.ctx, a.client_id, a.common.png.as_deref(), Duration::from_secs(a.timeout)).await
     })
 }

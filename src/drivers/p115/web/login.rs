@@ -231,9 +231,7 @@ async fn login(a: Args, host: &dyn LoginHost) -> Result<()> {
         return Err(anyhow!("--app {app:?} is not a 115 app type (one of: {})", names.join(", ")));
     }
     let m = host.mount(&a.common)?;
-    if m.driver != "115" && m.driver != "115_share" {
-        return Err(anyhow!("mount {} uses driver {:?}; 115 login is for 115 and 115_share mounts", m.path, m.driver));
-    }
+    m.expect_driver(&["115", "115_share"])?;
     let config_cookie = m.options.get("cookie").and_then(|c| c.as_str()).unwrap_or("").trim().to_string();
     let endpoints: BTreeMap<String, String> = match m.options.get("endpoints") {
         Some(e) => e.clone().try_into().map_err(|e| anyhow!("mount {}: endpoints: {e}", m.path))?,
