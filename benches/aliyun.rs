@@ -18,10 +18,7 @@ use std::time::Instant;
 
 use emualiyun::{EmuAliyun, Options, TokenKind};
 use pandav::drivers::aliyun::consumer;
-use pandav::drivers::DriverCtx;
-use pandav::state::StateHandle;
-use pandav::vfs::*;
-use support::aliyun::print_calls;
+use support::aliyun::{mount_with_big_folder, print_calls};
 use support::{env_num, ms};
 
 mod support;
@@ -41,26 +38,8 @@ async fn run() {
     let rt = emu.issue_refresh_token(&user.user_id, TokenKind::Mobile);
     let dir = tempfile::tempdir_in(std::env::var("ALIYUN_BENCH_TMP").unwrap_or_else(|_| "/tmp".into())).unwrap();
 
-    let mut text = format!("refresh_token = {rt:?}\nrate_limit = {rate}\n[endpoints]\n");
-    for (h, b) in emu.endpoints() {
-        text.push_str(&format!("{h:?} = {b:?}\n"));
-    }
-    let ctx = DriverCtx {
-        mount_path: "/aliyun".into(),
-        state: StateHandle::at(dir.path().join("state/mount-_aliyun.json")),
-        base_dir: dir.path().into(),
-        source: None,
-    };
-    let drive: Arc<dyn Drive> = consumer::build(toml::from_str(&text).unwrap(), &ctx).unwrap();
-    let m = support::bench_mount("/aliyun", drive, dir.path());
-
-    let t = Instant::now();
-    let big = emu.mkdir(&drive_id, "root", "big");
-    emu.mkdir(&drive_id, "root", "up");
-    for i in 0..n_files {
-        emu.put_file(&drive_id, &big, &format!("file-{i:05}.bin"), format!("content of file {i}\n").into_bytes());
-    }
-    println!("fixture: {n_files} files seeded in the emulator in {}", ms(t.elapsed()));
+    let options = format!("refresh_token = {rt:?}\nrate_limit = {rate}");
+    let m = mount_with_big_folder(&emu, &drive_id, n_files, "/aliyun", &options, consumer::build, dir.path());
     let t = Instant::now();
     m.init().await.unwrap();
     println!("start-up (token refresh, device session, drive id): {}", ms(t.elapsed()));

@@ -21,10 +21,7 @@ use std::time::Instant;
 
 use emualiyun::{AppSpec, EmuAliyun, Options};
 use pandav::drivers::aliyun::open;
-use pandav::drivers::DriverCtx;
-use pandav::state::StateHandle;
-use pandav::vfs::*;
-use support::aliyun::print_calls;
+use support::aliyun::{mount_with_big_folder, print_calls};
 use support::{env_num, ms};
 
 mod support;
@@ -56,26 +53,7 @@ async fn run() {
     if let Some(r) = rate {
         text.push_str(&format!("rate_limit = {r}\n"));
     }
-    text.push_str("[endpoints]\n");
-    for (h, b) in emu.endpoints() {
-        text.push_str(&format!("{h:?} = {b:?}\n"));
-    }
-    let ctx = DriverCtx {
-        mount_path: "/open".into(),
-        state: StateHandle::at(dir.path().join("state/mount-_open.json")),
-        base_dir: dir.path().into(),
-        source: None,
-    };
-    let drive: Arc<dyn Drive> = open::build(toml::from_str(&text).unwrap(), &ctx).unwrap();
-    let m = support::bench_mount("/open", drive, dir.path());
-
-    let t = Instant::now();
-    let big = emu.mkdir(&drive_id, "root", "big");
-    emu.mkdir(&drive_id, "root", "up");
-    for i in 0..n_files {
-        emu.put_file(&drive_id, &big, &format!("file-{i:05}.bin"), format!("content of file {i}\n").into_bytes());
-    }
-    println!("fixture: {n_files} files seeded in the emulator in {}", ms(t.elapsed()));
+    let m = mount_with_big_folder(&emu, &drive_id, n_files, "/open", &text, open::build, dir.path());
     emu.clear_log();
     let t = Instant::now();
     m.init().await.unwrap();

@@ -2,12 +2,54 @@
 //! `emualiyun` emulator: a big folder listed cold and cached, and a rapid upload.
 
 use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use emualiyun::{EmuAliyun, Pattern, DATA_HOST};
-use pandav::vfs::Mount;
+use pandav::drivers::DriverCtx;
+use pandav::state::StateHandle;
+use pandav::vfs::{Drive, Mount};
 
 use super::ms;
+
+/// A driver's function that builds its drive from the mount's options.
+pub type Build = fn(toml::Table, &DriverCtx) -> anyhow::Result<Arc<dyn Drive>>;
+
+/// The mount at `path` of the drive `build` makes from `options` (TOML lines) and the
+/// emulator's endpoints, its state under `dir`; then `/big` with `n_files` small files
+/// and an empty `/up` in the user's drive `drive_id`.
+pub fn mount_with_big_folder(
+    emu: &EmuAliyun,
+    drive_id: &str,
+    n_files: usize,
+    path: &str,
+    options: &str,
+    build: Build,
+    dir: &Path,
+) -> Mount {
+    let mut text = format!("{options}\n[endpoints]\n");
+    for (h, b) in emu.endpoints() {
+        text.push_str(&format!("{h:?} = {b:?}\n"));
+    }
+    let ctx = DriverCtx {
+        mount_path: path.into(),
+        state: StateHandle::at(dir.join(format!("state/mount-{}.json", path.replace('/', "_")))),
+        base_dir: dir.into(),
+        source: None,
+    };
+    let drive = build(toml::from_str(&text).unwrap(), &ctx).unwrap();
+    let m = super::bench_mount(path, drive, dir);
+
+    let t = Instant::now();
+    let big = emu.mkdir(drive_id, "root", "big");
+    emu.mkdir(drive_id, "root", "up");
+    for i in 0..n_files {
+        emu.put_file(drive_id, &big, &format!("file-{i:05}.bin"), format!("content of file {i}\n").into_bytes());
+    }
+    println!("fixture: {n_files} files seeded in the emulator in {}", ms(t.elapsed()));
+    m
+}
 
 /// The emulator's request log since the last `clear_log`, counted by endpoint and status.
 pub fn print_calls(label: &str, emu: &EmuAliyun) {
