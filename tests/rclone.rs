@@ -48,21 +48,7 @@ impl Rclone {
              owncloud vendor relies on); {INSTALL_HINT}",
             bin.display()
         );
-        let conf = t.write("rclone/rclone.conf", b"");
-        let obscured = run(Command::new(&bin).args(["obscure", PASS]), Duration::from_secs(60))
-            .expect_ok("rclone obscure")
-            .stdout
-            .trim()
-            .to_string();
-        let env = vec![
-            ("RCLONE_CONFIG".into(), conf.to_str().unwrap().into()),
-            ("RCLONE_CACHE_DIR".into(), t.mkdir("rclone/cache").to_str().unwrap().into()),
-            ("RCLONE_CONFIG_PD_TYPE".into(), "webdav".into()),
-            ("RCLONE_CONFIG_PD_URL".into(), format!("{}/", srv.url())),
-            ("RCLONE_CONFIG_PD_VENDOR".into(), "owncloud".into()),
-            ("RCLONE_CONFIG_PD_USER".into(), USER.into()),
-            ("RCLONE_CONFIG_PD_PASS".into(), obscured),
-        ];
+        let env = rclone_remote_env(t, &bin, srv.url(), "owncloud", USER, PASS);
         Rclone { bin, env }
     }
 

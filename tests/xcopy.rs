@@ -581,23 +581,9 @@ struct Rclone {
 impl Rclone {
     fn new(t: &TestDir, srv: &Server) -> Rclone {
         let bin = tool("rclone");
-        let conf = t.write("rclone/rclone.conf", b"");
-        let obscured = run(std::process::Command::new(&bin).args(["obscure", "x"]), Duration::from_secs(60))
-            .expect_ok("rclone obscure")
-            .stdout
-            .trim()
-            .to_string();
-        let env = vec![
-            ("RCLONE_CONFIG".into(), conf.to_str().unwrap().into()),
-            ("RCLONE_CACHE_DIR".into(), t.mkdir("rclone/cache").to_str().unwrap().into()),
-            ("RCLONE_CONFIG_PD_TYPE".into(), "webdav".into()),
-            ("RCLONE_CONFIG_PD_URL".into(), format!("{}/", srv.url())),
-            // Not "owncloud": that vendor sets every copy's time with PROPPATCH after
-            // the COPY, which 115 and 115 Open refuse (they keep their own times).
-            ("RCLONE_CONFIG_PD_VENDOR".into(), "other".into()),
-            ("RCLONE_CONFIG_PD_USER".into(), "rc".into()),
-            ("RCLONE_CONFIG_PD_PASS".into(), obscured),
-        ];
+        // Not "owncloud": that vendor sets every copy's time with PROPPATCH after the
+        // COPY, which 115 and 115 Open refuse (they keep their own times).
+        let env = rclone_remote_env(t, &bin, srv.url(), "other", "rc", "x");
         Rclone { env }
     }
 

@@ -602,3 +602,30 @@ pub fn between(s: &str, open: &str, close: &str) -> Option<String> {
     let j = s[i..].find(close)? + i;
     Some(s[i..j].to_string())
 }
+
+/// The environment that gives `rclone` (binary `bin`) the WebDAV remote `pd:` at
+/// `url` with `vendor`'s dialect and these credentials, its config and cache in `t`.
+pub fn rclone_remote_env(
+    t: &TestDir,
+    bin: &Path,
+    url: &str,
+    vendor: &str,
+    user: &str,
+    pass: &str,
+) -> Vec<(String, String)> {
+    let conf = t.write("rclone/rclone.conf", b"");
+    let obscured = run(Command::new(bin).args(["obscure", pass]), Duration::from_secs(60))
+        .expect_ok("rclone obscure")
+        .stdout
+        .trim()
+        .to_string();
+    vec![
+        ("RCLONE_CONFIG".into(), conf.to_str().unwrap().into()),
+        ("RCLONE_CACHE_DIR".into(), t.mkdir("rclone/cache").to_str().unwrap().into()),
+        ("RCLONE_CONFIG_PD_TYPE".into(), "webdav".into()),
+        ("RCLONE_CONFIG_PD_URL".into(), format!("{url}/")),
+        ("RCLONE_CONFIG_PD_VENDOR".into(), vendor.into()),
+        ("RCLONE_CONFIG_PD_USER".into(), user.into()),
+        ("RCLONE_CONFIG_PD_PASS".into(), obscured),
+    ]
+}
